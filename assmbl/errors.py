@@ -1,0 +1,140 @@
+"""The one error envelope of the API and the DRF exception handler that produces it.
+
+Every 4xx/5xx body is ``{"error": {"code", "message", "details"}}`` (API.md). Services raise
+``ApiError`` subclasses (or DRF's own exceptions); views never build error bodies by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(exceptions.APIException):
+    """An error with a documented snake_case code. Subclasses set status_code and code."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid_request"
+    default_detail = "The request is invalid."
+
+    def __init__(self, message: str | None = None, *, code: str | None = None, details: Any = None) -> None:
+        self.message = message or str(self.default_detail)
+        if code:
+            self.code = code
+        self.details = details
+        super().__init__(self.message, self.code)
+
+
+class ValidationFailed(ApiError):
+    status_code = 400
+    code = "validation_error"
+    default_detail = "The request is invalid."
+
+
+class NotFound(ApiError):
+    status_code = 404
+    code = "not_found"
+    default_detail = "No such resource."
+
+
+class Conflict(ApiError):
+    status_code = 409
+    code = "conflict"
+    default_detail = "The resource is in a state that does not allow this."
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+    code = "payload_too_large"
+    default_detail = "The request is too large."
+
+
+class RateLimited(ApiError):
+    status_code = 429
+    code = "rate_limited"
+    default_detail = "Too many requests."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def error_response(status_code: int, code: str, message: str, details: Any = None) -> JsonResponse:
+    """For plain Django views (404/500 handlers, middleware) outside DRF."""
+    return JsonResponse(error_body(code, message, details), status=status_code)
+
+
+def _validation_message(detail: Any) -> str:
+    if isinstance(detail, dict):
+        for field, value in detail.items():
+            return f"{field}: {_validation_message(value)}"
+    if isinstance(detail, list) and detail:
+        return _validation_message(detail[0])
+    return str(detail)
+
+
+_DRF_CODES = {
+    exceptions.NotAuthenticated: "unauthenticated",
+    exceptions.AuthenticationFailed: "invalid_token",
+    exceptions.PermissionDenied: "forbidden",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.ParseError: "invalid_json",
+    exceptions.Throttled: "rate_limited",
+}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    headers: dict[str, str] = {}
+    if isinstance(exc, Http404):
+        exc = NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge("The request body is larger than the limit.")
+    elif isinstance(exc, (OperationalError, InterfaceError, DatabaseError)):
+        # The database is down or restarting: say so and let the client retry, rather
+        # than a bare 500 that looks like a bug in the request.
+        log.warning("database unavailable: %s", exc)
+        set_rollback()
+        body = error_body("service_unavailable", "The service is temporarily unavailable; retry shortly.")
+        return Response(body, status=503, headers={"Retry-After": "2"})
+
+    if isinstance(exc, ApiError):
+        body = error_body(exc.code, exc.message, exc.details)
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, exceptions.ValidationError):
+        body = error_body("validation_error", _validation_message(exc.detail), exc.detail)
+    elif isinstance(exc, exceptions.APIException):
+        code = _DRF_CODES.get(type(exc), "error")
+        message = str(exc.detail) if not isinstance(exc.detail, (dict, list)) else _validation_message(exc.detail)
+        body = error_body(code, message, None)
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+    else:
+        return None
+
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="api"')
+        exc.status_code = status.HTTP_401_UNAUTHORIZED
+    set_rollback()
+    return Response(body, status=exc.status_code, headers=headers)

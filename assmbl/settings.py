@@ -1,0 +1,255 @@
+"""Settings for Assmbl Mail. Every value comes from the environment (see .env.example).
+
+With nothing set, the service runs embedded: SQLite in DATA_DIR, raw mail on the local
+filesystem, a broker that needs no server. The same code runs in production with
+DATABASE_URL, CELERY_BROKER_URL, CACHE_URL, MAIL_STORAGE=s3 and MAIL_OUTBOUND=ses.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import dj_database_url
+
+from assmbl.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+DEBUG = env_bool("DEBUG", False)
+TESTING = "pytest" in sys.modules or env_bool("ASSMBL_TESTING", False)
+
+# Checked by assmbl.checks (assmbl.E001/E002): outside debug a missing secret stops the
+# service instead of falling back to a key anyone can read in this file.
+INSECURE_PLACEHOLDER = "insecure-development-only"
+SECRET_KEY = env_str("SECRET_KEY") or INSECURE_PLACEHOLDER
+TOKEN_PEPPER = env_str("TOKEN_PEPPER") or INSECURE_PLACEHOLDER
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "anymail",
+    "assmbl",
+    "directory",
+    "mail",
+    "webhooks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "assmbl.urls"
+WSGI_APPLICATION = "assmbl.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web server, the SMTP listener and the worker read while one writes;
+    # IMMEDIATE transactions take the write lock up front instead of failing on upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (throttling, SNS certificate cache) ------------------------------------------
+CACHE_URL = env_str("CACHE_URL")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "assmbl"}}
+
+# --- Mail identity and limits --------------------------------------------------------------
+MAIL_DOMAIN = env_str("MAIL_DOMAIN", "agents.localhost").lower()
+SENDER_VERIFICATION_ENABLED = env_bool("SENDER_VERIFICATION_ENABLED", True)
+# SES accepts and delivers messages up to 40 MB; we use the same cap everywhere.
+MAX_MESSAGE_BYTES = env_int("MAX_MESSAGE_BYTES", 40 * 1024 * 1024, minimum=1024)
+MAX_HEADER_BYTES = env_int("MAX_HEADER_BYTES", 128 * 1024, minimum=1024)
+MAX_MIME_DEPTH = env_int("MAX_MIME_DEPTH", 32, minimum=1)
+MAX_MIME_PARTS = env_int("MAX_MIME_PARTS", 1000, minimum=1)
+PARSE_TIME_BUDGET_SECONDS = env_int("PARSE_TIME_BUDGET_SECONDS", 10, minimum=1)
+MAX_RECIPIENTS = env_int("MAX_RECIPIENTS", 50, minimum=1)
+MAX_ATTACHMENT_BYTES = env_int("MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024, minimum=1)
+# JSON request bodies; Django answers larger ones with RequestDataTooBig, mapped to 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
+
+# --- Storage: raw MIME and attachments -------------------------------------------------------
+MAIL_STORAGE = env_str("MAIL_STORAGE", "file")  # "file" | "s3"
+AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
+AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None
+MAIL_S3_BUCKET = env_str("MAIL_S3_BUCKET")
+MAIL_S3_PREFIX = env_str("MAIL_S3_PREFIX", "raw")
+ARCHIVE_S3_BUCKET = env_str("ARCHIVE_S3_BUCKET") or MAIL_S3_BUCKET
+ARCHIVE_S3_PREFIX = env_str("ARCHIVE_S3_PREFIX", "archive")
+
+if MAIL_STORAGE == "s3":
+    _s3 = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "region_name": AWS_REGION,
+            "endpoint_url": AWS_S3_ENDPOINT_URL,
+            "signature_version": "s3v4",
+            "file_overwrite": True,
+            "default_acl": None,
+        },
+    }
+    _mail_storage = {**_s3, "OPTIONS": {**_s3["OPTIONS"], "bucket_name": MAIL_S3_BUCKET, "location": MAIL_S3_PREFIX}}
+    _archive_storage = {
+        **_s3,
+        "OPTIONS": {**_s3["OPTIONS"], "bucket_name": ARCHIVE_S3_BUCKET, "location": ARCHIVE_S3_PREFIX},
+    }
+else:
+    _mail_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(DATA_DIR / "mail"), "allow_overwrite": True},
+    }
+    _archive_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(DATA_DIR / "archive"), "allow_overwrite": True},
+    }
+
+STORAGES = {
+    "default": _mail_storage,
+    # Archived raw MIME lives here, with its own lifecycle (an S3 prefix or bucket).
+    "archive": _archive_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- Outbound mail ---------------------------------------------------------------------------
+MAIL_OUTBOUND = env_str("MAIL_OUTBOUND", "local")  # "local" | "smtp" | "ses"
+OUTBOUND_SMTP_URL = env_str("OUTBOUND_SMTP_URL")
+OUTBOX_DIR = DATA_DIR / "outbox"
+EMAIL_BACKEND = {
+    "ses": "anymail.backends.amazon_ses.EmailBackend",
+    "smtp": "mail.backends.RelayEmailBackend",
+}.get(MAIL_OUTBOUND, "mail.backends.LocalEmailBackend")
+ANYMAIL = {
+    "AMAZON_SES_CLIENT_PARAMS": {"region_name": AWS_REGION},
+    "WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET") or None,
+}
+SES_CONFIGURATION_SET = env_str("SES_CONFIGURATION_SET")
+SES_SNS_TOPIC_ARNS = env_list("SES_SNS_TOPIC_ARNS")
+SES_SQS_QUEUE_URL = env_str("SES_SQS_QUEUE_URL")
+SES_RULE_SET_NAME = env_str("SES_RULE_SET_NAME", "assmbl-mail")
+
+# --- Celery ----------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL == "filesystem://":
+    _broker_dir = DATA_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+
+# --- API -------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["directory.auth.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "assmbl.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["assmbl.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": env_str("API_RATE_LIMIT", "1200/min")},
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Assmbl Mail API",
+    "DESCRIPTION": "Email for AI agents: inbox, sending, labels, archive, webhooks.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Local SMTP listener ------------------------------------------------------------------------
+SMTP_HOST = env_str("SMTP_HOST", "127.0.0.1")
+SMTP_PORT = env_int("SMTP_PORT", 2525, minimum=1)
+
+# --- Django basics -------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+LOGIN_URL = "admin:login"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stored-deliveries": {"task": "mail.tasks.sweep_stored_deliveries", "schedule": 60.0},
+}
+
+if TESTING:
+    # Tests run tasks in-process and keep their files out of the developer's DATA_DIR.
+    import tempfile
+
+    _test_dir = Path(tempfile.mkdtemp(prefix="assmbl-test-"))
+    STORAGES["default"]["OPTIONS"]["location"] = str(_test_dir / "mail") if MAIL_STORAGE != "s3" else STORAGES["default"]["OPTIONS"].get("location")
+    STORAGES["archive"]["OPTIONS"]["location"] = str(_test_dir / "archive") if MAIL_STORAGE != "s3" else STORAGES["archive"]["OPTIONS"].get("location")
+    OUTBOX_DIR = _test_dir / "outbox"
+    CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", True)
+    CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "memory://")
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"token": env_str("API_RATE_LIMIT", "100000/min")}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        # A file, not :memory:, so the SMTP listener's threads share the test database.
+        DATABASES["default"]["TEST"] = {"NAME": str(_test_dir / "test.sqlite3")}

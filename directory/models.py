@@ -1,0 +1,155 @@
+"""Who is who: accounts, agents, API tokens, and what each agent knows about its senders."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from directory.querysets import AgentQuerySet, ApiTokenQuerySet
+
+# An email local part we can route without quoting: RFC 5321 dot-atom, lower case,
+# no leading/trailing/double dots, at most 64 characters.
+AGENT_ID_RE = r"^(?=.{1,64}$)[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$"
+validate_agent_id = RegexValidator(
+    AGENT_ID_RE,
+    "An agent id is an email local part: 1-64 lower-case letters, digits, dots (not first, last or doubled) and the other symbols RFC 5321 allows unquoted.",
+    code="invalid_agent_id",
+)
+
+
+class Account(models.Model):
+    """The tenant that owns agents; operator tokens act for one account."""
+
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Agent(models.Model):
+    class Policy(models.TextChoices):
+        OPEN = "open", "Open: everyone reaches the inbox"
+        CHALLENGE = "challenge", "Challenge unknown authenticated senders"
+        VERIFIED_ONLY = "verified_only", "Hold mail from unverified senders"
+        ALLOWLIST = "allowlist", "Hold mail from senders not on the allow list"
+
+    agent_id = models.CharField(max_length=64, unique=True, validators=[validate_agent_id])
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="agents")
+    display_name = models.CharField(max_length=200, blank=True)
+    policy = models.CharField(max_length=20, choices=Policy.choices, default=Policy.OPEN)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AgentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["agent_id"]
+
+    def __str__(self) -> str:
+        return self.address
+
+    @property
+    def address(self) -> str:
+        return f"{self.agent_id}@{settings.MAIL_DOMAIN}"
+
+
+class ApiToken(models.Model):
+    """A bearer token, stored as a lookup prefix plus an HMAC of the whole token.
+
+    The plaintext is returned once by ``token_create`` and never stored. An agent token
+    is scoped to one agent; an operator token to one account.
+    """
+
+    class Kind(models.TextChoices):
+        AGENT = "agent", "Agent"
+        OPERATOR = "operator", "Operator"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="tokens")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="tokens")
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    label = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="directory_apitoken_kind_scope",
+                condition=(Q(kind="agent", agent__isnull=False) | Q(kind="operator", agent__isnull=True)),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} token {self.prefix}…"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class Sender(models.Model):
+    """What one agent knows about one sender address: trust state and traffic."""
+
+    class Status(models.TextChoices):
+        UNKNOWN = "unknown", "Unknown"
+        CHALLENGED = "challenged", "Challenge sent"
+        VERIFIED = "verified", "Verified (challenge completed)"
+        TRUSTED = "trusted", "Trusted"
+        BLOCKED = "blocked", "Blocked"
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="senders")
+    address = models.CharField(max_length=320)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.UNKNOWN)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    message_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "address"], name="directory_sender_agent_address"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} → {self.agent.agent_id} ({self.status})"
+
+
+class SenderRule(models.Model):
+    """An allow or block entry by address or domain, for one agent or for everyone.
+
+    The narrowest scope wins: agent before global, address before domain.
+    """
+
+    class Action(models.TextChoices):
+        ALLOW = "allow", "Allow"
+        BLOCK = "block", "Block"
+
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="sender_rules")
+    pattern = models.CharField(max_length=320, help_text="an address (a@b.com) or a domain (b.com)")
+    action = models.CharField(max_length=5, choices=Action.choices)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "pattern"], name="directory_senderrule_agent_pattern"),
+            models.UniqueConstraint(
+                fields=["pattern"], condition=Q(agent__isnull=True), name="directory_senderrule_global_pattern"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.agent.agent_id if self.agent_id else "global"
+        return f"{self.action} {self.pattern} ({scope})"
+
+    @property
+    def is_domain(self) -> bool:
+        return "@" not in self.pattern

@@ -1,0 +1,7 @@
+"""Pages outside the API (the sender challenge confirmation page)."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,270 @@
+"""Agents' mail: deliveries (what arrived), messages (the index), labels, attachments,
+and the idempotency records of sends."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from assmbl.ids import PrefixedId
+from directory.models import Agent
+from mail.querysets import MessageQuerySet
+
+
+class InboundDelivery(models.Model):
+    """One raw message as it arrived, stored before anything else happens.
+
+    ``external_id`` is what makes redelivery harmless: SES message id for SNS and SQS,
+    a hash of envelope + bytes for SMTP, the outbound message id for agent-to-agent mail.
+    """
+
+    class Source(models.TextChoices):
+        SMTP = "smtp", "Local SMTP listener"
+        SES = "ses", "Amazon SES (SNS)"
+        SQS = "sqs", "Amazon SES (SQS)"
+        INTERNAL = "internal", "Agent to agent"
+        BACKFILL = "backfill", "Backfill from storage"
+
+    class Status(models.TextChoices):
+        STORED = "stored", "Stored, waiting to be processed"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Processing failed (will be retried)"
+
+    id = models.CharField(primary_key=True, max_length=40, default=PrefixedId("dlv"), editable=False)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    external_id = models.CharField(max_length=200, unique=True)
+    storage_key = models.CharField(max_length=300)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    envelope_from = models.CharField(max_length=320, blank=True)
+    envelope_recipients = models.JSONField(default=list)
+    # Verdicts as reported by SES or checked locally: {"spf": "pass", "dkim": "fail", ...}
+    authentication = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STORED)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    # Per recipient agent: "indexed", "duplicate", "unknown_recipient", "blocked", ...
+    outcome = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "inbound deliveries"
+        indexes = [
+            # The sweeper re-queues deliveries still STORED after a crash.
+            models.Index(fields=["status", "received_at"], name="mail_delivery_status_received"),
+            # backfill skips objects some delivery already points at.
+            models.Index(fields=["storage_key"], name="mail_delivery_storage_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.external_id}"
+
+
+class Message(models.Model):
+    """One message in one agent's mailbox: the inbox item of the API."""
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", "Inbound"
+        OUTBOUND = "outbound", "Outbound"
+
+    class Disposition(models.TextChoices):
+        INBOX = "inbox", "Inbox"
+        QUARANTINED = "quarantined", "Quarantined (could not be parsed safely)"
+        HELD = "held", "Held for moderation (policy)"
+        BLOCKED = "blocked", "Blocked sender"
+
+    class ParseStatus(models.TextChoices):
+        OK = "ok", "Parsed"
+        DEFECTIVE = "defective", "Parsed with defects"
+        FAILED = "failed", "Could not be parsed"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained"
+        FAILED = "failed", "Failed"
+
+    id = models.CharField(primary_key=True, max_length=40, default=PrefixedId("msg"), editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    disposition = models.CharField(max_length=12, choices=Disposition.choices, default=Disposition.INBOX)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    delivery = models.ForeignKey(
+        InboundDelivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+
+    from_header = models.TextField(blank=True)
+    from_name = models.CharField(max_length=300, blank=True)
+    sender = models.CharField(max_length=320, blank=True)
+    to = models.JSONField(default=list)
+    cc = models.JSONField(default=list)
+    bcc = models.JSONField(default=list, blank=True)
+    reply_to = models.JSONField(default=list, blank=True)
+    subject = models.TextField(blank=True)
+    body_preview = models.CharField(max_length=256, blank=True)
+
+    received_at = models.DateTimeField()
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    storage_key = models.CharField(max_length=300, blank=True)
+
+    internet_message_id = models.CharField(max_length=998, blank=True)
+    in_reply_to = models.CharField(max_length=998, blank=True)
+    references = models.TextField(blank=True)
+    thread_id = models.CharField(max_length=40, blank=True)
+    # X-AgentMail-Idempotency-Key of inbound mail (unique per agent), or the send's key.
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    auto_submitted = models.CharField(max_length=40, blank=True)
+
+    is_read = models.BooleanField(default=False)
+    archived = models.BooleanField(default=False)
+    sender_verified = models.BooleanField(default=False)
+    authentication = models.JSONField(default=dict, blank=True)
+    parse_status = models.CharField(max_length=10, choices=ParseStatus.choices, default=ParseStatus.OK)
+    quarantine_reason = models.TextField(blank=True)
+
+    # Outbound: what the provider said.
+    provider_message_id = models.CharField(max_length=300, blank=True)
+    status_detail = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        constraints = [
+            # Processing a delivery twice (a retried task) never makes a second inbox item.
+            models.UniqueConstraint(
+                fields=["delivery", "agent"], condition=Q(delivery__isnull=False), name="mail_message_delivery_agent"
+            ),
+            # Inbound X-AgentMail-Idempotency-Key: the second message with a known key is a duplicate.
+            models.UniqueConstraint(
+                fields=["agent", "idempotency_key"],
+                condition=Q(direction="inbound") & ~Q(idempotency_key=""),
+                name="mail_message_inbound_idem_key",
+            ),
+        ]
+        indexes = [
+            # GET /v1/inbox: agent's visible mail in (received_at, id) keyset order.
+            models.Index(
+                fields=["agent", "direction", "disposition", "archived", "received_at", "id"],
+                name="mail_message_agent_inbox",
+            ),
+            # GET /v1/inbox/unread-count and ?is_read=false.
+            models.Index(
+                fields=["agent", "received_at", "id"],
+                condition=Q(is_read=False, archived=False),
+                name="mail_message_agent_unread",
+            ),
+            # GET /v1/threads/{id} and threading lookups by Message-ID.
+            models.Index(fields=["agent", "thread_id", "received_at"], name="mail_message_agent_thread"),
+            models.Index(fields=["agent", "internet_message_id"], name="mail_message_agent_msgid"),
+            # Outbound tracking events find the message by the provider's id.
+            models.Index(fields=["provider_message_id"], name="mail_message_provider_id"),
+            # Deleting raw objects checks whether another message still points at them.
+            models.Index(fields=["storage_key"], name="mail_message_storage_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.subject[:60]!r}"
+
+    @property
+    def label_names(self) -> list[str]:
+        return sorted(label.name for label in self.labels.all())
+
+
+class MessageLabel(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "name"], name="mail_label_message_name")]
+        indexes = [
+            # GET /v1/inbox?label=...: messages carrying a label.
+            models.Index(fields=["name", "message"], name="mail_label_name_message"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Attachment(models.Model):
+    """A part of an inbound message, or a claim-check upload for sending."""
+
+    class Kind(models.TextChoices):
+        INBOUND = "inbound", "Part of a received message"
+        UPLOAD = "upload", "Uploaded for sending"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for upload"
+        UPLOADED = "uploaded", "Uploaded"
+        CLAIMED = "claimed", "Attached to a sent message"
+        EXPIRED = "expired", "Expired"
+        STORED = "stored", "Part of a received message"
+
+    id = models.CharField(primary_key=True, max_length=40, default=PrefixedId("att"), editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="attachments")
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    state = models.CharField(max_length=8, choices=State.choices)
+    filename = models.CharField(max_length=255, blank=True)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    content_id = models.CharField(max_length=255, blank=True)
+    disposition = models.CharField(max_length=10, blank=True)
+    # Inbound: the part's position in a depth-first walk of the raw MIME, for lazy extraction.
+    part_index = models.PositiveIntegerField(null=True, blank=True)
+    # Uploads: where the bytes are in storage.
+    storage_key = models.CharField(max_length=300, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # The expiry sweep: pending/uploaded uploads past expires_at.
+            models.Index(fields=["state", "expires_at"], name="mail_attachment_state_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.filename}"
+
+
+class SendRequest(models.Model):
+    """The idempotency record of a send, reply or forward (API.md: Idempotency).
+
+    Reserved in the database before the side effect; the stored response is replayed
+    for a retry with the same key and the same body.
+    """
+
+    class State(models.TextChoices):
+        IN_FLIGHT = "in_flight", "In flight"
+        COMPLETED = "completed", "Completed"
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="send_requests")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.IN_FLIGHT)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["agent", "key"], name="mail_sendrequest_agent_key")]
+        indexes = [
+            # The periodic purge of expired keys.
+            models.Index(fields=["expires_at"], name="mail_sendrequest_expires"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id}:{self.key}"

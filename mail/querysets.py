@@ -1,0 +1,63 @@
+"""Reads of the mailbox: one method per API filter, named after it.
+
+Every agent-facing read starts from ``Message.objects.for_agent(agent)`` so that scope
+cannot be forgotten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+
+
+class MessageQuerySet(models.QuerySet):
+    def for_agent(self, agent: Any) -> MessageQuerySet:
+        return self.filter(agent=agent)
+
+    def inbound(self) -> MessageQuerySet:
+        return self.filter(direction="inbound")
+
+    def outbound(self) -> MessageQuerySet:
+        return self.filter(direction="outbound")
+
+    def in_inbox(self) -> MessageQuerySet:
+        """Inbound mail an agent should see: not quarantined, held or blocked."""
+        return self.filter(direction="inbound", disposition="inbox")
+
+    def not_archived(self) -> MessageQuerySet:
+        return self.filter(archived=False)
+
+    def archived(self) -> MessageQuerySet:
+        return self.filter(archived=True)
+
+    def unread(self) -> MessageQuerySet:
+        return self.filter(is_read=False)
+
+    def read(self) -> MessageQuerySet:
+        return self.filter(is_read=True)
+
+    def verified(self) -> MessageQuerySet:
+        return self.filter(sender_verified=True)
+
+    def with_label(self, name: str) -> MessageQuerySet:
+        return self.filter(labels__name=name)
+
+    def search(self, q: str) -> MessageQuerySet:
+        # icontains escapes %, _ and \ so they match literally (API.md), and on PostgreSQL
+        # compiles to UPPER(col) LIKE UPPER(%s), which the pg_trgm expression indexes serve.
+        return self.filter(
+            Q(subject__icontains=q) | Q(body_preview__icontains=q) | Q(sender__icontains=q) | Q(from_name__icontains=q)
+        )
+
+    def in_thread(self, thread_id: str) -> MessageQuerySet:
+        return self.filter(thread_id=thread_id)
+
+    def after(self, received_at: dt.datetime, message_id: str) -> MessageQuerySet:
+        """Keyset pagination: strictly after (received_at, id) in listing order."""
+        return self.filter(Q(received_at__gt=received_at) | Q(received_at=received_at, id__gt=message_id))
+
+    def in_listing_order(self) -> MessageQuerySet:
+        return self.order_by("received_at", "id")

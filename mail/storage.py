@@ -1,0 +1,73 @@
+"""Where raw MIME lives: content-addressed objects in the mail storage, moved to the
+archive storage while a message is archived. Local files in embedded mode, S3 in production."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import IO
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import Storage, storages
+
+
+def mail_storage() -> Storage:
+    return storages["default"]
+
+
+def archive_storage() -> Storage:
+    return storages["archive"]
+
+
+def raw_key(sha256: str) -> str:
+    return f"{sha256[:2]}/{sha256}.eml"
+
+
+def raw_store(raw: bytes) -> tuple[str, str]:
+    """Store bytes under their content address; returns (key, sha256). Idempotent."""
+    sha = hashlib.sha256(raw).hexdigest()
+    key = raw_key(sha)
+    storage = mail_storage()
+    if not storage.exists(key):
+        storage.save(key, ContentFile(raw))
+    return key, sha
+
+
+def _storage_for(archived: bool) -> Storage:
+    return archive_storage() if archived else mail_storage()
+
+
+def raw_open(key: str, *, archived: bool = False) -> IO[bytes]:
+    """Open from where the message says its bytes are, falling back to the other storage:
+    an object shared by several recipients' messages may sit in either while one of
+    them is archived and another is not."""
+    preferred, other = _storage_for(archived), _storage_for(not archived)
+    if not preferred.exists(key) and other.exists(key):
+        return other.open(key, "rb")
+    return preferred.open(key, "rb")
+
+
+def raw_read(key: str, *, archived: bool = False) -> bytes:
+    with raw_open(key, archived=archived) as fh:
+        return fh.read()
+
+
+def raw_exists(key: str, *, archived: bool = False) -> bool:
+    return _storage_for(archived).exists(key)
+
+
+def raw_move(key: str, *, to_archive: bool, keep_source: bool = False) -> None:
+    """Copy the object to the other storage, then delete the source (unless another
+    message still needs it there). Safe to repeat: after a crash the next call finds the
+    copy and only deletes."""
+    source, target = (mail_storage(), archive_storage()) if to_archive else (archive_storage(), mail_storage())
+    if not target.exists(key):
+        with source.open(key, "rb") as fh:
+            target.save(key, fh)
+    if not keep_source and source.exists(key):
+        source.delete(key)
+
+
+def raw_delete(key: str) -> None:
+    for storage in (mail_storage(), archive_storage()):
+        if storage.exists(key):
+            storage.delete(key)

@@ -1,0 +1,7 @@
+"""Routes of the mail API under /v1/; each api module owns its own paths."""
+
+from __future__ import annotations
+
+from mail.api import attachments, inbox, sending
+
+urlpatterns = [*inbox.urlpatterns, *sending.urlpatterns, *attachments.urlpatterns]

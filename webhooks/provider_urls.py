@@ -1,0 +1,8 @@
+"""Provider callbacks outside /v1/: SES inbound over SNS, SES tracking events."""
+
+from __future__ import annotations
+
+from mail import tracking
+from webhooks import sns
+
+urlpatterns = [*sns.urlpatterns, *tracking.urlpatterns]
