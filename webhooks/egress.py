@@ -219,7 +219,8 @@ def egress_request(
     # trust_env=False: a proxy from the environment would move the connection elsewhere.
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         request = client.build_request(method, pinned_url, headers=request_headers, content=content, extensions=extensions)
-        with client.send(request, stream=True) as response:
+        response = client.send(request, stream=True)
+        try:
             excerpt = b""
             # Read at most the excerpt: a receiver streaming an endless body can't hold us.
             for chunk in response.iter_raw():
@@ -232,3 +233,5 @@ def egress_request(
                 excerpt=excerpt[:_EXCERPT_BYTES],
                 latency_ms=int((time.monotonic() - started) * 1000),
             )
+        finally:
+            response.close()
