@@ -8,12 +8,19 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import time_machine
 
 from tests.mime import build_mail
 from webhooks.events import Cursor
 from webhooks.models import Event
 from webhooks.services import event_record
+
+
+@pytest.fixture(autouse=True)
+def no_visibility_lag(settings: Any) -> None:
+    """Most tests read events they just wrote; the lag has its own test below."""
+    settings.WEBHOOKS_EVENTS_VISIBILITY_LAG_MS = 0
 
 
 def _record(agent: Any, n: int) -> list[Event]:
@@ -139,3 +146,23 @@ def test_old_events_are_invisible_to_other_agents(owner: Any, stranger: Any) -> 
     _record(owner.agent, 2)
 
     assert stranger.client.get("/v1/events").json()["items"] == []
+
+
+@pytest.mark.postgres
+def test_events_younger_than_the_visibility_lag_wait_and_are_not_skipped(owner: Any, settings: Any) -> None:
+    """On PostgreSQL a lower seq can commit after a higher one; the lag keeps the cursor from
+    passing an event whose transaction has not committed yet."""
+    if not settings.IS_POSTGRES:
+        pytest.skip("SQLite commits in seq order; no lag is applied there")
+    settings.WEBHOOKS_EVENTS_VISIBILITY_LAG_MS = 500
+    with time_machine.travel(datetime(2026, 3, 1, 12, 0, tzinfo=UTC), tick=False) as clock:
+        [old] = _record(owner.agent, 1)
+        clock.shift(1)
+        [young] = _record(owner.agent, 1)
+        clock.shift(0.2)
+        first = owner.client.get("/v1/events").json()
+        clock.shift(0.5)
+        second = owner.client.get(f"/v1/events?after={first['next_cursor']}").json()
+
+    assert [e["id"] for e in first["items"]] == [old.id]
+    assert [e["id"] for e in second["items"]] == [young.id]
