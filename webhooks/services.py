@@ -441,3 +441,16 @@ def _endpoint_failed(endpoint: Endpoint, now: datetime) -> None:
         endpoint_disable(
             endpoint=endpoint, reason=f"failing since {failing_since:%Y-%m-%d %H:%M} UTC ({settings.WEBHOOKS_DISABLE_AFTER_DAYS} days)"
         )
+
+
+def events_prune(*, batch: int = 5000) -> int:
+    """Delete expired events in batches (each its own transaction, so locks stay short)."""
+    cutoff = timezone.now() - timedelta(days=settings.WEBHOOKS_EVENT_RETENTION_DAYS)
+    total = 0
+    while True:
+        with transaction.atomic():
+            seqs = list(Event.objects.filter(created_at__lt=cutoff).order_by("seq").values_list("seq", flat=True)[:batch])
+            if not seqs:
+                return total
+            Event.objects.filter(seq__in=seqs).delete()
+        total += len(seqs)
