@@ -271,3 +271,4 @@ CELERY_BEAT_SCHEDULE["dispatch-webhook-deliveries"] = {
     "task": "webhooks.tasks.dispatch_due_deliveries",
     "schedule": 3.0,
 }
+CELERY_BEAT_SCHEDULE["prune-events"] = {"task": "webhooks.tasks.prune_events", "schedule": 3600.0}

@@ -149,7 +149,9 @@ class WebhookDetailView(APIView):
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         if not request.user.is_operator and ("agents" in data or "all_agents" in data):
-            raise ValidationFailed("An agent token registers webhooks for its own agent only.", code="agents_not_allowed")
+            raise ValidationFailed(
+                "An agent token registers webhooks for its own agent only.", code="agents_not_allowed"
+            )
         endpoint = endpoint_update(
             endpoint=endpoint,
             url=data.get("url"),
@@ -184,7 +186,9 @@ class WebhookReplayView(APIView):
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             if ("event_id" in attrs) == ("since" in attrs):
-                raise ValidationFailed("Give either event_id, or since (and optionally until).", code="replay_range_required")
+                raise ValidationFailed(
+                    "Give either event_id, or since (and optionally until).", code="replay_range_required"
+                )
             if "until" in attrs and "since" in attrs and attrs["until"] <= attrs["since"]:
                 raise ValidationFailed("until must be after since.", code="invalid_range")
             return attrs
@@ -233,7 +237,9 @@ class WebhookDeliveriesView(APIView):
         state = request.query_params.get("state")
         if state is not None:
             if state not in Delivery.State.values:
-                raise ValidationFailed(f"state must be one of {', '.join(Delivery.State.values)}.", code="invalid_state")
+                raise ValidationFailed(
+                    f"state must be one of {', '.join(Delivery.State.values)}.", code="invalid_state"
+                )
             rows = rows.filter(state=state)
         return Response({"items": DeliveryOutput(rows[:limit], many=True).data})
 
@@ -270,4 +276,3 @@ class EventListView(APIView):
         return Response(
             {"items": [event_item(e) for e in page.events], "next_cursor": page.next_cursor, "has_more": page.has_more}
         )
-

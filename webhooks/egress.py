@@ -218,7 +218,9 @@ def egress_request(
     started = time.monotonic()
     # trust_env=False: a proxy from the environment would move the connection elsewhere.
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-        request = client.build_request(method, pinned_url, headers=request_headers, content=content, extensions=extensions)
+        request = client.build_request(
+            method, pinned_url, headers=request_headers, content=content, extensions=extensions
+        )
         response = client.send(request, stream=True)
         try:
             excerpt = b""

@@ -53,9 +53,11 @@ class EndpointQuerySet(models.QuerySet["Endpoint"]):
     def targeting(self, agent: Agent) -> EndpointQuerySet:
         """Endpoints that want events of ``agent`` (type filtering happens in Python:
         JSON containment is not portable to SQLite, and an account has few endpoints)."""
-        return self.filter(account_id=agent.account_id).filter(
-            models.Q(all_agents=True) | models.Q(agents=agent)
-        ).distinct()
+        return (
+            self.filter(account_id=agent.account_id)
+            .filter(models.Q(all_agents=True) | models.Q(agents=agent))
+            .distinct()
+        )
 
 
 class Endpoint(models.Model):

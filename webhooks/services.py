@@ -251,7 +251,9 @@ def endpoint_rotate_secret(*, endpoint: Endpoint, overlap: timedelta = ROTATION_
 
 @transaction.atomic
 def endpoint_disable(*, endpoint: Endpoint, reason: str) -> None:
-    Endpoint.objects.filter(pk=endpoint.pk).update(enabled=False, disabled_reason=reason[:200], disabled_at=timezone.now())
+    Endpoint.objects.filter(pk=endpoint.pk).update(
+        enabled=False, disabled_reason=reason[:200], disabled_at=timezone.now()
+    )
     log.warning("webhook endpoint %s disabled: %s", endpoint.pk, reason)
 
 
@@ -281,7 +283,8 @@ def endpoint_replay(
         raise ValidationFailed(f"At most {REPLAY_LIMIT} events per replay; narrow the range.", code="replay_too_large")
     now = timezone.now()
     Delivery.objects.bulk_create(
-        Delivery(event_id=seq, endpoint=endpoint, webhook_id=public_id, next_attempt_at=now) for seq, public_id in selected
+        Delivery(event_id=seq, endpoint=endpoint, webhook_id=public_id, next_attempt_at=now)
+        for seq, public_id in selected
     )
     return len(selected)
 
@@ -439,7 +442,8 @@ def _endpoint_failed(endpoint: Endpoint, now: datetime) -> None:
     failing_since = endpoint.failing_since or now
     if now - failing_since >= timedelta(days=settings.WEBHOOKS_DISABLE_AFTER_DAYS):
         endpoint_disable(
-            endpoint=endpoint, reason=f"failing since {failing_since:%Y-%m-%d %H:%M} UTC ({settings.WEBHOOKS_DISABLE_AFTER_DAYS} days)"
+            endpoint=endpoint,
+            reason=f"failing since {failing_since:%Y-%m-%d %H:%M} UTC ({settings.WEBHOOKS_DISABLE_AFTER_DAYS} days)",
         )
 
 
@@ -449,7 +453,9 @@ def events_prune(*, batch: int = 5000) -> int:
     total = 0
     while True:
         with transaction.atomic():
-            seqs = list(Event.objects.filter(created_at__lt=cutoff).order_by("seq").values_list("seq", flat=True)[:batch])
+            seqs = list(
+                Event.objects.filter(created_at__lt=cutoff).order_by("seq").values_list("seq", flat=True)[:batch]
+            )
             if not seqs:
                 return total
             Event.objects.filter(seq__in=seqs).delete()

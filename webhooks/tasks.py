@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from webhooks.services import deliveries_claim, delivery_attempt
+from webhooks.services import deliveries_claim, delivery_attempt, events_prune
 
 
 @shared_task(ignore_result=True)
@@ -35,3 +35,8 @@ def dispatch_due_deliveries() -> int:
     for delivery_id in ids:
         send_delivery.delay(delivery_id)
     return len(ids)
+
+
+@shared_task(ignore_result=True)
+def prune_events() -> int:
+    return events_prune()

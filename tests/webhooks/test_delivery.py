@@ -15,7 +15,14 @@ from mail.models import Message
 from tests.mime import build_mail
 from tests.webhooks.conftest import Receiver, Reply
 from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
-from webhooks.services import RETRY_SCHEDULE, _signature, deliveries_claim, endpoint_create, endpoint_rotate_secret, event_record
+from webhooks.services import (
+    RETRY_SCHEDULE,
+    _signature,
+    deliveries_claim,
+    endpoint_create,
+    endpoint_rotate_secret,
+    event_record,
+)
 from webhooks.tasks import dispatch_due_deliveries
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -62,7 +69,9 @@ def test_it_delivers_a_received_message_as_a_signed_event(owner: Any, receiver: 
     assert DeliveryAttempt.objects.get().status_code == 200
 
 
-def test_it_retries_a_failing_receiver_with_the_same_webhook_id(owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+def test_it_retries_a_failing_receiver_with_the_same_webhook_id(
+    owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
     endpoint = _endpoint(owner.agent, receiver.url())
     receiver.script = [Reply(500), Reply(502), Reply(500, body=b"still down"), Reply(204, body=b"")]
 
@@ -81,7 +90,9 @@ def test_it_retries_a_failing_receiver_with_the_same_webhook_id(owner: Any, rece
     assert log == [(500, "ok"), (502, "ok"), (500, "still down"), (204, "")]
 
 
-def test_it_follows_the_svix_schedule_and_gives_up_after_eight_attempts(owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+def test_it_follows_the_svix_schedule_and_gives_up_after_eight_attempts(
+    owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
     _endpoint(owner.agent, receiver.url())
     receiver.script = [Reply(500)] * 8
 
@@ -102,7 +113,9 @@ def test_it_follows_the_svix_schedule_and_gives_up_after_eight_attempts(owner: A
     assert delivery.state == Delivery.State.FAILED and delivery.next_attempt_at is None
 
 
-def test_it_disables_the_endpoint_on_410(owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+def test_it_disables_the_endpoint_on_410(
+    owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
     endpoint = _endpoint(owner.agent, receiver.url())
     receiver.script = [Reply(410)]
 
@@ -125,7 +138,9 @@ def test_it_honours_retry_after_on_429(owner: Any, receiver: Receiver, django_ca
     assert Delivery.objects.get().next_attempt_at == T0 + timedelta(seconds=120)
 
 
-def test_it_treats_a_redirect_as_a_failure_and_does_not_follow_it(owner: Any, receiver: Receiver, connections: list[Any], django_capture_on_commit_callbacks: Any) -> None:
+def test_it_treats_a_redirect_as_a_failure_and_does_not_follow_it(
+    owner: Any, receiver: Receiver, connections: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
     _endpoint(owner.agent, receiver.url())
     receiver.script = [Reply(307, {"Location": "http://169.254.169.254/"})]
 
@@ -136,7 +151,9 @@ def test_it_treats_a_redirect_as_a_failure_and_does_not_follow_it(owner: Any, re
     assert [a[0] for a in connections] == ["127.0.0.1"]
 
 
-def test_it_disables_an_endpoint_failing_for_five_days(owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+def test_it_disables_an_endpoint_failing_for_five_days(
+    owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
     endpoint = _endpoint(owner.agent, receiver.url())
     Endpoint.objects.filter(pk=endpoint.pk).update(failing_since=datetime.now(tz=UTC) - timedelta(days=5, minutes=1))
     receiver.script = [Reply(500)]
@@ -147,7 +164,9 @@ def test_it_disables_an_endpoint_failing_for_five_days(owner: Any, receiver: Rec
     assert not endpoint.enabled and "failing since" in endpoint.disabled_reason
 
 
-def test_it_clears_the_failure_clock_on_success(owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+def test_it_clears_the_failure_clock_on_success(
+    owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
     endpoint = _endpoint(owner.agent, receiver.url())
     Endpoint.objects.filter(pk=endpoint.pk).update(failing_since=datetime.now(tz=UTC) - timedelta(days=1))
 
@@ -157,7 +176,9 @@ def test_it_clears_the_failure_clock_on_success(owner: Any, receiver: Receiver, 
     assert endpoint.enabled and endpoint.failing_since is None
 
 
-def test_a_hanging_receiver_does_not_block_another_endpoint(owner: Any, receiver: Receiver, settings: Any, django_capture_on_commit_callbacks: Any) -> None:
+def test_a_hanging_receiver_does_not_block_another_endpoint(
+    owner: Any, receiver: Receiver, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     settings.WEBHOOKS_TIMEOUT_SECONDS = 0.5
     hanging = _endpoint(owner.agent, receiver.url("/hang"))
     healthy = _endpoint(owner.agent, receiver.url("/ok"))
@@ -171,7 +192,9 @@ def test_a_hanging_receiver_does_not_block_another_endpoint(owner: Any, receiver
     assert "Timeout" in by_endpoint[hanging.pk].last_error
 
 
-def test_during_rotation_both_secrets_sign(owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+def test_during_rotation_both_secrets_sign(
+    owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
     endpoint = _endpoint(owner.agent, receiver.url())
     old_secret = endpoint.secret
     endpoint_rotate_secret(endpoint=endpoint)
@@ -184,7 +207,9 @@ def test_during_rotation_both_secrets_sign(owner: Any, receiver: Receiver, djang
     Webhook(endpoint.secret).verify(request.body, request.headers)
 
 
-def test_after_the_rotation_overlap_only_the_new_secret_signs(owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+def test_after_the_rotation_overlap_only_the_new_secret_signs(
+    owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
     endpoint = _endpoint(owner.agent, receiver.url())
     endpoint_rotate_secret(endpoint=endpoint, overlap=timedelta(seconds=-1))
 
@@ -202,7 +227,9 @@ def test_a_claimed_delivery_is_not_claimed_twice(owner: Any, loopback_allowed: N
     assert deliveries_claim() == []
 
 
-def test_it_only_sends_the_event_types_an_endpoint_asked_for(owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+def test_it_only_sends_the_event_types_an_endpoint_asked_for(
+    owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
     _endpoint(owner.agent, receiver.url(), event_types=["message.bounced"])
 
     _record(owner.agent, django_capture_on_commit_callbacks)
@@ -210,11 +237,16 @@ def test_it_only_sends_the_event_types_an_endpoint_asked_for(owner: Any, receive
     assert receiver.requests == [] and not Delivery.objects.exists()
 
 
-def test_an_operator_endpoint_for_all_agents_gets_every_agents_events(owner: Any, teammate: Any, stranger: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+def test_an_operator_endpoint_for_all_agents_gets_every_agents_events(
+    owner: Any, teammate: Any, stranger: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
     endpoint_create(account=owner.agent.account, url=receiver.url())
 
     for persona in (owner, teammate, stranger):
         _record(persona.agent, django_capture_on_commit_callbacks)
 
-    agents = sorted(json.loads(r.body)["data"]["MessageID"] and Event.objects.get(id=r.headers["webhook-id"]).agent.agent_id for r in receiver.requests)
+    agents = sorted(
+        json.loads(r.body)["data"]["MessageID"] and Event.objects.get(id=r.headers["webhook-id"]).agent.agent_id
+        for r in receiver.requests
+    )
     assert agents == ["owner", "teammate"]

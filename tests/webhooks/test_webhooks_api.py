@@ -12,7 +12,9 @@ from webhooks.services import event_record
 
 
 def test_an_agent_registers_a_webhook_and_sees_the_secret_once(owner: Any, receiver: Receiver) -> None:
-    response = owner.client.post("/v1/webhooks", {"url": receiver.url(), "event_types": ["message.received"]}, format="json")
+    response = owner.client.post(
+        "/v1/webhooks", {"url": receiver.url(), "event_types": ["message.received"]}, format="json"
+    )
 
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -24,7 +26,14 @@ def test_an_agent_registers_a_webhook_and_sees_the_secret_once(owner: Any, recei
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1/hook", "http://10.0.0.1/", "http://169.254.169.254/", "http://2130706433/", "http://[::ffff:127.0.0.1]/", "ftp://x.example/"],
+    [
+        "http://127.0.0.1/hook",
+        "http://10.0.0.1/",
+        "http://169.254.169.254/",
+        "http://2130706433/",
+        "http://[::ffff:127.0.0.1]/",
+        "ftp://x.example/",
+    ],
 )
 def test_it_refuses_an_unsafe_url_with_400(owner: Any, url: str) -> None:
     response = owner.client.post("/v1/webhooks", {"url": url}, format="json")
@@ -35,7 +44,9 @@ def test_it_refuses_an_unsafe_url_with_400(owner: Any, url: str) -> None:
 
 
 def test_it_refuses_an_unknown_event_type(owner: Any, receiver: Receiver) -> None:
-    response = owner.client.post("/v1/webhooks", {"url": receiver.url(), "event_types": ["message.eaten"]}, format="json")
+    response = owner.client.post(
+        "/v1/webhooks", {"url": receiver.url(), "event_types": ["message.eaten"]}, format="json"
+    )
 
     assert response.status_code == 400 and response.json()["error"]["code"] == "unknown_event_type"
 
@@ -56,7 +67,9 @@ def test_another_agents_webhook_is_a_404(owner: Any, teammate: Any, stranger: An
     assert owner.client.get("/v1/webhooks/whk_nope").json()["error"]["code"] == "webhook_not_found"
 
 
-def test_an_operator_registers_for_chosen_agents_or_all(operator: Any, owner: Any, teammate: Any, stranger: Any, receiver: Receiver) -> None:
+def test_an_operator_registers_for_chosen_agents_or_all(
+    operator: Any, owner: Any, teammate: Any, stranger: Any, receiver: Receiver
+) -> None:
     chosen = operator.post("/v1/webhooks", {"url": receiver.url(), "agents": ["owner", "teammate"]}, format="json")
     everyone = operator.post("/v1/webhooks", {"url": receiver.url()}, format="json")
     foreign = operator.post("/v1/webhooks", {"url": receiver.url(), "agents": ["stranger"]}, format="json")
@@ -71,7 +84,9 @@ def test_patch_updates_and_reenabling_clears_the_failure(owner: Any, receiver: R
     hook = owner.client.post("/v1/webhooks", {"url": receiver.url()}, format="json").json()
     Endpoint.objects.filter(pk=hook["id"]).update(enabled=False, disabled_reason="the receiver answered 410 Gone")
 
-    response = owner.client.patch(f"/v1/webhooks/{hook['id']}", {"enabled": True, "event_types": ["message.sent"]}, format="json")
+    response = owner.client.patch(
+        f"/v1/webhooks/{hook['id']}", {"enabled": True, "event_types": ["message.sent"]}, format="json"
+    )
 
     assert response.status_code == 200
     assert response.json()["enabled"] and response.json()["disabled_reason"] == ""
@@ -97,7 +112,9 @@ def test_rotate_secret_returns_a_new_secret_and_keeps_the_old_one_for_a_while(ow
     assert Endpoint.objects.get().previous_secret == hook["secret"]
 
 
-def test_replay_resends_an_event_with_its_original_id(owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any) -> None:
+def test_replay_resends_an_event_with_its_original_id(
+    owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
     hook = owner.client.post("/v1/webhooks", {"url": receiver.url()}, format="json").json()
     with django_capture_on_commit_callbacks(execute=True):
         event = event_record(agent=owner.agent, type="message.received", payload={"MessageID": "msg_1"})
@@ -134,7 +151,9 @@ def test_deliveries_lists_the_attempts(owner: Any, receiver: Receiver, django_ca
 
     items = owner.client.get(f"/v1/webhooks/{hook['id']}/deliveries").json()["items"]
 
-    assert [(d["event_id"], d["state"], d["attempts"], d["last_status"]) for d in items] == [(event.id, "succeeded", 1, 200)]
+    assert [(d["event_id"], d["state"], d["attempts"], d["last_status"]) for d in items] == [
+        (event.id, "succeeded", 1, 200)
+    ]
     assert owner.client.get(f"/v1/webhooks/{hook['id']}/deliveries?limit=0").status_code == 400
     assert Delivery.objects.count() == 1
 
