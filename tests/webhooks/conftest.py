@@ -4,6 +4,7 @@ and a spy on the socket layer that records every outbound connection attempt."""
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b"ok"
     delay: float = 0.0
+    reset: bool = False  # close the connection without answering
 
 
 @dataclass
@@ -44,6 +46,11 @@ class Receiver:
                     reply = receiver.script.pop(0) if receiver.script else Reply()
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.reset:
+                    self.close_connection = True
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    return
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)

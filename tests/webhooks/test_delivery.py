@@ -250,3 +250,16 @@ def test_an_operator_endpoint_for_all_agents_gets_every_agents_events(
         for r in receiver.requests
     )
     assert agents == ["owner", "teammate"]
+
+
+def test_a_resetting_receiver_is_a_failed_attempt_and_is_retried(
+    owner: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> None:
+    _endpoint(owner.agent, receiver.url())
+    receiver.script = [Reply(reset=True)]
+
+    _record(owner.agent, django_capture_on_commit_callbacks)
+
+    delivery = Delivery.objects.get()
+    assert delivery.state == Delivery.State.PENDING and delivery.attempts == 1
+    assert delivery.last_status is None and delivery.last_error
