@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -75,6 +76,13 @@ class EndpointOutput(serializers.ModelSerializer[Endpoint]):
         return sorted(a.agent_id for a in endpoint.agents.all())
 
 
+class EndpointWithSecretOutput(EndpointOutput):
+    secret = serializers.CharField(help_text="whsec_...; shown only here and on rotation")
+
+    class Meta(EndpointOutput.Meta):
+        fields = [*EndpointOutput.Meta.fields, "secret"]
+
+
 def _out(endpoint: Endpoint, *, with_secret: bool = False) -> dict[str, Any]:
     data = dict(EndpointOutput(endpoint).data)
     if with_secret:
@@ -85,6 +93,7 @@ def _out(endpoint: Endpoint, *, with_secret: bool = False) -> dict[str, Any]:
 class WebhookListView(APIView):
     permission_classes = [IsAgentOrOperator]
 
+    @extend_schema_serializer(component_name="WebhookCreate")
     class InputSerializer(serializers.Serializer[Any]):
         url = serializers.CharField(max_length=2000)
         event_types = serializers.ListField(child=serializers.CharField(max_length=40), required=False, max_length=20)
@@ -92,10 +101,15 @@ class WebhookListView(APIView):
         description = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
         agents = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=1000)
 
+    @extend_schema(
+        operation_id="webhooks_list",
+        responses=inline_serializer("WebhookList", {"items": EndpointOutput(many=True)}),
+    )
     def get(self, request: Request) -> Response:
         endpoints = _endpoints_for(request.user).prefetch_related("agents")
         return Response({"items": [_out(e) for e in endpoints]})
 
+    @extend_schema(operation_id="webhooks_create", request=InputSerializer, responses={201: EndpointWithSecretOutput})
     def post(self, request: Request) -> Response:
         _reject_unknown(request.data, set(self.InputSerializer().fields))
         payload = self.InputSerializer(data=request.data)
@@ -131,6 +145,7 @@ class WebhookListView(APIView):
 class WebhookDetailView(APIView):
     permission_classes = [IsAgentOrOperator]
 
+    @extend_schema_serializer(component_name="WebhookUpdate")
     class InputSerializer(serializers.Serializer[Any]):
         url = serializers.CharField(max_length=2000, required=False)
         event_types = serializers.ListField(child=serializers.CharField(max_length=40), required=False, max_length=20)
@@ -139,9 +154,11 @@ class WebhookDetailView(APIView):
         agents = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=1000)
         all_agents = serializers.BooleanField(required=False)
 
+    @extend_schema(operation_id="webhooks_retrieve", responses=EndpointOutput)
     def get(self, request: Request, endpoint_id: str) -> Response:
         return Response(_out(_endpoint_or_404(request.user, endpoint_id)))
 
+    @extend_schema(operation_id="webhooks_update", request=InputSerializer, responses=EndpointOutput)
     def patch(self, request: Request, endpoint_id: str) -> Response:
         endpoint = _endpoint_or_404(request.user, endpoint_id)
         _reject_unknown(request.data, set(self.InputSerializer().fields))
@@ -163,6 +180,7 @@ class WebhookDetailView(APIView):
         )
         return Response(_out(endpoint))
 
+    @extend_schema(operation_id="webhooks_delete", responses={204: None})
     def delete(self, request: Request, endpoint_id: str) -> Response:
         endpoint_delete(endpoint=_endpoint_or_404(request.user, endpoint_id))
         return Response(status=204)
@@ -171,6 +189,7 @@ class WebhookDetailView(APIView):
 class WebhookRotateSecretView(APIView):
     permission_classes = [IsAgentOrOperator]
 
+    @extend_schema(operation_id="webhooks_rotate_secret", request=None, responses=EndpointWithSecretOutput)
     def post(self, request: Request, endpoint_id: str) -> Response:
         endpoint = endpoint_rotate_secret(endpoint=_endpoint_or_404(request.user, endpoint_id))
         return Response(_out(endpoint, with_secret=True))
@@ -179,6 +198,7 @@ class WebhookRotateSecretView(APIView):
 class WebhookReplayView(APIView):
     permission_classes = [IsAgentOrOperator]
 
+    @extend_schema_serializer(component_name="WebhookReplay")
     class InputSerializer(serializers.Serializer[Any]):
         event_id = serializers.CharField(max_length=40, required=False)
         since = serializers.DateTimeField(required=False)
@@ -193,6 +213,11 @@ class WebhookReplayView(APIView):
                 raise ValidationFailed("until must be after since.", code="invalid_range")
             return attrs
 
+    @extend_schema(
+        operation_id="webhooks_replay",
+        request=InputSerializer,
+        responses={202: inline_serializer("WebhookReplayed", {"replayed": serializers.IntegerField()})},
+    )
     def post(self, request: Request, endpoint_id: str) -> Response:
         endpoint = _endpoint_or_404(request.user, endpoint_id)
         _reject_unknown(request.data, set(self.InputSerializer().fields))
@@ -229,6 +254,11 @@ class DeliveryOutput(serializers.ModelSerializer[Delivery]):
 class WebhookDeliveriesView(APIView):
     permission_classes = [IsAgentOrOperator]
 
+    @extend_schema(
+        operation_id="webhooks_deliveries",
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("state", str, enum=Delivery.State.values)],
+        responses=inline_serializer("WebhookDeliveryList", {"items": DeliveryOutput(many=True)}),
+    )
     def get(self, request: Request, endpoint_id: str) -> Response:
         endpoint = _endpoint_or_404(request.user, endpoint_id)
         limit = _int_param(request, "limit", default=25, low=1, high=100)
@@ -262,6 +292,31 @@ class EventListView(APIView):
 
     permission_classes = [IsAgent]
 
+    @extend_schema(
+        operation_id="events_list",
+        parameters=[
+            OpenApiParameter("after", str, description="next_cursor of the previous page"),
+            OpenApiParameter("limit", int, description="1..100, default 100"),
+            OpenApiParameter("wait", int, description="long-poll: seconds to wait for an event, 0..60"),
+        ],
+        responses=inline_serializer(
+            "EventList",
+            {
+                "items": inline_serializer(
+                    "EventItem",
+                    {
+                        "id": serializers.CharField(),
+                        "type": serializers.CharField(),
+                        "timestamp": serializers.DateTimeField(),
+                        "data": serializers.DictField(),
+                    },
+                    many=True,
+                ),
+                "next_cursor": serializers.CharField(),
+                "has_more": serializers.BooleanField(),
+            },
+        ),
+    )
     def get(self, request: Request) -> Response:
         _reject_unknown(request.query_params, {"after", "limit", "wait"})
         limit = _int_param(request, "limit", default=100, low=1, high=100)
