@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from django.db import connection
 import time_machine
 
 from tests.mime import build_mail
@@ -78,7 +79,13 @@ def test_an_operator_token_cannot_read_events(operator: Any) -> None:
 def test_long_poll_returns_when_an_event_arrives(transactional_db: Any, owner: Any) -> None:
     """The view re-reads the database until another thread's event commits."""
     cursor = Cursor(0, 0).encode()
-    threading.Timer(0.3, lambda: _record(owner.agent, 1)).start()
+    def later() -> None:
+        try:
+            _record(owner.agent, 1)
+        finally:
+            connection.close()  # a thread's own connection; left open it blocks test-db teardown
+
+    threading.Timer(0.3, later).start()
 
     started = time.monotonic()
     body = owner.client.get(f"/v1/events?after={cursor}&wait=5").json()
@@ -103,8 +110,11 @@ def test_long_poll_returns_within_a_second_of_smtp_250(smtp_listener: Any, owner
 
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {owner.token}")
-        result["body"] = client.get(f"/v1/events?after={start}&wait=30").json()
-        result["returned_at"] = time.monotonic()
+        try:
+            result["body"] = client.get(f"/v1/events?after={start}&wait=30").json()
+            result["returned_at"] = time.monotonic()
+        finally:
+            connection.close()
 
     poller = threading.Thread(target=poll)
     poller.start()
