@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from django.db import connection
 import time_machine
+from django.db import connection
 
 from tests.mime import build_mail
 from webhooks.events import Cursor
@@ -79,6 +79,7 @@ def test_an_operator_token_cannot_read_events(operator: Any) -> None:
 def test_long_poll_returns_when_an_event_arrives(transactional_db: Any, owner: Any) -> None:
     """The view re-reads the database until another thread's event commits."""
     cursor = Cursor(0, 0).encode()
+
     def later() -> None:
         try:
             _record(owner.agent, 1)
