@@ -263,3 +263,17 @@ def test_a_resetting_receiver_is_a_failed_attempt_and_is_retried(
     delivery = Delivery.objects.get()
     assert delivery.state == Delivery.State.PENDING and delivery.attempts == 1
     assert delivery.last_status is None and delivery.last_error
+
+
+def test_an_address_that_became_unsafe_is_refused_at_delivery_without_connecting(
+    owner: Any, settings: Any, connections: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    _endpoint(owner.agent, "http://127.0.0.1:9/hook")
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False  # as if DNS now pointed somewhere private
+
+    _record(owner.agent, django_capture_on_commit_callbacks)
+
+    delivery = Delivery.objects.get()
+    assert connections == []
+    assert delivery.state == Delivery.State.PENDING and delivery.last_error.startswith("unsafe_url")
