@@ -255,3 +255,22 @@ if TESTING:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # A file, not :memory:, so the SMTP listener's threads share the test database.
         DATABASES["default"]["TEST"] = {"NAME": str(_test_dir / "test.sqlite3")}
+
+# --- Webhooks and the event log ----------------------------------------------------------------
+# Loopback targets (127.0.0.0/8, ::1) for local development only; every other non-global
+# address is always refused by webhooks.egress.
+WEBHOOKS_ALLOW_LOOPBACK = env_bool("WEBHOOKS_ALLOW_LOOPBACK", False)
+WEBHOOKS_TIMEOUT_SECONDS = env_int("WEBHOOKS_TIMEOUT_SECONDS", 15, minimum=1)
+# An event's payload (the inbox item) is truncated to fit this many bytes of JSON.
+WEBHOOKS_MAX_PAYLOAD_BYTES = env_int("WEBHOOKS_MAX_PAYLOAD_BYTES", 65536, minimum=4096)
+WEBHOOKS_DISPATCH_BATCH = env_int("WEBHOOKS_DISPATCH_BATCH", 50, minimum=1)
+WEBHOOKS_DISABLE_AFTER_DAYS = env_int("WEBHOOKS_DISABLE_AFTER_DAYS", 5, minimum=1)
+# Events older than this may be pruned (manage.py prune_events); older cursors get 410.
+WEBHOOKS_EVENT_RETENTION_DAYS = env_int("WEBHOOKS_EVENT_RETENTION_DAYS", 30, minimum=1)
+# GET /v1/events only returns events at least this old; see webhooks/events.py for why.
+WEBHOOKS_EVENTS_VISIBILITY_LAG_MS = env_int("WEBHOOKS_EVENTS_VISIBILITY_LAG_MS", 500, minimum=0)
+CELERY_BEAT_SCHEDULE["dispatch-webhook-deliveries"] = {
+    "task": "webhooks.tasks.dispatch_due_deliveries",
+    "schedule": 3.0,
+}
+CELERY_BEAT_SCHEDULE["prune-events"] = {"task": "webhooks.tasks.prune_events", "schedule": 3600.0}
