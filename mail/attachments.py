@@ -441,7 +441,12 @@ def inbound_attachment_or_404(*, message: Message, attachment_id: str) -> Attach
 
 
 def download_filename(attachment: Attachment) -> str:
-    return sanitize_filename(attachment.filename) or "attachment"
+    """The part's own name, or ``attachment.<ext>`` for a nameless part (an inline image)."""
+    import mimetypes
+
+    return sanitize_filename(attachment.filename) or "attachment" + (
+        mimetypes.guess_extension(attachment.content_type, strict=False) or ".bin"
+    )
 
 
 def attachment_download_url(*, attachment: Attachment) -> tuple[str, dt.datetime]:

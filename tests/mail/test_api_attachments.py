@@ -208,3 +208,23 @@ def test_it_downloads_whatever_the_client_accepts(owner: Any, deliver: Any) -> N
     )
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == b"\0\1"
+
+
+def test_it_lists_inline_parts_with_their_content_id_in_part_order(owner: Any, deliver: Any) -> None:
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["From"], msg["To"], msg["Subject"] = "a@example.com", owner.address, "Logo"
+    msg.set_content("plain")
+    msg.add_alternative('<p><img src="cid:logo@example.com"></p>', subtype="html")
+    html = msg.get_payload()[1]
+    html.add_related(b"\x89PNG-logo", maintype="image", subtype="png", cid="<logo@example.com>")
+    msg.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="terms.pdf")
+    deliver(msg.as_bytes(), to=owner.address)
+    message = Message.objects.for_agent(owner.agent).get()
+    listed = message_item(message)["Attachments"]
+    assert [(a["ContentType"], a["ContentID"], a["Disposition"], a["Filename"]) for a in listed] == [
+        ("image/png", "logo@example.com", "inline", ""),
+        ("application/pdf", "", "attachment", "terms.pdf"),
+    ]
+    logo = download(owner.client, message.id, listed[0]["AttachmentID"])
+    assert b"".join(logo.streaming_content) == b"\x89PNG-logo"
+    assert logo["Content-Disposition"] == 'attachment; filename="attachment.png"'
