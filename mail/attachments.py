@@ -41,6 +41,18 @@ _SIGNER_SALT = "mail.attachments.upload"
 _LIVE_UPLOAD_STATES = (Attachment.State.PENDING, Attachment.State.UPLOADED)
 
 
+class UploadUrlInvalid(ApiError):
+    status_code = 403
+    code = "invalid_upload_url"
+    default_detail = "The upload URL is invalid or has expired."
+
+
+class LengthRequired(ApiError):
+    status_code = 411
+    code = "content_length_required"
+    default_detail = "A Content-Length header is required."
+
+
 def is_s3() -> bool:
     return settings.MAIL_STORAGE == "s3"
 
@@ -207,8 +219,7 @@ def attachment_upload_receive(
     """Embedded mode's upload endpoint: check the signed URL, stream the body to storage in
     chunks (never all in memory), refuse more bytes than declared (413) or a body whose
     size, type or checksum differs from the declaration (400 ``attachment_mismatch``)."""
-    invalid = ApiError("The upload URL is invalid or has expired.", code="invalid_upload_url")
-    invalid.status_code = 403
+    invalid = UploadUrlInvalid()
     try:
         expires_at = int(expires)
     except (TypeError, ValueError):
@@ -222,6 +233,9 @@ def attachment_upload_receive(
         raise invalid
     if attachment.state != Attachment.State.PENDING:
         raise Conflict("This attachment has already been uploaded.", code="attachment_already_uploaded")
+    if content_length is None and attachment.size > 0:
+        # Under WSGI a body without Content-Length (chunked) reaches Django as empty.
+        raise LengthRequired()
     if content_length is not None and content_length > attachment.size:
         raise PayloadTooLarge(
             f"The body is larger than the declared size of {attachment.size} bytes.",
