@@ -83,7 +83,9 @@ def child(scenario: str, raw_key: str, size: int) -> dict[str, float | str]:
         from directory.services import agent_create
         from mail.attachments import attachment_create, attachment_upload_receive
 
-        agent, _ = agent_create(agent_id=f"bench{int(time.time() * 1000)}", account=Account.objects.create(name="bench"))
+        agent, _ = agent_create(
+            agent_id=f"bench{int(time.time() * 1000)}", account=Account.objects.create(name="bench")
+        )
         ticket = attachment_create(agent=agent, filename="big.bin", content_type="application/octet-stream", size=size)
         query = dict(pair.split("=", 1) for pair in ticket.url.split("?", 1)[1].split("&"))
         with open(raw_path + ".body", "rb") as body:  # stands in for the socket: read in chunks

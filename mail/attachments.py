@@ -76,9 +76,7 @@ class UploadTicket:
     fields: dict[str, str] | None
 
 
-def attachment_create(
-    *, agent: Agent, filename: Any, content_type: Any, size: Any, sha256: Any = None
-) -> UploadTicket:
+def attachment_create(*, agent: Agent, filename: Any, content_type: Any, size: Any, sha256: Any = None) -> UploadTicket:
     """Reserve an upload: a pending Attachment and the URL its bytes go to."""
     errors: dict[str, str] = {}
     clean_name = sanitize_filename(filename) if isinstance(filename, str) else ""
@@ -308,9 +306,7 @@ def attachments_for_send(*, agent: Agent, attachment_ids: list[str]) -> list[Att
             code="too_many_attachments",
             details={"count": len(ids), "max_count": settings.MAX_ATTACHMENTS_PER_MESSAGE},
         )
-    found = {
-        att.pk: att for att in Attachment.objects.filter(agent=agent, kind=Attachment.Kind.UPLOAD, pk__in=ids)
-    }
+    found = {att.pk: att for att in Attachment.objects.filter(agent=agent, kind=Attachment.Kind.UPLOAD, pk__in=ids)}
     result: list[Attachment] = []
     for attachment_id in ids:
         attachment = found.get(attachment_id)
@@ -352,7 +348,10 @@ def _verify_stored(attachment: Attachment) -> None:
             head = client.head_object(Bucket=bucket, Key=key)
         except client.exceptions.ClientError:
             raise mismatch from None
-        if int(head["ContentLength"]) != attachment.size or head.get("ContentType", "").lower() != attachment.content_type:
+        if (
+            int(head["ContentLength"]) != attachment.size
+            or head.get("ContentType", "").lower() != attachment.content_type
+        ):
             raise mismatch
         return
     storage = mail_storage()

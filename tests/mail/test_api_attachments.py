@@ -58,7 +58,9 @@ def download(client: Any, message_id: str, attachment_id: str) -> Any:
     return client.get(f"/v1/messages/{message_id}/attachments/{attachment_id}")
 
 
-def test_it_uploads_sends_and_lets_the_recipient_download_identical_bytes(owner: Any, teammate: Any, deliver: Any) -> None:
+def test_it_uploads_sends_and_lets_the_recipient_download_identical_bytes(
+    owner: Any, teammate: Any, deliver: Any
+) -> None:
     data = os.urandom(300_000)
     created = reserve(owner.client, data, sha256=hashlib.sha256(data).hexdigest())
     assert created.status_code == 201
@@ -84,7 +86,9 @@ def test_it_uploads_sends_and_lets_the_recipient_download_identical_bytes(owner:
     deliver(raw, to=teammate.address)
     received = Message.objects.for_agent(teammate.agent).get()
     listed = message_item(received)["Attachments"]
-    assert [(a["Filename"], a["ContentType"], a["Size"]) for a in listed] == [("report.pdf", "application/pdf", len(data))]
+    assert [(a["Filename"], a["ContentType"], a["Size"]) for a in listed] == [
+        ("report.pdf", "application/pdf", len(data))
+    ]
 
     response = download(teammate.client, received.id, listed[0]["AttachmentID"])
     assert response.status_code == 200
@@ -94,7 +98,9 @@ def test_it_uploads_sends_and_lets_the_recipient_download_identical_bytes(owner:
     assert response["X-Content-Type-Options"] == "nosniff"
 
 
-def test_it_hides_another_agents_download_behind_the_same_404_as_unknown(owner: Any, stranger: Any, deliver: Any) -> None:
+def test_it_hides_another_agents_download_behind_the_same_404_as_unknown(
+    owner: Any, stranger: Any, deliver: Any
+) -> None:
     deliver(build_mail(to=owner.address, attachments=[("a.txt", "text/csv", b"x,y\n")]), to=owner.address)
     message = Message.objects.for_agent(owner.agent).get()
     att = message.attachments.get()
@@ -188,7 +194,9 @@ def test_it_shows_another_agents_upload_as_unknown(owner: Any, stranger: Any) ->
 
 
 def test_it_serves_a_non_ascii_hostile_filename_safely(owner: Any, deliver: Any) -> None:
-    raw = build_mail(to=owner.address, attachments=[("../../etc/\u202egnp.exe r\u00e9sum\u00e9.txt", "text/html", b"<script>")])
+    raw = build_mail(
+        to=owner.address, attachments=[("../../etc/\u202egnp.exe r\u00e9sum\u00e9.txt", "text/html", b"<script>")]
+    )
     deliver(raw, to=owner.address)
     message = Message.objects.for_agent(owner.agent).get()
     att = message.attachments.get()
@@ -201,7 +209,9 @@ def test_it_serves_a_non_ascii_hostile_filename_safely(owner: Any, deliver: Any)
 
 
 def test_it_downloads_whatever_the_client_accepts(owner: Any, deliver: Any) -> None:
-    deliver(build_mail(to=owner.address, attachments=[("a.bin", "application/octet-stream", b"\0\1")]), to=owner.address)
+    deliver(
+        build_mail(to=owner.address, attachments=[("a.bin", "application/octet-stream", b"\0\1")]), to=owner.address
+    )
     message = Message.objects.for_agent(owner.agent).get()
     response = owner.client.get(
         f"/v1/messages/{message.id}/attachments/{message.attachments.get().id}", HTTP_ACCEPT="application/octet-stream"

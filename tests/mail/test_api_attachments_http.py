@@ -29,8 +29,12 @@ def public_base(live_server: Any) -> Iterator[str]:
 def test_it_takes_an_upload_by_the_signed_url_alone_over_http(public_base: str, owner: Any) -> None:
     data = os.urandom(2 * 1024 * 1024)
     headers = {"Authorization": f"Bearer {owner.token}"}
-    body = {"filename": "data.bin", "content_type": "application/octet-stream", "size": len(data),
-            "sha256": hashlib.sha256(data).hexdigest()}
+    body = {
+        "filename": "data.bin",
+        "content_type": "application/octet-stream",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
     ticket = requests.post(f"{public_base}/v1/attachments", json=body, headers=headers, timeout=30).json()
     assert ticket["upload_url"].startswith(public_base)
 
@@ -38,21 +42,25 @@ def test_it_takes_an_upload_by_the_signed_url_alone_over_http(public_base: str, 
         yield data
 
     # WSGI servers hand Django no body without a Content-Length: say so rather than "0 bytes".
-    chunked = requests.put(ticket["upload_url"], data=chunks(), headers={"Content-Type": "application/octet-stream"},
-                           timeout=30)
+    chunked = requests.put(
+        ticket["upload_url"], data=chunks(), headers={"Content-Type": "application/octet-stream"}, timeout=30
+    )
     assert chunked.status_code == 411
     assert chunked.json()["error"]["code"] == "content_length_required"
-    sized = requests.put(ticket["upload_url"], data=io.BytesIO(data),
-                         headers={"Content-Type": "application/octet-stream"}, timeout=30)
+    sized = requests.put(
+        ticket["upload_url"], data=io.BytesIO(data), headers={"Content-Type": "application/octet-stream"}, timeout=30
+    )
     assert sized.status_code == 200, sized.text
     assert sized.json()["State"] == "uploaded"
     state = requests.get(f"{public_base}/v1/attachments/{ticket['AttachmentID']}", headers=headers, timeout=30)
     assert state.json()["Sha256"] == hashlib.sha256(data).hexdigest()
 
-    too_big = requests.post(f"{public_base}/v1/attachments", json={**body, "sha256": None, "size": 10},
-                            headers=headers, timeout=30).json()
-    refused = requests.put(too_big["upload_url"], data=data[:11], headers={"Content-Type": "application/octet-stream"},
-                           timeout=30)
+    too_big = requests.post(
+        f"{public_base}/v1/attachments", json={**body, "sha256": None, "size": 10}, headers=headers, timeout=30
+    ).json()
+    refused = requests.put(
+        too_big["upload_url"], data=data[:11], headers={"Content-Type": "application/octet-stream"}, timeout=30
+    )
     assert refused.status_code == 413
     assert refused.json()["error"]["code"] == "attachment_too_large"
 
@@ -66,8 +74,12 @@ def test_it_streams_an_upload_to_storage_without_holding_it(owner: Any) -> None:
     tracemalloc.start()
     try:
         attachment_upload_receive(
-            attachment_id=ticket.attachment.id, expires=query["expires"], signature=query["signature"],
-            stream=stream, content_length=len(data), content_type="application/zip",
+            attachment_id=ticket.attachment.id,
+            expires=query["expires"],
+            signature=query["signature"],
+            stream=stream,
+            content_length=len(data),
+            content_type="application/zip",
         )
         _, peak = tracemalloc.get_traced_memory()
     finally:

@@ -85,7 +85,9 @@ def test_it_refuses_an_upload_whose_bytes_changed_in_storage(owner: Any) -> None
     from django.core.files.base import ContentFile
 
     storage.save(att.storage_key, ContentFile(b"hello, world"))
-    assert error_of(lambda: attachments_for_send(agent=owner.agent, attachment_ids=[att.id])).code == "attachment_mismatch"
+    assert (
+        error_of(lambda: attachments_for_send(agent=owner.agent, attachment_ids=[att.id])).code == "attachment_mismatch"
+    )
 
 
 @override_settings(MAX_ATTACHMENTS_PER_MESSAGE=2)
@@ -110,7 +112,10 @@ def test_it_claims_an_upload_once(owner: Any) -> None:
     second = MessageFactory(agent=owner.agent, direction=Message.Direction.OUTBOUND)
     stale_copy = Attachment.objects.get(pk=att.pk)
     stale_copy.state = Attachment.State.UPLOADED
-    assert error_of(lambda: attachments_mark_claimed(attachments=[stale_copy], message=second)).code == "attachment_claimed"
+    assert (
+        error_of(lambda: attachments_mark_claimed(attachments=[stale_copy], message=second)).code
+        == "attachment_claimed"
+    )
     assert error_of(lambda: attachments_for_send(agent=owner.agent, attachment_ids=[att.id])).code == (
         "attachment_not_uploaded"
     )
@@ -164,15 +169,19 @@ def test_it_sanitises_filenames_at_ingest(owner: Any, deliver: Any) -> None:
 
 
 def test_it_stores_each_part_once_for_every_recipient(owner: Any, teammate: Any, deliver: Any) -> None:
-    deliver(build_mail(to=[owner.address, teammate.address], attachments=[("p.bin", "application/zip", b"PK\3\4")]),
-            to=[owner.address, teammate.address])
+    deliver(
+        build_mail(to=[owner.address, teammate.address], attachments=[("p.bin", "application/zip", b"PK\3\4")]),
+        to=[owner.address, teammate.address],
+    )
     keys = set(Attachment.objects.filter(kind="inbound").values_list("storage_key", flat=True))
     assert len(keys) == 1 and mail_storage().exists(keys.pop())
 
 
 def test_it_extracts_a_part_from_the_raw_mime_when_it_was_not_stored(owner: Any, deliver: Any) -> None:
     deliver(
-        build_mail(to=owner.address, attachments=[("a.txt", "text/plain", b"first"), ("b.png", "image/png", b"\x89PNG")]),
+        build_mail(
+            to=owner.address, attachments=[("a.txt", "text/plain", b"first"), ("b.png", "image/png", b"\x89PNG")]
+        ),
         to=owner.address,
     )
     message = Message.objects.for_agent(owner.agent).get()

@@ -74,7 +74,9 @@ def reserve(client: Any, data: bytes, **overrides: Any) -> dict[str, Any]:
 
 
 def post_to_s3(ticket: dict[str, Any], data: bytes) -> requests.Response:
-    return requests.post(ticket["upload_url"], data=ticket["upload_fields"], files={"file": ("scan.png", data)}, timeout=30)
+    return requests.post(
+        ticket["upload_url"], data=ticket["upload_fields"], files={"file": ("scan.png", data)}, timeout=30
+    )
 
 
 def test_it_uploads_to_s3_and_the_recipient_downloads_by_presigned_url(
