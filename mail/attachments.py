@@ -136,6 +136,15 @@ def _s3_object(key: str) -> tuple[Any, str, str]:
     return storage.connection.meta.client, storage.bucket_name, storage._normalize_name(clean_name(key))
 
 
+def _s3_stream(key: str) -> IO[bytes]:
+    """The object's body as a stream. Not ``storage.open``: django-storages downloads the
+    whole object into a SpooledTemporaryFile that, with AWS_S3_MAX_MEMORY_SIZE at its
+    default of 0, never rolls over to disk — 25 MB in the web process's memory."""
+    client, bucket, full_key = _s3_object(key)
+    body: IO[bytes] = client.get_object(Bucket=bucket, Key=full_key)["Body"]
+    return body
+
+
 def _s3_presigned_post(attachment: Attachment) -> tuple[str, dict[str, str]]:
     client, bucket, key = _s3_object(attachment.storage_key)
     assert attachment.expires_at is not None
@@ -187,7 +196,7 @@ def attachment_refresh(*, attachment: Attachment) -> Attachment:
         return attachment
     if head.get("ContentType", "").lower() != attachment.content_type:
         return attachment
-    with mail_storage().open(attachment.storage_key, "rb") as fh:
+    with _s3_stream(attachment.storage_key) as fh:
         actual = _sha256_of(fh)
     if attachment.sha256 and actual != attachment.sha256:
         return attachment
@@ -364,7 +373,7 @@ def attachment_open(attachment: Attachment) -> IO[bytes]:
     or for a download). Inbound parts stored before parts were kept separately are
     extracted from the raw MIME."""
     if attachment.storage_key:
-        return mail_storage().open(attachment.storage_key, "rb")
+        return _s3_stream(attachment.storage_key) if is_s3() else mail_storage().open(attachment.storage_key, "rb")
     return ContentFile(_extract_part(attachment), name=attachment.filename or attachment.id)
 
 
