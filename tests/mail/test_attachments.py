@@ -189,3 +189,13 @@ def test_it_extracts_a_part_from_the_raw_mime_when_it_was_not_stored(owner: Any,
     for att, expected in zip(message.attachments.order_by("part_index"), [b"first", b"\x89PNG"], strict=True):
         response = owner.client.get(f"/v1/messages/{message.id}/attachments/{att.id}")
         assert b"".join(response.streaming_content) == expected
+
+
+def test_beat_schedules_the_sweep_by_a_registered_task_name() -> None:
+    from django.conf import settings
+
+    from assmbl.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["sweep-expired-attachments"]
+    app.loader.import_default_modules()
+    assert entry["task"] in app.tasks
