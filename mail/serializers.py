@@ -48,8 +48,11 @@ def message_item(message: Message) -> dict[str, Any]:
                 "Filename": att.filename,
                 "ContentType": att.content_type,
                 "Size": att.size,
+                "ContentID": att.content_id,
+                "Disposition": att.disposition,
             }
-            for att in message.attachments.all()
+            # In the order of the parts (uploads sent by the agent: in upload order).
+            for att in sorted(message.attachments.all(), key=lambda a: (a.part_index or 0, a.created_at, a.id))
         ],
         "Size": message.size,
     }
