@@ -446,13 +446,19 @@ def attachment_parts_store(*, parsed: ParsedMail) -> None:
     Idempotent: a second recipient of the same delivery, or a retried task, finds the keys."""
     storage = mail_storage()
     for att in parsed.attachments:
-        if att.storage_key or att.payload is None:
+        if att.storage_key or att.part is None:
             continue
+        payload = att.part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            payload = b""
+        att.sha256 = hashlib.sha256(payload).hexdigest()
+        att.size = len(payload)
         key = part_key(att.sha256)
         if not storage.exists(key):
-            storage.save(key, ContentFile(att.payload))
+            storage.save(key, ContentFile(payload))
         att.storage_key = key
-        att.payload = None
+        att.part = None
+        del payload
 
 
 def inbound_attachment_or_404(*, message: Message, attachment_id: str) -> Attachment:

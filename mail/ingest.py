@@ -21,6 +21,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from assmbl.faults import fault_point
 from directory.models import Agent
 from directory.services import agent_for_address
 from directory.trust import trust_evaluate
@@ -70,7 +71,7 @@ def delivery_accept(
     key, sha = raw_store(raw)
     if external_id is None:
         external_id = smtp_external_id(raw, envelope_recipients)
-    return _record(
+    accepted = _record(
         source=source,
         external_id=external_id,
         storage_key=key,
@@ -80,6 +81,10 @@ def delivery_accept(
         envelope_recipients=envelope_recipients,
         authentication=authentication or {},
     )
+    # Durable now; the caller has not acknowledged yet (RFC 5321: the window where a
+    # crash makes the client retry). The reliability tests kill the process here.
+    fault_point("ingest.after_accept")
+    return accepted
 
 
 def delivery_accept_stored(

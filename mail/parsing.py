@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import hashlib
 import re
 import signal
 import threading
@@ -40,7 +39,9 @@ class ParsedAttachment:
     disposition: str
     sha256: str = ""
     # The decoded bytes, kept only until ingestion stores the part (see mail.attachments).
-    payload: bytes | None = field(default=None, repr=False, compare=False)
+    # The MIME part itself, decoded only when stored (one at a time: holding every decoded
+    # attachment of a large message at once is what drove ingest's peak memory up).
+    part: EmailMessage | None = field(default=None, repr=False, compare=False)
     storage_key: str = ""
 
 
@@ -223,6 +224,22 @@ def sanitize_filename(value: str, *, max_chars: int | None = None) -> str:
     return text
 
 
+def attachment_size(part: EmailMessage) -> int:
+    """The decoded size of a leaf part. For base64 it is counted from the encoded text:
+    decoding a large attachment only to measure it doubled the parse's peak memory."""
+    payload = part.get_payload()
+    if not isinstance(payload, str):
+        return 0
+    cte = (part.get("Content-Transfer-Encoding") or "").strip().lower()
+    if cte == "base64":
+        chars = len(payload) - sum(payload.count(ws) for ws in ("\r", "\n", " ", "\t"))
+        tail = payload[-8:].rstrip()
+        padding = len(tail) - len(tail.rstrip("="))
+        return max(0, chars * 3 // 4 - padding)
+    decoded = part.get_payload(decode=True)
+    return len(decoded) if isinstance(decoded, bytes) else 0
+
+
 def walk_parts(msg: EmailMessage, budget: _Budget | None = None) -> list[tuple[int, EmailMessage]]:
     """Depth-first parts with their depth; raises ParseLimitExceeded past the limits.
 
@@ -271,19 +288,15 @@ def _parse_body(msg: EmailMessage, parsed: ParsedMail, budget: _Budget) -> None:
             continue
         is_attachment, disposition = _is_attachment(part)
         if is_attachment:
-            payload = part.get_payload(decode=True)
-            if not isinstance(payload, bytes):
-                payload = b""
             parsed.attachments.append(
                 ParsedAttachment(
                     part_index=index,
                     filename=sanitize_filename(decode_header_value(part.get_filename() or ""))[:255],
                     content_type=part.get_content_type()[:255],
-                    size=len(payload),
+                    size=attachment_size(part),
                     content_id=decode_header_value(part.get("Content-ID") or "").strip("<>")[:255],
                     disposition=disposition[:10],
-                    sha256=hashlib.sha256(payload).hexdigest(),
-                    payload=payload,
+                    part=part,
                 )
             )
             continue
@@ -294,6 +307,20 @@ def _parse_body(msg: EmailMessage, parsed: ParsedMail, budget: _Budget) -> None:
             html = part_text(part)
     text = plain if plain and plain.strip() else html_to_text(html or "")
     parsed.body_preview = make_preview(text)
+
+
+_FEED_CHUNK = 64 * 1024
+
+
+def parse_bytes(raw: bytes) -> EmailMessage:
+    """The stdlib parse, fed in chunks. ``parsebytes`` first decodes the whole message into
+    one str and then splits it, which peaks near 8x the message size; feeding 64 KB at a
+    time keeps the peak under 3x (measured on a 6.8 MB message)."""
+    parser = email.parser.BytesFeedParser(policy=email.policy.compat32)
+    view = memoryview(raw)
+    for start in range(0, len(raw), _FEED_CHUNK):
+        parser.feed(bytes(view[start : start + _FEED_CHUNK]))
+    return parser.close()
 
 
 def parse_mail(raw: bytes) -> ParsedMail:
@@ -310,7 +337,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
         return parsed
     try:
         with _Budget(settings.PARSE_TIME_BUDGET_SECONDS) as budget:
-            msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
+            msg = parse_bytes(raw)
             budget.check()
             _parse_headers(msg, parsed)
             parsed.defects = [type(d).__name__ for d in msg.defects][:20]
@@ -326,4 +353,4 @@ def parse_mail(raw: bytes) -> ParsedMail:
 
 def parse_message_object(raw: bytes) -> EmailMessage:
     """The full stdlib message, for lazy work on stored mail (attachment download)."""
-    return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
+    return parse_bytes(raw)
