@@ -128,6 +128,9 @@ if MAIL_STORAGE == "s3":
             "signature_version": "s3v4",
             "file_overwrite": True,
             "default_acl": None,
+            # open() downloads into a temp file; past 2 MiB it spills to disk instead of
+            # holding a 40 MB message in the worker's memory (the default is unlimited).
+            "max_memory_size": 2 * 1024 * 1024,
         },
     }
     _mail_storage = {**_s3, "OPTIONS": {**_s3["OPTIONS"], "bucket_name": MAIL_S3_BUCKET, "location": MAIL_S3_PREFIX}}

@@ -31,7 +31,7 @@ from django.utils.crypto import constant_time_compare
 from assmbl.errors import ApiError, Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from directory.models import Agent
 from mail.models import Attachment, Message
-from mail.parsing import ParsedMail, parse_message_object, sanitize_filename, walk_parts
+from mail.parsing import ParsedMail, parse_message_object, part_decode_to, sanitize_filename, walk_parts
 from mail.storage import mail_storage, raw_open
 
 CHUNK_BYTES = 64 * 1024
@@ -448,17 +448,15 @@ def attachment_parts_store(*, parsed: ParsedMail) -> None:
     for att in parsed.attachments:
         if att.storage_key or att.part is None:
             continue
-        payload = att.part.get_payload(decode=True)
-        if not isinstance(payload, bytes):
-            payload = b""
-        att.sha256 = hashlib.sha256(payload).hexdigest()
-        att.size = len(payload)
-        key = part_key(att.sha256)
-        if not storage.exists(key):
-            storage.save(key, ContentFile(payload))
+        # Decoded into a temp file (spilling to disk past 1 MiB), one part at a time.
+        with tempfile.SpooledTemporaryFile(max_size=1024 * 1024) as tmp:
+            att.sha256, att.size = part_decode_to(att.part, tmp)
+            key = part_key(att.sha256)
+            if not storage.exists(key):
+                tmp.seek(0)
+                storage.save(key, File(tmp))
         att.storage_key = key
         att.part = None
-        del payload
 
 
 def inbound_attachment_or_404(*, message: Message, attachment_id: str) -> Attachment:

@@ -27,9 +27,9 @@ from directory.services import agent_for_address
 from directory.trust import trust_evaluate
 from mail.attachments import attachment_parts_store
 from mail.models import Attachment, InboundDelivery, Message
-from mail.parsing import ParsedMail, parse_mail
+from mail.parsing import HashingReader, ParsedMail, parse_mail_stream
 from mail.serializers import message_item
-from mail.storage import raw_read, raw_store
+from mail.storage import raw_open, raw_store
 from mail.threads import thread_id_for
 from webhooks.services import event_record
 
@@ -138,11 +138,15 @@ def delivery_process(delivery_id: str) -> InboundDelivery:
     delivery = InboundDelivery.objects.get(pk=delivery_id)
     if delivery.status == InboundDelivery.Status.PROCESSED:
         return delivery
-    raw = raw_read(delivery.storage_key)
+    # Streamed from storage into the parser: a large message is never held whole beside
+    # its parse tree. Size and hash (unknown for objects SES stored) come in the same pass.
+    with raw_open(delivery.storage_key) as stream:
+        reader = HashingReader(stream)
+        parsed = parse_mail_stream(reader)
+        reader.drain()
     if not delivery.sha256:
-        delivery.sha256 = hashlib.sha256(raw).hexdigest()
-        delivery.size = len(raw)
-    parsed = parse_mail(raw)
+        delivery.sha256 = reader.sha256.hexdigest()
+        delivery.size = reader.size
     agents, unknown = recipient_agents(delivery.envelope_recipients)
     outcome: dict[str, str] = {address.lower(): "unknown_recipient" for address in unknown}
     for agent in agents:

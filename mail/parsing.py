@@ -8,8 +8,11 @@ and attachments' sizes. Anything the limits refuse comes back as ``quarantine_re
 
 from __future__ import annotations
 
+import binascii
 import email.parser
 import email.policy
+import hashlib
+import io
 import re
 import signal
 import threading
@@ -20,7 +23,7 @@ from email.header import decode_header, make_header
 from email.message import Message as EmailMessage
 from email.utils import getaddresses, parseaddr
 from html.parser import HTMLParser
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 
@@ -323,21 +326,53 @@ def parse_bytes(raw: bytes) -> EmailMessage:
     return parser.close()
 
 
+class HashingReader:
+    """Wraps a binary stream: counts and hashes what is read, so the worker learns a
+    stored object's size and sha256 in the same pass that parses it."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(_FEED_CHUNK):
+            pass
+
+
 def parse_mail(raw: bytes) -> ParsedMail:
     """Everything the index needs from raw bytes. Never raises; see quarantine_reason."""
+    return parse_mail_stream(io.BytesIO(raw))
+
+
+def parse_mail_stream(stream: IO[bytes] | HashingReader) -> ParsedMail:
+    """As parse_mail, reading a stream in chunks, so a large message is never held whole
+    beside its parse tree (the worker streams it from storage)."""
     parsed = ParsedMail()
-    if len(raw) > settings.MAX_MESSAGE_BYTES:
-        parsed.quarantine_reason = f"message larger than {settings.MAX_MESSAGE_BYTES} bytes"
-        return parsed
-    end = _HEADER_END.search(raw, 0, settings.MAX_HEADER_BYTES + 4)
-    header_len = end.start() if end else len(raw)
+    head = stream.read(settings.MAX_HEADER_BYTES + 4)
+    end = _HEADER_END.search(head)
+    header_len = end.start() if end else len(head)
     if header_len > settings.MAX_HEADER_BYTES:
         parsed.quarantine_reason = f"header block larger than {settings.MAX_HEADER_BYTES} bytes"
-        # Still index what a cheap look at the first header lines tells staff.
         return parsed
     try:
         with _Budget(settings.PARSE_TIME_BUDGET_SECONDS) as budget:
-            msg = parse_bytes(raw)
+            parser = email.parser.BytesFeedParser(policy=email.policy.compat32)
+            parser.feed(head)
+            total = len(head)
+            while chunk := stream.read(_FEED_CHUNK):
+                total += len(chunk)
+                if total > settings.MAX_MESSAGE_BYTES:
+                    raise ParseLimitExceeded(f"message larger than {settings.MAX_MESSAGE_BYTES} bytes")
+                parser.feed(chunk)
+            del head
+            msg = parser.close()
             budget.check()
             _parse_headers(msg, parsed)
             parsed.defects = [type(d).__name__ for d in msg.defects][:20]
@@ -349,6 +384,46 @@ def parse_mail(raw: bytes) -> ParsedMail:
     except Exception as exc:  # a parser bug must not lose the message: quarantine it
         parsed.quarantine_reason = f"parser error: {type(exc).__name__}: {exc}"[:500]
     return parsed
+
+
+_B64_CHUNK = 1024 * 1024
+
+
+def part_decode_to(part: EmailMessage, out: IO[bytes]) -> tuple[str, int]:
+    """Write a leaf part's decoded bytes to ``out``; returns (sha256, size).
+
+    Large base64 parts (what big attachments are) are decoded a megabyte at a time:
+    compat32's get_payload(decode=True) first copies the whole encoded text to bytes.
+    Broken base64 falls back to the stdlib's lenient decoder, as small parts always do."""
+    payload = part.get_payload()
+    cte = (part.get("Content-Transfer-Encoding") or "").strip().lower()
+    if cte == "base64" and isinstance(payload, str) and len(payload) >= 4 * _B64_CHUNK:
+        start = out.tell()
+        try:
+            return _decode_base64_to(payload, out)
+        except binascii.Error:
+            out.seek(start)
+            out.truncate()
+    decoded = part.get_payload(decode=True)
+    if not isinstance(decoded, bytes):
+        decoded = b""
+    out.write(decoded)
+    return hashlib.sha256(decoded).hexdigest(), len(decoded)
+
+
+def _decode_base64_to(payload: str, out: IO[bytes]) -> tuple[str, int]:
+    digest, size, carry = hashlib.sha256(), 0, ""
+    for start in range(0, len(payload), _B64_CHUNK):
+        text = carry + "".join(payload[start : start + _B64_CHUNK].split())
+        usable = len(text) - len(text) % 4
+        data = binascii.a2b_base64(text[:usable], strict_mode=True)
+        carry = text[usable:]
+        digest.update(data)
+        size += len(data)
+        out.write(data)
+    if carry:
+        raise binascii.Error("base64 text ends mid-quantum")
+    return digest.hexdigest(), size
 
 
 def parse_message_object(raw: bytes) -> EmailMessage:
