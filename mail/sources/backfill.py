@@ -46,7 +46,7 @@ def storage_objects(storage: Storage, prefix: str = "") -> Iterator[StoredObject
                 path = Path(directory) / name
                 key = path.relative_to(root).as_posix()
                 if key.startswith(prefix):
-                    found.append(StoredObject(key, dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc)))
+                    found.append(StoredObject(key, dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)))
         yield from sorted(found, key=lambda o: o.key)
         return
     # django-storages S3Storage: list the bucket under its location, keys back relative to it.
@@ -123,7 +123,9 @@ class Checkpoint:
         tmp.replace(self.path)  # atomic: a crash never leaves half a checkpoint
 
 
-def backfill_objects(*, prefix: str = "", since: dt.datetime | None = None, after_key: str = "") -> Iterator[StoredObject]:
+def backfill_objects(
+    *, prefix: str = "", since: dt.datetime | None = None, after_key: str = ""
+) -> Iterator[StoredObject]:
     for obj in storage_objects(mail_storage(), prefix):
         if after_key and obj.key <= after_key:
             continue

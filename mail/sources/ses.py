@@ -105,6 +105,10 @@ def ses_notification_accept(*, notification: dict[str, Any], source: str) -> Acc
         content = notification.get("content")
         if not isinstance(content, str):
             raise SesNotificationError("SNS action without content")
-        raw = base64.b64decode(content) if action.get("encoding") == "BASE64" else content.encode("utf-8", "surrogateescape")
+        raw = (
+            base64.b64decode(content)
+            if action.get("encoding") == "BASE64"
+            else content.encode("utf-8", "surrogateescape")
+        )
         return delivery_accept(raw=raw, **common)
     raise SesNotificationError(f"unsupported SES receipt action {action_type!r} (use S3 or SNS)")

@@ -100,11 +100,15 @@ def ses_rules_activate(*, client: Any, target: RuleTarget, dry_run: bool = False
         rules = []
     current = next((r for r in rules if r.get("Name") == target.rule_name), None)
     if current is None:
-        result.changes.append(f"create rule {target.rule_name}: {target.domain} -> s3://{target.bucket}/{desired['Actions'][0]['S3Action']['ObjectKeyPrefix']} + {target.topic_arn or 'no topic'}")
+        result.changes.append(
+            f"create rule {target.rule_name}: {target.domain} -> s3://{target.bucket}/{desired['Actions'][0]['S3Action']['ObjectKeyPrefix']} + {target.topic_arn or 'no topic'}"
+        )
         if not dry_run:
             client.create_receipt_rule(RuleSetName=target.rule_set, Rule=desired)
     elif not _same_rule(current, desired):
-        result.changes.append(f"update rule {target.rule_name} to route {target.domain} -> s3://{target.bucket} + {target.topic_arn or 'no topic'}")
+        result.changes.append(
+            f"update rule {target.rule_name} to route {target.domain} -> s3://{target.bucket} + {target.topic_arn or 'no topic'}"
+        )
         if not dry_run:
             client.update_receipt_rule(RuleSetName=target.rule_set, Rule=desired)
     active = active_rule_set(client)

@@ -55,7 +55,7 @@ class Signer:
     def create(cls) -> Signer:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         cert = (
             x509.CertificateBuilder()
             .subject_name(name)
@@ -91,7 +91,12 @@ def ses_notification(
     """An SES receipt notification: S3 action (the object SES wrote), or SNS action with
     the content inline when ``content`` is given."""
     verdicts = {"spf": "PASS", "dkim": "PASS", "dmarc": "PASS", "spam": "PASS", "virus": "PASS", **(verdicts or {})}
-    action: dict[str, Any] = {"type": "S3", "topicArn": TOPIC, "bucketName": bucket, "objectKey": object_key or f"raw/{message_id}"}
+    action: dict[str, Any] = {
+        "type": "S3",
+        "topicArn": TOPIC,
+        "bucketName": bucket,
+        "objectKey": object_key or f"raw/{message_id}",
+    }
     extra: dict[str, Any] = {}
     if content is not None:
         action = {"type": "SNS", "topicArn": TOPIC, "encoding": "BASE64"}

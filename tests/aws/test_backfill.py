@@ -25,7 +25,10 @@ def _own_storage(settings: Any, tmp_path: Path) -> None:
     """A mail storage of this test's own: backfill walks all of it."""
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "mail")}},
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "mail")},
+        },
     }
 
 
@@ -53,7 +56,9 @@ def test_it_reingests_local_objects_once(restored: None, owner: Persona, teammat
     assert Message.objects.for_agent(owner.agent).count() == 2
     assert Message.objects.for_agent(teammate.agent).get().subject == "b"  # Delivered-To wins over To
     assert set(InboundDelivery.objects.values_list("external_id", flat=True)) == {
-        "backfill:restore/a.eml", "backfill:restore/b.eml", "backfill:restore/c.eml"
+        "backfill:restore/a.eml",
+        "backfill:restore/b.eml",
+        "backfill:restore/c.eml",
     }
 
     assert "new=0 duplicate=3 quarantined=0" in _backfill(tmp_path, "--restart")

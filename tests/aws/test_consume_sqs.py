@@ -34,12 +34,18 @@ def _consume() -> str:
 
 
 def _left(sqs: Any, url: str) -> int:
-    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
 def test_it_ingests_sns_wrapped_and_raw_notifications(
-    owner: Persona, s3: Any, queue: tuple[Any, str], signer: Signer, fetcher: FakeFetcher,
+    owner: Persona,
+    s3: Any,
+    queue: tuple[Any, str],
+    signer: Signer,
+    fetcher: FakeFetcher,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     sqs, url = queue
@@ -47,18 +53,28 @@ def test_it_ingests_sns_wrapped_and_raw_notifications(
         s3.put_object(Bucket=BUCKET, Key=f"raw/{message_id}", Body=build_mail(to=owner.address, subject=subject))
     wrapped = signer.sign(sns_notification(ses_notification(message_id="sqs-1", recipients=[owner.address])))
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps(wrapped))
-    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(ses_notification(message_id="sqs-2", recipients=[owner.address])))
+    sqs.send_message(
+        QueueUrl=url, MessageBody=json.dumps(ses_notification(message_id="sqs-2", recipients=[owner.address]))
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         assert "accepted=2" in _consume()
 
     assert sorted(Message.objects.for_agent(owner.agent).values_list("subject", flat=True)) == ["raw", "wrapped"]
-    assert set(InboundDelivery.objects.values_list("source", "external_id")) == {("sqs", "ses:sqs-1"), ("sqs", "ses:sqs-2")}
+    assert set(InboundDelivery.objects.values_list("source", "external_id")) == {
+        ("sqs", "ses:sqs-1"),
+        ("sqs", "ses:sqs-2"),
+    }
     assert _left(sqs, url) == 0
 
 
 def test_it_treats_a_redelivery_and_the_sns_path_as_the_same_message(
-    client: Any, owner: Persona, s3: Any, queue: tuple[Any, str], signer: Signer, fetcher: FakeFetcher,
+    client: Any,
+    owner: Persona,
+    s3: Any,
+    queue: tuple[Any, str],
+    signer: Signer,
+    fetcher: FakeFetcher,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     sqs, url = queue

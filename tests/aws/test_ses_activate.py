@@ -44,7 +44,9 @@ def test_it_creates_the_rule_set_and_activates_it_once(ses: Any) -> None:
     assert active["Metadata"]["Name"] == "assmbl-mail"
     (rule,) = active["Rules"]
     assert rule["Recipients"] == ["agents.example.com"]
-    assert rule["Actions"] == [{"S3Action": {"BucketName": "assmbl-mail", "ObjectKeyPrefix": "raw/", "TopicArn": TOPIC}}]
+    assert rule["Actions"] == [
+        {"S3Action": {"BucketName": "assmbl-mail", "ObjectKeyPrefix": "raw/", "TopicArn": TOPIC}}
+    ]
 
     assert "no changes" in _run("ses_activate")
 

@@ -30,7 +30,12 @@ def _signed(signer: Signer, message_id: str, recipients: list[str], **kwargs: An
 
 
 def test_it_indexes_the_object_ses_wrote(
-    client: Client, owner: Persona, s3: Any, signer: Signer, fetcher: FakeFetcher, django_capture_on_commit_callbacks: Any
+    client: Client,
+    owner: Persona,
+    s3: Any,
+    signer: Signer,
+    fetcher: FakeFetcher,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     _ses_object(s3, "ses-e2e-1", build_mail(to=owner.address, subject="Invoice 42"))
     message = _signed(signer, "ses-e2e-1", [owner.address], verdicts={"dkim": "FAIL", "spam": "GRAY"})
@@ -46,7 +51,12 @@ def test_it_indexes_the_object_ses_wrote(
     item = Message.objects.for_agent(owner.agent).get()
     assert item.subject == "Invoice 42"
     assert item.authentication == {
-        "spf": "pass", "dkim": "fail", "dmarc": "pass", "spam": "gray", "virus": "pass", "source": "ses"
+        "spf": "pass",
+        "dkim": "fail",
+        "dmarc": "pass",
+        "spam": "gray",
+        "virus": "pass",
+        "source": "ses",
     }
     try:
         resolve("/v1/inbox")
@@ -57,7 +67,12 @@ def test_it_indexes_the_object_ses_wrote(
 
 
 def test_it_fans_out_over_every_envelope_recipient(
-    client: Client, owner: Persona, teammate: Persona, s3: Any, signer: Signer, fetcher: FakeFetcher,
+    client: Client,
+    owner: Persona,
+    teammate: Persona,
+    s3: Any,
+    signer: Signer,
+    fetcher: FakeFetcher,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     # Bcc'd teammate: only the envelope knows, and routing follows the envelope.
@@ -71,7 +86,12 @@ def test_it_fans_out_over_every_envelope_recipient(
 
 
 def test_it_copies_an_object_outside_the_mail_prefix(
-    client: Client, owner: Persona, s3: Any, signer: Signer, fetcher: FakeFetcher, django_capture_on_commit_callbacks: Any
+    client: Client,
+    owner: Persona,
+    s3: Any,
+    signer: Signer,
+    fetcher: FakeFetcher,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     s3.put_object(Bucket=BUCKET, Key="elsewhere/ses-x-1", Body=build_mail(to=owner.address, subject="copied"))
     message = _signed(signer, "ses-x-1", [owner.address], object_key="elsewhere/ses-x-1")
@@ -83,7 +103,12 @@ def test_it_copies_an_object_outside_the_mail_prefix(
 
 
 def test_it_makes_one_message_of_five_deliveries(
-    client: Client, owner: Persona, s3: Any, signer: Signer, fetcher: FakeFetcher, django_capture_on_commit_callbacks: Any
+    client: Client,
+    owner: Persona,
+    s3: Any,
+    signer: Signer,
+    fetcher: FakeFetcher,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     _ses_object(s3, "ses-rep-1", build_mail(to=owner.address))
     message = _signed(signer, "ses-rep-1", [owner.address])

@@ -10,8 +10,16 @@ import pytest
 from django.test import Client
 
 from mail.models import InboundDelivery
+from tests.aws.sns_signing import (
+    TOPIC,
+    FakeFetcher,
+    Signer,
+    ses_notification,
+    sns_notification,
+    sns_post_kwargs,
+    sns_subscription,
+)
 from tests.mime import build_mail
-from tests.aws.sns_signing import TOPIC, FakeFetcher, Signer, ses_notification, sns_notification, sns_post_kwargs, sns_subscription
 
 URL = "/webhooks/ses/inbound"
 RAW = build_mail(subject="signed", to="owner@agents.localhost")
@@ -102,7 +110,9 @@ def test_it_accepts_a_china_region_certificate_url(client: Client, signer: Signe
     assert fetcher.calls == [url]
 
 
-def test_it_refuses_a_body_that_does_not_match_the_headers(client: Client, signer: Signer, fetcher: FakeFetcher) -> None:
+def test_it_refuses_a_body_that_does_not_match_the_headers(
+    client: Client, signer: Signer, fetcher: FakeFetcher
+) -> None:
     message = signer.sign(_notification())
     kwargs = sns_post_kwargs(message)
     kwargs["headers"]["x-amz-sns-message-id"] = "other"
@@ -136,7 +146,9 @@ def test_it_does_not_confirm_a_tampered_subscribe_url(client: Client, signer: Si
     assert fetcher.calls == [message["SigningCertURL"]]
 
 
-def test_it_does_not_visit_a_signed_subscribe_url_outside_sns(client: Client, signer: Signer, fetcher: FakeFetcher) -> None:
+def test_it_does_not_visit_a_signed_subscribe_url_outside_sns(
+    client: Client, signer: Signer, fetcher: FakeFetcher
+) -> None:
     message = signer.sign({**sns_subscription(), "SubscribeURL": "https://evil.com/?Action=ConfirmSubscription"})
     assert _post(client, message) == 400
     assert "https://evil.com/?Action=ConfirmSubscription" not in fetcher.calls

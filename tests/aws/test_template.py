@@ -37,7 +37,9 @@ def test_it_activates_from_the_stack_outputs(aws: None, settings: Any) -> None:
         Parameters=[{"ParameterKey": "MailDomain", "ParameterValue": "agents.example.com"}],
         Capabilities=["CAPABILITY_IAM"],
     )
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName="assmbl")["Stacks"][0]["Outputs"]}
+    outputs = {
+        o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName="assmbl")["Stacks"][0]["Outputs"]
+    }
     assert outputs["ActivationCommand"] == "python manage.py ses_activate --stack-name assmbl --region us-east-1"
     assert f"MAIL_S3_BUCKET={outputs['BucketName']}" in outputs["Environment"]
 
@@ -47,7 +49,9 @@ def test_it_activates_from_the_stack_outputs(aws: None, settings: Any) -> None:
     rule = boto3.client("ses", region_name=REGION).describe_active_receipt_rule_set()["Rules"][0]
     assert rule["Recipients"] == ["agents.example.com"]
     assert rule["Actions"][0]["S3Action"] == {
-        "BucketName": outputs["BucketName"], "ObjectKeyPrefix": "raw/", "TopicArn": outputs["TopicArn"]
+        "BucketName": outputs["BucketName"],
+        "ObjectKeyPrefix": "raw/",
+        "TopicArn": outputs["TopicArn"],
     }
     again = StringIO()
     call_command("ses_activate", "--stack-name", "assmbl", "--region", REGION, stdout=again)

@@ -21,7 +21,7 @@ def _since(value: str) -> dt.datetime:
         parsed = dt.datetime.combine(day, dt.time())
     if parsed is None:
         raise CommandError(f"--since {value!r}: expected YYYY-MM-DD or an ISO datetime")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 class Command(BaseCommand):
@@ -38,18 +38,31 @@ class Command(BaseCommand):
         parser.add_argument("--checkpoint", default=settings.BACKFILL_CHECKPOINT, help="checkpoint file")
         parser.add_argument("--restart", action="store_true", help="ignore the checkpoint and start from the first key")
 
-    def handle(self, *args: Any, prefix: str, since: dt.datetime | None, dry_run: bool, checkpoint: str, restart: bool, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        prefix: str,
+        since: dt.datetime | None,
+        dry_run: bool,
+        checkpoint: str,
+        restart: bool,
+        **options: Any,
+    ) -> None:
         mark = Checkpoint(Path(checkpoint), prefix)
         after = "" if restart else mark.load()
         if after:
             self.stdout.write(f"resuming after {after} (checkpoint {checkpoint}; --restart to start over)")
         counts: Counter[str] = Counter()
-        progress = tqdm(backfill_objects(prefix=prefix, since=since, after_key=after), unit="obj", file=self.stderr, disable=None)
+        progress = tqdm(
+            backfill_objects(prefix=prefix, since=since, after_key=after), unit="obj", file=self.stderr, disable=None
+        )
         last = ""
         for obj in progress:
             counts[backfill_object(key=obj.key, dry_run=dry_run)] += 1
             last = obj.key
-            progress.set_postfix(new=counts["new"], duplicate=counts["duplicate"], quarantined=counts["quarantined"], refresh=False)
+            progress.set_postfix(
+                new=counts["new"], duplicate=counts["duplicate"], quarantined=counts["quarantined"], refresh=False
+            )
             if not dry_run and sum(counts.values()) % CHECKPOINT_EVERY == 0:
                 mark.save(last)
         if last and not dry_run:

@@ -22,7 +22,11 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="print the changes, make none")
 
     def handle(self, *args: Any, stack_name: str | None, region: str, dry_run: bool, **options: Any) -> None:
-        target = rule_target_from_stack(stack_outputs(stack_name=stack_name, region=region)) if stack_name else rule_target_from_settings()
+        target = (
+            rule_target_from_stack(stack_outputs(stack_name=stack_name, region=region))
+            if stack_name
+            else rule_target_from_settings()
+        )
         client = boto3.client("ses", region_name=region)
         try:
             activation = ses_rules_activate(client=client, target=target, dry_run=dry_run)
@@ -31,7 +35,9 @@ class Command(BaseCommand):
         except ClientError as err:
             # Usually the bucket policy (SES PutObject) or topic policy (SES Publish) is missing:
             # deploy/aws/template.yaml grants both.
-            raise CommandError(f"SES refused: {err}. Check the bucket and topic policies (deploy/aws/template.yaml).") from err
+            raise CommandError(
+                f"SES refused: {err}. Check the bucket and topic policies (deploy/aws/template.yaml)."
+            ) from err
         prefix = "would " if dry_run else ""
         for change in activation.changes:
             self.stdout.write(f"{prefix}{change}")

@@ -22,4 +22,6 @@ class Command(BaseCommand):
             self.stdout.write(f"OK: active rule set {status.rule_set}, {status.detail}")
             return
         # Non-zero exit so a health check or CI step notices.
-        raise CommandError(f"NOT ROUTED: {status.detail}. Fix: run `python manage.py ses_activate` (or `--stack-name <stack>`).")
+        raise CommandError(
+            f"NOT ROUTED: {status.detail}. Fix: run `python manage.py ses_activate` (or `--stack-name <stack>`)."
+        )
