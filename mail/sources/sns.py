@@ -87,7 +87,7 @@ def canonical_string(message: Mapping[str, Any]) -> bytes:
     fields = SIGNED_FIELDS[str(message.get("Type"))]
     lines: list[str] = []
     for name in fields:
-        if name not in message and name in OPTIONAL_FIELDS:
+        if name in OPTIONAL_FIELDS and message.get(name) is None:
             continue
         value = message.get(name)
         if not isinstance(value, str):
