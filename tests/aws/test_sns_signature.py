@@ -159,3 +159,18 @@ def test_it_uses_the_configured_topics(client: Client, signer: Signer, fetcher: 
     assert _post(client, signer.sign(_notification())) == 400
     settings.SES_SNS_TOPIC_ARNS = ["arn:aws:sns:us-east-1:1:a", TOPIC]
     assert _post(client, signer.sign(_notification())) == 200
+
+
+def test_it_refuses_a_changed_subscription_token(client: Client, signer: Signer, fetcher: FakeFetcher) -> None:
+    message = signer.sign(sns_subscription())
+    message["Token"] = message["Token"][:-1] + ("0" if message["Token"][-1] != "0" else "1")
+    assert _post(client, message) == 400
+    assert message["SubscribeURL"] not in fetcher.calls
+
+
+def test_it_acknowledges_an_unsubscribe_confirmation_without_visiting_anything(
+    client: Client, signer: Signer, fetcher: FakeFetcher
+) -> None:
+    message = signer.sign({**sns_subscription(), "Type": "UnsubscribeConfirmation"})
+    assert _post(client, message) == 200
+    assert fetcher.calls == [message["SigningCertURL"]]
