@@ -291,3 +291,12 @@ CELERY_BEAT_SCHEDULE["sweep-expired-attachments"] = {
     "task": "mail.tasks.sweep_expired_attachments",
     "schedule": 600.0,
 }
+# --- AWS: SES inbound over SNS/SQS, receipt rules, backfill -------------------------------------
+# The callable that fetches SNS certificate URLs and SubscribeURLs (tests inject a fake).
+SES_SNS_FETCHER = env_str("SES_SNS_FETCHER", "mail.sources.sns.url_fetch")
+# The topic the receipt rule's S3 action notifies; defaults to the first allowed topic.
+SES_INBOUND_TOPIC_ARN = env_str("SES_INBOUND_TOPIC_ARN") or (SES_SNS_TOPIC_ARNS[0] if SES_SNS_TOPIC_ARNS else "")
+SES_RULE_NAME = env_str("SES_RULE_NAME", "assmbl-inbound")
+SES_SQS_WAIT_SECONDS = env_int("SES_SQS_WAIT_SECONDS", 20, minimum=0)
+SES_SQS_VISIBILITY_SECONDS = env_int("SES_SQS_VISIBILITY_SECONDS", 300, minimum=0)
+BACKFILL_CHECKPOINT = env_str("BACKFILL_CHECKPOINT", str(DATA_DIR / "backfill-checkpoint.json"))
