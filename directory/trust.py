@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import F, Q
@@ -178,10 +179,24 @@ def challenge_request(*, agent: Agent, address: str, authentication: dict[str, A
     local = address.partition("@")[0]
     if not authn.aligned_for(authentication, address) or authentication.get("internal"):
         return None  # never backscatter to an address that did not prove it sent this
-    if not local or local in _NO_CHALLENGE_LOCALS or sender_blocked(agent=agent, sender=address):
+    if not local or local in _NO_CHALLENGE_LOCALS:
         return None
     now = timezone.now()
     window_start = now - timedelta(seconds=settings.CHALLENGE_WINDOW_SECONDS)
+    # Fast path for a flood from one sender: the cache remembers this window's claim, so the
+    # 10,000th message costs a cache lookup. The database claim below stays the authority
+    # (a cache flush costs at most one indexed read per message, never a second mail).
+    gate = f"challenge-gate:{agent.pk}:{agent.created_at.timestamp()}:{hashlib.sha256(address.encode()).hexdigest()}"
+    if cache.get(gate):
+        return None
+    known = Sender.objects.filter(agent=agent, address=address).values_list("status", "challenged_at").first()
+    if known is not None and (
+        known[0] not in (Sender.Status.UNKNOWN, Sender.Status.CHALLENGED) or (known[1] and known[1] >= window_start)
+    ):
+        cache.set(gate, 1, timeout=max(1, int((known[1] - window_start).total_seconds())) if known[1] else 60)
+        return None
+    if sender_blocked(agent=agent, sender=address):
+        return None
     with transaction.atomic():
         sender, _ = Sender.objects.get_or_create(agent=agent, address=address)
         # The claim: one conditional update, so concurrent workers send at most one mail.
@@ -192,6 +207,7 @@ def challenge_request(*, agent: Agent, address: str, authentication: dict[str, A
         )
         if not claimed:
             return None
+        transaction.on_commit(lambda: cache.set(gate, 1, timeout=settings.CHALLENGE_WINDOW_SECONDS))
         plaintext = secrets.token_urlsafe(24)
         challenge = Challenge.objects.create(
             agent=agent,
