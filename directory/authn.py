@@ -310,8 +310,10 @@ def authentication_results_trusted(raw: bytes, *, peer_ip: str = "") -> dict[str
         match = _AR_METHOD.search(clause)
         if not match:
             continue
-        method, result, props = match.group(1).lower(), match.group(2).lower(), dict(
-            (k.lower(), v.strip("<>").lower()) for k, v in _AR_PROP.findall(match.group(3))
+        method, result, props = (
+            match.group(1).lower(),
+            match.group(2).lower(),
+            dict((k.lower(), v.strip("<>").lower()) for k, v in _AR_PROP.findall(match.group(3))),
         )
         if method == "spf":
             out["spf"] = result

@@ -20,9 +20,9 @@ from rest_framework.views import APIView
 
 from assmbl.errors import ApiError, NotFound, ValidationFailed
 from directory.auth import TokenUser
-from mail.serializers import rfc3339
 from directory.models import Agent, Sender, SenderRule
 from directory.services import SenderAction, sender_entry_create, sender_entry_delete
+from mail.serializers import rfc3339
 
 
 class Forbidden(ApiError):
@@ -101,7 +101,9 @@ class SendersView(APIView):
         wanted = request.query_params.get("status", "").strip()
         if wanted:
             senders = senders.filter(status=wanted)
-        items = [sender_entry_item(s) for s in senders.select_related("agent").order_by("-last_seen_at", "address")[:1000]]
+        items = [
+            sender_entry_item(s) for s in senders.select_related("agent").order_by("-last_seen_at", "address")[:1000]
+        ]
         if not wanted or wanted in ("blocked", "allowed"):
             items += [
                 sender_entry_item(r)
@@ -122,7 +124,9 @@ class SendersView(APIView):
         else:
             agent = _agent_for(user, values.get("agent_id") or None)
             if agent is None:
-                raise ValidationFailed("agent_id is required with an operator token (or scope: global).", code="agent_id_required")
+                raise ValidationFailed(
+                    "agent_id is required with an operator token (or scope: global).", code="agent_id_required"
+                )
         try:
             entry = sender_entry_create(
                 agent=agent, address_or_domain=values["address_or_domain"], action=values["action"], note=values["note"]

@@ -9,7 +9,9 @@ from webhooks.models import Event
 
 
 def test_it_trusts_a_sender_for_the_calling_agent(owner: Any) -> None:
-    response = owner.client.post("/v1/directory/senders", {"address_or_domain": "Alice@Example.com", "action": "trust"}, format="json")
+    response = owner.client.post(
+        "/v1/directory/senders", {"address_or_domain": "Alice@Example.com", "action": "trust"}, format="json"
+    )
 
     assert response.status_code == 201
     body = response.json()
@@ -19,7 +21,9 @@ def test_it_trusts_a_sender_for_the_calling_agent(owner: Any) -> None:
 
 
 def test_it_blocks_a_domain_and_emits_sender_blocked(owner: Any) -> None:
-    response = owner.client.post("/v1/directory/senders", {"address_or_domain": "spam.test", "action": "block"}, format="json")
+    response = owner.client.post(
+        "/v1/directory/senders", {"address_or_domain": "spam.test", "action": "block"}, format="json"
+    )
 
     assert response.status_code == 201 and response.json()["status"] == "blocked"
     assert SenderRule.objects.get(agent=owner.agent).pattern == "spam.test"
@@ -43,7 +47,9 @@ def test_it_lists_senders_with_status_last_seen_and_count(owner: Any, teammate: 
 
 
 def test_it_deletes_only_its_own_entries(owner: Any, teammate: Any) -> None:
-    mine = owner.client.post("/v1/directory/senders", {"address_or_domain": "a@b.test", "action": "trust"}, format="json").json()
+    mine = owner.client.post(
+        "/v1/directory/senders", {"address_or_domain": "a@b.test", "action": "trust"}, format="json"
+    ).json()
 
     assert teammate.client.delete(f"/v1/directory/senders/{mine['id']}").status_code == 404
     assert owner.client.delete("/v1/directory/senders/rul_999").status_code == 404
@@ -52,19 +58,39 @@ def test_it_deletes_only_its_own_entries(owner: Any, teammate: Any) -> None:
 
 
 def test_it_refuses_global_rules_and_other_agents_for_agent_tokens(owner: Any, teammate: Any) -> None:
-    global_rule = owner.client.post("/v1/directory/senders", {"address_or_domain": "x.test", "action": "block", "scope": "global"}, format="json")
-    other = owner.client.post("/v1/directory/senders", {"address_or_domain": "x.test", "action": "block", "agent_id": "teammate"}, format="json")
+    global_rule = owner.client.post(
+        "/v1/directory/senders", {"address_or_domain": "x.test", "action": "block", "scope": "global"}, format="json"
+    )
+    other = owner.client.post(
+        "/v1/directory/senders",
+        {"address_or_domain": "x.test", "action": "block", "agent_id": "teammate"},
+        format="json",
+    )
 
     assert global_rule.status_code == 403 and global_rule.json()["error"]["code"] == "forbidden_scope"
     assert other.status_code == 404 and other.json()["error"]["code"] == "agent_not_found"
     assert not SenderRule.objects.exists()
 
 
-def test_it_lets_an_operator_act_for_agents_of_its_account_and_globally(operator: Any, owner: Any, stranger: Any) -> None:
-    for_owner = operator.post("/v1/directory/senders", {"address_or_domain": "a@b.test", "action": "allow", "agent_id": "owner"}, format="json")
-    for_stranger = operator.post("/v1/directory/senders", {"address_or_domain": "a@b.test", "action": "allow", "agent_id": "stranger"}, format="json")
-    global_rule = operator.post("/v1/directory/senders", {"address_or_domain": "spam.test", "action": "block", "scope": "global"}, format="json")
-    missing = operator.post("/v1/directory/senders", {"address_or_domain": "a@b.test", "action": "allow"}, format="json")
+def test_it_lets_an_operator_act_for_agents_of_its_account_and_globally(
+    operator: Any, owner: Any, stranger: Any
+) -> None:
+    for_owner = operator.post(
+        "/v1/directory/senders",
+        {"address_or_domain": "a@b.test", "action": "allow", "agent_id": "owner"},
+        format="json",
+    )
+    for_stranger = operator.post(
+        "/v1/directory/senders",
+        {"address_or_domain": "a@b.test", "action": "allow", "agent_id": "stranger"},
+        format="json",
+    )
+    global_rule = operator.post(
+        "/v1/directory/senders", {"address_or_domain": "spam.test", "action": "block", "scope": "global"}, format="json"
+    )
+    missing = operator.post(
+        "/v1/directory/senders", {"address_or_domain": "a@b.test", "action": "allow"}, format="json"
+    )
 
     assert for_owner.status_code == 201 and for_owner.json()["agent_id"] == "owner"
     assert for_stranger.status_code == 404

@@ -28,7 +28,9 @@ def _challenged(owner: Any, deliver: Any, mailoutbox: Any, auth: dict[str, Any] 
     return re.search(r"/challenge/([A-Za-z0-9_-]+)", mailoutbox[0].body).group(1)
 
 
-def test_it_sends_one_challenge_from_the_agent_with_a_link_and_a_reply_token(owner: Any, deliver: Any, mailoutbox: Any, settings: Any) -> None:
+def test_it_sends_one_challenge_from_the_agent_with_a_link_and_a_reply_token(
+    owner: Any, deliver: Any, mailoutbox: Any, settings: Any
+) -> None:
     settings.PUBLIC_BASE_URL = "https://mail.example.net"
 
     token = _challenged(owner, deliver, mailoutbox)
@@ -59,10 +61,15 @@ def test_it_does_not_challenge_auto_replies_or_open_agents(owner: Any, deliver: 
     assert mailoutbox == []
 
 
-def test_it_sends_at_most_one_challenge_per_window_for_10000_mails(owner: Any, mailoutbox: Any, django_capture_on_commit_callbacks: Any, settings: Any) -> None:
+def test_it_sends_at_most_one_challenge_per_window_for_10000_mails(
+    owner: Any, mailoutbox: Any, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
     agent_policy_set(agent=owner.agent, policy="challenge")
     with django_capture_on_commit_callbacks(execute=True):
-        sent = [challenge_request(agent=owner.agent, address="alice@example.com", authentication=ALIGNED) for _ in range(10_000)]
+        sent = [
+            challenge_request(agent=owner.agent, address="alice@example.com", authentication=ALIGNED)
+            for _ in range(10_000)
+        ]
 
     assert sum(1 for c in sent if c is not None) == 1
     assert len(mailoutbox) == 1 and Challenge.objects.count() == 1
@@ -78,18 +85,22 @@ def test_it_sends_at_most_one_challenge_per_window_for_10000_mails(owner: Any, m
     assert len(mailoutbox) == 2
 
 
-def test_it_shows_a_confirm_button_and_changes_nothing_on_get(owner: Any, deliver: Any, mailoutbox: Any, client: Any) -> None:
+def test_it_shows_a_confirm_button_and_changes_nothing_on_get(
+    owner: Any, deliver: Any, mailoutbox: Any, client: Any
+) -> None:
     token = _challenged(owner, deliver, mailoutbox)
 
     response = client.get(f"/challenge/{token}")
 
     assert response.status_code == 200
-    assert b"<form method=\"post\">" in response.content and b"alice@example.com" in response.content
+    assert b'<form method="post">' in response.content and b"alice@example.com" in response.content
     assert Sender.objects.get(address="alice@example.com").status == "challenged"
     assert Challenge.objects.get().used_at is None
 
 
-def test_it_verifies_the_sender_on_post_and_emits_sender_verified(owner: Any, deliver: Any, mailoutbox: Any, client: Any) -> None:
+def test_it_verifies_the_sender_on_post_and_emits_sender_verified(
+    owner: Any, deliver: Any, mailoutbox: Any, client: Any
+) -> None:
     token = _challenged(owner, deliver, mailoutbox)
 
     response = client.post(f"/challenge/{token}")
@@ -135,7 +146,9 @@ def test_it_completes_a_challenge_by_an_authenticated_reply(owner: Any, deliver:
     assert Sender.objects.get(agent=owner.agent, address="alice@example.com").status == "verified"
 
 
-def test_it_refuses_a_reply_token_of_another_agent_or_an_unauthenticated_reply(owner: Any, teammate: Any, deliver: Any, mailoutbox: Any) -> None:
+def test_it_refuses_a_reply_token_of_another_agent_or_an_unauthenticated_reply(
+    owner: Any, teammate: Any, deliver: Any, mailoutbox: Any
+) -> None:
     token = _challenged(owner, deliver, mailoutbox)
     reply = build_mail(to=teammate.address, sender="alice@example.com", subject=f"Re: [challenge:{token}]")
     deliver(reply, to=teammate.address, authentication=ALIGNED)
@@ -147,10 +160,16 @@ def test_it_refuses_a_reply_token_of_another_agent_or_an_unauthenticated_reply(o
     assert Challenge.objects.get().used_at is None
 
 
-def test_it_releases_held_mail_when_the_challenge_is_completed(owner: Any, deliver: Any, mailoutbox: Any, client: Any) -> None:
+def test_it_releases_held_mail_when_the_challenge_is_completed(
+    owner: Any, deliver: Any, mailoutbox: Any, client: Any
+) -> None:
     token = _challenged(owner, deliver, mailoutbox)
     agent_policy_set(agent=owner.agent, policy="verified_only")
-    deliver(build_mail(to=owner.address, sender="alice@example.com", subject="held"), to=owner.address, authentication=ALIGNED)
+    deliver(
+        build_mail(to=owner.address, sender="alice@example.com", subject="held"),
+        to=owner.address,
+        authentication=ALIGNED,
+    )
     assert Message.objects.get(subject="held").disposition == "held"
 
     client.post(f"/challenge/{token}")

@@ -9,7 +9,7 @@ import pytest
 
 from directory.models import Agent, Sender, SenderRule
 from directory.services import agent_policy_set, sender_entry_create
-from directory.trust import challenge_request, challenge_complete
+from directory.trust import challenge_complete, challenge_request
 from mail.models import InboundDelivery, Message
 from mail.serializers import message_item
 from tests.mime import build_mail
@@ -19,7 +19,9 @@ SES_PASS = {"spf": "PASS", "dkim": "PASS", "dmarc": "PASS", "spam": "PASS", "vir
 SES_FAIL = {"spf": "FAIL", "dkim": "FAIL", "dmarc": "FAIL", "spam": "PASS", "virus": "PASS"}
 
 
-def _item(owner: Any, deliver: Any, auth: dict[str, Any], sender: str = "alice@example.com", **kw: Any) -> dict[str, Any]:
+def _item(
+    owner: Any, deliver: Any, auth: dict[str, Any], sender: str = "alice@example.com", **kw: Any
+) -> dict[str, Any]:
     accepted = deliver(build_mail(to=owner.address, sender=sender, **kw), to=owner.address, authentication=auth)
     return message_item(Message.objects.get(delivery=accepted.delivery, agent=owner.agent))
 
@@ -64,7 +66,12 @@ def test_it_is_true_once_the_sender_completed_the_challenge(owner: Any, deliver:
 def test_it_never_verifies_a_forged_from_of_a_trusted_sender(owner: Any, deliver: Any) -> None:
     _trust(owner, "ceo@example.com")
     forged_local = {"spf": "fail", "spf_domain": "example.com", "dkim": "fail", "dkim_domains": []}
-    passing_for_attacker = {"spf": "pass", "spf_domain": "attacker.test", "dkim": "pass", "dkim_domains": ["attacker.test"]}
+    passing_for_attacker = {
+        "spf": "pass",
+        "spf_domain": "attacker.test",
+        "dkim": "pass",
+        "dkim_domains": ["attacker.test"],
+    }
 
     for auth in (forged_local, passing_for_attacker, SES_FAIL, {}, {"aligned": True}):
         item = _item(owner, deliver, auth, sender="Ceo <ceo@example.com>")
@@ -81,7 +88,9 @@ def test_it_verifies_a_trusted_sender_on_the_ses_path_only_with_a_dmarc_pass(own
     assert gray["SenderVerified"] is False
 
 
-def test_it_verifies_agent_mail_within_the_account_by_construction(owner: Any, teammate: Any, stranger: Any, deliver: Any) -> None:
+def test_it_verifies_agent_mail_within_the_account_by_construction(
+    owner: Any, teammate: Any, stranger: Any, deliver: Any
+) -> None:
     assert _item(owner, deliver, {"internal": True}, sender=teammate.address)["SenderVerified"] is True
     # Authenticated, but another account's agent is a sender like any other until trusted.
     item = _item(owner, deliver, {"internal": True}, sender=stranger.address)
@@ -138,7 +147,9 @@ def test_it_releases_held_mail_when_the_sender_is_verified(owner: Any, deliver: 
     released = Message.objects.get(pk=held["MessageID"])
     assert released.disposition == "inbox" and released.sender_verified is True
     assert Message.objects.get(pk=forged["MessageID"]).disposition == "held"
-    assert Event.objects.filter(agent=owner.agent, type="message.received", payload__MessageID=held["MessageID"]).exists()
+    assert Event.objects.filter(
+        agent=owner.agent, type="message.received", payload__MessageID=held["MessageID"]
+    ).exists()
     assert Event.objects.filter(agent=owner.agent, type="sender.verified").count() == 1
 
 
