@@ -95,6 +95,11 @@ def dns_resolve(name: str, qtype: str) -> list[Any]:
     return out
 
 
+def dns_offline(name: str, qtype: str) -> list[Any]:
+    """A resolver that knows no names: SPF and DKIM come out "none" (the test default)."""
+    return []
+
+
 def resolver() -> Resolver:
     configured = settings.TRUST_DNS_RESOLVER
     return import_string(configured) if isinstance(configured, str) else configured
@@ -269,7 +274,7 @@ def dkim_check(raw: bytes, *, resolve: Resolver | None = None) -> tuple[str, lis
     return ("pass" if domains else "fail"), sorted(set(domains))
 
 
-def header_from_domain(raw: bytes) -> str:
+def header_from_address(raw: bytes) -> str:
     """The header From address, parsed from the header block only (cheap at DATA time)."""
     from mail.parsing import decode_header_value
 
@@ -349,7 +354,7 @@ def _peer_trusted(peer_ip: str) -> bool:
 def authentication_check(*, raw: bytes, peer_ip: str, helo: str, mail_from: str) -> dict[str, Any]:
     """The full local verdict for one message received by our SMTP listener. Blocking (DNS):
     call it from an executor, never on the event loop."""
-    sender = header_from_domain(raw)
+    sender = header_from_address(raw)
     trusted = authentication_results_trusted(raw, peer_ip=peer_ip)
     if trusted is not None:
         return authentication_for_sender(trusted, sender)

@@ -12,7 +12,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.conf import settings
 from django.db import close_old_connections
 
-from directory.authn import authentication_check, header_from_domain
+from directory.authn import authentication_check, header_from_address
 from directory.services import agent_for_address
 from directory.trust import sender_blocked
 from mail.ingest import delivery_accept
@@ -26,7 +26,7 @@ def _accept(raw: bytes, mail_from: str, rcpt_tos: list[str], peer_ip: str = "", 
     and DKIM (DNS with short timeouts; this runs in an executor thread) and store."""
     close_old_connections()
     try:
-        header_from = header_from_domain(raw)
+        header_from = header_from_address(raw)
         if header_from:
             reasons = [_blocked_reason(rcpt, header_from) for rcpt in rcpt_tos]
             if reasons and all(reasons):
