@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from directory.models import Account, Agent, ApiToken, Challenge, Sender, SenderRule
 
@@ -34,6 +38,14 @@ class SenderAdmin(admin.ModelAdmin):
     list_select_related = ["agent"]
     readonly_fields = ["last_seen_at", "message_count", "verified_at", "challenged_at", "created_at"]
     date_hierarchy = "last_seen_at"
+    actions = ["trust_selected"]
+
+    @admin.action(description="Trust selected senders (releases their held mail)")
+    def trust_selected(self, request: HttpRequest, queryset: QuerySet[Sender]) -> None:
+        from directory.trust import sender_verify
+
+        for sender in queryset.select_related("agent"):
+            sender_verify(agent=sender.agent, address=sender.address, via="directory")
 
 
 @admin.register(SenderRule)
@@ -46,6 +58,16 @@ class SenderRuleAdmin(admin.ModelAdmin):
     @admin.display(description="scope")
     def scope(self, rule: SenderRule) -> str:
         return "agent" if rule.agent_id else "global"
+
+    def save_model(self, request: HttpRequest, obj: SenderRule, form: Any, change: bool) -> None:
+        # Through the service, so a block made here emits sender.blocked like one made by the API.
+        from directory.services import sender_entry_create
+
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        rule = sender_entry_create(agent=obj.agent, address_or_domain=obj.pattern, action=obj.action, note=obj.note)
+        obj.pk = rule.pk
 
 
 @admin.register(Challenge)
