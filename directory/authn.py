@@ -13,6 +13,7 @@ The normalised shape (what ``Message.authentication`` stores and the inbox item 
         "dmarc": "pass" | "fail" | "none",  # SES: its DMARC verdict; local: the alignment result
         "aligned": bool,                    # DKIM or SPF passed for the From's organisational domain
         "from_domain": "example.com",       # the header From domain alignment was computed for
+        "single_from": bool,                # exactly one From header with one mailbox (else never aligned)
         "source": "local" | "ses" | "authserv",
     }
 
@@ -51,6 +52,7 @@ import ipaddress
 import logging
 import re
 from collections.abc import Callable
+from email.utils import getaddresses, parseaddr
 from typing import Any
 
 from django.conf import settings
@@ -134,7 +136,7 @@ def aligned_for(authentication: dict[str, Any], sender: str) -> bool:
     if authentication.get("internal"):
         return True
     from_domain = domain_of(sender)
-    if not from_domain:
+    if not from_domain or authentication.get("single_from") is False:
         return False
     auth = authentication_normalise(authentication)
     if "dkim_domains" in auth or "spf_domain" in auth:
@@ -166,6 +168,8 @@ def authentication_normalise(authentication: dict[str, Any]) -> dict[str, Any]:
         out["dkim_domains"] = [str(d).lower() for d in authentication.get("dkim_domains") or []]
     if "spf_domain" in authentication:
         out["spf_domain"] = str(authentication.get("spf_domain") or "").lower()
+    if "single_from" in authentication:
+        out["single_from"] = bool(authentication["single_from"])
     for extra in ("spam", "virus"):
         if extra in authentication:
             out[extra] = str(authentication[extra]).lower()
@@ -274,18 +278,31 @@ def dkim_check(raw: bytes, *, resolve: Resolver | None = None) -> tuple[str, lis
     return ("pass" if domains else "fail"), sorted(set(domains))
 
 
+def _header_block(raw: bytes) -> Any:
+    end = raw.find(b"\r\n\r\n")
+    end = raw.find(b"\n\n") if end < 0 else end
+    head = raw if end < 0 else raw[: end + 2]
+    return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+
+
 def header_from_address(raw: bytes) -> str:
     """The header From address, parsed from the header block only (cheap at DATA time)."""
     from mail.parsing import decode_header_value
 
-    end = raw.find(b"\r\n\r\n")
-    end = raw.find(b"\n\n") if end < 0 else end
-    head = raw if end < 0 else raw[: end + 2]
-    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
-    from email.utils import parseaddr
-
-    _, addr = parseaddr(decode_header_value(headers.get("From")))
+    _, addr = parseaddr(decode_header_value(_header_block(raw).get("From")))
     return addr.strip().lower() if "@" in addr else ""
+
+
+def single_from_mailbox(raw: bytes) -> bool:
+    """Exactly one From header naming exactly one mailbox. DKIM signs the *last* From header
+    while readers show the first, so a second From prepended to a genuinely signed message
+    would otherwise borrow its signature (and a multi-mailbox From is ambiguous too)."""
+    from mail.parsing import decode_header_value
+
+    values = _header_block(raw).get_all("From") or []
+    if len(values) != 1:
+        return False
+    return len([a for _, a in getaddresses([decode_header_value(values[0])]) if a]) == 1
 
 
 _AR_METHOD = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)([^;]*)", re.I)
@@ -355,9 +372,10 @@ def authentication_check(*, raw: bytes, peer_ip: str, helo: str, mail_from: str)
     """The full local verdict for one message received by our SMTP listener. Blocking (DNS):
     call it from an executor, never on the event loop."""
     sender = header_from_address(raw)
+    single_from = single_from_mailbox(raw)
     trusted = authentication_results_trusted(raw, peer_ip=peer_ip)
     if trusted is not None:
-        return authentication_for_sender(trusted, sender)
+        return authentication_for_sender({**trusted, "single_from": single_from}, sender)
     resolve = resolver()
     spf_result, spf_domain = spf_check(ip=peer_ip, mail_from=mail_from, helo=helo, resolve=resolve)
     dkim_result, dkim_domains = dkim_check(raw, resolve=resolve)
@@ -367,6 +385,7 @@ def authentication_check(*, raw: bytes, peer_ip: str, helo: str, mail_from: str)
         "dkim": dkim_result,
         "dkim_domains": dkim_domains,
         "source": "local",
+        "single_from": single_from,
     }
     aligned = aligned_for(auth, sender)
     # No DMARC record lookup: "dmarc" here reports the relaxed-alignment result.

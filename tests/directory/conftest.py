@@ -46,9 +46,12 @@ class DkimKey:
     private_pem: bytes
     public_txt: str
 
-    def sign(self, raw: bytes, *, domain: str, selector: str = "s1") -> bytes:
-        header = dkim.sign(
-            raw,
+    def sign(self, raw: bytes, *, domain: str, selector: str = "s1", oversign_from: bool = True) -> bytes:
+        signer = dkim.DKIM(raw)
+        if not oversign_from:
+            # As signers that do not oversign From do: a From added above still verifies.
+            signer.frozen_sign = set()
+        header = signer.sign(
             selector.encode(),
             domain.encode(),
             self.private_pem,
@@ -71,8 +74,8 @@ def dkim_key() -> DkimKey:
 def signed_by(fake_dns: FakeDNS, dkim_key: DkimKey) -> Callable[..., bytes]:
     """Sign raw bytes for a domain and publish its key in the fake DNS."""
 
-    def _sign(raw: bytes, domain: str, selector: str = "s1") -> bytes:
+    def _sign(raw: bytes, domain: str, selector: str = "s1", oversign_from: bool = True) -> bytes:
         fake_dns.add(f"{selector}._domainkey.{domain}", "TXT", dkim_key.public_txt)
-        return dkim_key.sign(raw, domain=domain, selector=selector)
+        return dkim_key.sign(raw, domain=domain, selector=selector, oversign_from=oversign_from)
 
     return _sign

@@ -102,3 +102,21 @@ def test_it_ignores_authentication_results_of_another_authserv_id(fake_dns: Any,
     raw = header + build_mail(to="owner@agents.localhost", sender="ceo@example.com")
 
     assert authentication_check(raw=raw, peer_ip="10.1.2.3", helo="h", mail_from="ceo@example.com")["aligned"] is False
+
+
+def test_it_never_aligns_a_message_with_two_from_headers(fake_dns: Any, settings: Any) -> None:
+    # Our front MTA's verifier may pass a signature covering only the last From; readers
+    # (and we) take the first.
+    settings.AUTHSERV_ID = "mx.agents.localhost"
+    settings.AUTHSERV_TRUSTED_RELAYS = ["127.0.0.1"]
+    verdict = b"Authentication-Results: mx.agents.localhost; dkim=pass header.d=mail.test; spf=none\r\n"
+    genuine = build_mail(to="owner@agents.localhost", sender="attacker@mail.test")
+
+    single = authentication_check(raw=verdict + genuine, peer_ip="127.0.0.1", helo="h", mail_from="")
+    double = authentication_check(
+        raw=verdict + b"From: ceo@mail.test\r\n" + genuine, peer_ip="127.0.0.1", helo="h", mail_from=""
+    )
+
+    assert single["aligned"] is True
+    assert double["aligned"] is False and double["dkim"] == "pass" and double["single_from"] is False
+    assert not aligned_for(double, "ceo@mail.test")

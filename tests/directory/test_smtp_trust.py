@@ -86,3 +86,21 @@ def test_it_does_not_verify_a_forged_from_of_a_trusted_sender_over_smtp(
     assert message.sender_verified is False
     assert message.authentication["dkim"] == "pass" and message.authentication["aligned"] is False
     assert message.authentication["spf"] == "pass" and message.authentication["spf_domain"] == "attacker.test"
+
+
+def test_it_does_not_let_a_prepended_from_borrow_a_genuine_signature(
+    smtp_listener: Any, owner: Any, fake_dns: Any, signed_by: Any
+) -> None:
+    # The attacker's own mail is genuinely signed by the shared provider (which does not
+    # oversign From); a second From on top names a trusted user of that provider.
+    fake_dns.add("mail.test", "TXT", "v=spf1 ip4:127.0.0.1 -all")
+    sender_entry_create(agent=owner.agent, address_or_domain="ceo@mail.test", action="trust")
+    genuine = signed_by(build_mail(to=owner.address, sender="attacker@mail.test"), "mail.test", oversign_from=False)
+
+    with _smtp(smtp_listener) as client:
+        client.sendmail("attacker@mail.test", [owner.address], b"From: CEO <ceo@mail.test>\r\n" + genuine)
+
+    message = Message.objects.get(agent=owner.agent)
+    assert message.sender == "ceo@mail.test"
+    assert message.sender_verified is False and message.authentication["aligned"] is False
+    assert message.authentication["single_from"] is False
