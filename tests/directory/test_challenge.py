@@ -176,3 +176,20 @@ def test_it_releases_held_mail_when_the_challenge_is_completed(
 
     message = Message.objects.get(subject="held")
     assert message.disposition == "inbox" and message.sender_verified is True
+
+
+def test_it_refuses_a_token_presented_for_another_agent(
+    owner: Any, teammate: Any, deliver: Any, mailoutbox: Any
+) -> None:
+    import pytest
+
+    from directory.trust import ChallengeRefused, challenge_complete
+
+    token = _challenged(owner, deliver, mailoutbox)
+
+    with pytest.raises(ChallengeRefused) as refused:
+        challenge_complete(token=token, agent=teammate.agent)
+
+    assert refused.value.status == 404
+    assert Challenge.objects.get().used_at is None
+    assert challenge_complete(token=token, agent=owner.agent).status == "verified"
