@@ -289,7 +289,10 @@ def header_from_address(raw: bytes) -> str:
     """The header From address, parsed from the header block only (cheap at DATA time)."""
     from mail.parsing import decode_header_value
 
-    _, addr = parseaddr(decode_header_value(_header_block(raw).get("From")))
+    try:
+        _, addr = parseaddr(decode_header_value(_header_block(raw).get("From")))
+    except Exception:  # hostile headers: no From, never a crash that turns into an SMTP 451 loop
+        return ""
     return addr.strip().lower() if "@" in addr else ""
 
 
@@ -299,10 +302,13 @@ def single_from_mailbox(raw: bytes) -> bool:
     would otherwise borrow its signature (and a multi-mailbox From is ambiguous too)."""
     from mail.parsing import decode_header_value
 
-    values = _header_block(raw).get_all("From") or []
-    if len(values) != 1:
+    try:
+        values = _header_block(raw).get_all("From") or []
+        if len(values) != 1:
+            return False
+        return len([a for _, a in getaddresses([decode_header_value(values[0])]) if a]) == 1
+    except Exception:
         return False
-    return len([a for _, a in getaddresses([decode_header_value(values[0])]) if a]) == 1
 
 
 _AR_METHOD = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)([^;]*)", re.I)
@@ -373,7 +379,11 @@ def authentication_check(*, raw: bytes, peer_ip: str, helo: str, mail_from: str)
     call it from an executor, never on the event loop."""
     sender = header_from_address(raw)
     single_from = single_from_mailbox(raw)
-    trusted = authentication_results_trusted(raw, peer_ip=peer_ip)
+    try:
+        trusted = authentication_results_trusted(raw, peer_ip=peer_ip)
+    except Exception:
+        log.exception("unreadable Authentication-Results from a trusted relay")
+        trusted = None
     if trusted is not None:
         return authentication_for_sender({**trusted, "single_from": single_from}, sender)
     resolve = resolver()

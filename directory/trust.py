@@ -90,15 +90,21 @@ def sender_rule_for(agent: Agent, sender: str) -> SenderRule | None:
 
 
 def sender_blocked(*, agent: Agent, sender: str) -> str:
-    """The refusal reason when mail from ``sender`` to ``agent`` is blocked, else ""."""
+    """The refusal reason when mail from ``sender`` to ``agent`` is blocked, else "".
+    Safe to put in an SMTP reply: printable ASCII only, bounded."""
+    sender = sender.strip().lower()
     if not sender:
         return ""
     rule = sender_rule_for(agent, sender)
-    if rule is not None:
-        return f"{sender} is blocked by this recipient" if rule.action == SenderRule.Action.BLOCK else ""
-    if Sender.objects.filter(agent=agent, address=sender.lower(), status=Sender.Status.BLOCKED).exists():
-        return f"{sender} is blocked by this recipient"
-    return ""
+    blocked = (
+        rule.action == SenderRule.Action.BLOCK
+        if rule is not None
+        else (Sender.objects.filter(agent=agent, address=sender, status=Sender.Status.BLOCKED).exists())
+    )
+    if not blocked:
+        return ""
+    shown = re.sub(r"[^\x21-\x7e]", "", sender)[:100]
+    return f"<{shown}> is blocked by this recipient"
 
 
 def _internal_same_account(agent: Agent, sender: str) -> bool:
