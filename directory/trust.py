@@ -96,10 +96,8 @@ def sender_blocked(*, agent: Agent, sender: str) -> str:
     if not sender:
         return ""
     rule = sender_rule_for(agent, sender)
-    blocked = (
-        rule.action == SenderRule.Action.BLOCK
-        if rule is not None
-        else (Sender.objects.filter(agent=agent, address=sender, status=Sender.Status.BLOCKED).exists())
+    blocked = (rule is not None and rule.action == SenderRule.Action.BLOCK) or (
+        Sender.objects.filter(agent=agent, address=sender, status=Sender.Status.BLOCKED).exists()
     )
     if not blocked:
         return ""
