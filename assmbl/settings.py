@@ -300,3 +300,16 @@ SES_RULE_NAME = env_str("SES_RULE_NAME", "assmbl-inbound")
 SES_SQS_WAIT_SECONDS = env_int("SES_SQS_WAIT_SECONDS", 20, minimum=0)
 SES_SQS_VISIBILITY_SECONDS = env_int("SES_SQS_VISIBILITY_SECONDS", 300, minimum=0)
 BACKFILL_CHECKPOINT = env_str("BACKFILL_CHECKPOINT", str(DATA_DIR / "backfill-checkpoint.json"))
+# --- Directory and trust ---------------------------------------------------------------------
+# The callable that answers DNS for the local DKIM/SPF checks (a dotted path, or a callable in tests).
+# Tests default to an offline resolver (every name is empty): no test may query real DNS.
+TRUST_DNS_RESOLVER: object = env_str(
+    "TRUST_DNS_RESOLVER", "directory.authn.dns_offline" if TESTING else "directory.authn.dns_resolve"
+)
+TRUST_DNS_TIMEOUT_SECONDS = env_int("TRUST_DNS_TIMEOUT_SECONDS", 3, minimum=1)
+# Authentication-Results headers are trusted only when written by this authserv-id (our own
+# front MTA) and received from one of these relays; otherwise they are the sender's text.
+AUTHSERV_ID = env_str("AUTHSERV_ID")
+AUTHSERV_TRUSTED_RELAYS = env_list("AUTHSERV_TRUSTED_RELAYS")
+CHALLENGE_WINDOW_SECONDS = env_int("CHALLENGE_WINDOW_SECONDS", 24 * 3600, minimum=1)
+CHALLENGE_TTL_SECONDS = env_int("CHALLENGE_TTL_SECONDS", 7 * 24 * 3600, minimum=60)

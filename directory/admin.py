@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from directory.models import Account, Agent, ApiToken, Sender, SenderRule
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from directory.models import Account, Agent, ApiToken, Challenge, Sender, SenderRule
 
 
 @admin.register(Account)
@@ -28,13 +32,53 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 @admin.register(Sender)
 class SenderAdmin(admin.ModelAdmin):
-    list_display = ["address", "agent", "status", "last_seen_at", "message_count"]
-    list_filter = ["status"]
+    list_display = ["address", "agent", "status", "last_seen_at", "message_count", "verified_at", "challenged_at"]
+    list_filter = ["status", "agent__account"]
     search_fields = ["address", "agent__agent_id"]
+    list_select_related = ["agent"]
+    readonly_fields = ["last_seen_at", "message_count", "verified_at", "challenged_at", "created_at"]
+    date_hierarchy = "last_seen_at"
+    actions = ["trust_selected"]
+
+    @admin.action(description="Trust selected senders (releases their held mail)")
+    def trust_selected(self, request: HttpRequest, queryset: QuerySet[Sender]) -> None:
+        from directory.trust import sender_verify
+
+        for sender in queryset.select_related("agent"):
+            sender_verify(agent=sender.agent, address=sender.address, via="directory")
 
 
 @admin.register(SenderRule)
 class SenderRuleAdmin(admin.ModelAdmin):
-    list_display = ["pattern", "action", "agent", "note", "created_at"]
-    list_filter = ["action"]
-    search_fields = ["pattern"]
+    list_display = ["pattern", "action", "scope", "agent", "note", "created_at"]
+    list_filter = ["action", ("agent", admin.EmptyFieldListFilter)]
+    search_fields = ["pattern", "agent__agent_id", "note"]
+    list_select_related = ["agent"]
+
+    @admin.display(description="scope")
+    def scope(self, rule: SenderRule) -> str:
+        return "agent" if rule.agent_id else "global"
+
+    def save_model(self, request: HttpRequest, obj: SenderRule, form: Any, change: bool) -> None:
+        # Through the service, so a block made here emits sender.blocked like one made by the API.
+        from directory.services import sender_entry_create
+
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        rule = sender_entry_create(agent=obj.agent, address_or_domain=obj.pattern, action=obj.action, note=obj.note)
+        obj.pk = rule.pk
+
+
+@admin.register(Challenge)
+class ChallengeAdmin(admin.ModelAdmin):
+    """Read-only: the token itself is never stored, only its hash."""
+
+    list_display = ["address", "agent", "created_at", "expires_at", "used_at"]
+    list_filter = ["used_at"]
+    search_fields = ["address", "agent__agent_id"]
+    list_select_related = ["agent"]
+    readonly_fields = ["agent", "address", "token_hash", "created_at", "expires_at", "used_at"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test import Client
-from django.urls import Resolver404, resolve
 
 from mail.models import InboundDelivery, Message
 from tests.aws.conftest import BUCKET
@@ -50,18 +49,10 @@ def test_it_indexes_the_object_ses_wrote(
     assert delivery.size > 0 and len(delivery.sha256) == 64
     item = Message.objects.for_agent(owner.agent).get()
     assert item.subject == "Invoice 42"
-    assert item.authentication == {
-        "spf": "pass",
-        "dkim": "fail",
-        "dmarc": "pass",
-        "spam": "gray",
-        "virus": "pass",
-        "source": "ses",
-    }
-    try:
-        resolve("/v1/inbox")
-    except Resolver404:
-        return  # the inbox API lands on another branch
+    # SES's receipt verdicts arrive intact; trust adds its alignment verdict (DMARC pass).
+    ses_verdicts = {"spf": "pass", "dkim": "fail", "dmarc": "pass", "spam": "gray", "virus": "pass", "source": "ses"}
+    assert {k: item.authentication.get(k) for k in ses_verdicts} == ses_verdicts
+    assert item.authentication["aligned"] is True
     body = owner.client.get("/v1/inbox").content.decode()
     assert item.id in body
 
