@@ -253,3 +253,8 @@ if TESTING:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # A file, not :memory:, so the SMTP listener's threads share the test database.
         DATABASES["default"]["TEST"] = {"NAME": str(_test_dir / "test.sqlite3")}
+
+# --- Inbox API -------------------------------------------------------------------------------
+# First, so an oversized API body is refused with the envelope before anything reads it.
+MIDDLEWARE = ["assmbl.middleware.ApiBodyLimitMiddleware", *MIDDLEWARE]
+SPECTACULAR_SETTINGS["SECURITY"] = [{"bearerAuth": []}]

@@ -108,3 +108,18 @@ def agent_for_address(address: str) -> Agent | None:
     # Plus-addressing: agent+tag@domain reaches agent.
     local = local.split("+", 1)[0]
     return Agent.objects.active().filter(agent_id=local).first()
+
+
+def agent_update(*, agent: Agent, display_name: str | None = None, policy: str | None = None) -> Agent:
+    """Change what an operator may change about an agent; the id and account never change."""
+    if policy is not None and policy not in Agent.Policy.values:
+        raise ValidationError(f"policy must be one of {', '.join(Agent.Policy.values)}", code="invalid_policy")
+    fields: dict[str, str] = {}
+    if display_name is not None:
+        fields["display_name"] = display_name
+    if policy is not None:
+        fields["policy"] = policy
+    with transaction.atomic():
+        if fields:
+            Agent.objects.filter(pk=agent.pk).update(**fields)
+        return Agent.objects.get(pk=agent.pk)

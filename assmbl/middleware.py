@@ -1,0 +1,48 @@
+"""Errors that happen before DRF sees a request still get the API's envelope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+
+from assmbl.errors import error_response
+
+_TOO_LARGE = "The request body is larger than the limit."
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/v1/")
+
+
+class ApiBodyLimitMiddleware:
+    """413 with the envelope for API bodies over MAX_REQUEST_BYTES.
+
+    Django enforces DATA_UPLOAD_MAX_MEMORY_SIZE only when ``request.body`` or a form is
+    read; DRF's JSON parser reads the stream directly, so without this check an API body
+    of any size would be parsed. The Content-Length is checked before anything is read.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if _is_api(request):
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                return error_response(400, "invalid_request", "Content-Length is not a number.")
+            if limit is not None and length > limit:
+                return error_response(413, "payload_too_large", _TOO_LARGE, {"max_bytes": limit})
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        # A plain Django view under /v1/ that reads request.body of an oversized request.
+        if _is_api(request) and isinstance(exception, RequestDataTooBig):
+            return error_response(
+                413, "payload_too_large", _TOO_LARGE, {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
+            )
+        return None
