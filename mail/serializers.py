@@ -171,6 +171,10 @@ class LabelField(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(allow_blank=True, trim_whitespace=False, max_length=None, **kwargs)
 
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        # Before DRF's own null/blank checks, so every bad label gets the same code.
+        return self.to_internal_value(data)
+
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             raise ValidationFailed("A label must be a string.", code="invalid_label", details={"label": data})
