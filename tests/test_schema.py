@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from schemathesis import GenerationMode
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
@@ -88,12 +89,14 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(api_schema: Any, owne
         token = operator_token if operation.path.startswith("/v1/agents") else owner.token
 
         @settings(
-            max_examples=15,
+            max_examples=20,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),
         )
-        @given(case=operation.as_strategy())
+        @given(
+            case=operation.as_strategy(GenerationMode.POSITIVE) | operation.as_strategy(GenerationMode.NEGATIVE)
+        )
         def run(case: Any) -> None:
             case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
 
