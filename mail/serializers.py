@@ -24,7 +24,7 @@ from mail.services import label_validate
 def rfc3339(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def message_item(message: Message) -> dict[str, Any]:
@@ -116,14 +116,14 @@ def cursor_encode(received_at: dt.datetime, message_id: str) -> str:
 
 def rfc3339_micro(value: dt.datetime) -> str:
     # Full microseconds: the cursor must land exactly on the row it came from.
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def cursor_decode(cursor: str) -> tuple[dt.datetime, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         received_at, message_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        when = dt.datetime.strptime(received_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
+        when = dt.datetime.strptime(received_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
         if not isinstance(message_id, str) or not message_id:
             raise ValueError
         return when, message_id

@@ -121,7 +121,11 @@ def message_archive_set(*, message: Message, archived: bool) -> Message:
             except FileNotFoundError:
                 # Already where it should be (a repeated move after a crash, or a sibling
                 # moved it): raw_open falls back to the other storage, so reads still work.
-                log.info("raw object %s not in source storage while %s", me.storage_key, "archiving" if archived else "restoring")
+                log.info(
+                    "raw object %s not in source storage while %s",
+                    me.storage_key,
+                    "archiving" if archived else "restoring",
+                )
     return message_refetch(message=message)
 
 

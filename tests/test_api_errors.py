@@ -59,8 +59,13 @@ def test_an_operator_token_cannot_read_an_inbox(operator: Any) -> None:
 
 
 def test_an_agent_token_cannot_use_operator_endpoints(owner: Any) -> None:
-    for method, url in (("get", "/v1/agents"), ("post", "/v1/agents"), ("get", "/v1/agents/owner"),
-                        ("delete", "/v1/agents/owner"), ("post", "/v1/agents/owner/tokens")):
+    for method, url in (
+        ("get", "/v1/agents"),
+        ("post", "/v1/agents"),
+        ("get", "/v1/agents/owner"),
+        ("delete", "/v1/agents/owner"),
+        ("post", "/v1/agents/owner/tokens"),
+    ):
         response = getattr(owner.client, method)(url)
         assert response.status_code == 403, url
         assert error_code(response) == "forbidden"

@@ -8,18 +8,18 @@ from typing import Any
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
-from schemathesis.checks import not_a_server_error
 
 from directory.models import ApiToken
 from directory.services import token_create
@@ -50,7 +50,13 @@ def test_the_schema_documents_bearer_auth_and_the_error_envelope(client: Any) ->
     assert "Error" in schema["components"]["schemas"]
     inbox = schema["paths"]["/v1/inbox"]["get"]
     assert {p["name"] for p in inbox["parameters"]} >= {
-        "limit", "cursor", "q", "label", "is_read", "include_archived", "verified_only",
+        "limit",
+        "cursor",
+        "q",
+        "label",
+        "is_read",
+        "include_archived",
+        "verified_only",
     }
     assert {"200", "400", "401", "429"} <= set(inbox["responses"])
 
@@ -81,23 +87,17 @@ def _ours(case: Any) -> bool:
 
 def test_schemathesis_finds_no_5xx_and_no_schema_violation(api_schema: Any, owner: Any, account: Any) -> None:
     operator_token = token_create(kind=ApiToken.Kind.OPERATOR, account=account).plaintext
-    operations = [
-        result.ok() for result in api_schema.get_all_operations() if result.ok().path.startswith(OURS)
-    ]
+    operations = [result.ok() for result in api_schema.get_all_operations() if result.ok().path.startswith(OURS)]
     assert len(operations) >= 10
     for operation in operations:
         token = operator_token if operation.path.startswith("/v1/agents") else owner.token
+        _fuzz(operation, token)()
 
-        @settings(
-            max_examples=20,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(
-            case=operation.as_strategy(GenerationMode.POSITIVE) | operation.as_strategy(GenerationMode.NEGATIVE)
-        )
-        def run(case: Any) -> None:
-            case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
 
-        run()
+def _fuzz(operation: Any, token: str) -> Any:
+    @settings(max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy(GenerationMode.POSITIVE) | operation.as_strategy(GenerationMode.NEGATIVE))
+    def run(case: Any) -> None:
+        case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
+
+    return run

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -35,8 +35,6 @@ def query_params(request: Request, serializer_class: type[Any]) -> dict[str, Any
     serializer = serializer_class(data={key: request.query_params[key] for key in request.query_params})
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
-
-
 
 
 def _bool_param(name: str, description: str) -> OpenApiParameter:

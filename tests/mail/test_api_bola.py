@@ -24,9 +24,11 @@ CALLS = [
 
 
 def call(persona: Any, method: str, url: str, body: Any) -> Any:
-    return getattr(persona.client, method)(url, body, format="json") if body is not None else getattr(
-        persona.client, method
-    )(url)
+    return (
+        getattr(persona.client, method)(url, body, format="json")
+        if body is not None
+        else getattr(persona.client, method)(url)
+    )
 
 
 @pytest.mark.parametrize(("method", "template", "body"), CALLS)

@@ -53,7 +53,9 @@ def test_it_keeps_the_raw_object_while_another_agents_copy_uses_it(
 
 def test_it_deletes_an_archived_message_and_its_archived_object(owner: Any, deliver: Any, committed: Any) -> None:
     message = receive(deliver, owner)
-    assert owner.client.patch(f"/v1/messages/{message.id}/archive", {"archived": True}, format="json").status_code == 200
+    assert (
+        owner.client.patch(f"/v1/messages/{message.id}/archive", {"archived": True}, format="json").status_code == 200
+    )
     with committed():
         assert owner.client.delete(f"/v1/messages/{message.id}").status_code == 204
     assert not storage.raw_exists(message.storage_key, archived=True)

@@ -25,9 +25,24 @@ def test_it_lists_received_mail_oldest_first_with_the_item_shape(owner: Any, del
     assert body["has_more"] is False and body["next_cursor"] is None
     item = body["items"][0]
     for field in (
-        "MessageID", "AgentID", "Direction", "From", "Sender", "To", "Cc", "Subject", "BodyPreview",
-        "ReceivedAt", "SenderVerified", "Labels", "IsRead", "Archived", "ThreadID", "InternetMessageID",
-        "Attachments", "Size",
+        "MessageID",
+        "AgentID",
+        "Direction",
+        "From",
+        "Sender",
+        "To",
+        "Cc",
+        "Subject",
+        "BodyPreview",
+        "ReceivedAt",
+        "SenderVerified",
+        "Labels",
+        "IsRead",
+        "Archived",
+        "ThreadID",
+        "InternetMessageID",
+        "Attachments",
+        "Size",
     ):
         assert field in item
     assert item["AgentID"] == "owner" and item["Subject"] == "First" and item["SenderVerified"] is False

@@ -8,14 +8,14 @@ import itertools
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from django.utils import timezone
+from rest_framework.test import APIClient
 
 from directory.models import Account
 from directory.services import agent_create
 from mail.models import Message
-from rest_framework.test import APIClient
 from tests.factories import MessageFactory
 
 pytestmark = pytest.mark.django_db

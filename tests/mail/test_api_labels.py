@@ -73,7 +73,9 @@ def test_it_accepts_64_characters_and_unicode(owner: Any) -> None:
 def test_it_compares_labels_exactly(owner: Any) -> None:
     message = MessageFactory(agent=owner.agent)
     assert patch(owner, message.id, {"add": ["Urgent", "urgent", " urgent"]}).json()["Labels"] == [
-        " urgent", "Urgent", "urgent",
+        " urgent",
+        "Urgent",
+        "urgent",
     ]
 
 

@@ -103,15 +103,17 @@ def test_8_read_unread_unread_count_and_is_read_filter(owner: Any, deliver: Any)
 
 
 # 9. Archive -----------------------------------------------------------------------------------
-def test_9_archive_hides_from_default_view_get_still_works_include_archived_shows_it(
-    owner: Any, deliver: Any
-) -> None:
+def test_9_archive_hides_from_default_view_get_still_works_include_archived_shows_it(owner: Any, deliver: Any) -> None:
     message = receive(deliver, owner)
-    assert owner.client.patch(f"/v1/messages/{message.id}/archive", {"archived": True}, format="json").status_code == 200
+    assert (
+        owner.client.patch(f"/v1/messages/{message.id}/archive", {"archived": True}, format="json").status_code == 200
+    )
     assert ids(owner.client.get("/v1/inbox")) == []
     assert owner.client.get(f"/v1/messages/{message.id}").status_code == 200
     assert ids(owner.client.get("/v1/inbox?include_archived=true")) == [message.id]
-    assert owner.client.patch(f"/v1/messages/{message.id}/archive", {"archived": False}, format="json").status_code == 200
+    assert (
+        owner.client.patch(f"/v1/messages/{message.id}/archive", {"archived": False}, format="json").status_code == 200
+    )
     assert ids(owner.client.get("/v1/inbox")) == [message.id]
 
 
