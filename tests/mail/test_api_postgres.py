@@ -95,3 +95,39 @@ def test_search_treats_wildcards_literally_on_postgres(db: Any, owner: Any) -> N
     MessageFactory(agent=owner.agent, subject="100 sure", body_preview="", sender="b@example.com")
     response = owner.client.get("/v1/inbox", {"q": "0%"})
     assert [item["MessageID"] for item in response.json()["items"]] == [hit.id]
+
+
+def _client(persona: Any) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {persona.token}")
+    return client
+
+
+def test_concurrent_archives_of_one_message_give_one_200_and_409s(transactional_db: Any, owner: Any) -> None:
+    message = MessageFactory(agent=owner.agent)
+    url = f"/v1/messages/{message.id}/archive"
+
+    def work() -> int:
+        return int(_client(owner).patch(url, {"archived": True}, format="json").status_code)
+
+    assert sorted(_run_concurrently([work] * 4)) == [200, 409, 409, 409]
+
+
+def test_concurrent_deletes_of_copies_sharing_one_object_delete_it(
+    transactional_db: Any, owner: Any, teammate: Any
+) -> None:
+    from mail import storage
+    from mail.ingest import delivery_accept
+    from tests.mime import build_mail
+
+    raw = build_mail(to=[owner.address, teammate.address])
+    accepted = delivery_accept(raw=raw, source="smtp", envelope_recipients=[owner.address, teammate.address])
+    copies = {m.agent_id: m for m in Message.objects.filter(delivery=accepted.delivery)}
+    assert len(copies) == 2
+
+    def deleter(persona: Any) -> Any:
+        return lambda: int(_client(persona).delete(f"/v1/messages/{copies[persona.agent.pk].id}").status_code)
+
+    assert _run_concurrently([deleter(owner), deleter(teammate)]) == [204, 204]
+    # Row locks on every copy serialise the two deletes: the second sees it was the last.
+    assert not storage.raw_exists(accepted.delivery.storage_key)
