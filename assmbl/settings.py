@@ -258,3 +258,8 @@ if TESTING:
 # First, so an oversized API body is refused with the envelope before anything reads it.
 MIDDLEWARE = ["assmbl.middleware.ApiBodyLimitMiddleware", *MIDDLEWARE]
 SPECTACULAR_SETTINGS["SECURITY"] = [{"bearerAuth": []}]
+# Swagger UI served from our own static files: /v1/docs works on a machine without internet.
+INSTALLED_APPS = [*INSTALLED_APPS, "drf_spectacular_sidecar"]
+SPECTACULAR_SETTINGS["SWAGGER_UI_DIST"] = "SIDECAR"
+SPECTACULAR_SETTINGS["SWAGGER_UI_FAVICON_HREF"] = "SIDECAR"
+SPECTACULAR_SETTINGS["REDOC_DIST"] = "SIDECAR"

@@ -65,6 +65,9 @@ def test_the_docs_page_renders(client: Any) -> None:
     response = client.get("/v1/docs")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+    # Served from our own static files (drf-spectacular-sidecar), not a CDN.
+    assert b"/static/drf_spectacular_sidecar/swagger-ui-dist/" in response.content
+    assert b"cdn." not in response.content
 
 
 @pytest.fixture
