@@ -17,8 +17,10 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/v1/")
 
 
-class ApiBodyLimitMiddleware:
-    """413 with the envelope for API bodies over MAX_REQUEST_BYTES.
+class ApiEnvelopeMiddleware:
+    """413 with the envelope for API bodies over MAX_REQUEST_BYTES, and the envelope for a
+    404 of an unknown /v1/ path even under DEBUG (where Django's technical 404 page would
+    bypass ``handler404``): agents parse every error body, so it is never HTML.
 
     Django enforces DATA_UPLOAD_MAX_MEMORY_SIZE only when ``request.body`` or a form is
     read; DRF's JSON parser reads the stream directly, so without this check an API body
@@ -37,7 +39,14 @@ class ApiBodyLimitMiddleware:
                 return error_response(400, "invalid_request", "Content-Length is not a number.")
             if limit is not None and length > limit:
                 return error_response(413, "payload_too_large", _TOO_LARGE, {"max_bytes": limit})
-        return self.get_response(request)
+        response = self.get_response(request)
+        if (
+            _is_api(request)
+            and response.status_code == 404
+            and response.get("Content-Type", "").startswith("text/html")
+        ):
+            return error_response(404, "not_found", "No such resource.")
+        return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         # A plain Django view under /v1/ that reads request.body of an oversized request.

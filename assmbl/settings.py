@@ -256,7 +256,7 @@ if TESTING:
 
 # --- Inbox API -------------------------------------------------------------------------------
 # First, so an oversized API body is refused with the envelope before anything reads it.
-MIDDLEWARE = ["assmbl.middleware.ApiBodyLimitMiddleware", *MIDDLEWARE]
+MIDDLEWARE = ["assmbl.middleware.ApiEnvelopeMiddleware", *MIDDLEWARE]
 SPECTACULAR_SETTINGS["SECURITY"] = [{"bearerAuth": []}]
 # Swagger UI served from our own static files: /v1/docs works on a machine without internet.
 INSTALLED_APPS = [*INSTALLED_APPS, "drf_spectacular_sidecar"]

@@ -11,7 +11,7 @@ from django.http import HttpResponse
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from assmbl.middleware import ApiBodyLimitMiddleware
+from assmbl.middleware import ApiEnvelopeMiddleware
 from directory.models import ApiToken
 from directory.services import token_revoke
 from tests.factories import MessageFactory
@@ -98,7 +98,7 @@ def test_it_answers_413_with_the_envelope_for_any_path_under_v1(client: Any) -> 
 
 def test_it_turns_request_data_too_big_from_a_plain_view_into_the_413_envelope(rf: Any) -> None:
     request = rf.post("/v1/something", data=b"x", content_type="application/octet-stream")
-    response = ApiBodyLimitMiddleware(lambda r: HttpResponse()).process_exception(request, RequestDataTooBig("big"))
+    response = ApiEnvelopeMiddleware(lambda r: HttpResponse()).process_exception(request, RequestDataTooBig("big"))
     assert response is not None and response.status_code == 413
     assert json.loads(response.content)["error"]["code"] == "payload_too_large"
 
@@ -121,3 +121,10 @@ def test_it_answers_429_with_retry_after_when_throttled(owner: Any, settings: An
     assert response.status_code == 429
     assert error_code(response) == "rate_limited"
     assert int(response["Retry-After"]) >= 1
+
+
+@override_settings(DEBUG=True)
+def test_an_unknown_path_under_v1_is_the_404_envelope_even_in_debug(owner: Any) -> None:
+    response = owner.client.get("/v1/no-such-endpoint")
+    assert response.status_code == 404
+    assert error_code(response) == "not_found"
