@@ -46,7 +46,10 @@ def _locked(message: Message) -> Message:
     # The row lock is what makes concurrent patches of one message serialise instead of
     # each computing "20 labels at most" from a stale view (PostgreSQL); SQLite's
     # IMMEDIATE transactions already serialise writers.
-    return Message.objects.select_for_update().select_related("agent").get(pk=message.pk)
+    locked = Message.objects.select_for_update().select_related("agent").filter(pk=message.pk).first()
+    if locked is None:  # deleted between the caller's lookup and the lock
+        raise NotFound("No such message.", code="message_not_found")
+    return locked
 
 
 def message_labels_patch(*, message: Message, add: Iterable[str] = (), remove: Iterable[str] = ()) -> Message:
@@ -144,7 +147,10 @@ def message_delete(*, message: Message) -> None:
 
 def message_refetch(*, message: Message) -> Message:
     """The message with what the inbox item needs, fresh from the database."""
-    return Message.objects.select_related("agent").prefetch_related("labels", "attachments").get(pk=message.pk)
+    fresh = Message.objects.with_item_relations().filter(pk=message.pk).first()
+    if fresh is None:  # deleted by a concurrent request
+        raise NotFound("No such message.", code="message_not_found")
+    return fresh
 
 
 __all__ = [

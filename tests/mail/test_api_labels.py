@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mail.models import MessageLabel
+from mail.models import Message, MessageLabel
 from tests.factories import MessageFactory
 from tests.mail.inbox_helpers import error_code, ids
 
@@ -127,3 +127,15 @@ def test_it_rejects_invalid_json(owner: Any) -> None:
 def test_it_returns_404_for_an_unknown_message(owner: Any) -> None:
     response = patch(owner, "msg_nope", {"add": ["a"]})
     assert response.status_code == 404 and error_code(response) == "message_not_found"
+
+
+def test_the_service_answers_404_for_a_message_deleted_meanwhile(owner: Any) -> None:
+    from assmbl.errors import NotFound
+    from mail.services import message_labels_patch, message_read_set
+
+    message = MessageFactory(agent=owner.agent)
+    Message.objects.filter(pk=message.pk).delete()
+    with pytest.raises(NotFound):
+        message_labels_patch(message=message, add=["a"])
+    with pytest.raises(NotFound):
+        message_read_set(message=message, is_read=True)
