@@ -42,9 +42,7 @@ def message_item(message: Message) -> dict[str, Any]:
         "BodyPreview": message.body_preview,
         "ReceivedAt": rfc3339(message.received_at),
         "SenderVerified": message.sender_verified,
-        "Authentication": {
-            key: message.authentication.get(key) for key in ("spf", "dkim", "dmarc", "aligned")
-        },
+        "Authentication": {key: message.authentication.get(key) for key in ("spf", "dkim", "dmarc", "aligned")},
         "Labels": sorted(label.name for label in message.labels.all()),
         "IsRead": message.is_read,
         "Archived": message.archived,
@@ -162,9 +160,17 @@ class UnreadCountQuerySerializer(serializers.Serializer):
     label = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     is_read = StrictBooleanField(required=False)
     verified_only = StrictBooleanField(required=False, default=False)
+    # Accepted so that a client can pass its inbox filters unchanged, but archived mail is
+    # never counted (API.md): asking for it is an error rather than a silently wrong count.
+    include_archived = StrictBooleanField(required=False, default=False)
 
     def validate_label(self, value: str) -> str:
         return label_validate(value)
+
+    def validate_include_archived(self, value: bool) -> bool:
+        if value:
+            raise ValidationFailed("The unread count never includes archived messages.", code="archived_not_counted")
+        return value
 
 
 class LabelField(serializers.CharField):
@@ -192,4 +198,3 @@ class ReadPatchSerializer(serializers.Serializer):
 
 class ArchivePatchSerializer(serializers.Serializer):
     archived = StrictJSONBooleanField()
-

@@ -91,7 +91,10 @@ class UnreadCountView(AgentAPIView):
     @extend_schema(
         operation_id="inbox_unread_count",
         summary="Count unread messages (archived never counted)",
-        parameters=_FILTER_PARAMS,
+        parameters=[
+            *_FILTER_PARAMS,
+            _bool_param("include_archived", "only false is accepted: archived is never counted"),
+        ],
         responses={200: UnreadCountSchema, **error_responses(400)},
     )
     def get(self, request: Request) -> Response:

@@ -62,10 +62,17 @@ def test_unread_count_takes_the_inbox_filters(owner: Any) -> None:
     assert unread_count(owner, "?is_read=false") == 2
 
 
-@pytest.mark.parametrize("query", ["?q=x", "?cursor=abc", "?include_archived=true", "?verified_only=yes"])
+@pytest.mark.parametrize("query", ["?q=x", "?cursor=abc", "?limit=5", "?verified_only=yes", "?include_archived=yes"])
 def test_unread_count_rejects_q_cursor_and_bad_values(owner: Any, query: str) -> None:
     response = owner.client.get(f"/v1/inbox/unread-count{query}")
     assert response.status_code == 400
+
+
+def test_unread_count_accepts_include_archived_false_and_refuses_true(owner: Any) -> None:
+    MessageFactory(agent=owner.agent, archived=True)
+    assert unread_count(owner, "?include_archived=false") == 0
+    response = owner.client.get("/v1/inbox/unread-count?include_archived=true")
+    assert response.status_code == 400 and error_code(response) == "archived_not_counted"
 
 
 def test_unread_count_is_per_agent(owner: Any, teammate: Any) -> None:
