@@ -140,9 +140,26 @@ def message_delete(*, message: Message) -> None:
             return
         Message.objects.filter(pk=message.pk).delete()
         key = message.storage_key
-        if key and not any(m.pk != message.pk for m in siblings):
-            # After commit: a rollback must not leave a row pointing at deleted bytes.
+        if not key:
+            return
+        others = [m for m in siblings if m.pk != message.pk]
+        # After commit: a rollback must not leave a row pointing at deleted bytes.
+        if not others:
             transaction.on_commit(lambda: storage.raw_delete(key))
+        else:
+            keep_mail = any(not m.archived for m in others)
+            keep_archive = any(m.archived for m in others)
+            transaction.on_commit(lambda: _raw_prune(key, keep_mail=keep_mail, keep_archive=keep_archive))
+
+
+def _raw_prune(key: str, *, keep_mail: bool, keep_archive: bool) -> None:
+    """Drop the copy of a shared object that no remaining message needs (one left behind
+    by archiving with keep_source), but never the last copy."""
+    mail, archive = storage.mail_storage(), storage.archive_storage()
+    if not keep_mail and archive.exists(key) and mail.exists(key):
+        mail.delete(key)
+    if not keep_archive and mail.exists(key) and archive.exists(key):
+        archive.delete(key)
 
 
 def message_refetch(*, message: Message) -> Message:

@@ -60,3 +60,18 @@ def test_it_deletes_an_archived_message_and_its_archived_object(owner: Any, deli
         assert owner.client.delete(f"/v1/messages/{message.id}").status_code == 204
     assert not storage.raw_exists(message.storage_key, archived=True)
     assert not storage.raw_exists(message.storage_key)
+
+
+def test_deleting_the_archived_copy_drops_the_archive_copy_the_other_no_longer_needs(
+    owner: Any, teammate: Any, deliver: Any, committed: Any
+) -> None:
+    raw = build_mail(to=[owner.address, teammate.address])
+    accepted = deliver(raw, to=[owner.address, teammate.address])
+    mine = Message.objects.get(delivery=accepted.delivery, agent=owner.agent)
+    theirs = Message.objects.get(delivery=accepted.delivery, agent=teammate.agent)
+    owner.client.patch(f"/v1/messages/{mine.id}/archive", {"archived": True}, format="json")
+    assert storage.raw_exists(mine.storage_key, archived=True) and storage.raw_exists(mine.storage_key)
+    with committed():
+        assert owner.client.delete(f"/v1/messages/{mine.id}").status_code == 204
+    assert not storage.raw_exists(mine.storage_key, archived=True)
+    assert b"".join(teammate.client.get(f"/v1/messages/{theirs.id}/raw").streaming_content) == raw
