@@ -6,10 +6,7 @@ path (every listing, every event) and field names are PascalCase (API.md).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -17,6 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from assmbl.errors import ValidationFailed
+from assmbl.query import cursor_decode
 from mail.models import Message
 from mail.services import label_validate
 
@@ -105,28 +103,6 @@ class StrictJSONBooleanField(serializers.Field):
 
     def to_representation(self, value: bool) -> bool:
         return bool(value)
-
-
-def cursor_encode(received_at: dt.datetime, message_id: str) -> str:
-    raw = json.dumps([rfc3339_micro(received_at), message_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def rfc3339_micro(value: dt.datetime) -> str:
-    # Full microseconds: the cursor must land exactly on the row it came from.
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def cursor_decode(cursor: str) -> tuple[dt.datetime, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        received_at, message_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        when = dt.datetime.strptime(received_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
-        if not isinstance(message_id, str) or not message_id:
-            raise ValueError
-        return when, message_id
-    except (ValueError, TypeError, UnicodeError, binascii.Error):
-        raise ValidationFailed("The cursor is not valid.", code="invalid_cursor") from None
 
 
 class InboxQuerySerializer(serializers.Serializer):

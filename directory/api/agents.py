@@ -18,11 +18,10 @@ from rest_framework.views import APIView
 
 from assmbl.errors import Conflict, NotFound, ValidationFailed
 from assmbl.openapi import error_responses
+from assmbl.query import cursor_decode, cursor_encode, query_params
 from directory.auth import IsOperator
 from directory.models import Agent
 from directory.services import AgentExists, agent_create, agent_deactivate, agent_token_rotate, agent_update
-from mail.api.inbox import query_params
-from mail.serializers import cursor_decode, cursor_encode
 
 
 class AgentSerializer(serializers.ModelSerializer):

@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from assmbl.errors import ValidationFailed
 from assmbl.openapi import error_responses
+from assmbl.query import cursor_encode, query_params
 from mail.api.common import AgentAPIView
 from mail.api.schema import InboxPageSchema, UnreadCountSchema
 from mail.models import Message
 from mail.serializers import (
     InboxQuerySerializer,
     UnreadCountQuerySerializer,
-    cursor_encode,
     message_item,
 )
-
-
-def query_params(request: Request, serializer_class: type[Any]) -> dict[str, Any]:
-    """Validate the query string; a parameter the endpoint does not know is a 400, so a
-    typo (``is_unread=1``) is never silently ignored."""
-    allowed = set(serializer_class().fields)
-    unknown = sorted(set(request.query_params) - allowed)
-    if unknown:
-        raise ValidationFailed(
-            f"Unknown query parameter: {unknown[0]}.", code="unknown_parameter", details={"unknown": unknown}
-        )
-    serializer = serializer_class(data={key: request.query_params[key] for key in request.query_params})
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 def _bool_param(name: str, description: str) -> OpenApiParameter:
