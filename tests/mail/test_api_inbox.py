@@ -199,3 +199,11 @@ def test_it_needs_a_token(anonymous: Any) -> None:
     assert response.status_code == 401
     assert error_code(response) == "unauthenticated"
     assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_cursor_stays_valid_after_its_message_is_deleted(owner: Any) -> None:
+    made = MessageFactory.create_batch(4, agent=owner.agent)
+    first = owner.client.get("/v1/inbox?limit=2").json()
+    owner.client.delete(f"/v1/messages/{first['items'][-1]['MessageID']}")
+    rest = owner.client.get(f"/v1/inbox?limit=2&cursor={first['next_cursor']}")
+    assert ids(rest) == [m.id for m in made[2:]]
