@@ -313,3 +313,12 @@ AUTHSERV_ID = env_str("AUTHSERV_ID")
 AUTHSERV_TRUSTED_RELAYS = env_list("AUTHSERV_TRUSTED_RELAYS")
 CHALLENGE_WINDOW_SECONDS = env_int("CHALLENGE_WINDOW_SECONDS", 24 * 3600, minimum=1)
 CHALLENGE_TTL_SECONDS = env_int("CHALLENGE_TTL_SECONDS", 7 * 24 * 3600, minimum=60)
+# --- Inbox API -------------------------------------------------------------------------------
+# First, so an oversized API body is refused with the envelope before anything reads it.
+MIDDLEWARE = ["assmbl.middleware.ApiEnvelopeMiddleware", *MIDDLEWARE]
+SPECTACULAR_SETTINGS["SECURITY"] = [{"bearerAuth": []}]
+# Swagger UI served from our own static files: /v1/docs works on a machine without internet.
+INSTALLED_APPS = [*INSTALLED_APPS, "drf_spectacular_sidecar"]
+SPECTACULAR_SETTINGS["SWAGGER_UI_DIST"] = "SIDECAR"
+SPECTACULAR_SETTINGS["SWAGGER_UI_FAVICON_HREF"] = "SIDECAR"
+SPECTACULAR_SETTINGS["REDOC_DIST"] = "SIDECAR"

@@ -193,3 +193,11 @@ def sender_entry_create(
 def sender_entry_delete(*, entry: Sender | SenderRule) -> None:
     """Forget a directory entry: a trusted/verified sender becomes unknown again."""
     entry.delete()
+def agent_update(*, agent: Agent, display_name: str | None = None, policy: str | None = None) -> Agent:
+    """Change what an operator may change about an agent; the id and account never change."""
+    with transaction.atomic():
+        if policy is not None:
+            agent_policy_set(agent=agent, policy=policy)
+        if display_name is not None:
+            Agent.objects.filter(pk=agent.pk).update(display_name=display_name)
+        return Agent.objects.get(pk=agent.pk)

@@ -61,3 +61,29 @@ class MessageQuerySet(models.QuerySet):
 
     def in_listing_order(self) -> MessageQuerySet:
         return self.order_by("received_at", "id")
+
+    def inbox_filtered(
+        self,
+        *,
+        label: str | None = None,
+        is_read: bool | None = None,
+        include_archived: bool = False,
+        verified_only: bool = False,
+    ) -> MessageQuerySet:
+        """GET /v1/inbox and /v1/inbox/unread-count: the filters that combine with AND."""
+        qs = self.in_inbox()
+        if not include_archived:
+            qs = qs.not_archived()
+        if label is not None:
+            qs = qs.with_label(label)
+        if is_read is True:
+            qs = qs.read()
+        elif is_read is False:
+            qs = qs.unread()
+        if verified_only:
+            qs = qs.verified()
+        return qs
+
+    def with_item_relations(self) -> MessageQuerySet:
+        """What ``message_item`` reads, fetched in a fixed number of queries."""
+        return self.select_related("agent").prefetch_related("labels", "attachments")

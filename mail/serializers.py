@@ -9,7 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from assmbl.errors import ValidationFailed
+from assmbl.query import cursor_decode
 from mail.models import Message
+from mail.services import label_validate
 
 
 def rfc3339(value: dt.datetime | None) -> str | None:
@@ -33,9 +40,7 @@ def message_item(message: Message) -> dict[str, Any]:
         "BodyPreview": message.body_preview,
         "ReceivedAt": rfc3339(message.received_at),
         "SenderVerified": message.sender_verified,
-        "Authentication": {
-            key: message.authentication.get(key) for key in ("spf", "dkim", "dmarc", "aligned")
-        },
+        "Authentication": {key: message.authentication.get(key) for key in ("spf", "dkim", "dmarc", "aligned")},
         "Labels": sorted(label.name for label in message.labels.all()),
         "IsRead": message.is_read,
         "Archived": message.archived,
@@ -60,3 +65,115 @@ def message_item(message: Message) -> dict[str, Any]:
 
 def with_item_relations(queryset: Any) -> Any:
     return queryset.select_related("agent").prefetch_related("labels", "attachments")
+
+
+# --- Input of the inbox API -------------------------------------------------------------------
+# Small DRF serializers that check the shape of a request; the rules (how many labels, what
+# archiving an archived message means) live in mail.services.
+
+
+MAX_QUERY_LENGTH = 256
+
+
+@extend_schema_field({"type": "string", "enum": ["true", "false", "1", "0"]})
+class StrictBooleanField(serializers.Field):
+    """Query booleans: ``true``/``false``/``1``/``0`` only (API.md); JSON bodies: true/false only."""
+
+    default_error_messages = {"invalid": "Must be true, false, 1 or 0."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, str):
+            if data in ("true", "1"):
+                return True
+            if data in ("false", "0"):
+                return False
+        self.fail("invalid")
+        raise AssertionError  # unreachable; fail() raises
+
+    def to_representation(self, value: bool) -> bool:
+        return bool(value)
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class StrictJSONBooleanField(serializers.Field):
+    default_error_messages = {"invalid": "Must be a JSON boolean (true or false)."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if data is True or data is False:
+            return data
+        self.fail("invalid")
+        raise AssertionError
+
+    def to_representation(self, value: bool) -> bool:
+        return bool(value)
+
+
+class InboxQuerySerializer(serializers.Serializer):
+    """Query parameters of GET /v1/inbox."""
+
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=25)
+    cursor = serializers.CharField(required=False, allow_blank=False, max_length=1000, trim_whitespace=False)
+    q = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    label = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    is_read = StrictBooleanField(required=False)
+    include_archived = StrictBooleanField(required=False, default=False)
+    verified_only = StrictBooleanField(required=False, default=False)
+
+    def validate_q(self, value: str) -> str:
+        if not value.strip():
+            raise ValidationFailed("q must not be empty when given.", code="empty_query")
+        if len(value) > MAX_QUERY_LENGTH:
+            raise ValidationFailed(f"q is at most {MAX_QUERY_LENGTH} characters.", code="query_too_long")
+        return value
+
+    def validate_label(self, value: str) -> str:
+        return label_validate(value)
+
+    def validate_cursor(self, value: str) -> tuple[dt.datetime, str]:
+        return cursor_decode(value)
+
+
+class UnreadCountQuerySerializer(serializers.Serializer):
+    """Query parameters of GET /v1/inbox/unread-count: the inbox filters but q and cursor."""
+
+    label = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    is_read = StrictBooleanField(required=False)
+    verified_only = StrictBooleanField(required=False, default=False)
+    # Accepted so that a client can pass its inbox filters unchanged, but archived mail is
+    # never counted (API.md): asking for it is an error rather than a silently wrong count.
+    include_archived = StrictBooleanField(required=False, default=False)
+
+    def validate_label(self, value: str) -> str:
+        return label_validate(value)
+
+    def validate_include_archived(self, value: bool) -> bool:
+        if value:
+            raise ValidationFailed("The unread count never includes archived messages.", code="archived_not_counted")
+        return value
+
+
+class LabelField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_blank=True, trim_whitespace=False, max_length=None, **kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        # Before DRF's own null/blank checks, so every bad label gets the same code.
+        return self.to_internal_value(data)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise ValidationFailed("A label must be a string.", code="invalid_label", details={"label": data})
+        return label_validate(data)
+
+
+class LabelsPatchSerializer(serializers.Serializer):
+    add = serializers.ListField(child=LabelField(), required=False, default=list, max_length=100)
+    remove = serializers.ListField(child=LabelField(), required=False, default=list, max_length=100)
+
+
+class ReadPatchSerializer(serializers.Serializer):
+    is_read = StrictJSONBooleanField()
+
+
+class ArchivePatchSerializer(serializers.Serializer):
+    archived = StrictJSONBooleanField()

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from mail.api import attachments, inbox, sending
+from mail.api import attachments, inbox, messages, sending
 
-urlpatterns = [*inbox.urlpatterns, *sending.urlpatterns, *attachments.urlpatterns]
+urlpatterns = [*inbox.urlpatterns, *messages.urlpatterns, *sending.urlpatterns, *attachments.urlpatterns]

@@ -1,5 +1,197 @@
+"""Operator endpoints: provision agents and their tokens for the operator's account.
+
+An agent of another account is a 404, exactly like one that does not exist.
+"""
+
 from __future__ import annotations
 
-from django.urls import URLPattern
+from typing import Any
 
-urlpatterns: list[URLPattern] = []
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from assmbl.errors import Conflict, NotFound, ValidationFailed
+from assmbl.openapi import error_responses
+from assmbl.query import cursor_decode, cursor_encode, query_params
+from directory.auth import IsOperator
+from directory.models import Agent
+from directory.services import AgentExists, agent_create, agent_deactivate, agent_token_rotate, agent_update
+
+
+class AgentSerializer(serializers.ModelSerializer):
+    address = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Agent
+        fields = ["agent_id", "address", "display_name", "policy", "is_active", "created_at"]
+        ref_name = "Agent"
+
+
+class AgentCreateSerializer(serializers.Serializer):
+    agent_id = serializers.CharField(max_length=64)
+    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    policy = serializers.ChoiceField(choices=Agent.Policy.choices, required=False, default=Agent.Policy.OPEN)
+
+
+class AgentUpdateSerializer(serializers.Serializer):
+    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    policy = serializers.ChoiceField(choices=Agent.Policy.choices, required=False)
+
+
+class AgentWithTokenSerializer(AgentSerializer):
+    token = serializers.CharField(help_text="shown once")
+
+    class Meta(AgentSerializer.Meta):
+        fields = [*AgentSerializer.Meta.fields, "token"]
+        ref_name = "AgentWithToken"
+
+
+class AgentPageSerializer(serializers.Serializer):
+    items = AgentSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+    has_more = serializers.BooleanField()
+
+    class Meta:
+        ref_name = "AgentPage"
+
+
+class TokenSerializer(serializers.Serializer):
+    agent_id = serializers.CharField()
+    token = serializers.CharField(help_text="shown once")
+
+    class Meta:
+        ref_name = "AgentToken"
+
+
+class AgentListQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=25)
+    cursor = serializers.CharField(required=False, trim_whitespace=False)
+
+
+class OperatorAPIView(APIView):
+    permission_classes = [IsOperator]
+
+    def agents(self, request: Request) -> Any:
+        return Agent.objects.for_account(request.user.account)
+
+    def agent_or_404(self, request: Request, agent_id: str) -> Agent:
+        agent = self.agents(request).filter(agent_id=agent_id).first()
+        if agent is None:
+            raise NotFound("No such agent.", code="agent_not_found")
+        return agent
+
+
+def _validated(serializer_class: type[Any], data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _agent_body(agent: Agent, token: str | None = None) -> dict[str, Any]:
+    body = dict(AgentSerializer(agent).data)
+    if token is not None:
+        body["token"] = token
+    return body
+
+
+class AgentsView(OperatorAPIView):
+    @extend_schema(
+        operation_id="agents_list",
+        summary="List the account's agents",
+        parameters=[
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1..100, default 25"),
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="next_cursor of the previous page"),
+        ],
+        responses={200: AgentPageSerializer, **error_responses(400)},
+    )
+    def get(self, request: Request) -> Response:
+        params = query_params(request, AgentListQuerySerializer)
+        qs = self.agents(request).order_by("created_at", "agent_id")
+        if "cursor" in params:
+            created_at, agent_id = cursor_decode(params["cursor"])
+            qs = qs.filter(created_at__gt=created_at) | qs.filter(created_at=created_at, agent_id__gt=agent_id)
+            qs = qs.order_by("created_at", "agent_id")
+        limit = params["limit"]
+        page = list(qs[: limit + 1])
+        has_more = len(page) > limit
+        page = page[:limit]
+        next_cursor = cursor_encode(page[-1].created_at, page[-1].agent_id) if has_more else None
+        return Response({"items": [_agent_body(a) for a in page], "next_cursor": next_cursor, "has_more": has_more})
+
+    @extend_schema(
+        operation_id="agents_create",
+        summary="Create an agent; its token is returned once",
+        request=AgentCreateSerializer,
+        responses={201: AgentWithTokenSerializer, **error_responses(400, 409, 413, 415)},
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(AgentCreateSerializer, request.data)
+        try:
+            agent, issued = agent_create(
+                agent_id=data["agent_id"],
+                account=request.user.account,
+                display_name=data["display_name"],
+                policy=data["policy"],
+            )
+        except AgentExists:
+            raise Conflict("An agent with this id already exists.", code="agent_exists") from None
+        except DjangoValidationError as exc:
+            raise ValidationFailed(exc.messages[0], code="invalid_agent_id") from None
+        return Response(_agent_body(agent, issued.plaintext), status=201)
+
+
+class AgentView(OperatorAPIView):
+    @extend_schema(
+        operation_id="agents_get", summary="One agent", responses={200: AgentSerializer, **error_responses(404)}
+    )
+    def get(self, request: Request, agent_id: str) -> Response:
+        return Response(_agent_body(self.agent_or_404(request, agent_id)))
+
+    @extend_schema(
+        operation_id="agents_update",
+        summary="Change display name or policy",
+        request=AgentUpdateSerializer,
+        responses={200: AgentSerializer, **error_responses(400, 404, 413, 415)},
+    )
+    def patch(self, request: Request, agent_id: str) -> Response:
+        agent = self.agent_or_404(request, agent_id)
+        data = _validated(AgentUpdateSerializer, request.data)
+        agent = agent_update(agent=agent, **data)
+        return Response(_agent_body(agent))
+
+    @extend_schema(
+        operation_id="agents_deactivate",
+        summary="Deactivate an agent (its mail stays; its tokens are revoked)",
+        responses={204: OpenApiResponse(description="Deactivated"), **error_responses(404)},
+    )
+    def delete(self, request: Request, agent_id: str) -> Response:
+        agent_deactivate(agent=self.agent_or_404(request, agent_id))
+        return Response(status=204)
+
+
+class AgentTokensView(OperatorAPIView):
+    @extend_schema(
+        operation_id="agents_token_rotate",
+        summary="Revoke the agent's tokens and issue a new one (shown once)",
+        request=None,
+        responses={201: TokenSerializer, **error_responses(404, 409)},
+    )
+    def post(self, request: Request, agent_id: str) -> Response:
+        agent = self.agent_or_404(request, agent_id)
+        if not agent.is_active:
+            raise Conflict("The agent is deactivated; its tokens would not work.", code="agent_inactive")
+        issued = agent_token_rotate(agent=agent, label="rotated")
+        return Response({"agent_id": agent.agent_id, "token": issued.plaintext}, status=201)
+
+
+urlpatterns = [
+    path("agents", AgentsView.as_view(), name="agents"),
+    path("agents/<str:agent_id>", AgentView.as_view(), name="agent"),
+    path("agents/<str:agent_id>/tokens", AgentTokensView.as_view(), name="agent-tokens"),
+]

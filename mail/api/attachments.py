@@ -79,6 +79,7 @@ class AttachmentUploadView(APIView):
     to curl or a browser with no token). The body is read from the raw stream in chunks;
     ``request.data`` is never touched, so no DRF parser buffers it."""
 
+    streams_request_body = True  # exempt from the JSON body cap (assmbl.middleware)
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     throttle_classes: list[Any] = []

@@ -1,5 +1,101 @@
+"""GET /v1/inbox and GET /v1/inbox/unread-count."""
+
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
 
-urlpatterns: list[URLPattern] = []
+from assmbl.openapi import error_responses
+from assmbl.query import cursor_encode, query_params
+from mail.api.common import AgentAPIView
+from mail.api.schema import InboxPageSchema, UnreadCountSchema
+from mail.models import Message
+from mail.serializers import (
+    InboxQuerySerializer,
+    UnreadCountQuerySerializer,
+    message_item,
+)
+
+
+def _bool_param(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, OpenApiTypes.STR, enum=["true", "false", "1", "0"], description=description)
+
+
+_FILTER_PARAMS = [
+    OpenApiParameter("label", OpenApiTypes.STR, description="only messages carrying this label (exact)"),
+    _bool_param("is_read", "only read (true) or unread (false) messages"),
+    _bool_param("verified_only", "only messages whose SenderVerified is true (default false)"),
+]
+
+
+class InboxView(AgentAPIView):
+    @extend_schema(
+        operation_id="inbox_list",
+        summary="List the inbox, oldest first",
+        parameters=[
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1..100, default 25"),
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="next_cursor of the previous page (opaque)"),
+            OpenApiParameter(
+                "q",
+                OpenApiTypes.STR,
+                description="case-insensitive substring of Subject, BodyPreview, Sender or the From name; "
+                "not empty, at most 256 characters; % _ \\ are literal",
+            ),
+            *_FILTER_PARAMS,
+            _bool_param("include_archived", "include archived messages (default false)"),
+        ],
+        responses={200: InboxPageSchema, **error_responses(400)},
+    )
+    def get(self, request: Request) -> Response:
+        params = query_params(request, InboxQuerySerializer)
+        qs = Message.objects.for_agent(self.agent(request)).inbox_filtered(
+            label=params.get("label"),
+            is_read=params.get("is_read"),
+            include_archived=params["include_archived"],
+            verified_only=params["verified_only"],
+        )
+        if "q" in params:
+            qs = qs.search(params["q"])
+        if "cursor" in params:
+            qs = qs.after(*params["cursor"])
+        limit = params["limit"]
+        # One extra row tells whether there is a next page without a COUNT.
+        page = list(qs.in_listing_order().with_item_relations()[: limit + 1])
+        has_more = len(page) > limit
+        page = page[:limit]
+        next_cursor = cursor_encode(page[-1].received_at, page[-1].id) if has_more else None
+        return Response({"items": [message_item(m) for m in page], "next_cursor": next_cursor, "has_more": has_more})
+
+
+class UnreadCountView(AgentAPIView):
+    @extend_schema(
+        operation_id="inbox_unread_count",
+        summary="Count unread messages (archived never counted)",
+        parameters=[
+            *_FILTER_PARAMS,
+            _bool_param("include_archived", "only false is accepted: archived is never counted"),
+        ],
+        responses={200: UnreadCountSchema, **error_responses(400)},
+    )
+    def get(self, request: Request) -> Response:
+        params = query_params(request, UnreadCountQuerySerializer)
+        qs = (
+            Message.objects.for_agent(self.agent(request))
+            .inbox_filtered(
+                label=params.get("label"),
+                is_read=params.get("is_read"),
+                include_archived=False,
+                verified_only=params["verified_only"],
+            )
+            .unread()
+        )
+        return Response({"unread_count": qs.count()})
+
+
+urlpatterns = [
+    path("inbox", InboxView.as_view(), name="inbox"),
+    path("inbox/unread-count", UnreadCountView.as_view(), name="inbox-unread-count"),
+]
