@@ -30,6 +30,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from assmbl.errors import ApiError, Conflict, PayloadTooLarge, RateLimited, ValidationFailed
+from assmbl.ids import new_id
 from directory.models import Agent
 from mail.attachments import attachment_open, attachments_for_send, attachments_mark_claimed
 from mail.models import Attachment, Message, SendRequest
@@ -625,53 +626,65 @@ def _is_permanent(exc: Exception) -> bool:
 
 
 def message_dispatch(*, message_id: str) -> Message | None:
-    """Hand a queued message to the email backend, once.
+    """Hand a queued message to the email backend, at most once.
 
-    The row stays locked from the check to the status update, so a second copy of the task
-    (redelivery, a sweep) waits and then finds the message no longer queued. The status is
-    the first thing written after the provider accepted; if the process dies between the
-    two, the provider's tracking events still find the message by its id, and the
-    X-AgentMail-Idempotency-Key lets the recipient side drop a duplicate.
+    The worker first claims the message with a conditional update (queued, no provider
+    id yet → a claim token), so a second copy of the task (redelivery, the sweep) finds it
+    taken and does nothing. No lock is held during the provider call: with SQLite a held
+    write lock would stall every writer, including our own SMTP listener when relaying to
+    it. After the provider accepted, recording that is the very next write; a transient
+    error *before* acceptance releases the claim and the task retries with backoff.
     """
+    claim = f"claim:{new_id('snd')}"
+    claimed = Message.objects.filter(
+        pk=message_id, direction=Message.Direction.OUTBOUND, status=Message.Status.QUEUED, provider_message_id=""
+    ).update(provider_message_id=claim, updated_at=timezone.now())
+    message = Message.objects.select_related("agent").filter(pk=message_id).first()
+    if not claimed or message is None:
+        return message
+    email = StoredEmailMessage(
+        raw=raw_read(message.storage_key),
+        message_id=message.id,
+        subject=message.subject,
+        from_email=message.from_header,
+        to=list(message.to),
+        cc=list(message.cc),
+        bcc=list(message.bcc),
+    )
+    try:
+        get_connection().send_messages([email])
+    except Exception as exc:
+        if not _is_permanent(exc):
+            Message.objects.filter(pk=message.pk, provider_message_id=claim).update(provider_message_id="")
+            raise TransientSendError(str(exc)) from exc
+        return _dispatch_record(message, claim=claim, status=Message.Status.FAILED, detail=str(exc)[:2000])
+    anymail_status = getattr(email, "anymail_status", None)
+    provider_id = getattr(anymail_status, "message_id", None) or email.provider_message_id or ""
+    if not isinstance(provider_id, str):
+        provider_id = ""  # anymail gives a set when recipients got different ids
+    internet_message_id = message.internet_message_id
+    if provider_id and settings.EMAIL_BACKEND == "anymail.backends.amazon_ses.EmailBackend":
+        internet_message_id = _ses_message_id_header(provider_id)
+    return _dispatch_record(
+        message,
+        claim=claim,
+        status=Message.Status.SENT,
+        provider_message_id=provider_id,
+        internet_message_id=internet_message_id,
+    )
+
+
+def _dispatch_record(message: Message, *, claim: str, status: str, detail: str = "", **fields: str) -> Message:
     with transaction.atomic():
-        message = (
-            Message.objects.select_for_update()
-            .select_related("agent")
-            .filter(pk=message_id, direction=Message.Direction.OUTBOUND)
-            .first()
+        Message.objects.filter(pk=message.pk, provider_message_id=claim).update(
+            status=status,
+            status_detail=detail,
+            provider_message_id=fields.get("provider_message_id", ""),
+            updated_at=timezone.now(),
+            **{k: v for k, v in fields.items() if k != "provider_message_id"},
         )
-        if message is None or message.status != Message.Status.QUEUED:
-            return message
-        email = StoredEmailMessage(
-            raw=raw_read(message.storage_key),
-            message_id=message.id,
-            subject=message.subject,
-            from_email=message.from_header,
-            to=list(message.to),
-            cc=list(message.cc),
-            bcc=list(message.bcc),
-        )
-        connection = get_connection()
-        try:
-            connection.send_messages([email])
-        except Exception as exc:
-            if not _is_permanent(exc):
-                raise TransientSendError(str(exc)) from exc
-            message.status = Message.Status.FAILED
-            message.status_detail = str(exc)[:2000]
-            message.save(update_fields=["status", "status_detail", "updated_at"])
-            event_record(agent=message.agent, type="message.failed", payload=_event_payload(message))
-            return message
-        anymail_status = getattr(email, "anymail_status", None)
-        provider_id = (getattr(anymail_status, "message_id", None) or email.provider_message_id or "")
-        if not isinstance(provider_id, str):
-            provider_id = ""  # anymail returns a set when recipients got different ids
-        message.status = Message.Status.SENT
-        message.provider_message_id = provider_id
-        if provider_id and settings.EMAIL_BACKEND == "anymail.backends.amazon_ses.EmailBackend":
-            message.internet_message_id = _ses_message_id_header(provider_id)
-        message.save(update_fields=["status", "provider_message_id", "internet_message_id", "updated_at"])
-        event_record(agent=message.agent, type="message.sent", payload=_event_payload(message))
+        message.refresh_from_db()
+        event_record(agent=message.agent, type=f"message.{status}", payload=_event_payload(message))
     return message
 
 

@@ -15,7 +15,7 @@ from mail.models import Message
 def rfc3339(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def message_item(message: Message) -> dict[str, Any]:
