@@ -357,7 +357,9 @@ def message_send(
 def _queue_dispatch(message_id: str) -> None:
     from mail.tasks import send_message
 
-    transaction.on_commit(lambda: send_message.delay(message_id))
+    # robust: the message is committed and will be sent; a broker hiccup here (or, with
+    # eager tasks, a provider error) must not turn the 202 into a 500. The sweep re-queues it.
+    transaction.on_commit(lambda: send_message.delay(message_id), robust=True)
 
 
 def _reply_subject(subject: str) -> str:
@@ -672,6 +674,18 @@ def message_dispatch(*, message_id: str) -> Message | None:
         provider_message_id=provider_id,
         internet_message_id=internet_message_id,
     )
+
+
+def message_fail(*, message_id: str, detail: str) -> Message | None:
+    """Give up on a queued message that is not being sent right now (retries exhausted)."""
+    claim = f"claim:{new_id('snd')}"
+    claimed = Message.objects.filter(
+        pk=message_id, direction=Message.Direction.OUTBOUND, status=Message.Status.QUEUED, provider_message_id=""
+    ).update(provider_message_id=claim, updated_at=timezone.now())
+    message = Message.objects.select_related("agent").filter(pk=message_id).first()
+    if not claimed or message is None:
+        return message
+    return _dispatch_record(message, claim=claim, status=Message.Status.FAILED, detail=detail[:2000])
 
 
 def _dispatch_record(message: Message, *, claim: str, status: str, detail: str = "", **fields: str) -> Message:

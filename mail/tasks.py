@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from celery import shared_task
 from django.db import DatabaseError
@@ -10,7 +11,7 @@ from django.utils import timezone
 
 from mail.ingest import delivery_process
 from mail.models import InboundDelivery
-from mail.sending import TransientSendError, message_dispatch, messages_queued_stale, send_requests_purge
+from mail.sending import TransientSendError, message_dispatch, message_fail, messages_queued_stale, send_requests_purge
 
 STALE_AFTER = dt.timedelta(minutes=2)
 
@@ -49,6 +50,7 @@ QUEUED_STALE_AFTER = dt.timedelta(minutes=5)
 
 
 @shared_task(
+    bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(TransientSendError, DatabaseError, OSError),
@@ -57,9 +59,15 @@ QUEUED_STALE_AFTER = dt.timedelta(minutes=5)
     retry_jitter=True,
     max_retries=12,
 )
-def send_message(message_id: str) -> str | None:
+def send_message(self: Any, message_id: str) -> str | None:
     """Safe to run twice: the service sends only while the message is still queued."""
-    message = message_dispatch(message_id=message_id)
+    try:
+        message = message_dispatch(message_id=message_id)
+    except TransientSendError as exc:
+        if self.request.retries >= self.max_retries:
+            message = message_fail(message_id=message_id, detail=f"gave up after {self.request.retries} retries: {exc}")
+            return message.status if message else None
+        raise
     return message.status if message else None
 
 

@@ -112,3 +112,19 @@ def test_an_unreachable_relay_is_transient_and_the_retry_sends(settings: Any, ow
     assert (message.status, message.provider_message_id) == (Message.Status.QUEUED, "")
     settings.EMAIL_BACKEND = "mail.backends.LocalEmailBackend"
     assert message_dispatch(message_id=message.id).status == Message.Status.SENT
+
+
+@pytest.mark.django_db
+def test_the_task_gives_up_after_its_retries_and_marks_the_message_failed(settings: Any, owner: Any) -> None:
+    from mail.tasks import send_message
+
+    settings.EMAIL_BACKEND = "mail.backends.RelayEmailBackend"
+    settings.OUTBOUND_SMTP_URL = f"smtp://127.0.0.1:{free_port()}?timeout=2"
+    message = message_send(agent=owner.agent, outgoing=Outgoing(to=["bob@example.com"], subject="s", body="b"))
+
+    # The last of its retries (request.retries == max_retries): nothing left to try.
+    send_message.apply(args=[message.id], retries=send_message.max_retries)
+
+    message.refresh_from_db()
+    assert message.status == Message.Status.FAILED
+    assert "gave up after 12 retries" in message.status_detail

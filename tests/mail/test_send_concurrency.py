@@ -48,7 +48,7 @@ def test_it_sends_once_for_50_concurrent_requests_with_one_key(transactional_db:
     assert set(statuses) <= {202, 409}
     fresh = [r for r in results if r[0] == 202 and r[1] != "true"]
     assert len(fresh) == 1
-    for status, replayed, data in results:
+    for status, _, data in results:
         if status == 202:
             assert data["MessageID"] == message.id
         else:
