@@ -214,3 +214,22 @@ def test_attachment_ids_go_through_the_attachments_interface(owner: Any, post: A
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "attachment_not_uploaded"
+
+
+def test_non_ascii_subjects_names_and_bodies_survive_the_round_trip(owner: Any, teammate: Any, post: Any) -> None:
+    owner.agent.display_name = "Zoë Agent"
+    owner.agent.save()
+
+    post(owner, "/v1/send", {"to": f"Équipe <{teammate.address}>", "subject": "Résumé ✓", "body": "Grüße, 你好"})
+
+    received = Message.objects.get(agent=teammate.agent)
+    assert received.subject == "Résumé ✓"
+    assert received.from_name == "Zoë Agent"
+    assert received.body_preview == "Grüße, 你好"
+
+
+def test_a_comma_separated_string_is_not_silently_split(owner: Any, post: Any) -> None:
+    response = post(owner, "/v1/send", {"to": "a@example.com, b@example.com", "subject": "s", "body": "b"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] == "to"
