@@ -1,44 +1,35 @@
-"""Sending: POST /v1/send, replies and forwards, the idempotency records that make a
-retried request harmless, the bot-loop breaker, and the dispatch run by the worker.
+"""Sending: POST /v1/send, replies and forwards, and the bot-loop breaker.
 
 The raw MIME of an outbound message is built once, here, stored like inbound mail, and
-the worker hands exactly those bytes to the configured email backend (anymail SES, an
-SMTP relay, or the embedded LocalEmailBackend).
+the worker (``mail.dispatch``) hands exactly those bytes to the configured email backend
+(anymail SES, an SMTP relay, or the embedded LocalEmailBackend). Idempotency keys are
+``mail.idempotency``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import re
-import smtplib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from email.generator import BytesGenerator
-from email.message import Message as MimeMessage
 from email.parser import BytesParser
 from email.utils import formataddr, getaddresses, make_msgid, parseaddr
-from io import BytesIO
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
+from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from assmbl.errors import ApiError, Conflict, PayloadTooLarge, RateLimited, ValidationFailed
-from assmbl.ids import new_id
+from assmbl.errors import PayloadTooLarge, RateLimited, ValidationFailed
 from directory.models import Agent
 from mail.attachments import attachment_open, attachments_for_send, attachments_mark_claimed
-from mail.models import Attachment, Message, SendRequest
+from mail.models import Attachment, Message
 from mail.parsing import html_to_text, make_preview
-from mail.serializers import message_item
 from mail.storage import raw_read, raw_store
 from mail.threads import thread_id_for
-from webhooks.services import event_record
 
 SEND_FIELDS = {"to", "cc", "bcc", "subject", "body", "html", "reply_to", "headers", "attachments"}
 REPLY_FIELDS = {"body", "html", "reply_all", "attachments"}
@@ -47,12 +38,8 @@ FORWARD_FIELDS = {"to", "body"}
 # library's (MIME structure); only X- headers pass, and these X- ones are reserved too.
 _HEADER_NAME = re.compile(r"^X-[A-Za-z0-9][A-Za-z0-9-]{0,75}$")
 _RESERVED_X_HEADERS = {"x-agentmail-idempotency-key"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _RE_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
 _FWD_PREFIX = re.compile(r"^\s*(fwd?)\s*:", re.IGNORECASE)
-# A request that crashed between reservation and completion must not hold its key for
-# 24 hours: after this long an in-flight reservation is taken over by the next retry.
-STALE_RESERVATION = dt.timedelta(minutes=5)
 
 
 # --- Input ------------------------------------------------------------------------------
@@ -455,303 +442,3 @@ def message_forward(*, agent: Agent, original: Message, data: Any, idempotency_k
         references=_references_for(original),
         forwarded_raw=forwarded_raw,
     )
-
-
-def send_response(message: Message) -> dict[str, str]:
-    return {"MessageID": message.id, "Status": message.status}
-
-
-# --- Idempotency ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IdempotentResult:
-    status: int
-    body: dict[str, Any]
-    replayed: bool
-
-
-def idempotency_key_clean(value: str) -> str:
-    if not 1 <= len(value) <= 255 or _CONTROL.search(value):
-        raise ValidationFailed(
-            "Idempotency-Key must be 1 to 255 printable characters.", code="invalid_idempotency_key"
-        )
-    return value
-
-
-def request_hash(*, path: str, data: Any) -> str:
-    canonical = json.dumps({"path": path, "body": data}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _reserve(*, agent: Agent, key: str, digest: str) -> SendRequest | IdempotentResult:
-    now = timezone.now()
-    for _ in range(3):
-        try:
-            # Committed on its own, before the side effect: a racing duplicate sees it.
-            with transaction.atomic():
-                return SendRequest.objects.create(
-                    agent=agent, key=key, request_hash=digest, expires_at=now + dt.timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
-                )
-        except IntegrityError:
-            existing = SendRequest.objects.filter(agent=agent, key=key).first()
-        if existing is None:
-            continue  # purged or released between our insert and our read: try again
-        stale_in_flight = existing.state == SendRequest.State.IN_FLIGHT and existing.created_at < now - STALE_RESERVATION
-        if existing.expires_at <= now or stale_in_flight:
-            # Conditional delete: of two retries that both saw it expired, one wins.
-            SendRequest.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
-            continue
-        if existing.request_hash != digest:
-            raise Conflict(
-                "This Idempotency-Key was already used with a different request.", code="idempotency_key_reused",
-                details={"key": key},
-            )
-        if existing.state == SendRequest.State.IN_FLIGHT:
-            raise Conflict(
-                "A request with this Idempotency-Key is still being processed; retry shortly.",
-                code="idempotency_key_in_use",
-                details={"key": key},
-            )
-        return IdempotentResult(status=existing.response_status or 202, body=existing.response_body or {}, replayed=True)
-    raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.", code="idempotency_key_in_use")
-
-
-def send_idempotently(
-    *, agent: Agent, key: str | None, path: str, data: Any, perform: Callable[[str], Message]
-) -> IdempotentResult:
-    """Run ``perform`` (a send, reply or forward) at most once per (agent, key).
-
-    The same key with the same body replays the first response; with another body it is a
-    409 ``idempotency_key_reused``; while the first is still running, 409 ``idempotency_key_in_use``.
-    A request that fails validation releases its key, so a corrected retry can use it.
-    """
-    if key is None:
-        message = perform("")
-        return IdempotentResult(status=202, body=send_response(message), replayed=False)
-    key = idempotency_key_clean(key)
-    reserved = _reserve(agent=agent, key=key, digest=request_hash(path=path, data=data))
-    if isinstance(reserved, IdempotentResult):
-        return reserved
-    try:
-        with transaction.atomic():
-            message = perform(key)
-            body = send_response(message)
-            # Completed in the same transaction that creates the message: either both
-            # exist or neither, so a replay never points at a message that was rolled back.
-            updated = SendRequest.objects.filter(pk=reserved.pk, state=SendRequest.State.IN_FLIGHT).update(
-                state=SendRequest.State.COMPLETED, response_status=202, response_body=body, message=message
-            )
-            if not updated:
-                raise Conflict("This Idempotency-Key was taken over by another request.", code="idempotency_key_in_use")
-    except ApiError:
-        SendRequest.objects.filter(pk=reserved.pk, state=SendRequest.State.IN_FLIGHT).delete()
-        raise
-    except Exception:
-        SendRequest.objects.filter(pk=reserved.pk, state=SendRequest.State.IN_FLIGHT).delete()
-        raise
-    return IdempotentResult(status=202, body=body, replayed=False)
-
-
-def send_requests_purge(*, now: dt.datetime | None = None) -> int:
-    """Forget idempotency keys older than their 24 hours."""
-    deleted, _ = SendRequest.objects.filter(expires_at__lte=now or timezone.now()).delete()
-    return deleted
-
-
-# --- Dispatch (the worker) -------------------------------------------------------------------
-
-
-class TransientSendError(Exception):
-    """The provider or relay could not take the message now; the task retries with backoff."""
-
-
-class _StoredMime(MimeMessage):
-    """The stored bytes as a stdlib message that Django's SMTP backend (which passes
-    ``linesep``) and anymail (which walks the parts) can both serialise."""
-
-    def as_bytes(self, unixfrom: bool = False, policy: Any = None, linesep: str = "\n") -> bytes:
-        fp = BytesIO()
-        BytesGenerator(fp, mangle_from_=False, policy=(policy or self.policy).clone(linesep=linesep)).flatten(
-            self, unixfrom=unixfrom
-        )
-        return fp.getvalue()
-
-
-class StoredEmailMessage(EmailMessage):
-    """A Django EmailMessage over raw MIME that was already built and stored: the backend
-    sends exactly these bytes (to/cc/bcc give the envelope; Bcc is not in the bytes)."""
-
-    def __init__(self, *, raw: bytes, message_id: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.raw = raw
-        self.assmbl_message_id = message_id
-        self.provider_message_id = ""
-
-    def message(self, *, policy: Any = None) -> Any:  # type: ignore[override]
-        return BytesParser(_class=_StoredMime).parsebytes(self.raw)
-
-
-def _ses_message_id_header(ses_id: str) -> str:
-    # SES replaces our Message-ID with its own, built from the message id it returns.
-    region = settings.AWS_REGION
-    host = "email.amazonses.com" if region == "us-east-1" else f"{region}.amazonses.com"
-    return f"<{ses_id}@{host}>"
-
-
-_PERMANENT_SES_CODES = {
-    "MessageRejected",
-    "MailFromDomainNotVerifiedException",
-    "MailFromDomainNotVerified",
-    "BadRequestException",
-    "NotFoundException",
-    "ConfigurationSetDoesNotExistException",
-    "ConfigurationSetDoesNotExist",
-    "AccountSuspendedException",
-    "SendingPausedException",
-}
-
-
-def _is_permanent(exc: Exception) -> bool:
-    """Errors that retrying cannot fix: the message is marked failed instead."""
-    from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
-
-    if isinstance(exc, (AnymailRecipientsRefused, AnymailInvalidAddress, smtplib.SMTPRecipientsRefused)):
-        return True
-    if isinstance(exc, (smtplib.SMTPDataError, smtplib.SMTPSenderRefused)):
-        return 500 <= exc.smtp_code < 600
-    if isinstance(exc, AnymailAPIError):
-        response = getattr(exc, "response", None)
-        if isinstance(response, dict):
-            return response.get("Error", {}).get("Code") in _PERMANENT_SES_CODES
-    return False
-
-
-def message_dispatch(*, message_id: str) -> Message | None:
-    """Hand a queued message to the email backend, at most once.
-
-    The worker first claims the message with a conditional update (queued, no provider
-    id yet → a claim token), so a second copy of the task (redelivery, the sweep) finds it
-    taken and does nothing. No lock is held during the provider call: with SQLite a held
-    write lock would stall every writer, including our own SMTP listener when relaying to
-    it. After the provider accepted, recording that is the very next write; a transient
-    error *before* acceptance releases the claim and the task retries with backoff.
-    """
-    claim = f"claim:{new_id('snd')}"
-    claimed = Message.objects.filter(
-        pk=message_id, direction=Message.Direction.OUTBOUND, status=Message.Status.QUEUED, provider_message_id=""
-    ).update(provider_message_id=claim, updated_at=timezone.now())
-    message = Message.objects.select_related("agent").filter(pk=message_id).first()
-    if not claimed or message is None:
-        return message
-    email = StoredEmailMessage(
-        raw=raw_read(message.storage_key),
-        message_id=message.id,
-        subject=message.subject,
-        from_email=message.from_header,
-        to=list(message.to),
-        cc=list(message.cc),
-        bcc=list(message.bcc),
-    )
-    try:
-        get_connection().send_messages([email])
-    except Exception as exc:
-        if not _is_permanent(exc):
-            Message.objects.filter(pk=message.pk, provider_message_id=claim).update(provider_message_id="")
-            raise TransientSendError(str(exc)) from exc
-        return _dispatch_record(message, claim=claim, status=Message.Status.FAILED, detail=str(exc)[:2000])
-    anymail_status = getattr(email, "anymail_status", None)
-    provider_id = getattr(anymail_status, "message_id", None) or email.provider_message_id or ""
-    if not isinstance(provider_id, str):
-        provider_id = ""  # anymail gives a set when recipients got different ids
-    internet_message_id = message.internet_message_id
-    if provider_id and settings.EMAIL_BACKEND == "anymail.backends.amazon_ses.EmailBackend":
-        internet_message_id = _ses_message_id_header(provider_id)
-    return _dispatch_record(
-        message,
-        claim=claim,
-        status=Message.Status.SENT,
-        provider_message_id=provider_id,
-        internet_message_id=internet_message_id,
-    )
-
-
-def message_fail(*, message_id: str, detail: str) -> Message | None:
-    """Give up on a queued message that is not being sent right now (retries exhausted)."""
-    claim = f"claim:{new_id('snd')}"
-    claimed = Message.objects.filter(
-        pk=message_id, direction=Message.Direction.OUTBOUND, status=Message.Status.QUEUED, provider_message_id=""
-    ).update(provider_message_id=claim, updated_at=timezone.now())
-    message = Message.objects.select_related("agent").filter(pk=message_id).first()
-    if not claimed or message is None:
-        return message
-    return _dispatch_record(message, claim=claim, status=Message.Status.FAILED, detail=detail[:2000])
-
-
-def _dispatch_record(message: Message, *, claim: str, status: str, detail: str = "", **fields: str) -> Message:
-    with transaction.atomic():
-        Message.objects.filter(pk=message.pk, provider_message_id=claim).update(
-            status=status,
-            status_detail=detail,
-            provider_message_id=fields.get("provider_message_id", ""),
-            updated_at=timezone.now(),
-            **{k: v for k, v in fields.items() if k != "provider_message_id"},
-        )
-        message.refresh_from_db()
-        event_record(agent=message.agent, type=f"message.{status}", payload=_event_payload(message))
-    return message
-
-
-def _event_payload(message: Message, **extra: Any) -> dict[str, Any]:
-    return {**message_item(message), "StatusDetail": message.status_detail, **extra}
-
-
-def messages_queued_stale(*, older_than: dt.timedelta) -> list[str]:
-    cutoff = timezone.now() - older_than
-    return list(
-        Message.objects.outbound()
-        .filter(status=Message.Status.QUEUED, received_at__lt=cutoff)
-        .values_list("id", flat=True)[:1000]
-    )
-
-
-# --- Tracking (provider events) ----------------------------------------------------------------
-
-# Forward-only: a late "delivered" never undoes a bounce; a complaint can follow a delivery.
-_STATUS_RANK = {
-    Message.Status.QUEUED: 0,
-    Message.Status.SENT: 1,
-    Message.Status.DELIVERED: 2,
-    Message.Status.BOUNCED: 3,
-    Message.Status.FAILED: 3,
-    Message.Status.COMPLAINED: 4,
-}
-TRACKING_STATUS = {
-    "sent": Message.Status.SENT,
-    "delivered": Message.Status.DELIVERED,
-    "bounced": Message.Status.BOUNCED,
-    "complained": Message.Status.COMPLAINED,
-    "rejected": Message.Status.FAILED,
-    "failed": Message.Status.FAILED,
-}
-
-
-def message_track(*, provider_message_id: str, event_type: str, detail: str = "") -> Message | None:
-    """Apply a provider's tracking event (anymail's normalised event_type) to the message."""
-    status = TRACKING_STATUS.get(event_type)
-    if status is None or not provider_message_id:
-        return None
-    with transaction.atomic():
-        message = (
-            Message.objects.select_for_update()
-            .select_related("agent")
-            .filter(provider_message_id=provider_message_id, direction=Message.Direction.OUTBOUND)
-            .first()
-        )
-        if message is None or _STATUS_RANK[status] <= _STATUS_RANK.get(message.status, 0):
-            return message
-        message.status = status
-        message.status_detail = detail[:2000]
-        message.save(update_fields=["status", "status_detail", "updated_at"])
-        event_record(agent=message.agent, type=f"message.{status}", payload=_event_payload(message))
-    return message

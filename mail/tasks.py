@@ -9,9 +9,10 @@ from celery import shared_task
 from django.db import DatabaseError
 from django.utils import timezone
 
+from mail.dispatch import TransientSendError, message_dispatch, message_fail, messages_queued_stale
+from mail.idempotency import send_requests_purge
 from mail.ingest import delivery_process
 from mail.models import InboundDelivery
-from mail.sending import TransientSendError, message_dispatch, message_fail, messages_queued_stale, send_requests_purge
 
 STALE_AFTER = dt.timedelta(minutes=2)
 

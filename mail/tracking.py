@@ -15,7 +15,7 @@ from anymail.webhooks.amazon_ses import AmazonSESTrackingWebhookView
 from django.dispatch import receiver
 from django.urls import path
 
-from mail.sending import message_track
+from mail.dispatch import message_track
 
 
 def _detail(event: AnymailTrackingEvent) -> str:

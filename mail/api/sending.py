@@ -10,16 +10,10 @@ from rest_framework.response import Response
 
 from assmbl.errors import NotFound
 from mail.api.common import AgentAPIView, message_for_agent_or_404
+from mail.idempotency import IdempotentResult, send_idempotently
 from mail.models import Message
 from mail.pagination import limit_parse, page_after, query_params_check
-from mail.sending import (
-    IdempotentResult,
-    message_forward,
-    message_reply,
-    message_send,
-    outgoing_parse,
-    send_idempotently,
-)
+from mail.sending import message_forward, message_reply, message_send, outgoing_parse
 from mail.serializers import message_item, with_item_relations
 from mail.threads import thread_messages
 

@@ -13,8 +13,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage, get_connection, send_mail
 
 from mail.backends import RelayEmailBackend, smtp_url_params
+from mail.dispatch import TransientSendError, message_dispatch
 from mail.models import InboundDelivery, Message
-from mail.sending import Outgoing, TransientSendError, message_dispatch, message_send
+from mail.sending import Outgoing, message_send
 from tests.conftest import free_port
 
 

@@ -76,7 +76,7 @@ def test_the_same_body_on_another_endpoint_is_409_reused(owner: Any, post: Any) 
 
 
 def test_a_key_in_flight_is_409_in_use(owner: Any, post: Any) -> None:
-    from mail.sending import request_hash
+    from mail.idempotency import request_hash
 
     SendRequest.objects.create(
         agent=owner.agent,
