@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from celery import shared_task
 from django.db import DatabaseError
 from django.utils import timezone
 
+from mail.dispatch import TransientSendError, message_dispatch, message_fail, messages_queued_stale
+from mail.idempotency import send_requests_purge
 from mail.ingest import delivery_process
 from mail.models import InboundDelivery
 
@@ -48,3 +51,42 @@ def sweep_expired_attachments() -> int:
     from mail.attachments import attachments_expire
 
     return attachments_expire()
+# --- Sending ---------------------------------------------------------------------------------
+
+QUEUED_STALE_AFTER = dt.timedelta(minutes=5)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(TransientSendError, DatabaseError, OSError),
+    retry_backoff=5,
+    retry_backoff_max=900,
+    retry_jitter=True,
+    max_retries=12,
+)
+def send_message(self: Any, message_id: str) -> str | None:
+    """Safe to run twice: the service sends only while the message is still queued."""
+    try:
+        message = message_dispatch(message_id=message_id)
+    except TransientSendError as exc:
+        if self.request.retries >= self.max_retries:
+            message = message_fail(message_id=message_id, detail=f"gave up after {self.request.retries} retries: {exc}")
+            return message.status if message else None
+        raise
+    return message.status if message else None
+
+
+@shared_task
+def sweep_queued_messages() -> int:
+    """Re-queue outbound messages whose task was lost (broker outage after commit)."""
+    ids = messages_queued_stale(older_than=QUEUED_STALE_AFTER)
+    for message_id in ids:
+        send_message.delay(message_id)
+    return len(ids)
+
+
+@shared_task
+def purge_send_requests() -> int:
+    return send_requests_purge()

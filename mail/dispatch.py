@@ -1,0 +1,218 @@
+"""Dispatch (the worker hands stored bytes to the email backend, at most once) and
+tracking (provider events move an outbound message's status forward)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import smtplib
+from email.generator import BytesGenerator
+from email.message import Message as MimeMessage
+from email.parser import BytesParser
+from io import BytesIO
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.db import transaction
+from django.utils import timezone
+
+from assmbl.ids import new_id
+from mail.models import Message
+from mail.serializers import message_item
+from mail.storage import raw_read
+from webhooks.services import event_record
+
+
+class TransientSendError(Exception):
+    """The provider or relay could not take the message now; the task retries with backoff."""
+
+
+class _StoredMime(MimeMessage):
+    """The stored bytes as a stdlib message that Django's SMTP backend (which passes
+    ``linesep``) and anymail (which walks the parts) can both serialise."""
+
+    def as_bytes(self, unixfrom: bool = False, policy: Any = None, linesep: str = "\n") -> bytes:
+        fp = BytesIO()
+        BytesGenerator(fp, mangle_from_=False, policy=(policy or self.policy).clone(linesep=linesep)).flatten(
+            self, unixfrom=unixfrom
+        )
+        return fp.getvalue()
+
+
+class StoredEmailMessage(EmailMessage):
+    """A Django EmailMessage over raw MIME that was already built and stored: the backend
+    sends exactly these bytes (to/cc/bcc give the envelope; Bcc is not in the bytes)."""
+
+    def __init__(self, *, raw: bytes, message_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.raw = raw
+        self.assmbl_message_id = message_id
+        self.provider_message_id = ""
+
+    def message(self, *, policy: Any = None) -> Any:  # type: ignore[override]
+        return BytesParser(_class=_StoredMime).parsebytes(self.raw)
+
+
+def _ses_message_id_header(ses_id: str) -> str:
+    # SES replaces our Message-ID with its own, built from the message id it returns.
+    region = settings.AWS_REGION
+    host = "email.amazonses.com" if region == "us-east-1" else f"{region}.amazonses.com"
+    return f"<{ses_id}@{host}>"
+
+
+_PERMANENT_SES_CODES = {
+    "MessageRejected",
+    "MailFromDomainNotVerifiedException",
+    "MailFromDomainNotVerified",
+    "BadRequestException",
+    "NotFoundException",
+    "ConfigurationSetDoesNotExistException",
+    "ConfigurationSetDoesNotExist",
+    "AccountSuspendedException",
+    "SendingPausedException",
+}
+
+
+def _is_permanent(exc: Exception) -> bool:
+    """Errors that retrying cannot fix: the message is marked failed instead."""
+    from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
+
+    if isinstance(exc, (AnymailRecipientsRefused, AnymailInvalidAddress, smtplib.SMTPRecipientsRefused)):
+        return True
+    if isinstance(exc, (smtplib.SMTPDataError, smtplib.SMTPSenderRefused)):
+        return 500 <= exc.smtp_code < 600
+    if isinstance(exc, AnymailAPIError):
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict):
+            return response.get("Error", {}).get("Code") in _PERMANENT_SES_CODES
+    return False
+
+
+def message_dispatch(*, message_id: str) -> Message | None:
+    """Hand a queued message to the email backend, at most once.
+
+    The worker first claims the message with a conditional update (queued, no provider
+    id yet → a claim token), so a second copy of the task (redelivery, the sweep) finds it
+    taken and does nothing. No lock is held during the provider call: with SQLite a held
+    write lock would stall every writer, including our own SMTP listener when relaying to
+    it. After the provider accepted, recording that is the very next write; a transient
+    error *before* acceptance releases the claim and the task retries with backoff.
+    """
+    claim = f"claim:{new_id('snd')}"
+    claimed = Message.objects.filter(
+        pk=message_id, direction=Message.Direction.OUTBOUND, status=Message.Status.QUEUED, provider_message_id=""
+    ).update(provider_message_id=claim, updated_at=timezone.now())
+    message = Message.objects.select_related("agent").filter(pk=message_id).first()
+    if not claimed or message is None:
+        return message
+    email = StoredEmailMessage(
+        raw=raw_read(message.storage_key),
+        message_id=message.id,
+        subject=message.subject,
+        from_email=message.from_header,
+        to=list(message.to),
+        cc=list(message.cc),
+        bcc=list(message.bcc),
+    )
+    try:
+        get_connection().send_messages([email])
+    except Exception as exc:
+        if not _is_permanent(exc):
+            Message.objects.filter(pk=message.pk, provider_message_id=claim).update(provider_message_id="")
+            raise TransientSendError(str(exc)) from exc
+        return _dispatch_record(message, claim=claim, status=Message.Status.FAILED, detail=str(exc)[:2000])
+    anymail_status = getattr(email, "anymail_status", None)
+    provider_id = getattr(anymail_status, "message_id", None) or email.provider_message_id or ""
+    if not isinstance(provider_id, str):
+        provider_id = ""  # anymail gives a set when recipients got different ids
+    internet_message_id = message.internet_message_id
+    if provider_id and settings.EMAIL_BACKEND == "anymail.backends.amazon_ses.EmailBackend":
+        internet_message_id = _ses_message_id_header(provider_id)
+    return _dispatch_record(
+        message,
+        claim=claim,
+        status=Message.Status.SENT,
+        provider_message_id=provider_id,
+        internet_message_id=internet_message_id,
+    )
+
+
+def message_fail(*, message_id: str, detail: str) -> Message | None:
+    """Give up on a queued message that is not being sent right now (retries exhausted)."""
+    claim = f"claim:{new_id('snd')}"
+    claimed = Message.objects.filter(
+        pk=message_id, direction=Message.Direction.OUTBOUND, status=Message.Status.QUEUED, provider_message_id=""
+    ).update(provider_message_id=claim, updated_at=timezone.now())
+    message = Message.objects.select_related("agent").filter(pk=message_id).first()
+    if not claimed or message is None:
+        return message
+    return _dispatch_record(message, claim=claim, status=Message.Status.FAILED, detail=detail[:2000])
+
+
+def _dispatch_record(message: Message, *, claim: str, status: str, detail: str = "", **fields: str) -> Message:
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk, provider_message_id=claim).update(
+            status=status,
+            status_detail=detail,
+            provider_message_id=fields.get("provider_message_id", ""),
+            updated_at=timezone.now(),
+            **{k: v for k, v in fields.items() if k != "provider_message_id"},
+        )
+        message.refresh_from_db()
+        event_record(agent=message.agent, type=f"message.{status}", payload=_event_payload(message))
+    return message
+
+
+def _event_payload(message: Message, **extra: Any) -> dict[str, Any]:
+    return {**message_item(message), "StatusDetail": message.status_detail, **extra}
+
+
+def messages_queued_stale(*, older_than: dt.timedelta) -> list[str]:
+    cutoff = timezone.now() - older_than
+    return list(
+        Message.objects.outbound()
+        .filter(status=Message.Status.QUEUED, received_at__lt=cutoff)
+        .values_list("id", flat=True)[:1000]
+    )
+
+
+# --- Tracking (provider events) ----------------------------------------------------------------
+
+# Forward-only: a late "delivered" never undoes a bounce; a complaint can follow a delivery.
+_STATUS_RANK = {
+    Message.Status.QUEUED: 0,
+    Message.Status.SENT: 1,
+    Message.Status.DELIVERED: 2,
+    Message.Status.BOUNCED: 3,
+    Message.Status.FAILED: 3,
+    Message.Status.COMPLAINED: 4,
+}
+TRACKING_STATUS = {
+    "sent": Message.Status.SENT,
+    "delivered": Message.Status.DELIVERED,
+    "bounced": Message.Status.BOUNCED,
+    "complained": Message.Status.COMPLAINED,
+    "rejected": Message.Status.FAILED,
+    "failed": Message.Status.FAILED,
+}
+
+
+def message_track(*, provider_message_id: str, event_type: str, detail: str = "") -> Message | None:
+    """Apply a provider's tracking event (anymail's normalised event_type) to the message."""
+    status = TRACKING_STATUS.get(event_type)
+    if status is None or not provider_message_id:
+        return None
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update()
+            .select_related("agent")
+            .filter(provider_message_id=provider_message_id, direction=Message.Direction.OUTBOUND)
+            .first()
+        )
+        if message is None or _STATUS_RANK[status] <= _STATUS_RANK.get(message.status, 0):
+            return message
+        message.status = status
+        message.status_detail = detail[:2000]
+        message.save(update_fields=["status", "status_detail", "updated_at"])
+        event_record(agent=message.agent, type=f"message.{status}", payload=_event_payload(message))
+    return message
