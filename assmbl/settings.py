@@ -258,3 +258,21 @@ if TESTING:
 # First, so an oversized API body is refused with the envelope before anything reads it.
 MIDDLEWARE = ["assmbl.middleware.ApiBodyLimitMiddleware", *MIDDLEWARE]
 SPECTACULAR_SETTINGS["SECURITY"] = [{"bearerAuth": []}]
+
+# --- Webhooks and the event log ----------------------------------------------------------------
+# Loopback targets (127.0.0.0/8, ::1) for local development only; every other non-global
+# address is always refused by webhooks.egress.
+WEBHOOKS_ALLOW_LOOPBACK = env_bool("WEBHOOKS_ALLOW_LOOPBACK", False)
+WEBHOOKS_TIMEOUT_SECONDS = env_int("WEBHOOKS_TIMEOUT_SECONDS", 15, minimum=1)
+# An event's payload (the inbox item) is truncated to fit this many bytes of JSON.
+WEBHOOKS_MAX_PAYLOAD_BYTES = env_int("WEBHOOKS_MAX_PAYLOAD_BYTES", 65536, minimum=4096)
+WEBHOOKS_DISPATCH_BATCH = env_int("WEBHOOKS_DISPATCH_BATCH", 50, minimum=1)
+WEBHOOKS_DISABLE_AFTER_DAYS = env_int("WEBHOOKS_DISABLE_AFTER_DAYS", 5, minimum=1)
+# Events older than this may be pruned (manage.py prune_events); older cursors get 410.
+WEBHOOKS_EVENT_RETENTION_DAYS = env_int("WEBHOOKS_EVENT_RETENTION_DAYS", 30, minimum=1)
+# GET /v1/events only returns events at least this old; see webhooks/events.py for why.
+WEBHOOKS_EVENTS_VISIBILITY_LAG_MS = env_int("WEBHOOKS_EVENTS_VISIBILITY_LAG_MS", 500, minimum=0)
+CELERY_BEAT_SCHEDULE["dispatch-webhook-deliveries"] = {
+    "task": "webhooks.tasks.dispatch_due_deliveries",
+    "schedule": 3.0,
+}

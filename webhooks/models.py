@@ -3,10 +3,12 @@ transaction as the change. Webhook delivery and long-poll read from it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 
 from assmbl.ids import PrefixedId
-from directory.models import Agent
+from directory.models import Account, Agent
 
 
 class Event(models.Model):
@@ -36,3 +38,128 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"
+
+
+class EndpointQuerySet(models.QuerySet["Endpoint"]):
+    def for_account(self, account: Account) -> EndpointQuerySet:
+        return self.filter(account=account)
+
+    def registered_by(self, agent: Agent) -> EndpointQuerySet:
+        return self.filter(created_by=agent)
+
+    def enabled(self) -> EndpointQuerySet:
+        return self.filter(enabled=True)
+
+    def targeting(self, agent: Agent) -> EndpointQuerySet:
+        """Endpoints that want events of ``agent`` (type filtering happens in Python:
+        JSON containment is not portable to SQLite, and an account has few endpoints)."""
+        return self.filter(account_id=agent.account_id).filter(
+            models.Q(all_agents=True) | models.Q(agents=agent)
+        ).distinct()
+
+
+class Endpoint(models.Model):
+    """A URL that receives signed events for one or more agents of an account.
+
+    An agent token registers endpoints for itself (``created_by`` = that agent, ``agents`` =
+    [it]); an operator token for a chosen set of its account's agents or all of them.
+    """
+
+    id = models.CharField(primary_key=True, max_length=40, default=PrefixedId("whk"), editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    created_by = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="registered_webhooks"
+    )
+    agents = models.ManyToManyField(Agent, blank=True, related_name="webhook_endpoints")
+    all_agents = models.BooleanField(default=False)
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = models.JSONField(default=list, blank=True)  # empty = every type
+    enabled = models.BooleanField(default=True)
+    # Kept in the clear: signing needs the key itself, as with every HMAC webhook scheme.
+    secret = models.CharField(max_length=100)
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EndpointQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            # Fan-out on every event: the enabled endpoints of the event's account.
+            models.Index(fields=["account", "enabled"], name="webhooks_endpoint_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} → {self.url}"
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+
+class DeliveryQuerySet(models.QuerySet["Delivery"]):
+    def due(self, now: Any) -> DeliveryQuerySet:
+        return self.filter(state=Delivery.State.PENDING, next_attempt_at__lte=now, endpoint__enabled=True)
+
+    def for_endpoint(self, endpoint: Endpoint) -> DeliveryQuerySet:
+        return self.filter(endpoint=endpoint)
+
+
+class Delivery(models.Model):
+    """One event owed to one endpoint. ``webhook_id`` is the event's public id, so it stays
+    the same across retries and replays: it is the receiver's dedupe key."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    id = models.CharField(primary_key=True, max_length=40, default=PrefixedId("whd"), editable=False)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="deliveries")
+    webhook_id = models.CharField(max_length=40)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # Also the claim lease: a dispatcher pushes it forward while an attempt is in flight.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            # The dispatcher's claim: pending rows whose next attempt is due.
+            models.Index(fields=["state", "next_attempt_at"], name="webhooks_delivery_due"),
+            # GET /v1/webhooks/{id}/deliveries, newest first.
+            models.Index(fields=["endpoint", "-created_at"], name="webhooks_delivery_endpoint"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} → {self.endpoint_id} ({self.state})"
+
+
+class DeliveryAttempt(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    response_excerpt = models.CharField(max_length=1024, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.status_code or self.error}"

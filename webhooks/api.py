@@ -1,0 +1,273 @@
+"""Webhook endpoints (/v1/webhooks) and the pull side of the event log (/v1/events)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from assmbl.errors import NotFound, ValidationFailed
+from directory.auth import IsAgent, TokenUser
+from webhooks.events import MAX_WAIT, Cursor, event_item, events_page, events_wait
+from webhooks.models import Delivery, Endpoint
+from webhooks.services import (
+    endpoint_create,
+    endpoint_delete,
+    endpoint_replay,
+    endpoint_rotate_secret,
+    endpoint_update,
+)
+
+
+class IsAgentOrOperator(BasePermission):
+    message = "This endpoint needs an agent or operator token."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return isinstance(request.user, TokenUser)
+
+
+def _endpoints_for(user: TokenUser) -> Any:
+    """An operator sees its account's endpoints; an agent only those it registered."""
+    if user.is_operator:
+        return Endpoint.objects.for_account(user.account)
+    assert user.agent is not None
+    return Endpoint.objects.registered_by(user.agent)
+
+
+def _endpoint_or_404(user: TokenUser, endpoint_id: str) -> Endpoint:
+    endpoint = _endpoints_for(user).filter(pk=endpoint_id).first()
+    if endpoint is None:
+        raise NotFound("No such webhook.", code="webhook_not_found")
+    return endpoint
+
+
+def _reject_unknown(data: Any, allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed) if hasattr(data, "keys") else []
+    if unknown:
+        raise ValidationFailed(f"Unknown fields: {', '.join(unknown)}.", code="unknown_field")
+
+
+class EndpointOutput(serializers.ModelSerializer[Endpoint]):
+    agents = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Endpoint
+        fields = [
+            "id",
+            "url",
+            "description",
+            "agents",
+            "all_agents",
+            "event_types",
+            "enabled",
+            "failing_since",
+            "disabled_reason",
+            "previous_secret_expires_at",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_agents(self, endpoint: Endpoint) -> list[str]:
+        return sorted(a.agent_id for a in endpoint.agents.all())
+
+
+def _out(endpoint: Endpoint, *, with_secret: bool = False) -> dict[str, Any]:
+    data = dict(EndpointOutput(endpoint).data)
+    if with_secret:
+        data["secret"] = endpoint.secret
+    return data
+
+
+class WebhookListView(APIView):
+    permission_classes = [IsAgentOrOperator]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        url = serializers.CharField(max_length=2000)
+        event_types = serializers.ListField(child=serializers.CharField(max_length=40), required=False, max_length=20)
+        enabled = serializers.BooleanField(required=False, default=True)
+        description = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+        agents = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=1000)
+
+    def get(self, request: Request) -> Response:
+        endpoints = _endpoints_for(request.user).prefetch_related("agents")
+        return Response({"items": [_out(e) for e in endpoints]})
+
+    def post(self, request: Request) -> Response:
+        _reject_unknown(request.data, set(self.InputSerializer().fields))
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        user: TokenUser = request.user
+        if user.is_operator:
+            endpoint = endpoint_create(
+                account=user.account,
+                url=data["url"],
+                agent_ids=data.get("agents"),
+                event_types=data.get("event_types"),
+                enabled=data["enabled"],
+                description=data["description"],
+            )
+        else:
+            assert user.agent is not None
+            if data.get("agents") not in (None, [user.agent.agent_id]):
+                raise ValidationFailed(
+                    "An agent token registers webhooks for its own agent only.", code="agents_not_allowed"
+                )
+            endpoint = endpoint_create(
+                account=user.account,
+                url=data["url"],
+                created_by=user.agent,
+                event_types=data.get("event_types"),
+                enabled=data["enabled"],
+                description=data["description"],
+            )
+        return Response(_out(endpoint, with_secret=True), status=201)
+
+
+class WebhookDetailView(APIView):
+    permission_classes = [IsAgentOrOperator]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        url = serializers.CharField(max_length=2000, required=False)
+        event_types = serializers.ListField(child=serializers.CharField(max_length=40), required=False, max_length=20)
+        enabled = serializers.BooleanField(required=False)
+        description = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        agents = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=1000)
+        all_agents = serializers.BooleanField(required=False)
+
+    def get(self, request: Request, endpoint_id: str) -> Response:
+        return Response(_out(_endpoint_or_404(request.user, endpoint_id)))
+
+    def patch(self, request: Request, endpoint_id: str) -> Response:
+        endpoint = _endpoint_or_404(request.user, endpoint_id)
+        _reject_unknown(request.data, set(self.InputSerializer().fields))
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        if not request.user.is_operator and ("agents" in data or "all_agents" in data):
+            raise ValidationFailed("An agent token registers webhooks for its own agent only.", code="agents_not_allowed")
+        endpoint = endpoint_update(
+            endpoint=endpoint,
+            url=data.get("url"),
+            event_types=data.get("event_types"),
+            enabled=data.get("enabled"),
+            description=data.get("description"),
+            agent_ids=data.get("agents"),
+            all_agents=data.get("all_agents"),
+        )
+        return Response(_out(endpoint))
+
+    def delete(self, request: Request, endpoint_id: str) -> Response:
+        endpoint_delete(endpoint=_endpoint_or_404(request.user, endpoint_id))
+        return Response(status=204)
+
+
+class WebhookRotateSecretView(APIView):
+    permission_classes = [IsAgentOrOperator]
+
+    def post(self, request: Request, endpoint_id: str) -> Response:
+        endpoint = endpoint_rotate_secret(endpoint=_endpoint_or_404(request.user, endpoint_id))
+        return Response(_out(endpoint, with_secret=True))
+
+
+class WebhookReplayView(APIView):
+    permission_classes = [IsAgentOrOperator]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        event_id = serializers.CharField(max_length=40, required=False)
+        since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if ("event_id" in attrs) == ("since" in attrs):
+                raise ValidationFailed("Give either event_id, or since (and optionally until).", code="replay_range_required")
+            if "until" in attrs and "since" in attrs and attrs["until"] <= attrs["since"]:
+                raise ValidationFailed("until must be after since.", code="invalid_range")
+            return attrs
+
+    def post(self, request: Request, endpoint_id: str) -> Response:
+        endpoint = _endpoint_or_404(request.user, endpoint_id)
+        _reject_unknown(request.data, set(self.InputSerializer().fields))
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        count = endpoint_replay(
+            endpoint=endpoint, event_id=data.get("event_id"), since=data.get("since"), until=data.get("until")
+        )
+        return Response({"replayed": count}, status=202)
+
+
+class DeliveryOutput(serializers.ModelSerializer[Delivery]):
+    event_id = serializers.CharField(source="webhook_id")
+    event_type = serializers.CharField(source="event.type")
+
+    class Meta:
+        model = Delivery
+        fields = [
+            "id",
+            "event_id",
+            "event_type",
+            "state",
+            "attempts",
+            "next_attempt_at",
+            "last_status",
+            "last_error",
+            "last_attempt_at",
+            "succeeded_at",
+            "created_at",
+        ]
+
+
+class WebhookDeliveriesView(APIView):
+    permission_classes = [IsAgentOrOperator]
+
+    def get(self, request: Request, endpoint_id: str) -> Response:
+        endpoint = _endpoint_or_404(request.user, endpoint_id)
+        limit = _int_param(request, "limit", default=25, low=1, high=100)
+        _reject_unknown(request.query_params, {"limit", "state"})
+        rows = Delivery.objects.for_endpoint(endpoint).select_related("event")
+        state = request.query_params.get("state")
+        if state is not None:
+            if state not in Delivery.State.values:
+                raise ValidationFailed(f"state must be one of {', '.join(Delivery.State.values)}.", code="invalid_state")
+            rows = rows.filter(state=state)
+        return Response({"items": DeliveryOutput(rows[:limit], many=True).data})
+
+
+def _int_param(request: Request, name: str, *, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ValidationFailed(f"{name} must be an integer from {low} to {high}.", code=f"invalid_{name}")
+    return value
+
+
+class EventListView(APIView):
+    """GET /v1/events?after=&limit=&wait= — the calling agent's events, oldest first."""
+
+    permission_classes = [IsAgent]
+
+    def get(self, request: Request) -> Response:
+        _reject_unknown(request.query_params, {"after", "limit", "wait"})
+        limit = _int_param(request, "limit", default=100, low=1, high=100)
+        wait = _int_param(request, "wait", default=0, low=0, high=MAX_WAIT)
+        after_raw = request.query_params.get("after")
+        after = Cursor.decode(after_raw) if after_raw else None
+        agent = request.user.agent
+        if wait:
+            page = events_wait(agent=agent, after=after, limit=limit, wait=wait)
+        else:
+            page = events_page(agent=agent, after=after, limit=limit)
+        return Response(
+            {"items": [event_item(e) for e in page.events], "next_cursor": page.next_cursor, "has_more": page.has_more}
+        )
+

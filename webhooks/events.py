@@ -1,0 +1,125 @@
+"""Reads of the event log for the pull side (GET /v1/events), and its opaque cursor.
+
+Ordering and "nothing skipped": events are returned in ``seq`` order and the cursor is the last
+``seq`` seen. On PostgreSQL a sequence value is taken at INSERT but becomes visible at COMMIT,
+so two concurrent ingestions can commit out of order (seq 11 visible before seq 10); a reader
+that advanced past 11 would never see 10. We therefore only return events created at least
+``WEBHOOKS_EVENTS_VISIBILITY_LAG_MS`` ago, and stop at the first younger one: an event whose
+transaction commits within the lag of its INSERT is never skipped. Event-producing transactions
+are short (the event is the last write of an ingestion), so a few hundred milliseconds is ample;
+a commit-ordered scheme (xid8 snapshots) would be exact but PostgreSQL-only and much heavier.
+SQLite serialises writers (the INSERT holds the write lock until COMMIT), so commits are in
+seq order and no lag is applied there.
+
+The cursor carries the seq and the time of the last event seen. Events are pruned after
+``WEBHOOKS_EVENT_RETENTION_DAYS`` (``manage.py prune_events``); a cursor older than that may
+have missed pruned events, so it is refused with 410 ``cursor_expired`` and the client starts
+again without ``after`` (and reconciles through GET /v1/inbox).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from assmbl.errors import ApiError, ValidationFailed
+from directory.models import Agent
+from webhooks.models import Event
+
+POLL_INTERVAL = 0.15
+MAX_WAIT = 60
+
+
+class CursorExpired(ApiError):
+    status_code = 410
+    code = "cursor_expired"
+    default_detail = "The cursor is older than the event retention; start again without 'after'."
+
+
+@dataclass(frozen=True)
+class Cursor:
+    seq: int
+    at_ms: int
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(f"{self.seq}.{self.at_ms}".encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, value: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+            seq, at_ms = raw.split(".")
+            cursor = cls(int(seq), int(at_ms))
+        except (ValueError, UnicodeDecodeError):
+            raise ValidationFailed("The cursor is not valid.", code="invalid_cursor") from None
+        if cursor.seq < 0:
+            raise ValidationFailed("The cursor is not valid.", code="invalid_cursor")
+        return cursor
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def visibility_lag() -> timedelta:
+    if not settings.IS_POSTGRES:
+        return timedelta(0)
+    return timedelta(milliseconds=settings.WEBHOOKS_EVENTS_VISIBILITY_LAG_MS)
+
+
+def event_item(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
+        "data": event.payload,
+    }
+
+
+@dataclass
+class Page:
+    events: list[Event]
+    next_cursor: str
+    has_more: bool
+
+
+def events_page(*, agent: Agent, after: Cursor | None, limit: int) -> Page:
+    now = timezone.now()
+    if after is not None and after.seq > 0:
+        if after.at_ms < _ms(now - timedelta(days=settings.WEBHOOKS_EVENT_RETENTION_DAYS)):
+            raise CursorExpired()
+    cutoff = now - visibility_lag()
+    after_seq = after.seq if after else 0
+    rows = list(Event.objects.filter(agent=agent, seq__gt=after_seq).order_by("seq")[: limit + 1])
+    visible: list[Event] = []
+    for event in rows:
+        if event.created_at > cutoff:
+            break
+        visible.append(event)
+    has_more = len(visible) > limit or (len(visible) < len(rows) and len(visible) == limit)
+    visible = visible[:limit]
+    if visible:
+        last = visible[-1]
+        cursor = Cursor(last.seq, _ms(last.created_at))
+    else:
+        # Nothing new up to the cutoff: the cursor stays put but its clock moves on, so a
+        # quiet agent's cursor does not expire.
+        cursor = Cursor(after_seq, max(after.at_ms if after else 0, _ms(cutoff)))
+    return Page(events=visible, next_cursor=cursor.encode(), has_more=has_more)
+
+
+def events_wait(*, agent: Agent, after: Cursor | None, limit: int, wait: float) -> Page:
+    """Long-poll: re-read every ~150 ms until an event is visible or ``wait`` seconds pass.
+    Each waiting request holds a worker thread, so run gunicorn with threads (gthread)."""
+    deadline = time.monotonic() + min(wait, MAX_WAIT)
+    while True:
+        page = events_page(agent=agent, after=after, limit=limit)
+        if page.events or time.monotonic() >= deadline:
+            return page
+        time.sleep(POLL_INTERVAL)
