@@ -276,3 +276,18 @@ CELERY_BEAT_SCHEDULE["dispatch-webhook-deliveries"] = {
     "task": "webhooks.tasks.dispatch_due_deliveries",
     "schedule": 3.0,
 }
+
+# --- Attachments ---------------------------------------------------------------------------------
+# Per message: the sum of the attachments of one send. Base64 inflates by 4/3, so 28 MiB of
+# attachments is about 37.3 MiB on the wire, inside SES's 40 MB with room for the body.
+MAX_MESSAGE_ATTACHMENT_BYTES = env_int("MAX_MESSAGE_ATTACHMENT_BYTES", 28 * 1024 * 1024, minimum=1)
+MAX_ATTACHMENTS_PER_MESSAGE = env_int("MAX_ATTACHMENTS_PER_MESSAGE", 20, minimum=1)
+MAX_ATTACHMENT_FILENAME_CHARS = env_int("MAX_ATTACHMENT_FILENAME_CHARS", 150, minimum=16)
+# How long an unclaimed upload (and its upload URL) lives before the sweep deletes it.
+ATTACHMENT_UPLOAD_TTL_SECONDS = env_int("ATTACHMENT_UPLOAD_TTL_SECONDS", 24 * 3600, minimum=60)
+# Lifetime of the presigned GET URL a download redirects to in S3 mode.
+ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS = env_int("ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["sweep-expired-attachments"] = {
+    "task": "mail.tasks.sweep_expired_attachments",
+    "schedule": 600.0,
+}

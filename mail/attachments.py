@@ -1,33 +1,462 @@
 """Attachments: claim-check uploads for sending, and parts of received mail.
 
-The sending service depends only on the three functions below; the attachments issue
-implements them (uploads, checks, storage), the sending issue calls them.
+The sending service depends only on ``attachments_for_send``, ``attachment_open`` and
+``attachments_mark_claimed``; the rest serves the attachments API.
+
+Uploads live in the mail storage under ``uploads/<AttachmentID>``: on S3 the client POSTs
+straight to the bucket with a presigned policy that pins the exact size and content type;
+in embedded mode it PUTs to our own signed endpoint, which streams to storage in chunks.
+Parts of received mail are stored once at ingest under ``parts/<sha256>`` (content-addressed,
+shared by every recipient), so a download streams a file and never re-parses the raw MIME
+(bench/attachments_memory.py has the figures behind that choice).
 """
 
 from __future__ import annotations
 
-from typing import IO
+import datetime as dt
+import hashlib
+import re
+import tempfile
+from dataclasses import dataclass
+from typing import IO, Any
 
-from assmbl.errors import ValidationFailed
+from django.conf import settings
+from django.core import signing
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+
+from assmbl.errors import ApiError, Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from directory.models import Agent
 from mail.models import Attachment, Message
+from mail.parsing import ParsedMail, parse_message_object, sanitize_filename, walk_parts
+from mail.storage import mail_storage, raw_open
+
+CHUNK_BYTES = 64 * 1024
+_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SIGNER_SALT = "mail.attachments.upload"
+_LIVE_UPLOAD_STATES = (Attachment.State.PENDING, Attachment.State.UPLOADED)
+
+
+def is_s3() -> bool:
+    return settings.MAIL_STORAGE == "s3"
+
+
+def upload_key(attachment_id: str) -> str:
+    return f"uploads/{attachment_id}"
+
+
+def part_key(sha256: str) -> str:
+    return f"parts/{sha256[:2]}/{sha256}"
+
+
+# --- Claim-check uploads ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadTicket:
+    attachment: Attachment
+    url: str
+    method: str
+    fields: dict[str, str] | None
+
+
+def attachment_create(
+    *, agent: Agent, filename: Any, content_type: Any, size: Any, sha256: Any = None
+) -> UploadTicket:
+    """Reserve an upload: a pending Attachment and the URL its bytes go to."""
+    errors: dict[str, str] = {}
+    clean_name = sanitize_filename(filename) if isinstance(filename, str) else ""
+    if not clean_name:
+        errors["filename"] = "A non-empty file name is required."
+    if not isinstance(content_type, str) or not _CONTENT_TYPE.match(content_type.strip()):
+        errors["content_type"] = "A media type such as application/pdf is required."
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        errors["size"] = "The size in bytes is required, as a whole number."
+    if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256.lower())):
+        errors["sha256"] = "The SHA-256 of the bytes, as 64 hexadecimal characters."
+    if errors:
+        raise ValidationFailed(next(iter(errors.values())), details=errors)
+    if size > settings.MAX_ATTACHMENT_BYTES:
+        raise PayloadTooLarge(
+            f"An attachment may be at most {settings.MAX_ATTACHMENT_BYTES} bytes.",
+            code="attachment_too_large",
+            details={"size": size, "max_size": settings.MAX_ATTACHMENT_BYTES},
+        )
+    expires_at = timezone.now() + dt.timedelta(seconds=settings.ATTACHMENT_UPLOAD_TTL_SECONDS)
+    with transaction.atomic():
+        attachment = Attachment.objects.create(
+            agent=agent,
+            kind=Attachment.Kind.UPLOAD,
+            state=Attachment.State.PENDING,
+            filename=clean_name[:255],
+            content_type=content_type.strip().lower(),
+            size=size,
+            sha256=(sha256 or "").lower(),
+            expires_at=expires_at,
+        )
+        attachment.storage_key = upload_key(attachment.id)
+        attachment.save(update_fields=["storage_key"])
+    if is_s3():
+        url, fields = _s3_presigned_post(attachment)
+        return UploadTicket(attachment, url, "POST", fields)
+    return UploadTicket(attachment, upload_url(attachment), "PUT", None)
+
+
+def _upload_signature(attachment_id: str, expires: int) -> str:
+    return signing.Signer(salt=_SIGNER_SALT).signature(f"{attachment_id}:{expires}")
+
+
+def upload_url(attachment: Attachment) -> str:
+    """Our own upload endpoint, signed so that the URL alone authorises one upload."""
+    assert attachment.expires_at is not None
+    expires = int(attachment.expires_at.timestamp())
+    signature = _upload_signature(attachment.id, expires)
+    return f"{settings.PUBLIC_BASE_URL}/v1/attachments/{attachment.id}/upload?expires={expires}&signature={signature}"
+
+
+def _s3_object(key: str) -> tuple[Any, str, str]:
+    """(boto3 client, bucket, full object key) of a name in the mail storage."""
+    from storages.utils import clean_name
+
+    storage: Any = mail_storage()
+    return storage.connection.meta.client, storage.bucket_name, storage._normalize_name(clean_name(key))
+
+
+def _s3_presigned_post(attachment: Attachment) -> tuple[str, dict[str, str]]:
+    client, bucket, key = _s3_object(attachment.storage_key)
+    assert attachment.expires_at is not None
+    expires_in = max(1, int((attachment.expires_at - timezone.now()).total_seconds()))
+    post = client.generate_presigned_post(
+        Bucket=bucket,
+        Key=key,
+        Fields={"Content-Type": attachment.content_type},
+        Conditions=[
+            # S3 refuses any body that is not exactly the declared size.
+            ["content-length-range", attachment.size, attachment.size],
+            {"Content-Type": attachment.content_type},
+        ],
+        ExpiresIn=expires_in,
+    )
+    return post["url"], {name: str(value) for name, value in post["fields"].items()}
+
+
+def attachment_for_agent_or_404(*, agent: Agent, attachment_id: str) -> Attachment:
+    attachment = Attachment.objects.filter(agent=agent, kind=Attachment.Kind.UPLOAD, pk=attachment_id).first()
+    if attachment is None:
+        raise NotFound("No such attachment.", code="attachment_not_found")
+    return attachment
+
+
+def _past_expiry(attachment: Attachment) -> bool:
+    return (
+        attachment.state in _LIVE_UPLOAD_STATES
+        and attachment.expires_at is not None
+        and attachment.expires_at <= timezone.now()
+    )
+
+
+def attachment_refresh(*, attachment: Attachment) -> Attachment:
+    """The upload's current state. On S3 nobody tells us an upload finished: a pending
+    upload becomes ``uploaded`` when a HEAD finds the object with the declared size and
+    type (and the declared checksum, verified by streaming the object once)."""
+    if _past_expiry(attachment):
+        attachment.state = Attachment.State.EXPIRED
+        return attachment
+    if attachment.state != Attachment.State.PENDING or not is_s3():
+        return attachment
+    client, bucket, key = _s3_object(attachment.storage_key)
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except client.exceptions.ClientError:
+        return attachment
+    if int(head["ContentLength"]) != attachment.size:
+        return attachment
+    if head.get("ContentType", "").lower() != attachment.content_type:
+        return attachment
+    with mail_storage().open(attachment.storage_key, "rb") as fh:
+        actual = _sha256_of(fh)
+    if attachment.sha256 and actual != attachment.sha256:
+        return attachment
+    Attachment.objects.filter(pk=attachment.pk, state=Attachment.State.PENDING).update(
+        state=Attachment.State.UPLOADED, sha256=actual
+    )
+    attachment.refresh_from_db()
+    return attachment
+
+
+def _sha256_of(fh: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while chunk := fh.read(CHUNK_BYTES):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def attachment_upload_receive(
+    *,
+    attachment_id: str,
+    expires: str,
+    signature: str,
+    stream: IO[bytes],
+    content_length: int | None,
+    content_type: str,
+) -> Attachment:
+    """Embedded mode's upload endpoint: check the signed URL, stream the body to storage in
+    chunks (never all in memory), refuse more bytes than declared (413) or a body whose
+    size, type or checksum differs from the declaration (400 ``attachment_mismatch``)."""
+    invalid = ApiError("The upload URL is invalid or has expired.", code="invalid_upload_url")
+    invalid.status_code = 403
+    try:
+        expires_at = int(expires)
+    except (TypeError, ValueError):
+        raise invalid from None
+    if not constant_time_compare(signature or "", _upload_signature(attachment_id, expires_at)):
+        raise invalid
+    if expires_at <= int(timezone.now().timestamp()):
+        raise invalid
+    attachment = Attachment.objects.filter(pk=attachment_id, kind=Attachment.Kind.UPLOAD).first()
+    if attachment is None or _past_expiry(attachment) or attachment.state == Attachment.State.EXPIRED:
+        raise invalid
+    if attachment.state != Attachment.State.PENDING:
+        raise Conflict("This attachment has already been uploaded.", code="attachment_already_uploaded")
+    if content_length is not None and content_length > attachment.size:
+        raise PayloadTooLarge(
+            f"The body is larger than the declared size of {attachment.size} bytes.",
+            code="attachment_too_large",
+            details={"declared_size": attachment.size},
+        )
+    declared_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if declared_type and declared_type != attachment.content_type:
+        raise ValidationFailed(
+            "The Content-Type differs from the declared content type.",
+            code="attachment_mismatch",
+            details={"content_type": attachment.content_type},
+        )
+    digest = hashlib.sha256()
+    received = 0
+    with tempfile.TemporaryFile() as spool:
+        while True:
+            # Read at most one byte past the declaration: enough to know it is too big.
+            chunk = stream.read(min(CHUNK_BYTES, attachment.size + 1 - received))
+            if not chunk:
+                break
+            received += len(chunk)
+            if received > attachment.size:
+                raise PayloadTooLarge(
+                    f"The body is larger than the declared size of {attachment.size} bytes.",
+                    code="attachment_too_large",
+                    details={"declared_size": attachment.size},
+                )
+            digest.update(chunk)
+            spool.write(chunk)
+        actual = digest.hexdigest()
+        if received != attachment.size:
+            raise ValidationFailed(
+                f"Received {received} bytes; {attachment.size} were declared.",
+                code="attachment_mismatch",
+                details={"declared_size": attachment.size, "received": received},
+            )
+        if attachment.sha256 and actual != attachment.sha256:
+            raise ValidationFailed(
+                "The SHA-256 of the body differs from the declared checksum.",
+                code="attachment_mismatch",
+                details={"declared_sha256": attachment.sha256, "sha256": actual},
+            )
+        spool.seek(0)
+        mail_storage().save(attachment.storage_key, File(spool, name=attachment.id))
+    updated = Attachment.objects.filter(pk=attachment.pk, state=Attachment.State.PENDING).update(
+        state=Attachment.State.UPLOADED, sha256=actual
+    )
+    if not updated:
+        raise Conflict("This attachment has already been uploaded.", code="attachment_already_uploaded")
+    attachment.refresh_from_db()
+    return attachment
+
+
+# --- The interface used by sending -------------------------------------------------------------
 
 
 def attachments_for_send(*, agent: Agent, attachment_ids: list[str]) -> list[Attachment]:
     """The agent's uploaded attachments, checked (uploaded, size, checksum, type) and ready
     to attach. Raises ValidationFailed (400) with code ``attachment_not_uploaded`` or
     ``attachment_mismatch``; an id of another agent is treated as not uploaded."""
-    if attachment_ids:
+    if not attachment_ids:
+        return []
+    if not isinstance(attachment_ids, list) or not all(isinstance(i, str) for i in attachment_ids):
+        raise ValidationFailed("attachments: a list of AttachmentIDs.", details={"attachments": attachment_ids})
+    ids = list(dict.fromkeys(attachment_ids))
+    if len(ids) > settings.MAX_ATTACHMENTS_PER_MESSAGE:
         raise ValidationFailed(
-            "Attachment uploads are not available yet.", code="attachment_not_uploaded", details={"attachments": attachment_ids}
+            f"At most {settings.MAX_ATTACHMENTS_PER_MESSAGE} attachments per message.",
+            code="too_many_attachments",
+            details={"count": len(ids), "max_count": settings.MAX_ATTACHMENTS_PER_MESSAGE},
         )
-    return []
+    found = {
+        att.pk: att for att in Attachment.objects.filter(agent=agent, kind=Attachment.Kind.UPLOAD, pk__in=ids)
+    }
+    result: list[Attachment] = []
+    for attachment_id in ids:
+        attachment = found.get(attachment_id)
+        if attachment is not None:
+            attachment = attachment_refresh(attachment=attachment)
+        if attachment is None or attachment.state != Attachment.State.UPLOADED:
+            # Unknown, another agent's, never uploaded, expired or already sent: one answer,
+            # so that ids of other agents cannot be probed.
+            raise ValidationFailed(
+                f"Attachment {attachment_id} has not been uploaded (or has expired).",
+                code="attachment_not_uploaded",
+                details={"attachment": attachment_id, "state": attachment.state if attachment else None},
+            )
+        _verify_stored(attachment)
+        result.append(attachment)
+    total = sum(att.size for att in result)
+    if total > settings.MAX_MESSAGE_ATTACHMENT_BYTES:
+        raise PayloadTooLarge(
+            f"Attachments of one message may total at most {settings.MAX_MESSAGE_ATTACHMENT_BYTES} bytes.",
+            code="attachments_too_large",
+            details={"total_size": total, "max_total_size": settings.MAX_MESSAGE_ATTACHMENT_BYTES},
+        )
+    return result
+
+
+def _verify_stored(attachment: Attachment) -> None:
+    """The bytes are still there, with the size and type that were checked at upload (the
+    checksum was verified while they streamed in, or when S3's object was first seen)."""
+    mismatch = ValidationFailed(
+        f"Attachment {attachment.id} in storage differs from its declaration.",
+        code="attachment_mismatch",
+        details={"attachment": attachment.id},
+    )
+    if not _CONTENT_TYPE.match(attachment.content_type) or not _SHA256.match(attachment.sha256 or ""):
+        raise mismatch
+    if is_s3():
+        client, bucket, key = _s3_object(attachment.storage_key)
+        try:
+            head = client.head_object(Bucket=bucket, Key=key)
+        except client.exceptions.ClientError:
+            raise mismatch from None
+        if int(head["ContentLength"]) != attachment.size or head.get("ContentType", "").lower() != attachment.content_type:
+            raise mismatch
+        return
+    storage = mail_storage()
+    if not storage.exists(attachment.storage_key) or storage.size(attachment.storage_key) != attachment.size:
+        raise mismatch
 
 
 def attachment_open(attachment: Attachment) -> IO[bytes]:
-    """A binary file object over an upload's bytes (for building the outbound MIME)."""
-    raise NotImplementedError
+    """A binary file object over an attachment's bytes (for building the outbound MIME,
+    or for a download). Inbound parts stored before parts were kept separately are
+    extracted from the raw MIME."""
+    if attachment.storage_key:
+        return mail_storage().open(attachment.storage_key, "rb")
+    return ContentFile(_extract_part(attachment), name=attachment.filename or attachment.id)
+
+
+def _extract_part(attachment: Attachment) -> bytes:
+    message = attachment.message
+    if message is None or attachment.part_index is None:
+        raise NotFound("No such attachment.", code="attachment_not_found")
+    with raw_open(message.storage_key, archived=message.archived) as fh:
+        parsed = parse_message_object(fh.read())
+    parts = walk_parts(parsed)
+    if attachment.part_index >= len(parts):
+        raise NotFound("No such attachment.", code="attachment_not_found")
+    payload = parts[attachment.part_index][1].get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
 
 
 def attachments_mark_claimed(*, attachments: list[Attachment], message: Message) -> None:
-    """Record that these uploads were sent with ``message`` (called in the send transaction)."""
+    """Record that these uploads were sent with ``message`` (called in the send transaction).
+
+    A conditional update, so that a concurrent expiry sweep or a second send of the same
+    upload makes this one fail (409) instead of both believing they own it."""
+    if not attachments:
+        return
+    ids = [att.pk for att in attachments]
+    claimed = Attachment.objects.filter(
+        pk__in=ids, agent=message.agent, kind=Attachment.Kind.UPLOAD, state=Attachment.State.UPLOADED
+    ).update(state=Attachment.State.CLAIMED, message=message, expires_at=None)
+    if claimed != len(set(ids)):
+        raise Conflict(
+            "An attachment was sent or expired while this message was being sent.",
+            code="attachment_claimed",
+            details={"attachments": ids},
+        )
+    for att in attachments:
+        att.state, att.message, att.expires_at = Attachment.State.CLAIMED, message, None
+
+
+# --- Expiry ------------------------------------------------------------------------------------
+
+
+def attachments_expire(*, now: dt.datetime | None = None, limit: int = 1000) -> int:
+    """Delete unclaimed uploads past their expiry. The row flips to ``expired`` first, with
+    a conditional update, so that a send claiming it at the same moment loses cleanly; the
+    bytes are deleted after. Safe to run twice."""
+    now = now or timezone.now()
+    candidates = list(
+        Attachment.objects.filter(
+            kind=Attachment.Kind.UPLOAD, state__in=_LIVE_UPLOAD_STATES, expires_at__lte=now
+        ).values_list("pk", "storage_key")[:limit]
+    )
+    storage = mail_storage()
+    expired = 0
+    for pk, key in candidates:
+        flipped = Attachment.objects.filter(pk=pk, state__in=_LIVE_UPLOAD_STATES, expires_at__lte=now).update(
+            state=Attachment.State.EXPIRED
+        )
+        if not flipped:
+            continue
+        expired += 1
+        if key and storage.exists(key):
+            storage.delete(key)
+    return expired
+
+
+# --- Parts of received mail --------------------------------------------------------------------
+
+
+def attachment_parts_store(*, parsed: ParsedMail) -> None:
+    """Store each decoded part once, content-addressed, and drop the bytes from memory.
+    Idempotent: a second recipient of the same delivery, or a retried task, finds the keys."""
+    storage = mail_storage()
+    for att in parsed.attachments:
+        if att.storage_key or att.payload is None:
+            continue
+        key = part_key(att.sha256)
+        if not storage.exists(key):
+            storage.save(key, ContentFile(att.payload))
+        att.storage_key = key
+        att.payload = None
+
+
+def inbound_attachment_or_404(*, message: Message, attachment_id: str) -> Attachment:
+    attachment = message.attachments.filter(pk=attachment_id).select_related("message").first()
+    if attachment is None:
+        raise NotFound("No such attachment.", code="attachment_not_found")
+    return attachment
+
+
+def download_filename(attachment: Attachment) -> str:
+    return sanitize_filename(attachment.filename) or "attachment"
+
+
+def attachment_download_url(*, attachment: Attachment) -> tuple[str, dt.datetime]:
+    """S3 mode: a short-lived presigned GET URL that answers with the same safe headers
+    our own download would send."""
+    from django.utils.http import content_disposition_header
+
+    ttl = settings.ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS
+    storage: Any = mail_storage()
+    url = storage.url(
+        attachment.storage_key,
+        parameters={
+            "ResponseContentType": attachment.content_type,
+            "ResponseContentDisposition": content_disposition_header(True, download_filename(attachment)),
+        },
+        expire=ttl,
+    )
+    return url, timezone.now() + dt.timedelta(seconds=ttl)

@@ -24,6 +24,7 @@ from django.utils import timezone
 from directory.models import Agent
 from directory.services import agent_for_address
 from directory.trust import trust_evaluate
+from mail.attachments import attachment_parts_store
 from mail.models import Attachment, InboundDelivery, Message
 from mail.parsing import ParsedMail, parse_mail
 from mail.serializers import message_item
@@ -164,6 +165,9 @@ def index_for_agent(*, delivery: InboundDelivery, agent: Agent, parsed: ParsedMa
         return "duplicate"
     decision = trust_evaluate(agent=agent, sender=parsed.sender, authentication=delivery.authentication)
     quarantined = bool(parsed.quarantine_reason)
+    # Parts go to storage once per delivery (content-addressed), outside the transaction,
+    # so that a download streams a file instead of re-parsing the raw MIME in the web process.
+    attachment_parts_store(parsed=parsed)
     disposition = Message.Disposition.QUARANTINED if quarantined else decision.disposition
     try:
         with transaction.atomic():
@@ -214,6 +218,8 @@ def index_for_agent(*, delivery: InboundDelivery, agent: Agent, parsed: ParsedMa
                     content_id=att.content_id,
                     disposition=att.disposition,
                     part_index=att.part_index,
+                    sha256=att.sha256,
+                    storage_key=att.storage_key,
                 )
                 for att in parsed.attachments
             )

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import hashlib
 import re
 import signal
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import Message as EmailMessage
@@ -36,6 +38,10 @@ class ParsedAttachment:
     size: int
     content_id: str
     disposition: str
+    sha256: str = ""
+    # The decoded bytes, kept only until ingestion stores the part (see mail.attachments).
+    payload: bytes | None = field(default=None, repr=False, compare=False)
+    storage_key: str = ""
 
 
 @dataclass
@@ -193,6 +199,30 @@ def _is_attachment(part: EmailMessage) -> tuple[bool, str]:
     return False, disposition
 
 
+_UNSAFE_FILENAME_CHARS = re.compile(r'[<>:"|?*]')
+
+
+def sanitize_filename(value: str, *, max_chars: int | None = None) -> str:
+    """A filename safe to show and to put in Content-Disposition: the last path component
+    only (no ``../``), no control or bidi-format characters (U+202E spoofs extensions),
+    no leading dots, capped in length with its extension kept. "" when nothing is left."""
+    if max_chars is None:
+        max_chars = getattr(settings, "MAX_ATTACHMENT_FILENAME_CHARS", 150)
+    text = unicodedata.normalize("NFC", value or "")
+    text = "".join(" " if ch in "\t\r\n" else ch for ch in text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn"))
+    text = text.replace("\\", "/").rsplit("/", 1)[-1]
+    text = _UNSAFE_FILENAME_CHARS.sub("_", text)
+    text = _WS.sub(" ", text).strip().lstrip(". ").rstrip(" ")
+    if len(text) > max_chars:
+        stem, dot, ext = text.rpartition(".")
+        if dot and stem and 0 < len(ext) <= 16:
+            text = stem[: max_chars - len(ext) - 1].rstrip() + "." + ext
+        else:
+            text = text[:max_chars]
+    return text
+
+
 def walk_parts(msg: EmailMessage, budget: _Budget | None = None) -> list[tuple[int, EmailMessage]]:
     """Depth-first parts with their depth; raises ParseLimitExceeded past the limits.
 
@@ -242,14 +272,18 @@ def _parse_body(msg: EmailMessage, parsed: ParsedMail, budget: _Budget) -> None:
         is_attachment, disposition = _is_attachment(part)
         if is_attachment:
             payload = part.get_payload(decode=True)
+            if not isinstance(payload, bytes):
+                payload = b""
             parsed.attachments.append(
                 ParsedAttachment(
                     part_index=index,
-                    filename=decode_header_value(part.get_filename() or "")[:255],
+                    filename=sanitize_filename(decode_header_value(part.get_filename() or ""))[:255],
                     content_type=part.get_content_type()[:255],
-                    size=len(payload) if isinstance(payload, bytes) else 0,
+                    size=len(payload),
                     content_id=decode_header_value(part.get("Content-ID") or "").strip("<>")[:255],
                     disposition=disposition[:10],
+                    sha256=hashlib.sha256(payload).hexdigest(),
+                    payload=payload,
                 )
             )
             continue

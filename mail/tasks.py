@@ -40,3 +40,11 @@ def sweep_stored_deliveries() -> int:
     for delivery_id in ids:
         process_delivery.delay(delivery_id)
     return len(ids)
+
+
+@shared_task
+def sweep_expired_attachments() -> int:
+    """Delete unclaimed uploads past ATTACHMENT_UPLOAD_TTL_SECONDS (beat: every 10 minutes)."""
+    from mail.attachments import attachments_expire
+
+    return attachments_expire()

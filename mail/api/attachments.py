@@ -1,5 +1,139 @@
+"""Attachments API: claim-check uploads (create, upload, state) and downloads of the parts
+of received mail. Rules live in mail.attachments; these views translate HTTP."""
+
 from __future__ import annotations
 
-from django.urls import URLPattern
+from typing import Any
 
-urlpatterns: list[URLPattern] = []
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mail.api.common import AgentAPIView, message_for_agent_or_404
+from mail.attachments import (
+    UploadTicket,
+    attachment_create,
+    attachment_download_url,
+    attachment_for_agent_or_404,
+    attachment_open,
+    attachment_refresh,
+    attachment_upload_receive,
+    download_filename,
+    inbound_attachment_or_404,
+    is_s3,
+)
+from mail.models import Attachment
+from mail.serializers import rfc3339
+
+
+def upload_item(attachment: Attachment) -> dict[str, Any]:
+    return {
+        "AttachmentID": attachment.id,
+        "Filename": attachment.filename,
+        "ContentType": attachment.content_type,
+        "Size": attachment.size,
+        "Sha256": attachment.sha256 or None,
+        "State": attachment.state,
+        "ExpiresAt": rfc3339(attachment.expires_at),
+        "MessageID": attachment.message_id,
+    }
+
+
+def ticket_item(ticket: UploadTicket) -> dict[str, Any]:
+    body = {
+        "AttachmentID": ticket.attachment.id,
+        "upload_url": ticket.url,
+        "upload_method": ticket.method,
+        "expires_at": rfc3339(ticket.attachment.expires_at),
+    }
+    if ticket.fields is not None:
+        body["upload_fields"] = ticket.fields
+    return body
+
+
+class AttachmentsView(AgentAPIView):
+    def post(self, request: Request) -> Response:
+        data = request.data if isinstance(request.data, dict) else {}
+        ticket = attachment_create(
+            agent=self.agent(request),
+            filename=data.get("filename"),
+            content_type=data.get("content_type"),
+            size=data.get("size"),
+            sha256=data.get("sha256"),
+        )
+        return Response(ticket_item(ticket), status=status.HTTP_201_CREATED)
+
+
+class AttachmentView(AgentAPIView):
+    def get(self, request: Request, attachment_id: str) -> Response:
+        attachment = attachment_for_agent_or_404(agent=self.agent(request), attachment_id=attachment_id)
+        return Response(upload_item(attachment_refresh(attachment=attachment)))
+
+
+class AttachmentUploadView(APIView):
+    """Embedded mode's upload target. The signed URL is the credential (a client hands it
+    to curl or a browser with no token). The body is read from the raw stream in chunks;
+    ``request.data`` is never touched, so no DRF parser buffers it."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    throttle_classes: list[Any] = []
+
+    def put(self, request: Request, attachment_id: str) -> Response:
+        raw = request._request
+        length = raw.META.get("CONTENT_LENGTH")
+        attachment = attachment_upload_receive(
+            attachment_id=attachment_id,
+            expires=request.query_params.get("expires", ""),
+            signature=request.query_params.get("signature", ""),
+            stream=raw,
+            content_length=int(length) if length and length.isdigit() else None,
+            content_type=raw.META.get("CONTENT_TYPE", ""),
+        )
+        return Response(upload_item(attachment))
+
+
+class MessageAttachmentView(AgentAPIView):
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # A download answers bytes whatever the client accepts (curl -H 'Accept: */*',
+        # a browser, 'application/octet-stream'); only errors are rendered as JSON.
+        return super().perform_content_negotiation(request, force=True)
+
+    def get(self, request: Request, message_id: str, attachment_id: str) -> HttpResponse | Response:
+        message = message_for_agent_or_404(self.agent(request), message_id)
+        attachment = inbound_attachment_or_404(message=message, attachment_id=attachment_id)
+        if is_s3() and attachment.storage_key:
+            url, expires_at = attachment_download_url(attachment=attachment)
+            if "application/json" in request.META.get("HTTP_ACCEPT", ""):
+                return Response({"url": url, "expires_at": rfc3339(expires_at)})
+            redirect = HttpResponseRedirect(url)
+            redirect["X-Url-Expires-At"] = rfc3339(expires_at) or ""
+            redirect["Cache-Control"] = "no-store"
+            return redirect
+        response = FileResponse(
+            attachment_open(attachment),
+            as_attachment=True,
+            filename=download_filename(attachment),
+            content_type=attachment.content_type or "application/octet-stream",
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        # Opened directly in a browser, an HTML or SVG attachment must not run as our origin.
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+urlpatterns: list[URLPattern] = [
+    path("attachments", AttachmentsView.as_view(), name="attachments"),
+    path("attachments/<str:attachment_id>", AttachmentView.as_view(), name="attachment"),
+    path("attachments/<str:attachment_id>/upload", AttachmentUploadView.as_view(), name="attachment-upload"),
+    path(
+        "messages/<str:message_id>/attachments/<str:attachment_id>",
+        MessageAttachmentView.as_view(),
+        name="message-attachment",
+    ),
+]
