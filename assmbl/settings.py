@@ -291,3 +291,14 @@ CELERY_BEAT_SCHEDULE["sweep-expired-attachments"] = {
     "task": "mail.tasks.sweep_expired_attachments",
     "schedule": 600.0,
 }
+
+# --- Directory and trust ---------------------------------------------------------------------
+# The callable that answers DNS for the local DKIM/SPF checks (a dotted path, or a callable in tests).
+TRUST_DNS_RESOLVER: object = env_str("TRUST_DNS_RESOLVER", "directory.authn.dns_resolve")
+TRUST_DNS_TIMEOUT_SECONDS = env_int("TRUST_DNS_TIMEOUT_SECONDS", 3, minimum=1)
+# Authentication-Results headers are trusted only when written by this authserv-id (our own
+# front MTA) and received from one of these relays; otherwise they are the sender's text.
+AUTHSERV_ID = env_str("AUTHSERV_ID")
+AUTHSERV_TRUSTED_RELAYS = env_list("AUTHSERV_TRUSTED_RELAYS")
+CHALLENGE_WINDOW_SECONDS = env_int("CHALLENGE_WINDOW_SECONDS", 24 * 3600, minimum=1)
+CHALLENGE_TTL_SECONDS = env_int("CHALLENGE_TTL_SECONDS", 7 * 24 * 3600, minimum=60)

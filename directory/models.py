@@ -111,6 +111,8 @@ class Sender(models.Model):
     verified_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     message_count = models.PositiveIntegerField(default=0)
+    # The last challenge mail: claimed with a conditional update so at most one goes out per window.
+    challenged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -153,3 +155,26 @@ class SenderRule(models.Model):
     @property
     def is_domain(self) -> bool:
         return "@" not in self.pattern
+
+
+class Challenge(models.Model):
+    """A one-time proof that a sender controls its address, for one agent.
+
+    Only a SHA-256 of the token is stored: the plaintext lives in the challenge mail alone.
+    """
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="challenges")
+    address = models.CharField(max_length=320)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # Staff screens and the sweep list an agent's challenges to one sender.
+            models.Index(fields=["agent", "address"], name="directory_challenge_agent_addr"),
+        ]
+
+    def __str__(self) -> str:
+        return f"challenge {self.address} → {self.agent.agent_id}"

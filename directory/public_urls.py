@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from directory.views import challenge_page
+
+urlpatterns = [
+    path("challenge/<str:token>", challenge_page, name="challenge"),
+]

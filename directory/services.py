@@ -123,3 +123,75 @@ def agent_update(*, agent: Agent, display_name: str | None = None, policy: str |
         if fields:
             Agent.objects.filter(pk=agent.pk).update(**fields)
         return Agent.objects.get(pk=agent.pk)
+
+# --- trust: policy and directory entries -------------------------------------------------
+
+
+def agent_policy_set(*, agent: Agent, policy: str) -> Agent:
+    """Change who reaches an agent's inbox. Raises ValidationError(code="invalid_policy").
+
+    For ``PATCH /v1/agents/{agent_id}`` (the inbox API) and the admin: one rule, one place.
+    """
+    policy = str(policy).strip().lower()
+    if policy not in Agent.Policy.values:
+        raise ValidationError(f"policy must be one of {', '.join(Agent.Policy.values)}", code="invalid_policy")
+    Agent.objects.filter(pk=agent.pk).update(policy=policy)
+    agent.policy = policy
+    return agent
+
+
+class SenderAction:
+    TRUST = "trust"
+    ALLOW = "allow"
+    BLOCK = "block"
+    ALL = (TRUST, ALLOW, BLOCK)
+
+
+def sender_pattern_clean(value: str) -> str:
+    """An address (a@b.com) or a domain (b.com), lower-cased; ValidationError otherwise."""
+    pattern = str(value or "").strip().lower().strip(".")
+    local, at, domain = pattern.rpartition("@")
+    domain = domain if at else pattern
+    labels = domain.split(".")
+    if (
+        not domain
+        or len(pattern) > 320
+        or len(labels) < 2
+        or any(not label or len(label) > 63 or not all(c.isalnum() or c == "-" for c in label) for label in labels)
+        or (at and (not local or any(c.isspace() for c in local)))
+    ):
+        raise ValidationError("address_or_domain must be an address (a@example.com) or a domain (example.com)", code="invalid_pattern")
+    return pattern
+
+
+def sender_entry_create(*, agent: Agent | None, address_or_domain: str, action: str, note: str = "") -> Sender | SenderRule:
+    """Trust an address for an agent (a Sender row), or allow/block an address or domain for
+    an agent or, with ``agent=None``, for everyone (a SenderRule). Emits sender.verified or
+    sender.blocked. Idempotent: the same entry twice is updated, not duplicated."""
+    from directory.models import Sender, SenderRule
+    from directory.trust import sender_verify
+    from webhooks.services import event_record
+
+    pattern = sender_pattern_clean(address_or_domain)
+    if action not in SenderAction.ALL:
+        raise ValidationError(f"action must be one of {', '.join(SenderAction.ALL)}", code="invalid_action")
+    with transaction.atomic():
+        if action == SenderAction.TRUST:
+            if agent is None:
+                raise ValidationError("trust is per agent: give agent_id, or use allow for a global rule", code="invalid_scope")
+            if "@" not in pattern:
+                raise ValidationError("trust takes an address; use allow for a whole domain", code="invalid_pattern")
+            SenderRule.objects.filter(agent=agent, pattern=pattern, action=SenderRule.Action.BLOCK).delete()
+            return sender_verify(agent=agent, address=pattern, via="directory")
+        rule, _ = SenderRule.objects.update_or_create(agent=agent, pattern=pattern, defaults={"action": action, "note": note})
+        if action == SenderAction.BLOCK:
+            payload = {"AgentID": agent.agent_id if agent else None, "AddressOrDomain": pattern, "Scope": "agent" if agent else "global"}
+            agents = [agent] if agent is not None else []
+            for target in agents:
+                event_record(agent=target, type="sender.blocked", payload=payload)
+        return rule
+
+
+def sender_entry_delete(*, entry: Sender | SenderRule) -> None:
+    """Forget a directory entry: a trusted/verified sender becomes unknown again."""
+    entry.delete()

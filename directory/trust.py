@@ -1,18 +1,46 @@
-"""Trust decisions at ingest: is this message's sender verified for this agent, and does
-the agent's policy (or an allow/block rule) put it in the inbox, hold it, or block it.
+"""Trust decisions: is this message's sender verified for this agent, and does the agent's
+policy (or an allow/block rule) put it in the inbox, hold it, or block it.
 
-The trust issue extends this module (challenges, local DKIM/SPF); ingestion calls only
-``trust_evaluate``.
+Ingestion calls ``trust_evaluate`` (before the message exists) and ``sender_observe`` (once it
+exists, in the same transaction). Everything else here is the sender challenge: one mail per
+sender, agent and window, only to authenticated senders, so forged From addresses never get
+backscatter; completing it (link or reply token) runs ``sender_verify``, which releases held mail.
+
+SenderVerified is true only when all three hold:
+1. ``SENDER_VERIFICATION_ENABLED`` is on;
+2. the header From is authenticated: DKIM or SPF aligned with its domain (``directory.authn``),
+   or the mail is agent-to-agent;
+3. the sender is verified for this agent: challenge completed or trusted in the directory
+   (agent-to-agent mail within one account counts as trusted: one operator owns both agents).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
+import secrets
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.db.models import F, Q
+from django.template.loader import render_to_string
+from django.utils import timezone
 
-from directory.models import Agent, Sender, SenderRule
+from directory import authn
+from directory.models import Agent, Challenge, Sender, SenderRule
+
+if TYPE_CHECKING:
+    from mail.models import Message
+
+log = logging.getLogger(__name__)
+
+_REPLY_TOKEN = re.compile(r"\bchallenge[:\s]+([A-Za-z0-9_-]{32})\b", re.I)
+_NO_CHALLENGE_LOCALS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply", "do-not-reply")
 
 
 @dataclass(frozen=True)
@@ -22,56 +50,239 @@ class TrustDecision:
     reason: str = ""
 
 
+class ChallengeRefused(Exception):
+    """A challenge token that cannot be used. ``status`` is the HTTP status of the page."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def authentication_aligned(authentication: dict[str, Any], sender: str) -> bool:
     """DKIM or SPF passed *for the From domain* (DMARC-style alignment), or the mail is
     internal. A pass for some other domain proves nothing about the From header."""
-    if authentication.get("internal"):
-        return True
-    if authentication.get("aligned") is not None:
-        return bool(authentication.get("aligned"))
-    domain = sender.rpartition("@")[2].lower()
-    if not domain:
-        return False
-    if authentication.get("dmarc") == "pass":
-        return True
-    dkim_domains = {d.lower() for d in authentication.get("dkim_domains", [])}
-    if authentication.get("dkim") == "pass" and _aligned(domain, dkim_domains):
-        return True
-    spf_domain = str(authentication.get("spf_domain", "")).lower()
-    return authentication.get("spf") == "pass" and bool(spf_domain) and _aligned(domain, {spf_domain})
+    return authn.aligned_for(authentication, sender)
 
 
-def _aligned(from_domain: str, domains: set[str]) -> bool:
-    # Relaxed alignment: same organisational domain, approximated by suffix match.
-    return any(from_domain == d or from_domain.endswith("." + d) or d.endswith("." + from_domain) for d in domains)
+def _candidates(sender: str) -> list[str]:
+    """The address, then its domain and each parent domain (not the bare TLD), narrowest first."""
+    sender = sender.strip().lower()
+    domain = authn.domain_of(sender)
+    labels = domain.split(".")
+    parents = [".".join(labels[i:]) for i in range(len(labels) - 1)] if domain else []
+    return [sender, *parents] if "@" in sender else parents
 
 
 def sender_rule_for(agent: Agent, sender: str) -> SenderRule | None:
-    """The narrowest rule matching sender: agent before global, address before domain."""
-    domain = sender.rpartition("@")[2]
-    rules = {
-        (r.agent_id is not None, "@" in r.pattern): r
-        for r in SenderRule.objects.filter(agent__in=[agent], pattern__in=[sender, domain]).union(
-            SenderRule.objects.filter(agent__isnull=True, pattern__in=[sender, domain])
-        )
-    }
-    for key in [(True, True), (True, False), (False, True), (False, False)]:
-        if key in rules:
-            return rules[key]
-    return None
+    """The narrowest rule matching sender: agent scope before global, then the address, then
+    the longest matching domain (``a.example.com`` before ``example.com``)."""
+    candidates = _candidates(sender)
+    if not candidates:
+        return None
+    rules = list(SenderRule.objects.filter(Q(agent=agent) | Q(agent__isnull=True), pattern__in=candidates))
+    if not rules:
+        return None
+    rank = {pattern: index for index, pattern in enumerate(candidates)}
+    rules.sort(key=lambda r: (r.agent_id is None, rank[r.pattern]))
+    return rules[0]
+
+
+def sender_blocked(*, agent: Agent, sender: str) -> str:
+    """The refusal reason when mail from ``sender`` to ``agent`` is blocked, else ""."""
+    if not sender:
+        return ""
+    rule = sender_rule_for(agent, sender)
+    if rule is not None:
+        return f"{sender} is blocked by this recipient" if rule.action == SenderRule.Action.BLOCK else ""
+    if Sender.objects.filter(agent=agent, address=sender.lower(), status=Sender.Status.BLOCKED).exists():
+        return f"{sender} is blocked by this recipient"
+    return ""
+
+
+def _internal_same_account(agent: Agent, sender: str) -> bool:
+    from directory.services import agent_for_address
+
+    other = agent_for_address(sender)
+    return other is not None and other.account_id == agent.account_id
 
 
 def trust_evaluate(*, agent: Agent, sender: str, authentication: dict[str, Any]) -> TrustDecision:
-    aligned = authentication_aligned(authentication, sender)
+    sender = sender.strip().lower()
+    aligned = bool(sender) and authentication_aligned(authentication, sender)
     rule = sender_rule_for(agent, sender) if sender else None
     record = Sender.objects.filter(agent=agent, address=sender).first() if sender else None
     if (rule and rule.action == SenderRule.Action.BLOCK) or (record and record.status == Sender.Status.BLOCKED):
         return TrustDecision(False, "blocked", "sender is blocked")
     known = bool(record and record.status in (Sender.Status.VERIFIED, Sender.Status.TRUSTED))
-    verified = settings.SENDER_VERIFICATION_ENABLED and aligned and (known or bool(authentication.get("internal")))
-    allowed = rule is not None and rule.action == SenderRule.Action.ALLOW
+    if not known and authentication.get("internal"):
+        known = _internal_same_account(agent, sender)
+    verified = bool(settings.SENDER_VERIFICATION_ENABLED and aligned and known)
+    # An allow rule admits mail only when the From is authenticated: a rule keyed on a
+    # forgeable header would let anyone in by writing the right From.
+    allowed = rule is not None and rule.action == SenderRule.Action.ALLOW and aligned
     if agent.policy == Agent.Policy.VERIFIED_ONLY and not verified:
         return TrustDecision(False, "held", "sender is not verified for this agent")
-    if agent.policy == Agent.Policy.ALLOWLIST and not (allowed and aligned) and not verified:
+    if agent.policy == Agent.Policy.ALLOWLIST and not (allowed or verified):
         return TrustDecision(False, "held", "sender is not on the allow list")
     return TrustDecision(verified, "inbox")
+
+
+# --- ingest hook ---------------------------------------------------------------------------
+
+
+def sender_observe(*, agent: Agent, message: Message, authentication: dict[str, Any]) -> None:
+    """Called by ingestion once per indexed inbound message, inside its transaction, before
+    the message_received event: store the normalised verdicts on the message, count the
+    sender, complete a challenge answered by reply, or send a challenge (on commit)."""
+    from mail.models import Message as MessageModel
+
+    if not message.sender:
+        return
+    auth = authn.authentication_for_sender(authentication, message.sender)
+    if auth != message.authentication:
+        MessageModel.objects.filter(pk=message.pk).update(authentication=auth)
+        message.authentication = auth
+    sender, _ = Sender.objects.get_or_create(agent=agent, address=message.sender)
+    Sender.objects.filter(pk=sender.pk).update(last_seen_at=timezone.now(), message_count=F("message_count") + 1)
+    if not auth["aligned"] or message.disposition in (MessageModel.Disposition.BLOCKED,):
+        return
+    reply_token = _REPLY_TOKEN.search(f"{message.subject}\n{message.body_preview}")
+    if reply_token and sender.status not in (Sender.Status.VERIFIED, Sender.Status.TRUSTED):
+        try:
+            challenge_complete(token=reply_token.group(1), agent=agent, address=message.sender)
+            return
+        except ChallengeRefused:
+            pass
+    auto = message.auto_submitted.strip().lower()
+    if agent.policy == Agent.Policy.CHALLENGE and (not auto or auto == "no"):
+        challenge_request(agent=agent, address=message.sender, authentication=auth)
+
+
+# --- challenge -----------------------------------------------------------------------------
+
+
+def token_hash(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def challenge_url(plaintext: str) -> str:
+    return f"{settings.PUBLIC_BASE_URL}/challenge/{plaintext}"
+
+
+def challenge_request(*, agent: Agent, address: str, authentication: dict[str, Any]) -> Challenge | None:
+    """Send one challenge to an authenticated, unverified sender, at most one per
+    ``CHALLENGE_WINDOW_SECONDS`` for this sender and agent. Returns the challenge, or None
+    when none was sent (unauthenticated, already verified, blocked, or within the window)."""
+    address = address.strip().lower()
+    local = address.partition("@")[0]
+    if not authn.aligned_for(authentication, address) or authentication.get("internal"):
+        return None  # never backscatter to an address that did not prove it sent this
+    if not local or local in _NO_CHALLENGE_LOCALS or sender_blocked(agent=agent, sender=address):
+        return None
+    now = timezone.now()
+    window_start = now - timedelta(seconds=settings.CHALLENGE_WINDOW_SECONDS)
+    with transaction.atomic():
+        sender, _ = Sender.objects.get_or_create(agent=agent, address=address)
+        # The claim: one conditional update, so concurrent workers send at most one mail.
+        claimed = (
+            Sender.objects.filter(pk=sender.pk, status__in=[Sender.Status.UNKNOWN, Sender.Status.CHALLENGED])
+            .filter(Q(challenged_at__isnull=True) | Q(challenged_at__lt=window_start))
+            .update(challenged_at=now, status=Sender.Status.CHALLENGED)
+        )
+        if not claimed:
+            return None
+        plaintext = secrets.token_urlsafe(24)
+        challenge = Challenge.objects.create(
+            agent=agent,
+            address=address,
+            token_hash=token_hash(plaintext),
+            expires_at=now + timedelta(seconds=settings.CHALLENGE_TTL_SECONDS),
+        )
+        transaction.on_commit(lambda: _challenge_mail_send(challenge, plaintext))
+    return challenge
+
+
+def _challenge_mail_send(challenge: Challenge, plaintext: str) -> None:
+    agent = challenge.agent
+    context = {"agent": agent, "url": challenge_url(plaintext), "token": plaintext, "expires_at": challenge.expires_at}
+    mail = EmailMessage(
+        subject=f"Confirm your address to reach {agent.address} [challenge:{plaintext}]",
+        body=render_to_string("directory/challenge_email.txt", context),
+        from_email=agent.address,
+        to=[challenge.address],
+        # RFC 3834: an automatic reply; well-behaved responders will not answer it.
+        headers={"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"},
+    )
+    try:
+        mail.send()
+    except Exception:
+        # The sender can still be trusted by the operator; a failed challenge is not lost mail.
+        log.exception("could not send the challenge to %s for %s", challenge.address, agent.agent_id)
+
+
+def challenge_lookup(*, token: str, agent: Agent | None = None, address: str | None = None) -> Challenge:
+    """The usable challenge for a token, or ChallengeRefused (404 unknown or another agent's,
+    410 used or expired)."""
+    challenge = Challenge.objects.select_related("agent").filter(token_hash=token_hash(token)).first()
+    if challenge is None or (agent is not None and challenge.agent_id != agent.pk):
+        raise ChallengeRefused(404, "This confirmation link is not valid. Check that you copied the whole link.")
+    if address is not None and challenge.address != address.strip().lower():
+        raise ChallengeRefused(404, "This confirmation link is not valid. Check that you copied the whole link.")
+    if challenge.used_at is not None:
+        raise ChallengeRefused(410, "This confirmation link was already used. Your address is already confirmed.")
+    if challenge.expires_at <= timezone.now():
+        raise ChallengeRefused(410, "This confirmation link has expired. Write to the agent again for a new one.")
+    return challenge
+
+
+def challenge_complete(*, token: str, agent: Agent | None = None, address: str | None = None) -> Sender:
+    """Use a challenge token once: verify its sender for its agent and release held mail."""
+    with transaction.atomic():
+        challenge = challenge_lookup(token=token, agent=agent, address=address)
+        # Single use even under concurrent confirmations: claim with a conditional update.
+        if not Challenge.objects.filter(pk=challenge.pk, used_at__isnull=True).update(used_at=timezone.now()):
+            raise ChallengeRefused(410, "This confirmation link was already used. Your address is already confirmed.")
+        return sender_verify(agent=challenge.agent, address=challenge.address, via="challenge")
+
+
+def sender_verify(*, agent: Agent, address: str, via: str = "challenge") -> Sender:
+    """Mark a sender verified (``via="challenge"``) or trusted (``via="directory"``) for an
+    agent, emit ``sender.verified`` and release its held mail into the inbox."""
+    from webhooks.services import event_record
+
+    address = address.strip().lower()
+    status = Sender.Status.TRUSTED if via == "directory" else Sender.Status.VERIFIED
+    now = timezone.now()
+    with transaction.atomic():
+        sender, _ = Sender.objects.get_or_create(agent=agent, address=address)
+        Sender.objects.filter(pk=sender.pk).update(status=status, verified_at=now)
+        sender.refresh_from_db()
+        event_record(
+            agent=agent,
+            type="sender.verified",
+            payload={"AgentID": agent.agent_id, "Address": address, "Status": status, "Via": via},
+        )
+        held_release(agent=agent, address=address)
+    return sender
+
+
+def held_release(*, agent: Agent, address: str) -> int:
+    """Recompute held messages of one sender; those that now pass go to the inbox with the
+    same event a freshly received message makes. Returns how many were released."""
+    from mail.ingest import message_received
+    from mail.models import Message
+
+    released = 0
+    held = Message.objects.for_agent(agent).inbound().filter(disposition=Message.Disposition.HELD, sender=address)
+    for message in held.select_related("agent").select_for_update():
+        decision = trust_evaluate(agent=agent, sender=message.sender, authentication=message.authentication)
+        if decision.disposition != Message.Disposition.INBOX:
+            continue
+        message.disposition = Message.Disposition.INBOX
+        message.sender_verified = decision.sender_verified
+        message.quarantine_reason = ""
+        message.save(update_fields=["disposition", "sender_verified", "quarantine_reason", "updated_at"])
+        message_received(message)
+        released += 1
+    return released

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from directory.models import Agent
 from directory.services import agent_for_address
-from directory.trust import trust_evaluate
+from directory.trust import sender_observe, trust_evaluate
 from mail.attachments import attachment_parts_store
 from mail.models import Attachment, InboundDelivery, Message
 from mail.parsing import ParsedMail, parse_mail
@@ -223,6 +223,7 @@ def index_for_agent(*, delivery: InboundDelivery, agent: Agent, parsed: ParsedMa
                 )
                 for att in parsed.attachments
             )
+            sender_observe(agent=agent, message=message, authentication=delivery.authentication)
             message_received(message)
     except IntegrityError:
         # A concurrent run indexed it first, or the idempotency key raced: either way the

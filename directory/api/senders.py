@@ -1,5 +1,184 @@
+"""The directory API: who may reach an agent (trusted senders, allow and block rules) and
+how agents of this deployment find each other.
+
+Agent tokens see and change their own entries; operator tokens act for any agent of their
+account (``agent_id``) and may add global rules (``scope: "global"``).
+"""
+
 from __future__ import annotations
 
-from django.urls import URLPattern
+from typing import Any
 
-urlpatterns: list[URLPattern] = []
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.urls import path
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from assmbl.errors import ApiError, NotFound, ValidationFailed
+from directory.auth import TokenUser
+from mail.serializers import rfc3339
+from directory.models import Agent, Sender, SenderRule
+from directory.services import SenderAction, sender_entry_create, sender_entry_delete
+
+
+class Forbidden(ApiError):
+    status_code = 403
+    code = "forbidden"
+    default_detail = "This token may not do that."
+
+
+def sender_entry_item(entry: Sender | SenderRule) -> dict[str, Any]:
+    if isinstance(entry, Sender):
+        return {
+            "id": f"snd_{entry.pk}",
+            "kind": "sender",
+            "address_or_domain": entry.address,
+            "status": entry.status,
+            "scope": "agent",
+            "agent_id": entry.agent.agent_id,
+            "last_seen_at": rfc3339(entry.last_seen_at),
+            "message_count": entry.message_count,
+            "verified_at": rfc3339(entry.verified_at),
+            "created_at": rfc3339(entry.created_at),
+        }
+    return {
+        "id": f"rul_{entry.pk}",
+        "kind": "rule",
+        "address_or_domain": entry.pattern,
+        "status": "blocked" if entry.action == SenderRule.Action.BLOCK else "allowed",
+        "action": entry.action,
+        "scope": "agent" if entry.agent_id else "global",
+        "agent_id": entry.agent.agent_id if entry.agent_id else None,
+        "note": entry.note,
+        "created_at": rfc3339(entry.created_at),
+    }
+
+
+def _user(request: Request) -> TokenUser:
+    user = request.user
+    assert isinstance(user, TokenUser)
+    return user
+
+
+def _agent_for(user: TokenUser, agent_id: str | None) -> Agent | None:
+    """The agent an entry is for: the token's own agent, or (operator) one of its account."""
+    if user.agent is not None:
+        if agent_id and agent_id.strip().lower() != user.agent.agent_id:
+            raise NotFound("No such agent.", code="agent_not_found")
+        return user.agent
+    if not agent_id:
+        return None
+    agent = Agent.objects.for_account(user.account).filter(agent_id=agent_id.strip().lower()).first()
+    if agent is None:
+        raise NotFound("No such agent.", code="agent_not_found")
+    return agent
+
+
+class SenderCreateInput(serializers.Serializer):
+    address_or_domain = serializers.CharField(max_length=320)
+    action = serializers.ChoiceField(choices=list(SenderAction.ALL))
+    agent_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    scope = serializers.ChoiceField(choices=["agent", "global"], required=False, default="agent")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class SendersView(APIView):
+    """GET lists entries with status, last seen and message count; POST adds one."""
+
+    def get(self, request: Request) -> Response:
+        user = _user(request)
+        agent = _agent_for(user, request.query_params.get("agent_id"))
+        if agent is not None:
+            senders = Sender.objects.filter(agent=agent)
+            rules = SenderRule.objects.filter(agent=agent)
+        else:
+            senders = Sender.objects.filter(agent__account=user.account)
+            rules = SenderRule.objects.filter(Q(agent__account=user.account) | Q(agent__isnull=True))
+        wanted = request.query_params.get("status", "").strip()
+        if wanted:
+            senders = senders.filter(status=wanted)
+        items = [sender_entry_item(s) for s in senders.select_related("agent").order_by("-last_seen_at", "address")[:1000]]
+        if not wanted or wanted in ("blocked", "allowed"):
+            items += [
+                sender_entry_item(r)
+                for r in rules.select_related("agent").order_by("pattern")[:1000]
+                if not wanted or sender_entry_item(r)["status"] == wanted
+            ]
+        return Response({"items": items})
+
+    def post(self, request: Request) -> Response:
+        user = _user(request)
+        data = SenderCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        if values["scope"] == "global":
+            if not user.is_operator:
+                raise Forbidden("Only an operator token may add a global rule.", code="forbidden_scope")
+            agent = None
+        else:
+            agent = _agent_for(user, values.get("agent_id") or None)
+            if agent is None:
+                raise ValidationFailed("agent_id is required with an operator token (or scope: global).", code="agent_id_required")
+        try:
+            entry = sender_entry_create(
+                agent=agent, address_or_domain=values["address_or_domain"], action=values["action"], note=values["note"]
+            )
+        except ValidationError as exc:
+            raise ValidationFailed(exc.messages[0], code=exc.code or "validation_error") from None
+        return Response(sender_entry_item(entry), status=status.HTTP_201_CREATED)
+
+
+class SenderDetailView(APIView):
+    def delete(self, request: Request, entry_id: str) -> Response:
+        user = _user(request)
+        kind, _, raw_pk = entry_id.partition("_")
+        entry: Sender | SenderRule | None = None
+        if raw_pk.isdigit():
+            pk = int(raw_pk)
+            if kind == "snd":
+                entry = Sender.objects.filter(pk=pk, **_scope(user)).first()
+            elif kind == "rul":
+                rules = SenderRule.objects.filter(pk=pk)
+                if user.is_operator:
+                    entry = rules.filter(Q(agent__account=user.account) | Q(agent__isnull=True)).first()
+                else:
+                    entry = rules.filter(agent=user.agent).first()
+        if entry is None:
+            raise NotFound("No such directory entry.", code="sender_not_found")
+        sender_entry_delete(entry=entry)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _scope(user: TokenUser) -> dict[str, Any]:
+    return {"agent": user.agent} if user.agent is not None else {"agent__account": user.account}
+
+
+class AgentLookupView(APIView):
+    """Find agents of this deployment by id or address: agent_id, address, display_name only."""
+
+    def get(self, request: Request) -> Response:
+        q = request.query_params.get("q", "").strip().lower()
+        if not q:
+            raise ValidationFailed("q is required: an agent id or address.", code="invalid_query")
+        local, at, domain = q.rpartition("@")
+        if at:
+            if domain != settings.MAIL_DOMAIN:
+                return Response({"items": []})
+            q = local.split("+", 1)[0]
+        agents = Agent.objects.active().filter(Q(agent_id__icontains=q) | Q(display_name__icontains=q))
+        # Exact matches first, then the rest alphabetically; a small page, not an export.
+        found = sorted(agents[:50], key=lambda a: (a.agent_id != q, a.agent_id))[:25]
+        return Response(
+            {"items": [{"agent_id": a.agent_id, "address": a.address, "display_name": a.display_name} for a in found]}
+        )
+
+
+urlpatterns = [
+    path("directory/senders", SendersView.as_view(), name="directory-senders"),
+    path("directory/senders/<str:entry_id>", SenderDetailView.as_view(), name="directory-sender"),
+    path("directory/agents", AgentLookupView.as_view(), name="directory-agents"),
+]

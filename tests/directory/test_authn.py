@@ -1,0 +1,104 @@
+"""The local SPF/DKIM checks and alignment (directory.authn), with DNS served from a dict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from directory.authn import (
+    aligned_for,
+    authentication_check,
+    authentication_normalise,
+    dkim_check,
+    organisational_domain,
+    spf_check,
+)
+from tests.mime import build_mail
+
+
+def test_it_verifies_a_dkim_signed_message_with_the_injected_resolver(signed_by: Any) -> None:
+    raw = signed_by(build_mail(to="owner@agents.localhost", sender="alice@example.com"), "example.com")
+
+    assert dkim_check(raw) == ("pass", ["example.com"])
+
+
+def test_it_fails_dkim_when_the_body_was_changed_after_signing(signed_by: Any) -> None:
+    raw = signed_by(build_mail(to="owner@agents.localhost", sender="alice@example.com", body="pay 10"), "example.com")
+
+    assert dkim_check(raw.replace(b"pay 10", b"pay 99")) == ("fail", [])
+
+
+def test_it_fails_dkim_when_the_key_is_not_published(dkim_key: Any, fake_dns: Any) -> None:
+    raw = dkim_key.sign(build_mail(to="owner@agents.localhost"), domain="example.com")
+
+    assert dkim_check(raw) == ("fail", [])
+
+
+def test_it_reports_no_dkim_for_unsigned_mail(fake_dns: Any) -> None:
+    assert dkim_check(build_mail(to="owner@agents.localhost")) == ("none", [])
+
+
+def test_it_passes_spf_for_an_authorised_ip(fake_dns: Any) -> None:
+    fake_dns.add("example.com", "TXT", "v=spf1 ip4:192.0.2.0/24 -all")
+
+    assert spf_check(ip="192.0.2.7", mail_from="alice@example.com", helo="mx.example.com") == ("pass", "example.com")
+    assert spf_check(ip="198.51.100.1", mail_from="alice@example.com", helo="mx.example.com") == ("fail", "example.com")
+
+
+def test_it_reports_temperror_when_dns_times_out(fake_dns: Any) -> None:
+    fake_dns.failing.add("slow.example")
+
+    assert spf_check(ip="192.0.2.7", mail_from="a@slow.example", helo="h")[0] == "temperror"
+
+
+def test_it_aligns_by_organisational_domain() -> None:
+    assert organisational_domain("mail.eu.example.com") == "example.com"
+    assert organisational_domain("mail.example.co.uk") == "example.co.uk"
+    auth = {"dkim": "pass", "dkim_domains": ["mail.example.com"], "spf": "none", "spf_domain": ""}
+    assert aligned_for(auth, "alice@example.com")
+    assert not aligned_for(auth, "alice@example.org")
+    assert not aligned_for({"dkim": "pass", "dkim_domains": ["co.uk"], "spf": "none"}, "ceo@bank.co.uk")
+
+
+def test_it_does_not_align_an_spf_pass_for_another_domain(fake_dns: Any) -> None:
+    fake_dns.add("attacker.test", "TXT", "v=spf1 ip4:203.0.113.5 -all")
+    raw = build_mail(to="owner@agents.localhost", sender="ceo@example.com")
+
+    auth = authentication_check(raw=raw, peer_ip="203.0.113.5", helo="attacker.test", mail_from="x@attacker.test")
+
+    assert auth["spf"] == "pass" and auth["spf_domain"] == "attacker.test"
+    assert auth["aligned"] is False and auth["dmarc"] == "fail"
+
+
+def test_it_normalises_ses_verdicts() -> None:
+    auth = authentication_normalise({"spf": "PASS", "dkim": "PASS", "dmarc": "GRAY", "spam": "PASS", "virus": "PASS"})
+
+    assert auth == {"spf": "pass", "dkim": "pass", "dmarc": "none", "spam": "pass", "virus": "pass"}
+    # SES says nothing about which domain passed: only its DMARC verdict aligns.
+    assert not aligned_for(auth, "alice@example.com")
+    assert aligned_for({"spf": "PASS", "dkim": "PASS", "dmarc": "PASS"}, "alice@example.com")
+
+
+def test_it_ignores_authentication_results_written_by_the_sender(fake_dns: Any, settings: Any) -> None:
+    settings.AUTHSERV_ID = "mx.agents.localhost"
+    settings.AUTHSERV_TRUSTED_RELAYS = ["10.0.0.0/8"]
+    forged = "mx.agents.localhost; spf=pass smtp.mailfrom=ceo@example.com; dkim=pass header.d=example.com; dmarc=pass"
+    raw = build_mail(to="owner@agents.localhost", sender="ceo@example.com", headers={"Authentication-Results": forged})
+    raw = b"Authentication-Results: " + forged.encode() + b"\r\n" + raw
+
+    from_outside = authentication_check(raw=raw, peer_ip="203.0.113.5", helo="h.test", mail_from="ceo@example.com")
+    from_our_relay = authentication_check(raw=raw, peer_ip="10.1.2.3", helo="h.test", mail_from="ceo@example.com")
+
+    assert from_outside["aligned"] is False and from_outside["source"] == "local"
+    assert from_our_relay["aligned"] is True and from_our_relay["source"] == "authserv"
+
+
+@pytest.mark.parametrize("authserv", ["other.host", ""])
+def test_it_ignores_authentication_results_of_another_authserv_id(fake_dns: Any, settings: Any, authserv: str) -> None:
+    settings.AUTHSERV_ID = authserv
+    settings.AUTHSERV_TRUSTED_RELAYS = ["10.0.0.0/8"]
+    header = b"Authentication-Results: mx.agents.localhost; dkim=pass header.d=example.com\r\n"
+    raw = header + build_mail(to="owner@agents.localhost", sender="ceo@example.com")
+
+    assert authentication_check(raw=raw, peer_ip="10.1.2.3", helo="h", mail_from="ceo@example.com")["aligned"] is False
