@@ -392,32 +392,39 @@ class _Endpoints(Generic[_J, _B, _N]):
 
     # --- Directory and trust -------------------------------------------------------------
 
-    def list_senders(self, **filters: Any) -> _J:
-        """GET /v1/directory/senders (e.g. ``status="trusted"``, ``limit``, ``cursor``)."""
-        return self._call(RequestSpec("GET", "/directory/senders", params=query(**filters)))
+    def list_senders(self, status: str | None = None, *, agent_id: str | None = None) -> _J:
+        """GET /v1/directory/senders: ``{"items": [...]}`` with status, last seen and message
+        count (``status``: trusted, verified, blocked, allowed...). ``agent_id`` with an operator token."""
+        return self._call(RequestSpec("GET", "/directory/senders", params=query(status=status, agent_id=agent_id)))
+
+    def _sender_entry(self, action: str, address_or_domain: str, agent_id: str | None, scope: str | None, note: str | None) -> _J:
+        payload = _body(address_or_domain=address_or_domain, action=action, agent_id=agent_id, scope=scope, note=note)
+        return self._call(RequestSpec("POST", "/directory/senders", json=payload))
 
     def trust_sender(self, address: str, *, agent_id: str | None = None, note: str | None = None) -> _J:
-        """POST /v1/directory/senders: trust an address or a domain. ``agent_id`` with an
-        operator token."""
-        payload = _body(address=address, status="trusted", agent_id=agent_id, note=note)
-        return self._call(RequestSpec("POST", "/directory/senders", json=payload))
+        """POST /v1/directory/senders ``action: trust``: the address's mail becomes
+        SenderVerified (when it authenticates). ``agent_id`` with an operator token."""
+        return self._sender_entry("trust", address, agent_id, None, note)
 
-    def block_sender(self, address: str, *, agent_id: str | None = None, note: str | None = None) -> _J:
-        """POST /v1/directory/senders: block an address or a domain."""
-        payload = _body(address=address, status="blocked", agent_id=agent_id, note=note)
-        return self._call(RequestSpec("POST", "/directory/senders", json=payload))
+    def allow_sender(
+        self, address_or_domain: str, *, agent_id: str | None = None, scope: str | None = None, note: str | None = None
+    ) -> _J:
+        """POST /v1/directory/senders ``action: allow`` (an address or a whole domain)."""
+        return self._sender_entry("allow", address_or_domain, agent_id, scope, note)
 
-    def delete_sender(self, address: str, *, agent_id: str | None = None) -> _N:
-        """DELETE /v1/directory/senders/{address}: forget a trust or block entry."""
-        return self._call(
-            RequestSpec(
-                "DELETE", f"/directory/senders/{segment(address)}", params=query(agent_id=agent_id), result="none"
-            )
-        )
+    def block_sender(
+        self, address_or_domain: str, *, agent_id: str | None = None, scope: str | None = None, note: str | None = None
+    ) -> _J:
+        """POST /v1/directory/senders ``action: block``; ``scope="global"`` with an operator token."""
+        return self._sender_entry("block", address_or_domain, agent_id, scope, note)
 
-    def find_agents(self, q: str | None = None, **filters: Any) -> _J:
-        """GET /v1/directory/agents: agents of this deployment, by id or address."""
-        return self._call(RequestSpec("GET", "/directory/agents", params=query(q=q, **filters)))
+    def delete_sender(self, entry_id: str) -> _N:
+        """DELETE /v1/directory/senders/{id}: forget an entry (``id`` from ``list_senders``)."""
+        return self._call(RequestSpec("DELETE", f"/directory/senders/{segment(entry_id)}", result="none"))
+
+    def find_agents(self, q: str) -> _J:
+        """GET /v1/directory/agents?q=: agents of this deployment by id, address or name."""
+        return self._call(RequestSpec("GET", "/directory/agents", params=query(q=q)))
 
     # --- Webhooks ------------------------------------------------------------------------
 
