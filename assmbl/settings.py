@@ -302,3 +302,14 @@ AUTHSERV_ID = env_str("AUTHSERV_ID")
 AUTHSERV_TRUSTED_RELAYS = env_list("AUTHSERV_TRUSTED_RELAYS")
 CHALLENGE_WINDOW_SECONDS = env_int("CHALLENGE_WINDOW_SECONDS", 24 * 3600, minimum=1)
 CHALLENGE_TTL_SECONDS = env_int("CHALLENGE_TTL_SECONDS", 7 * 24 * 3600, minimum=60)
+
+# --- Sending ---------------------------------------------------------------------------------------
+# Bot-loop breaker: more than LOOP_MAX_MESSAGES agent-to-agent messages in one thread
+# within LOOP_WINDOW_SECONDS → 429 loop_detected.
+LOOP_MAX_MESSAGES = env_int("LOOP_MAX_MESSAGES", 20, minimum=1)
+LOOP_WINDOW_SECONDS = env_int("LOOP_WINDOW_SECONDS", 600, minimum=1)
+IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=60)
+if SES_CONFIGURATION_SET:
+    ANYMAIL["AMAZON_SES_CONFIGURATION_SET_NAME"] = SES_CONFIGURATION_SET
+CELERY_BEAT_SCHEDULE["purge-send-requests"] = {"task": "mail.tasks.purge_send_requests", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["sweep-queued-messages"] = {"task": "mail.tasks.sweep_queued_messages", "schedule": 120.0}

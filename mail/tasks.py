@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from mail.ingest import delivery_process
 from mail.models import InboundDelivery
+from mail.sending import TransientSendError, message_dispatch, messages_queued_stale, send_requests_purge
 
 STALE_AFTER = dt.timedelta(minutes=2)
 
@@ -48,3 +49,36 @@ def sweep_expired_attachments() -> int:
     from mail.attachments import attachments_expire
 
     return attachments_expire()
+
+# --- Sending ---------------------------------------------------------------------------------
+
+QUEUED_STALE_AFTER = dt.timedelta(minutes=5)
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(TransientSendError, DatabaseError, OSError),
+    retry_backoff=5,
+    retry_backoff_max=900,
+    retry_jitter=True,
+    max_retries=12,
+)
+def send_message(message_id: str) -> str | None:
+    """Safe to run twice: the service sends only while the message is still queued."""
+    message = message_dispatch(message_id=message_id)
+    return message.status if message else None
+
+
+@shared_task
+def sweep_queued_messages() -> int:
+    """Re-queue outbound messages whose task was lost (broker outage after commit)."""
+    ids = messages_queued_stale(older_than=QUEUED_STALE_AFTER)
+    for message_id in ids:
+        send_message.delay(message_id)
+    return len(ids)
+
+
+@shared_task
+def purge_send_requests() -> int:
+    return send_requests_purge()

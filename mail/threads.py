@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from assmbl.ids import new_id
@@ -59,3 +61,13 @@ def thread_id_for(
         if child:
             return child
     return new_id("thr")
+
+
+def thread_messages(*, agent: Agent, thread_id: str) -> Any:
+    """GET /v1/threads/{id}: the agent's own messages of a thread, both directions. Held,
+    blocked and quarantined mail is for staff, not the agent, as in the inbox."""
+    return (
+        Message.objects.for_agent(agent)
+        .in_thread(thread_id)
+        .filter(Q(direction=Message.Direction.OUTBOUND) | Q(disposition=Message.Disposition.INBOX))
+    )

@@ -1,5 +1,110 @@
+"""Sending endpoints: POST /v1/send, reply, forward, GET /v1/sent and GET /v1/threads/{id}."""
+
 from __future__ import annotations
 
-from django.urls import URLPattern
+from collections.abc import Callable
 
-urlpatterns: list[URLPattern] = []
+from django.urls import path
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from assmbl.errors import NotFound
+from mail.api.common import AgentAPIView, message_for_agent_or_404
+from mail.models import Message
+from mail.pagination import limit_parse, page_after, query_params_check
+from mail.sending import (
+    IdempotentResult,
+    message_forward,
+    message_reply,
+    message_send,
+    outgoing_parse,
+    send_idempotently,
+)
+from mail.serializers import message_item, with_item_relations
+from mail.threads import thread_messages
+
+
+def _respond(result: IdempotentResult) -> Response:
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    return Response(result.body, status=result.status, headers=headers)
+
+
+class _IdempotentSendView(AgentAPIView):
+    def run(self, request: Request, perform: Callable[[str], Message]) -> Response:
+        result = send_idempotently(
+            agent=self.agent(request),
+            key=request.headers.get("Idempotency-Key"),
+            path=request.path,
+            data=request.data,
+            perform=perform,
+        )
+        return _respond(result)
+
+
+class SendView(_IdempotentSendView):
+    def post(self, request: Request) -> Response:
+        agent = self.agent(request)
+        return self.run(
+            request,
+            lambda key: message_send(agent=agent, outgoing=outgoing_parse(request.data), idempotency_key=key),
+        )
+
+
+class ReplyView(_IdempotentSendView):
+    def post(self, request: Request, message_id: str) -> Response:
+        agent = self.agent(request)
+        original = message_for_agent_or_404(agent, message_id)
+        return self.run(
+            request, lambda key: message_reply(agent=agent, original=original, data=request.data, idempotency_key=key)
+        )
+
+
+class ForwardView(_IdempotentSendView):
+    def post(self, request: Request, message_id: str) -> Response:
+        agent = self.agent(request)
+        original = message_for_agent_or_404(agent, message_id)
+        return self.run(
+            request, lambda key: message_forward(agent=agent, original=original, data=request.data, idempotency_key=key)
+        )
+
+
+class SentView(AgentAPIView):
+    def get(self, request: Request) -> Response:
+        query_params_check(request.query_params, {"limit", "cursor"})
+        queryset = with_item_relations(Message.objects.for_agent(self.agent(request)).outbound())
+        page = page_after(
+            queryset, limit=limit_parse(request.query_params.get("limit")), cursor=request.query_params.get("cursor")
+        )
+        return Response(
+            {"items": [message_item(m) for m in page.items], "next_cursor": page.next_cursor, "has_more": page.has_more}
+        )
+
+
+class ThreadView(AgentAPIView):
+    def get(self, request: Request, thread_id: str) -> Response:
+        query_params_check(request.query_params, {"limit", "cursor"})
+        queryset = with_item_relations(thread_messages(agent=self.agent(request), thread_id=thread_id))
+        page = page_after(
+            queryset,
+            limit=limit_parse(request.query_params.get("limit"), default=100),
+            cursor=request.query_params.get("cursor"),
+        )
+        if not page.items and not request.query_params.get("cursor"):
+            raise NotFound("No such thread.", code="thread_not_found")
+        return Response(
+            {
+                "thread_id": thread_id,
+                "items": [message_item(m) for m in page.items],
+                "next_cursor": page.next_cursor,
+                "has_more": page.has_more,
+            }
+        )
+
+
+urlpatterns = [
+    path("send", SendView.as_view(), name="send"),
+    path("sent", SentView.as_view(), name="sent"),
+    path("messages/<str:message_id>/reply", ReplyView.as_view(), name="message-reply"),
+    path("messages/<str:message_id>/forward", ForwardView.as_view(), name="message-forward"),
+    path("threads/<str:thread_id>", ThreadView.as_view(), name="thread"),
+]

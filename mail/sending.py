@@ -1,0 +1,730 @@
+"""Sending: POST /v1/send, replies and forwards, the idempotency records that make a
+retried request harmless, the bot-loop breaker, and the dispatch run by the worker.
+
+The raw MIME of an outbound message is built once, here, stored like inbound mail, and
+the worker hands exactly those bytes to the configured email backend (anymail SES, an
+SMTP relay, or the embedded LocalEmailBackend).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import smtplib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.generator import BytesGenerator
+from email.message import Message as MimeMessage
+from email.parser import BytesParser
+from email.utils import formataddr, getaddresses, make_msgid, parseaddr
+from io import BytesIO
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from assmbl.errors import ApiError, Conflict, PayloadTooLarge, RateLimited, ValidationFailed
+from directory.models import Agent
+from mail.attachments import attachment_open, attachments_for_send, attachments_mark_claimed
+from mail.models import Attachment, Message, SendRequest
+from mail.parsing import html_to_text, make_preview
+from mail.serializers import message_item
+from mail.storage import raw_read, raw_store
+from mail.threads import thread_id_for
+from webhooks.services import event_record
+
+SEND_FIELDS = {"to", "cc", "bcc", "subject", "body", "html", "reply_to", "headers", "attachments"}
+REPLY_FIELDS = {"body", "html", "reply_all", "attachments"}
+FORWARD_FIELDS = {"to", "body"}
+# Headers a caller may never set: they are ours (From is always the agent) or the
+# library's (MIME structure); only X- headers pass, and these X- ones are reserved too.
+_HEADER_NAME = re.compile(r"^X-[A-Za-z0-9][A-Za-z0-9-]{0,75}$")
+_RESERVED_X_HEADERS = {"x-agentmail-idempotency-key"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RE_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
+_FWD_PREFIX = re.compile(r"^\s*(fwd?)\s*:", re.IGNORECASE)
+# A request that crashed between reservation and completion must not hold its key for
+# 24 hours: after this long an in-flight reservation is taken over by the next retry.
+STALE_RESERVATION = dt.timedelta(minutes=5)
+
+
+# --- Input ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A validated message to send; addresses are formatted ``Name <addr>`` strings."""
+
+    to: list[str]
+    subject: str
+    body: str | None = None
+    html: str | None = None
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    reply_to: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    attachment_ids: list[str] = field(default_factory=list)
+
+    @property
+    def recipients(self) -> list[str]:
+        return [*self.to, *self.cc, *self.bcc]
+
+
+def _no_line_breaks(field_name: str, value: str) -> None:
+    # A CR or LF in a header value is header injection; the email library would raise
+    # BadHeaderError (a 500) much later, so refuse it up front with the field named.
+    if "\r" in value or "\n" in value:
+        raise ValidationFailed(
+            f"{field_name} must not contain line breaks.", code="header_injection", details={"field": field_name}
+        )
+
+
+def bare_address(address: str) -> str:
+    return parseaddr(address)[1].lower()
+
+
+def is_agent_address(address: str) -> bool:
+    return bare_address(address).rpartition("@")[2] == settings.MAIL_DOMAIN
+
+
+def addresses_clean(field_name: str, value: Any, *, required: bool = False) -> list[str]:
+    """A string or a list of strings, each one valid address → formatted addresses."""
+    if value is None or value == [] or value == "":
+        if required:
+            raise ValidationFailed(f"{field_name} is required.", code="missing_field", details={"field": field_name})
+        return []
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValidationFailed(
+            f"{field_name} must be an address or a list of addresses.", code="invalid_address", details={"field": field_name}
+        )
+    cleaned = []
+    for item in values:
+        _no_line_breaks(field_name, item)
+        parsed = getaddresses([item])
+        name, address = parsed[0] if len(parsed) == 1 else ("", "")
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ValidationFailed(
+                f"{field_name}: {item!r} is not a valid email address.",
+                code="invalid_address",
+                details={"field": field_name, "value": item},
+            ) from None
+        cleaned.append(formataddr((name, address)) if name else address)
+    return cleaned
+
+
+def _text_field(data: dict[str, Any], name: str, *, header: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{name} must be a string.", code="invalid_field", details={"field": name})
+    if header:
+        _no_line_breaks(name, value)
+    return value
+
+
+def _check_fields(data: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValidationFailed("The body must be a JSON object.", code="invalid_body")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValidationFailed(f"Unknown field: {', '.join(unknown)}.", code="unknown_field", details={"unknown": unknown})
+    return data
+
+
+def _headers_clean(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationFailed("headers must be an object.", code="invalid_header", details={"field": "headers"})
+    headers = {}
+    for name, header_value in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name) or name.lower() in _RESERVED_X_HEADERS:
+            raise ValidationFailed(
+                f"Only X- headers may be set; {name!r} is not allowed.", code="invalid_header", details={"header": name}
+            )
+        if not isinstance(header_value, str) or len(header_value) > 998:
+            raise ValidationFailed(f"{name} must be a string of at most 998 characters.", code="invalid_header", details={"header": name})
+        _no_line_breaks(name, header_value)
+        headers[name] = header_value
+    return headers
+
+
+def _attachment_ids_clean(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationFailed("attachments must be a list of AttachmentIDs.", code="invalid_field", details={"field": "attachments"})
+    return list(dict.fromkeys(value))
+
+
+def _content_clean(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    body, html = _text_field(data, "body"), _text_field(data, "html")
+    if body is None and html is None:
+        raise ValidationFailed("body or html is required.", code="missing_field", details={"field": "body"})
+    return body, html
+
+
+def outgoing_parse(data: Any) -> Outgoing:
+    """The body of POST /v1/send, validated."""
+    data = _check_fields(data, SEND_FIELDS)
+    subject = _text_field(data, "subject", header=True)
+    if subject is None:
+        raise ValidationFailed("subject is required.", code="missing_field", details={"field": "subject"})
+    body, html = _content_clean(data)
+    return Outgoing(
+        to=addresses_clean("to", data.get("to"), required=True),
+        cc=addresses_clean("cc", data.get("cc")),
+        bcc=addresses_clean("bcc", data.get("bcc")),
+        reply_to=addresses_clean("reply_to", data.get("reply_to")),
+        subject=subject,
+        body=body,
+        html=html,
+        headers=_headers_clean(data.get("headers")),
+        attachment_ids=_attachment_ids_clean(data.get("attachments")),
+    )
+
+
+# --- Building and queueing ---------------------------------------------------------------
+
+
+def _recipients_check(outgoing: Outgoing) -> None:
+    if not outgoing.recipients:
+        raise ValidationFailed("At least one recipient is required.", code="missing_field", details={"field": "to"})
+    if len(outgoing.recipients) > settings.MAX_RECIPIENTS:
+        raise ValidationFailed(
+            f"At most {settings.MAX_RECIPIENTS} recipients (to + cc + bcc) per message.",
+            code="too_many_recipients",
+            details={"count": len(outgoing.recipients), "limit": settings.MAX_RECIPIENTS},
+        )
+
+
+def mime_build(
+    *,
+    agent: Agent,
+    outgoing: Outgoing,
+    message_id: str,
+    in_reply_to: str = "",
+    references: list[str] | None = None,
+    auto_submitted: str = "",
+    idempotency_key: str = "",
+    attachments: Iterable[Attachment] = (),
+    forwarded_raw: bytes | None = None,
+) -> bytes:
+    headers: dict[str, str] = {"Message-ID": message_id, **outgoing.headers}
+    if in_reply_to:
+        headers["In-Reply-To"] = in_reply_to
+    if references:
+        headers["References"] = " ".join(references)
+    if auto_submitted:
+        headers["Auto-Submitted"] = auto_submitted
+    if idempotency_key:
+        headers["X-AgentMail-Idempotency-Key"] = idempotency_key
+    text = outgoing.body if outgoing.body is not None else html_to_text(outgoing.html or "")
+    email = EmailMultiAlternatives(
+        subject=outgoing.subject,
+        body=text,
+        from_email=formataddr((agent.display_name, agent.address)) if agent.display_name else agent.address,
+        to=outgoing.to,
+        cc=outgoing.cc,
+        bcc=outgoing.bcc,
+        reply_to=outgoing.reply_to,
+        headers=headers,
+    )
+    if outgoing.html is not None:
+        email.attach_alternative(outgoing.html, "text/html")
+    for attachment in attachments:
+        with attachment_open(attachment) as fh:
+            email.attach(attachment.filename or attachment.id, fh.read(), attachment.content_type)
+    if forwarded_raw is not None:
+        email.attach("forwarded.eml", BytesParser().parsebytes(forwarded_raw), "message/rfc822")
+    return email.message().as_bytes()
+
+
+def _loop_check(*, agent: Agent, thread_id: str, now: dt.datetime) -> None:
+    """More than LOOP_MAX_MESSAGES agent-to-agent messages in this thread within the
+    window: refuse, so two agents answering each other cannot ping-pong forever."""
+    since = now - dt.timedelta(seconds=settings.LOOP_WINDOW_SECONDS)
+    rows = (
+        Message.objects.for_agent(agent)
+        .in_thread(thread_id)
+        .filter(received_at__gte=since)
+        .order_by("-received_at")
+        .values_list("direction", "sender", "to", "cc", "bcc", "received_at")
+    )
+    between_agents = []
+    for direction, sender, to, cc, bcc, received_at in rows:
+        if direction == Message.Direction.INBOUND:
+            agentish = is_agent_address(sender)
+        else:
+            agentish = any(is_agent_address(a) for a in [*to, *cc, *bcc])
+        if agentish:
+            between_agents.append(received_at)
+        if len(between_agents) >= settings.LOOP_MAX_MESSAGES:
+            oldest = between_agents[-1]
+            retry_after = max(1, int((oldest - since).total_seconds()) + 1)
+            raise RateLimited(
+                "Too many agent-to-agent messages in this thread; this looks like a loop between agents.",
+                code="loop_detected",
+                details={"thread_id": thread_id, "limit": settings.LOOP_MAX_MESSAGES, "window_seconds": settings.LOOP_WINDOW_SECONDS},
+                retry_after=retry_after,
+            )
+
+
+def message_send(
+    *,
+    agent: Agent,
+    outgoing: Outgoing,
+    idempotency_key: str = "",
+    in_reply_to: str = "",
+    references: list[str] | None = None,
+    auto_submitted: str = "",
+    forwarded_raw: bytes | None = None,
+) -> Message:
+    """Validate, build the raw MIME once, store it, and queue the message for the worker."""
+    _recipients_check(outgoing)
+    attachments = (
+        attachments_for_send(agent=agent, attachment_ids=outgoing.attachment_ids) if outgoing.attachment_ids else []
+    )
+    message_id = make_msgid(domain=settings.MAIL_DOMAIN)
+    references = (references or [])[-50:]
+    raw = mime_build(
+        agent=agent,
+        outgoing=outgoing,
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        auto_submitted=auto_submitted,
+        idempotency_key=idempotency_key,
+        attachments=attachments,
+        forwarded_raw=forwarded_raw,
+    )
+    if len(raw) > settings.MAX_MESSAGE_BYTES:
+        raise PayloadTooLarge(
+            f"The message is {len(raw)} bytes; the limit is {settings.MAX_MESSAGE_BYTES}.",
+            code="message_too_large",
+            details={"size": len(raw), "limit": settings.MAX_MESSAGE_BYTES},
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        thread_id = thread_id_for(
+            agent=agent, message_id=message_id, in_reply_to=in_reply_to, references=references, subject=outgoing.subject
+        )
+        if any(is_agent_address(a) for a in outgoing.recipients):
+            _loop_check(agent=agent, thread_id=thread_id, now=now)
+        key, sha = raw_store(raw)
+        message = Message.objects.create(
+            agent=agent,
+            direction=Message.Direction.OUTBOUND,
+            status=Message.Status.QUEUED,
+            from_header=formataddr((agent.display_name, agent.address)) if agent.display_name else agent.address,
+            from_name=agent.display_name,
+            sender=agent.address,
+            to=outgoing.to,
+            cc=outgoing.cc,
+            bcc=outgoing.bcc,
+            reply_to=outgoing.reply_to,
+            subject=outgoing.subject,
+            body_preview=make_preview(outgoing.body if outgoing.body is not None else html_to_text(outgoing.html or "")),
+            received_at=now,
+            size=len(raw),
+            sha256=sha,
+            storage_key=key,
+            internet_message_id=message_id,
+            in_reply_to=in_reply_to,
+            references=" ".join(references),
+            thread_id=thread_id,
+            idempotency_key=idempotency_key,
+            auto_submitted=auto_submitted,
+            is_read=True,
+        )
+        if attachments:
+            attachments_mark_claimed(attachments=attachments, message=message)
+        _queue_dispatch(message.id)
+    return message
+
+
+def _queue_dispatch(message_id: str) -> None:
+    from mail.tasks import send_message
+
+    transaction.on_commit(lambda: send_message.delay(message_id))
+
+
+def _reply_subject(subject: str) -> str:
+    return subject if _RE_PREFIX.match(subject) else f"Re: {subject}".strip()
+
+
+def _forward_subject(subject: str) -> str:
+    return subject if _FWD_PREFIX.match(subject) else f"Fwd: {subject}".strip()
+
+
+def _without(addresses: Iterable[str], excluded: set[str]) -> list[str]:
+    result, seen = [], set(excluded)
+    for address in addresses:
+        bare = bare_address(address)
+        if bare and bare not in seen:
+            seen.add(bare)
+            result.append(address)
+    return result
+
+
+def _own_addresses(agent: Agent) -> set[str]:
+    return {agent.address.lower()}
+
+
+def _is_own(agent: Agent, address: str) -> bool:
+    local, _, domain = bare_address(address).rpartition("@")
+    return domain == settings.MAIL_DOMAIN and local.split("+", 1)[0] == agent.agent_id
+
+
+def _references_for(original: Message) -> list[str]:
+    refs = original.references.split()
+    if original.internet_message_id:
+        refs.append(original.internet_message_id)
+    return refs
+
+
+def message_reply(*, agent: Agent, original: Message, data: Any, idempotency_key: str = "") -> Message:
+    """Reply (or reply-all) to a message of this agent's mailbox."""
+    data = _check_fields(data, REPLY_FIELDS)
+    body, html = _content_clean(data)
+    reply_all = data.get("reply_all", False)
+    if not isinstance(reply_all, bool):
+        raise ValidationFailed("reply_all must be true or false.", code="invalid_field", details={"field": "reply_all"})
+    own = _own_addresses(agent)
+    if original.direction == Message.Direction.OUTBOUND:
+        # Following up on our own message goes to the same people again.
+        to = list(original.to)
+    else:
+        to = list(original.reply_to) or [original.from_header or original.sender]
+    to = [a for a in _without(to, set()) if not _is_own(agent, a)] or ([original.sender] if original.sender else [])
+    cc: list[str] = []
+    if reply_all:
+        already = {bare_address(a) for a in to} | own
+        cc = [a for a in _without([*original.to, *original.cc], already) if not _is_own(agent, a)]
+    outgoing = Outgoing(
+        to=addresses_clean("to", to, required=True),
+        cc=addresses_clean("cc", cc),
+        subject=_reply_subject(original.subject),
+        body=body,
+        html=html,
+        attachment_ids=_attachment_ids_clean(data.get("attachments")),
+    )
+    # A reply to another agent is machine-generated mail to a machine (RFC 3834): say so,
+    # so that well-behaved auto-responders on the other side do not answer it.
+    between_agents = original.direction == Message.Direction.INBOUND and is_agent_address(original.sender)
+    return message_send(
+        agent=agent,
+        outgoing=outgoing,
+        idempotency_key=idempotency_key,
+        in_reply_to=original.internet_message_id,
+        references=_references_for(original),
+        auto_submitted="auto-replied" if between_agents else "",
+    )
+
+
+def message_forward(*, agent: Agent, original: Message, data: Any, idempotency_key: str = "") -> Message:
+    """Forward a message with the original attached as message/rfc822 (quoted when its
+    raw MIME is not available)."""
+    data = _check_fields(data, FORWARD_FIELDS)
+    note = _text_field(data, "body") or ""
+    forwarded_raw = raw_read(original.storage_key, archived=original.archived) if original.storage_key else None
+    if forwarded_raw is None:
+        note = f"{note}\n\n---------- Forwarded message ----------\nFrom: {original.from_header}\nSubject: {original.subject}\n\n{original.body_preview}"
+    outgoing = Outgoing(
+        to=addresses_clean("to", data.get("to"), required=True),
+        subject=_forward_subject(original.subject),
+        body=note,
+    )
+    return message_send(
+        agent=agent,
+        outgoing=outgoing,
+        idempotency_key=idempotency_key,
+        references=_references_for(original),
+        forwarded_raw=forwarded_raw,
+    )
+
+
+def send_response(message: Message) -> dict[str, str]:
+    return {"MessageID": message.id, "Status": message.status}
+
+
+# --- Idempotency ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdempotentResult:
+    status: int
+    body: dict[str, Any]
+    replayed: bool
+
+
+def idempotency_key_clean(value: str) -> str:
+    if not 1 <= len(value) <= 255 or _CONTROL.search(value):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 255 printable characters.", code="invalid_idempotency_key"
+        )
+    return value
+
+
+def request_hash(*, path: str, data: Any) -> str:
+    canonical = json.dumps({"path": path, "body": data}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _reserve(*, agent: Agent, key: str, digest: str) -> SendRequest | IdempotentResult:
+    now = timezone.now()
+    for _ in range(3):
+        try:
+            # Committed on its own, before the side effect: a racing duplicate sees it.
+            with transaction.atomic():
+                return SendRequest.objects.create(
+                    agent=agent, key=key, request_hash=digest, expires_at=now + dt.timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+                )
+        except IntegrityError:
+            existing = SendRequest.objects.filter(agent=agent, key=key).first()
+        if existing is None:
+            continue  # purged or released between our insert and our read: try again
+        stale_in_flight = existing.state == SendRequest.State.IN_FLIGHT and existing.created_at < now - STALE_RESERVATION
+        if existing.expires_at <= now or stale_in_flight:
+            # Conditional delete: of two retries that both saw it expired, one wins.
+            SendRequest.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
+            continue
+        if existing.request_hash != digest:
+            raise Conflict(
+                "This Idempotency-Key was already used with a different request.", code="idempotency_key_reused",
+                details={"key": key},
+            )
+        if existing.state == SendRequest.State.IN_FLIGHT:
+            raise Conflict(
+                "A request with this Idempotency-Key is still being processed; retry shortly.",
+                code="idempotency_key_in_use",
+                details={"key": key},
+            )
+        return IdempotentResult(status=existing.response_status or 202, body=existing.response_body or {}, replayed=True)
+    raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.", code="idempotency_key_in_use")
+
+
+def send_idempotently(
+    *, agent: Agent, key: str | None, path: str, data: Any, perform: Callable[[str], Message]
+) -> IdempotentResult:
+    """Run ``perform`` (a send, reply or forward) at most once per (agent, key).
+
+    The same key with the same body replays the first response; with another body it is a
+    409 ``idempotency_key_reused``; while the first is still running, 409 ``idempotency_key_in_use``.
+    A request that fails validation releases its key, so a corrected retry can use it.
+    """
+    if key is None:
+        message = perform("")
+        return IdempotentResult(status=202, body=send_response(message), replayed=False)
+    key = idempotency_key_clean(key)
+    reserved = _reserve(agent=agent, key=key, digest=request_hash(path=path, data=data))
+    if isinstance(reserved, IdempotentResult):
+        return reserved
+    try:
+        with transaction.atomic():
+            message = perform(key)
+            body = send_response(message)
+            # Completed in the same transaction that creates the message: either both
+            # exist or neither, so a replay never points at a message that was rolled back.
+            updated = SendRequest.objects.filter(pk=reserved.pk, state=SendRequest.State.IN_FLIGHT).update(
+                state=SendRequest.State.COMPLETED, response_status=202, response_body=body, message=message
+            )
+            if not updated:
+                raise Conflict("This Idempotency-Key was taken over by another request.", code="idempotency_key_in_use")
+    except ApiError:
+        SendRequest.objects.filter(pk=reserved.pk, state=SendRequest.State.IN_FLIGHT).delete()
+        raise
+    except Exception:
+        SendRequest.objects.filter(pk=reserved.pk, state=SendRequest.State.IN_FLIGHT).delete()
+        raise
+    return IdempotentResult(status=202, body=body, replayed=False)
+
+
+def send_requests_purge(*, now: dt.datetime | None = None) -> int:
+    """Forget idempotency keys older than their 24 hours."""
+    deleted, _ = SendRequest.objects.filter(expires_at__lte=now or timezone.now()).delete()
+    return deleted
+
+
+# --- Dispatch (the worker) -------------------------------------------------------------------
+
+
+class TransientSendError(Exception):
+    """The provider or relay could not take the message now; the task retries with backoff."""
+
+
+class _StoredMime(MimeMessage):
+    """The stored bytes as a stdlib message that Django's SMTP backend (which passes
+    ``linesep``) and anymail (which walks the parts) can both serialise."""
+
+    def as_bytes(self, unixfrom: bool = False, policy: Any = None, linesep: str = "\n") -> bytes:
+        fp = BytesIO()
+        BytesGenerator(fp, mangle_from_=False, policy=(policy or self.policy).clone(linesep=linesep)).flatten(
+            self, unixfrom=unixfrom
+        )
+        return fp.getvalue()
+
+
+class StoredEmailMessage(EmailMessage):
+    """A Django EmailMessage over raw MIME that was already built and stored: the backend
+    sends exactly these bytes (to/cc/bcc give the envelope; Bcc is not in the bytes)."""
+
+    def __init__(self, *, raw: bytes, message_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.raw = raw
+        self.assmbl_message_id = message_id
+        self.provider_message_id = ""
+
+    def message(self, *, policy: Any = None) -> Any:  # type: ignore[override]
+        return BytesParser(_class=_StoredMime).parsebytes(self.raw)
+
+
+def _ses_message_id_header(ses_id: str) -> str:
+    # SES replaces our Message-ID with its own, built from the message id it returns.
+    region = settings.AWS_REGION
+    host = "email.amazonses.com" if region == "us-east-1" else f"{region}.amazonses.com"
+    return f"<{ses_id}@{host}>"
+
+
+_PERMANENT_SES_CODES = {
+    "MessageRejected",
+    "MailFromDomainNotVerifiedException",
+    "MailFromDomainNotVerified",
+    "BadRequestException",
+    "NotFoundException",
+    "ConfigurationSetDoesNotExistException",
+    "ConfigurationSetDoesNotExist",
+    "AccountSuspendedException",
+    "SendingPausedException",
+}
+
+
+def _is_permanent(exc: Exception) -> bool:
+    """Errors that retrying cannot fix: the message is marked failed instead."""
+    from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
+
+    if isinstance(exc, (AnymailRecipientsRefused, AnymailInvalidAddress, smtplib.SMTPRecipientsRefused)):
+        return True
+    if isinstance(exc, (smtplib.SMTPDataError, smtplib.SMTPSenderRefused)):
+        return 500 <= exc.smtp_code < 600
+    if isinstance(exc, AnymailAPIError):
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict):
+            return response.get("Error", {}).get("Code") in _PERMANENT_SES_CODES
+    return False
+
+
+def message_dispatch(*, message_id: str) -> Message | None:
+    """Hand a queued message to the email backend, once.
+
+    The row stays locked from the check to the status update, so a second copy of the task
+    (redelivery, a sweep) waits and then finds the message no longer queued. The status is
+    the first thing written after the provider accepted; if the process dies between the
+    two, the provider's tracking events still find the message by its id, and the
+    X-AgentMail-Idempotency-Key lets the recipient side drop a duplicate.
+    """
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update()
+            .select_related("agent")
+            .filter(pk=message_id, direction=Message.Direction.OUTBOUND)
+            .first()
+        )
+        if message is None or message.status != Message.Status.QUEUED:
+            return message
+        email = StoredEmailMessage(
+            raw=raw_read(message.storage_key),
+            message_id=message.id,
+            subject=message.subject,
+            from_email=message.from_header,
+            to=list(message.to),
+            cc=list(message.cc),
+            bcc=list(message.bcc),
+        )
+        connection = get_connection()
+        try:
+            connection.send_messages([email])
+        except Exception as exc:
+            if not _is_permanent(exc):
+                raise TransientSendError(str(exc)) from exc
+            message.status = Message.Status.FAILED
+            message.status_detail = str(exc)[:2000]
+            message.save(update_fields=["status", "status_detail", "updated_at"])
+            event_record(agent=message.agent, type="message.failed", payload=_event_payload(message))
+            return message
+        anymail_status = getattr(email, "anymail_status", None)
+        provider_id = (getattr(anymail_status, "message_id", None) or email.provider_message_id or "")
+        if not isinstance(provider_id, str):
+            provider_id = ""  # anymail returns a set when recipients got different ids
+        message.status = Message.Status.SENT
+        message.provider_message_id = provider_id
+        if provider_id and settings.EMAIL_BACKEND == "anymail.backends.amazon_ses.EmailBackend":
+            message.internet_message_id = _ses_message_id_header(provider_id)
+        message.save(update_fields=["status", "provider_message_id", "internet_message_id", "updated_at"])
+        event_record(agent=message.agent, type="message.sent", payload=_event_payload(message))
+    return message
+
+
+def _event_payload(message: Message, **extra: Any) -> dict[str, Any]:
+    return {**message_item(message), "StatusDetail": message.status_detail, **extra}
+
+
+def messages_queued_stale(*, older_than: dt.timedelta) -> list[str]:
+    cutoff = timezone.now() - older_than
+    return list(
+        Message.objects.outbound()
+        .filter(status=Message.Status.QUEUED, received_at__lt=cutoff)
+        .values_list("id", flat=True)[:1000]
+    )
+
+
+# --- Tracking (provider events) ----------------------------------------------------------------
+
+# Forward-only: a late "delivered" never undoes a bounce; a complaint can follow a delivery.
+_STATUS_RANK = {
+    Message.Status.QUEUED: 0,
+    Message.Status.SENT: 1,
+    Message.Status.DELIVERED: 2,
+    Message.Status.BOUNCED: 3,
+    Message.Status.FAILED: 3,
+    Message.Status.COMPLAINED: 4,
+}
+TRACKING_STATUS = {
+    "sent": Message.Status.SENT,
+    "delivered": Message.Status.DELIVERED,
+    "bounced": Message.Status.BOUNCED,
+    "complained": Message.Status.COMPLAINED,
+    "rejected": Message.Status.FAILED,
+    "failed": Message.Status.FAILED,
+}
+
+
+def message_track(*, provider_message_id: str, event_type: str, detail: str = "") -> Message | None:
+    """Apply a provider's tracking event (anymail's normalised event_type) to the message."""
+    status = TRACKING_STATUS.get(event_type)
+    if status is None or not provider_message_id:
+        return None
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update()
+            .select_related("agent")
+            .filter(provider_message_id=provider_message_id, direction=Message.Direction.OUTBOUND)
+            .first()
+        )
+        if message is None or _STATUS_RANK[status] <= _STATUS_RANK.get(message.status, 0):
+            return message
+        message.status = status
+        message.status_detail = detail[:2000]
+        message.save(update_fields=["status", "status_detail", "updated_at"])
+        event_record(agent=message.agent, type=f"message.{status}", payload=_event_payload(message))
+    return message
