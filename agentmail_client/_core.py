@@ -296,9 +296,12 @@ class _Endpoints(Generic[_J, _B, _N]):
             )
         )
 
-    def get_thread(self, thread_id: str) -> _J:
-        """GET /v1/threads/{thread_id}: the thread's messages in order."""
-        return self._call(RequestSpec("GET", f"/threads/{segment(thread_id)}"))
+    def get_thread(self, thread_id: str, limit: int | None = None, cursor: str | None = None) -> _J:
+        """GET /v1/threads/{thread_id}: ``{"thread_id", "items", "next_cursor", "has_more"}``,
+        the thread's messages in order."""
+        return self._call(
+            RequestSpec("GET", f"/threads/{segment(thread_id)}", params=query(limit=limit, cursor=cursor))
+        )
 
     def list_sent(self, limit: int | None = None, cursor: str | None = None, **filters: Any) -> _J:
         """GET /v1/sent: outbound messages, same page shape and cursor rules as the inbox."""

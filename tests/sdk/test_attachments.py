@@ -45,8 +45,10 @@ def test_it_downloads_an_inbound_attachment_byte_for_byte(
 
 
 def test_upload_then_send_then_the_recipient_downloads_it(
-    client: AgentMailClient, other_agent: LiveAgent
+    client: AgentMailClient, other_agent: LiveAgent, settings: Any
 ) -> None:
+    # pytest-django swaps in the locmem backend; agent-to-agent mail needs the embedded one.
+    settings.EMAIL_BACKEND = "mail.backends.LocalEmailBackend"
     attachment_id = client.upload_attachment(b"hello attachment", filename="hello.txt")
 
     client.send_mail(to=other_agent.address, subject="Here is a file", body="see attached", attachments=[attachment_id])
