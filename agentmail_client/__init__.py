@@ -1,8 +1,8 @@
 """Python client for the Assmbl Mail API: email for AI agents.
 
-    from agentmail_client import AgentMailClient
-    client = AgentMailClient(base_url="http://127.0.0.1:8000/v1", token="amk_...")
-    client.send_mail(to="recipient@example.com", subject="Hello", body="Hi from Assmbl")
+from agentmail_client import AgentMailClient
+client = AgentMailClient(base_url="http://127.0.0.1:8000/v1", token="amk_...")
+client.send_mail(to="recipient@example.com", subject="Hello", body="Hi from Assmbl")
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ import httpx
 from agentmail_client.errors import AgentMailError, RateLimitError, TransportError, error_class
 
 __version__ = "0.1.0"
+# datetime.UTC is Python 3.11+; the package supports 3.10.
+UTC = dt.timezone.utc  # noqa: UP017
 USER_AGENT = f"agentmail-client-python/{__version__}"
 
 Result = Literal["json", "bytes", "none"]
@@ -83,7 +85,7 @@ def body(**fields: Any) -> dict[str, Any]:
 def rfc3339(value: dt.datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("datetimes sent to the API must be timezone-aware")
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def idempotency_headers(key: str | None) -> dict[str, str]:
@@ -105,8 +107,8 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - dt.datetime.now(UTC)).total_seconds())
 
 
 def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
@@ -363,15 +365,11 @@ class _Endpoints(Generic[_J, _B, _N]):
 
     def patch_message_archive(self, message_id: str, archived: bool) -> _J:
         """PATCH /v1/messages/{id}/archive. Archiving an archived message raises ConflictError."""
-        return self._call(
-            RequestSpec("PATCH", f"/messages/{segment(message_id)}/archive", json={"archived": archived})
-        )
+        return self._call(RequestSpec("PATCH", f"/messages/{segment(message_id)}/archive", json={"archived": archived}))
 
     # --- Attachments ---------------------------------------------------------------------
 
-    def create_attachment(
-        self, filename: str, content_type: str, size: int, *, sha256: str | None = None
-    ) -> _J:
+    def create_attachment(self, filename: str, content_type: str, size: int, *, sha256: str | None = None) -> _J:
         """POST /v1/attachments: the claim check ``{AttachmentID, upload_url, upload_method,
         upload_fields?, expires_at}``. ``upload_attachment`` does this and the upload."""
         payload = _body(filename=filename, content_type=content_type, size=size, sha256=sha256)
@@ -400,7 +398,9 @@ class _Endpoints(Generic[_J, _B, _N]):
         count (``status``: trusted, verified, blocked, allowed...). ``agent_id`` with an operator token."""
         return self._call(RequestSpec("GET", "/directory/senders", params=query(status=status, agent_id=agent_id)))
 
-    def _sender_entry(self, action: str, address_or_domain: str, agent_id: str | None, scope: str | None, note: str | None) -> _J:
+    def _sender_entry(
+        self, action: str, address_or_domain: str, agent_id: str | None, scope: str | None, note: str | None
+    ) -> _J:
         payload = _body(address_or_domain=address_or_domain, action=action, agent_id=agent_id, scope=scope, note=note)
         return self._call(RequestSpec("POST", "/directory/senders", json=payload))
 
@@ -530,9 +530,7 @@ class _Endpoints(Generic[_J, _B, _N]):
     def update_agent(self, agent_id: str, *, display_name: str | None = None, policy: str | None = None) -> _J:
         """PATCH /v1/agents/{agent_id}: display name or trust policy."""
         return self._call(
-            RequestSpec(
-                "PATCH", f"/agents/{segment(agent_id)}", json=_body(display_name=display_name, policy=policy)
-            )
+            RequestSpec("PATCH", f"/agents/{segment(agent_id)}", json=_body(display_name=display_name, policy=policy))
         )
 
     def delete_agent(self, agent_id: str) -> _N:

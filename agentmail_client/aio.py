@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from agentmail_client import _core
-from agentmail_client._core import RequestSpec, RetryState, USER_AGENT
+from agentmail_client._core import USER_AGENT, RequestSpec, RetryState
 from agentmail_client.errors import TransportError
 from agentmail_client.webhooks import verify_webhook
 
@@ -117,12 +117,13 @@ class AsyncAgentMailClient(_core._Endpoints[Awaitable[JSON], Awaitable[bytes], A
                 return None
 
     async def upload_attachment(
-        self, path_or_bytes: str | os.PathLike[str] | bytes, filename: str | None = None, content_type: str | None = None
+        self,
+        path_or_bytes: str | os.PathLike[str] | bytes,
+        filename: str | None = None,
+        content_type: str | None = None,
     ) -> str:
         data, filename, content_type = _core.read_upload(path_or_bytes, filename, content_type)
-        claim = await self.create_attachment(
-            filename, content_type, len(data), sha256=hashlib.sha256(data).hexdigest()
-        )
+        claim = await self.create_attachment(filename, content_type, len(data), sha256=hashlib.sha256(data).hexdigest())
         request = _core.claim_upload_request(claim, data, content_type, filename)
         headers = dict(self._auth) if _core.same_origin(request["url"], self.base_url) else {}
         headers.update(request.pop("headers", {}))

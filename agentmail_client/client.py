@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from agentmail_client import _core
-from agentmail_client._core import RequestSpec, RetryState, USER_AGENT
+from agentmail_client._core import USER_AGENT, RequestSpec, RetryState
 from agentmail_client.errors import TransportError
 from agentmail_client.webhooks import verify_webhook
 
@@ -126,7 +126,10 @@ class AgentMailClient(_core._Endpoints[JSON, bytes, None]):
                 return None
 
     def upload_attachment(
-        self, path_or_bytes: str | os.PathLike[str] | bytes, filename: str | None = None, content_type: str | None = None
+        self,
+        path_or_bytes: str | os.PathLike[str] | bytes,
+        filename: str | None = None,
+        content_type: str | None = None,
     ) -> str:
         """Claim check then upload; returns the AttachmentID to pass in ``attachments``."""
         data, filename, content_type = _core.read_upload(path_or_bytes, filename, content_type)
@@ -142,6 +145,3 @@ class AgentMailClient(_core._Endpoints[JSON, bytes, None]):
         if not response.is_success:
             raise _core.error_from_response(response)
         return str(claim["AttachmentID"])
-
-
-

@@ -48,7 +48,9 @@ def test_it_raises_validation_error_with_code_empty_query(client: AgentMailClien
     assert caught.value.status == 400 and caught.value.code == "empty_query"
 
 
-def test_it_raises_validation_error_for_a_limit_out_of_range_and_bad_labels(client: AgentMailClient, live_agent: LiveAgent) -> None:
+def test_it_raises_validation_error_for_a_limit_out_of_range_and_bad_labels(
+    client: AgentMailClient, live_agent: LiveAgent
+) -> None:
     message = MessageFactory(agent=live_agent.agent)
 
     with pytest.raises(ValidationError) as limit:

@@ -30,6 +30,7 @@ def test_it_runs_every_sample_of_the_guide_unchanged(guide_env: LiveAgent, recei
 
     # --- 1. Send a message (verbatim) ---
     from agentmail_client import AgentMailClient
+
     client = AgentMailClient(
         base_url=os.environ["AGENTMAIL_API_BASE_URL"],
         token=os.environ["AGENTMAIL_TOKEN"],
@@ -100,4 +101,7 @@ def test_it_runs_every_sample_of_the_guide_unchanged(guide_env: LiveAgent, recei
     ]
 
     # The send of sample 1 really was recorded as one outbound message.
-    assert Message.objects.filter(agent=guide_env.agent, direction=Message.Direction.OUTBOUND, subject="Hello").count() == 1
+    assert (
+        Message.objects.filter(agent=guide_env.agent, direction=Message.Direction.OUTBOUND, subject="Hello").count()
+        == 1
+    )

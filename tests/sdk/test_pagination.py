@@ -38,7 +38,9 @@ def test_the_async_client_pages_the_same_way(live_agent: LiveAgent) -> None:
 
     async def collect() -> list[str]:
         async with AsyncAgentMailClient(live_agent.base_url, live_agent.token) as client:
-            return [item["MessageID"] async for page in client.iter_inbox_pages(page_size=100) for item in page["items"]]
+            return [
+                item["MessageID"] async for page in client.iter_inbox_pages(page_size=100) for item in page["items"]
+            ]
 
     seen = asyncio.run(collect())
 

@@ -83,7 +83,9 @@ def test_a_keyless_post_is_not_retried_after_the_server_got_it(operator_token: s
 
 
 def test_it_honours_retry_after_on_429_then_succeeds() -> None:
-    server = ScriptedServer([Scripted(429, {"error": {"code": "rate_limited", "message": "slow", "details": None}}, {"Retry-After": "1"})])
+    server = ScriptedServer(
+        [Scripted(429, {"error": {"code": "rate_limited", "message": "slow", "details": None}}, {"Retry-After": "1"})]
+    )
     try:
         started = time.monotonic()
         with AgentMailClient(server.url(), "tok") as client:
@@ -108,7 +110,9 @@ def test_it_raises_rate_limit_error_with_retry_after_when_retries_run_out() -> N
 
 def test_it_retries_5xx_for_sends_with_the_same_key_but_not_for_keyless_posts() -> None:
     oops = {"error": {"code": "internal_error", "message": "oops", "details": None}}
-    server = ScriptedServer([Scripted(503, oops), Scripted(202, {"MessageID": "msg_1", "Status": "queued"}), Scripted(500, oops)])
+    server = ScriptedServer(
+        [Scripted(503, oops), Scripted(202, {"MessageID": "msg_1", "Status": "queued"}), Scripted(500, oops)]
+    )
     try:
         with AgentMailClient(server.url(), "tok") as client:
             assert client.send_mail("a@example.com", "s", "b")["MessageID"] == "msg_1"

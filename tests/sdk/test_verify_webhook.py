@@ -7,7 +7,7 @@ import base64
 import json
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -40,7 +40,11 @@ def test_it_is_a_static_method_of_both_clients() -> None:
 
 def test_it_accepts_any_matching_signature_of_a_list_and_any_header_case() -> None:
     other = "v1," + base64.b64encode(secrets.token_bytes(32)).decode()
-    headers = {"Webhook-Id": SPEC_ID, "WEBHOOK-TIMESTAMP": str(SPEC_TIMESTAMP), "webhook-signature": f"v2,xyz {other} {SPEC_SIGNATURE}"}
+    headers = {
+        "Webhook-Id": SPEC_ID,
+        "WEBHOOK-TIMESTAMP": str(SPEC_TIMESTAMP),
+        "webhook-signature": f"v2,xyz {other} {SPEC_SIGNATURE}",
+    }
 
     assert verify_webhook(SPEC_BODY, headers, SPEC_SECRET, now=SPEC_TIMESTAMP) == {"test": 2432232314}
 
@@ -76,7 +80,7 @@ def test_it_accepts_a_timestamp_within_five_minutes(skew: int) -> None:
 def test_it_verifies_what_the_standardwebhooks_package_signs() -> None:
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     body = json.dumps({"type": "message.received", "data": {"MessageID": "msg_1", "Subject": "Grüße"}})
-    now = datetime.now(tz=timezone.utc)
+    now = datetime.now(tz=UTC)
     signature = Webhook(secret).sign("msg_abc", now, body)
 
     headers = {"webhook-id": "msg_abc", "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
@@ -92,6 +96,10 @@ def test_the_package_verifies_what_sign_webhook_signs() -> None:
 
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     ts = int(time.time())
-    headers = {"webhook-id": "msg_x", "webhook-timestamp": str(ts), "webhook-signature": sign_webhook(secret, "msg_x", ts, b"{}")}
+    headers = {
+        "webhook-id": "msg_x",
+        "webhook-timestamp": str(ts),
+        "webhook-signature": sign_webhook(secret, "msg_x", ts, b"{}"),
+    }
 
     assert Webhook(secret).verify(b"{}", headers) == {}

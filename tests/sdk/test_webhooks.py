@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ def test_it_manages_webhooks(client: AgentMailClient, settings: Any) -> None:
     created = client.create_webhook("http://127.0.0.1:9/hook", event_types=["message.received"])
     updated = client.update_webhook(created["id"], enabled=False, description="paused")
     rotated = client.rotate_webhook_secret(created["id"])
-    replayed = client.replay_webhook(created["id"], since=datetime.now(timezone.utc) - timedelta(hours=1))
+    replayed = client.replay_webhook(created["id"], since=datetime.now(UTC) - timedelta(hours=1))
 
     assert created["secret"].startswith("whsec_") and created["event_types"] == ["message.received"]
     assert (updated["enabled"], updated["description"]) == (False, "paused") and "secret" not in updated
@@ -39,7 +39,9 @@ def test_it_manages_webhooks(client: AgentMailClient, settings: Any) -> None:
     assert unsafe.value.code == "unsafe_url"
 
 
-def test_it_lists_and_iterates_events(client: AgentMailClient, live_agent: LiveAgent, receive: Callable[..., Any]) -> None:
+def test_it_lists_and_iterates_events(
+    client: AgentMailClient, live_agent: LiveAgent, receive: Callable[..., Any]
+) -> None:
     receive(live_agent, subject="First")
     receive(live_agent, subject="Second")
 
