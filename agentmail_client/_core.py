@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -227,6 +227,15 @@ class _Endpoints(Generic[_J, _B, _N]):
     def _call(self, spec: RequestSpec) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def _json(self, spec: RequestSpec) -> _J:
+        return cast(_J, self._call(spec))
+
+    def _bytes(self, spec: RequestSpec) -> _B:
+        return cast(_B, self._call(spec))
+
+    def _none(self, spec: RequestSpec) -> _N:
+        return cast(_N, self._call(spec))
+
     # --- Sending -------------------------------------------------------------------------
 
     def send_mail(
@@ -256,7 +265,7 @@ class _Endpoints(Generic[_J, _B, _N]):
             attachments=attachments,
             headers=headers,
         )
-        return self._call(RequestSpec("POST", "/send", json=payload, headers=idempotency_headers(idempotency_key)))
+        return self._json(RequestSpec("POST", "/send", json=payload, headers=idempotency_headers(idempotency_key)))
 
     def reply(
         self,
@@ -271,7 +280,7 @@ class _Endpoints(Generic[_J, _B, _N]):
         """POST /v1/messages/{id}/reply: recipients, ``Re:`` subject and threading headers are
         derived by the server."""
         payload = _body(body=body, html=html, reply_all=reply_all or None, attachments=attachments)
-        return self._call(
+        return self._json(
             RequestSpec(
                 "POST",
                 f"/messages/{segment(message_id)}/reply",
@@ -289,7 +298,7 @@ class _Endpoints(Generic[_J, _B, _N]):
         idempotency_key: str | None = None,
     ) -> _J:
         """POST /v1/messages/{id}/forward."""
-        return self._call(
+        return self._json(
             RequestSpec(
                 "POST",
                 f"/messages/{segment(message_id)}/forward",
@@ -301,13 +310,13 @@ class _Endpoints(Generic[_J, _B, _N]):
     def get_thread(self, thread_id: str, limit: int | None = None, cursor: str | None = None) -> _J:
         """GET /v1/threads/{thread_id}: ``{"thread_id", "items", "next_cursor", "has_more"}``,
         the thread's messages in order."""
-        return self._call(
+        return self._json(
             RequestSpec("GET", f"/threads/{segment(thread_id)}", params=query(limit=limit, cursor=cursor))
         )
 
     def list_sent(self, limit: int | None = None, cursor: str | None = None, **filters: Any) -> _J:
         """GET /v1/sent: outbound messages, same page shape and cursor rules as the inbox."""
-        return self._call(RequestSpec("GET", "/sent", params=query(limit=limit, cursor=cursor, **filters)))
+        return self._json(RequestSpec("GET", "/sent", params=query(limit=limit, cursor=cursor, **filters)))
 
     # --- Inbox ---------------------------------------------------------------------------
 
@@ -332,40 +341,40 @@ class _Endpoints(Generic[_J, _B, _N]):
             include_archived=include_archived,
             verified_only=verified_only,
         )
-        return self._call(RequestSpec("GET", "/inbox", params=params))
+        return self._json(RequestSpec("GET", "/inbox", params=params))
 
     def get_unread_count(self, **filters: Any) -> _J:
         """GET /v1/inbox/unread-count: ``{"unread_count"}`` (archived never counted).
         Filters: ``label``, ``verified_only``."""
-        return self._call(RequestSpec("GET", "/inbox/unread-count", params=query(**filters)))
+        return self._json(RequestSpec("GET", "/inbox/unread-count", params=query(**filters)))
 
     def get_message(self, message_id: str) -> _J:
         """GET /v1/messages/{id}: the inbox item plus ``raw_mime`` (text)."""
-        return self._call(RequestSpec("GET", f"/messages/{segment(message_id)}"))
+        return self._json(RequestSpec("GET", f"/messages/{segment(message_id)}"))
 
     def get_raw_message(self, message_id: str) -> _B:
         """GET /v1/messages/{id}/raw: the exact stored bytes (``message/rfc822``)."""
-        return self._call(RequestSpec("GET", f"/messages/{segment(message_id)}/raw", result="bytes"))
+        return self._bytes(RequestSpec("GET", f"/messages/{segment(message_id)}/raw", result="bytes"))
 
     def delete_message(self, message_id: str) -> _N:
         """DELETE /v1/messages/{id}."""
-        return self._call(RequestSpec("DELETE", f"/messages/{segment(message_id)}", result="none"))
+        return self._none(RequestSpec("DELETE", f"/messages/{segment(message_id)}", result="none"))
 
     def patch_message_labels(
         self, message_id: str, add: list[str] | None = None, remove: list[str] | None = None
     ) -> _J:
         """PATCH /v1/messages/{id}/labels, atomically. Returns the item."""
-        return self._call(
+        return self._json(
             RequestSpec("PATCH", f"/messages/{segment(message_id)}/labels", json=_body(add=add, remove=remove))
         )
 
     def patch_message_read(self, message_id: str, is_read: bool) -> _J:
         """PATCH /v1/messages/{id}/read. Returns the item."""
-        return self._call(RequestSpec("PATCH", f"/messages/{segment(message_id)}/read", json={"is_read": is_read}))
+        return self._json(RequestSpec("PATCH", f"/messages/{segment(message_id)}/read", json={"is_read": is_read}))
 
     def patch_message_archive(self, message_id: str, archived: bool) -> _J:
         """PATCH /v1/messages/{id}/archive. Archiving an archived message raises ConflictError."""
-        return self._call(RequestSpec("PATCH", f"/messages/{segment(message_id)}/archive", json={"archived": archived}))
+        return self._json(RequestSpec("PATCH", f"/messages/{segment(message_id)}/archive", json={"archived": archived}))
 
     # --- Attachments ---------------------------------------------------------------------
 
@@ -373,16 +382,16 @@ class _Endpoints(Generic[_J, _B, _N]):
         """POST /v1/attachments: the claim check ``{AttachmentID, upload_url, upload_method,
         upload_fields?, expires_at}``. ``upload_attachment`` does this and the upload."""
         payload = _body(filename=filename, content_type=content_type, size=size, sha256=sha256)
-        return self._call(RequestSpec("POST", "/attachments", json=payload))
+        return self._json(RequestSpec("POST", "/attachments", json=payload))
 
     def get_attachment(self, attachment_id: str) -> _J:
         """GET /v1/attachments/{id}: an upload's state (pending, uploaded, claimed, expired)."""
-        return self._call(RequestSpec("GET", f"/attachments/{segment(attachment_id)}"))
+        return self._json(RequestSpec("GET", f"/attachments/{segment(attachment_id)}"))
 
     def download_attachment(self, message_id: str, attachment_id: str) -> _B:
         """GET /v1/messages/{id}/attachments/{att}: the bytes. A redirect to a presigned URL
         is followed (httpx drops the Authorization header when the origin changes)."""
-        return self._call(
+        return self._bytes(
             RequestSpec(
                 "GET",
                 f"/messages/{segment(message_id)}/attachments/{segment(attachment_id)}",
@@ -396,13 +405,13 @@ class _Endpoints(Generic[_J, _B, _N]):
     def list_senders(self, status: str | None = None, *, agent_id: str | None = None) -> _J:
         """GET /v1/directory/senders: ``{"items": [...]}`` with status, last seen and message
         count (``status``: trusted, verified, blocked, allowed...). ``agent_id`` with an operator token."""
-        return self._call(RequestSpec("GET", "/directory/senders", params=query(status=status, agent_id=agent_id)))
+        return self._json(RequestSpec("GET", "/directory/senders", params=query(status=status, agent_id=agent_id)))
 
     def _sender_entry(
         self, action: str, address_or_domain: str, agent_id: str | None, scope: str | None, note: str | None
     ) -> _J:
         payload = _body(address_or_domain=address_or_domain, action=action, agent_id=agent_id, scope=scope, note=note)
-        return self._call(RequestSpec("POST", "/directory/senders", json=payload))
+        return self._json(RequestSpec("POST", "/directory/senders", json=payload))
 
     def trust_sender(self, address: str, *, agent_id: str | None = None, note: str | None = None) -> _J:
         """POST /v1/directory/senders ``action: trust``: the address's mail becomes
@@ -423,11 +432,11 @@ class _Endpoints(Generic[_J, _B, _N]):
 
     def delete_sender(self, entry_id: str) -> _N:
         """DELETE /v1/directory/senders/{id}: forget an entry (``id`` from ``list_senders``)."""
-        return self._call(RequestSpec("DELETE", f"/directory/senders/{segment(entry_id)}", result="none"))
+        return self._none(RequestSpec("DELETE", f"/directory/senders/{segment(entry_id)}", result="none"))
 
     def find_agents(self, q: str) -> _J:
         """GET /v1/directory/agents?q=: agents of this deployment by id, address or name."""
-        return self._call(RequestSpec("GET", "/directory/agents", params=query(q=q)))
+        return self._json(RequestSpec("GET", "/directory/agents", params=query(q=q)))
 
     # --- Webhooks ------------------------------------------------------------------------
 
@@ -442,14 +451,14 @@ class _Endpoints(Generic[_J, _B, _N]):
     ) -> _J:
         """POST /v1/webhooks. The answer carries ``secret`` (``whsec_...``), shown only now."""
         payload = _body(url=url, event_types=event_types, enabled=enabled, description=description, agents=agents)
-        return self._call(RequestSpec("POST", "/webhooks", json=payload))
+        return self._json(RequestSpec("POST", "/webhooks", json=payload))
 
     def list_webhooks(self) -> _J:
         """GET /v1/webhooks: ``{"items": [...]}``."""
-        return self._call(RequestSpec("GET", "/webhooks"))
+        return self._json(RequestSpec("GET", "/webhooks"))
 
     def get_webhook(self, webhook_id: str) -> _J:
-        return self._call(RequestSpec("GET", f"/webhooks/{segment(webhook_id)}"))
+        return self._json(RequestSpec("GET", f"/webhooks/{segment(webhook_id)}"))
 
     def update_webhook(
         self,
@@ -471,15 +480,15 @@ class _Endpoints(Generic[_J, _B, _N]):
             agents=agents,
             all_agents=all_agents,
         )
-        return self._call(RequestSpec("PATCH", f"/webhooks/{segment(webhook_id)}", json=payload))
+        return self._json(RequestSpec("PATCH", f"/webhooks/{segment(webhook_id)}", json=payload))
 
     def delete_webhook(self, webhook_id: str) -> _N:
-        return self._call(RequestSpec("DELETE", f"/webhooks/{segment(webhook_id)}", result="none"))
+        return self._none(RequestSpec("DELETE", f"/webhooks/{segment(webhook_id)}", result="none"))
 
     def rotate_webhook_secret(self, webhook_id: str) -> _J:
         """POST /v1/webhooks/{id}/rotate-secret: the new ``secret``; the old one keeps signing
         for an overlap period."""
-        return self._call(RequestSpec("POST", f"/webhooks/{segment(webhook_id)}/rotate-secret"))
+        return self._json(RequestSpec("POST", f"/webhooks/{segment(webhook_id)}/rotate-secret"))
 
     def replay_webhook(
         self,
@@ -495,18 +504,18 @@ class _Endpoints(Generic[_J, _B, _N]):
             since=rfc3339(since) if since is not None else None,
             until=rfc3339(until) if until is not None else None,
         )
-        return self._call(RequestSpec("POST", f"/webhooks/{segment(webhook_id)}/replay", json=payload))
+        return self._json(RequestSpec("POST", f"/webhooks/{segment(webhook_id)}/replay", json=payload))
 
     def list_webhook_deliveries(self, webhook_id: str, **filters: Any) -> _J:
         """GET /v1/webhooks/{id}/deliveries (``limit``, ``state``)."""
-        return self._call(RequestSpec("GET", f"/webhooks/{segment(webhook_id)}/deliveries", params=query(**filters)))
+        return self._json(RequestSpec("GET", f"/webhooks/{segment(webhook_id)}/deliveries", params=query(**filters)))
 
     # --- Events --------------------------------------------------------------------------
 
     def list_events(self, after: str | None = None, limit: int | None = None, wait: int | None = None) -> _J:
         """GET /v1/events: ``{"items", "next_cursor", "has_more"}``. With ``wait`` (seconds,
         at most 60) the server holds the request until an event arrives."""
-        return self._call(
+        return self._json(
             RequestSpec(
                 "GET", "/events", params=query(after=after, limit=limit, wait=wait), extra_timeout=float(wait or 0)
             )
@@ -516,30 +525,30 @@ class _Endpoints(Generic[_J, _B, _N]):
 
     def create_agent(self, agent_id: str, *, display_name: str | None = None, policy: str | None = None) -> _J:
         """POST /v1/agents (operator token). The answer carries the agent's ``token``, once."""
-        return self._call(
+        return self._json(
             RequestSpec("POST", "/agents", json=_body(agent_id=agent_id, display_name=display_name, policy=policy))
         )
 
     def list_agents(self, limit: int | None = None, cursor: str | None = None) -> _J:
         """GET /v1/agents (operator token)."""
-        return self._call(RequestSpec("GET", "/agents", params=query(limit=limit, cursor=cursor)))
+        return self._json(RequestSpec("GET", "/agents", params=query(limit=limit, cursor=cursor)))
 
     def get_agent(self, agent_id: str) -> _J:
-        return self._call(RequestSpec("GET", f"/agents/{segment(agent_id)}"))
+        return self._json(RequestSpec("GET", f"/agents/{segment(agent_id)}"))
 
     def update_agent(self, agent_id: str, *, display_name: str | None = None, policy: str | None = None) -> _J:
         """PATCH /v1/agents/{agent_id}: display name or trust policy."""
-        return self._call(
+        return self._json(
             RequestSpec("PATCH", f"/agents/{segment(agent_id)}", json=_body(display_name=display_name, policy=policy))
         )
 
     def delete_agent(self, agent_id: str) -> _N:
         """DELETE /v1/agents/{agent_id}: deactivate (mail is kept, tokens revoked)."""
-        return self._call(RequestSpec("DELETE", f"/agents/{segment(agent_id)}", result="none"))
+        return self._none(RequestSpec("DELETE", f"/agents/{segment(agent_id)}", result="none"))
 
     def rotate_agent_token(self, agent_id: str) -> _J:
         """POST /v1/agents/{agent_id}/tokens: revoke the agent's tokens; ``{"agent_id", "token"}``."""
-        return self._call(RequestSpec("POST", f"/agents/{segment(agent_id)}/tokens"))
+        return self._json(RequestSpec("POST", f"/agents/{segment(agent_id)}/tokens"))
 
 
 _body = body

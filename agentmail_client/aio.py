@@ -7,7 +7,7 @@ import hashlib
 import os
 from collections.abc import AsyncIterator, Awaitable
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -112,7 +112,7 @@ class AsyncAgentMailClient(_core._Endpoints[Awaitable[JSON], Awaitable[bytes], A
             self.last_event_cursor = after
             for event in page.get("items", []):
                 if event.get("type") == "message.received" and _core.matches(event.get("data") or {}, q):
-                    return event["data"]
+                    return cast(JSON, event["data"])
             if not page.get("has_more") and _core.monotonic() >= deadline:
                 return None
 

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -121,7 +121,7 @@ class AgentMailClient(_core._Endpoints[JSON, bytes, None]):
             self.last_event_cursor = after
             for event in page.get("items", []):
                 if event.get("type") == "message.received" and _core.matches(event.get("data") or {}, q):
-                    return event["data"]
+                    return cast(JSON, event["data"])
             if not page.get("has_more") and _core.monotonic() >= deadline:
                 return None
 
