@@ -160,6 +160,20 @@ class RetryState:
         self.spec = spec
         self.max_retries = max_retries
         self.attempt = 0
+        self.resent_after_drop = False
+
+    def outcome(self, response: httpx.Response) -> tuple[bool, Any]:
+        """``(True, result)`` when the call is over, ``(False, delay)`` to try again; raises
+        the mapped AgentMailError otherwise."""
+        if response.is_success:
+            return True, decode(response, self.spec)
+        if response.status_code == 404 and self.spec.method == "DELETE" and self.resent_after_drop:
+            # The first DELETE went through but its answer was lost: the goal is reached.
+            return True, None
+        delay = self.after_response(response)
+        if delay is None:
+            raise error_from_response(response)
+        return False, delay
 
     def after_response(self, response: httpx.Response) -> float | None:
         """Seconds to wait before another attempt, or None to stop here."""
@@ -185,6 +199,7 @@ class RetryState:
             raise TransportError(f"{type(exc).__name__}: {exc}", cause=exc) from exc
         delay = backoff_delay(self.attempt)
         self.attempt += 1
+        self.resent_after_drop = self.resent_after_drop or not never_sent
         return delay
 
 

@@ -68,13 +68,11 @@ class AsyncAgentMailClient(_core._Endpoints[Awaitable[JSON], Awaitable[bytes], A
             except httpx.TransportError as exc:
                 await asyncio.sleep(state.after_transport_error(exc))
                 continue
-            if response.is_success:
-                return _core.decode(response, spec)
-            delay = state.after_response(response)
-            if delay is None:
-                raise _core.error_from_response(response)
+            done, value = state.outcome(response)
+            if done:
+                return value
             await response.aclose()
-            await asyncio.sleep(delay)
+            await asyncio.sleep(value)
 
     async def iter_inbox_pages(self, page_size: int = 50, **filters: Any) -> AsyncIterator[JSON]:
         cursor: str | None = None

@@ -72,13 +72,11 @@ class AgentMailClient(_core._Endpoints[JSON, bytes, None]):
             except httpx.TransportError as exc:
                 time.sleep(state.after_transport_error(exc))
                 continue
-            if response.is_success:
-                return _core.decode(response, spec)
-            delay = state.after_response(response)
-            if delay is None:
-                raise _core.error_from_response(response)
+            done, value = state.outcome(response)
+            if done:
+                return value
             response.close()
-            time.sleep(delay)
+            time.sleep(value)
 
     # --- Iterators and multi-step calls ----------------------------------------------------
 

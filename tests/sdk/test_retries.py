@@ -131,3 +131,13 @@ def test_a_refused_connection_is_retried_then_raises_transport_error() -> None:
     with AgentMailClient(f"http://127.0.0.1:{free_port()}/v1", "tok", max_retries=1) as client:
         with pytest.raises(TransportError):
             client.list_inbox()
+
+
+def test_a_delete_whose_answer_was_dropped_succeeds_on_the_retry(live_agent: LiveAgent, proxy: DroppingProxy) -> None:
+    message = MessageFactory(agent=live_agent.agent)
+
+    with AgentMailClient(proxy.url("/v1"), live_agent.token) as client:
+        assert client.delete_message(message.id) is None  # the retry's 404 means "already gone"
+
+    assert len(proxy.requests) == 2
+    assert not Message.objects.filter(pk=message.id).exists()
