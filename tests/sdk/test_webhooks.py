@@ -45,8 +45,9 @@ def test_it_lists_and_iterates_events(
     receive(live_agent, subject="First")
     receive(live_agent, subject="Second")
 
-    page = client.list_events(limit=1)
-    rest = client.list_events(after=page["next_cursor"])
+    # wait: on PostgreSQL events become visible only after a short lag (webhooks/events.py).
+    page = client.list_events(limit=1, wait=5)
+    rest = client.list_events(after=page["next_cursor"], wait=5)
     events = client.iter_events(wait=1)
     streamed = [next(events)["data"]["Subject"], next(events)["data"]["Subject"]]
 
@@ -60,7 +61,7 @@ def test_wait_for_message_returns_the_matching_mail_when_it_arrives(
     client: AgentMailClient, live_agent: LiveAgent, receive: Callable[..., Any]
 ) -> None:
     receive(live_agent, subject="Old news")
-    cursor = client.list_events()["next_cursor"]
+    cursor = client.list_events(wait=5)["next_cursor"]
 
     def later() -> None:
         time.sleep(0.5)
