@@ -1,0 +1,602 @@
+"""What the sync and async clients share: request specs, the retry policy, and decoding.
+
+Every endpoint is described once, as a ``RequestSpec`` built by ``_Endpoints`` below; the
+two clients only differ in how they execute a spec (``httpx.Client`` or ``httpx.AsyncClient``,
+``time.sleep`` or ``asyncio.sleep``). That keeps the two surfaces identical by construction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import math
+import random
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar, cast
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from agentmail_client.errors import AgentMailError, RateLimitError, TransportError, error_class
+
+__version__ = "0.1.0"
+# datetime.UTC is Python 3.11+; the package supports 3.10.
+UTC = dt.timezone.utc  # noqa: UP017
+USER_AGENT = f"agentmail-client-python/{__version__}"
+
+Result = Literal["json", "bytes", "none"]
+
+# Statuses worth another attempt: the server refused for now (429) or failed (5xx).
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 20.0
+# A Retry-After beyond this is not slept through silently; the caller gets the RateLimitError.
+MAX_RETRY_AFTER = 120.0
+
+
+@dataclass
+class RequestSpec:
+    """One API call, independent of how it is sent."""
+
+    method: str
+    path: str
+    params: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    result: Result = "json"
+    follow_redirects: bool = False
+    # Extra seconds on top of the client's timeout (long-poll waits on the server).
+    extra_timeout: float = 0.0
+
+    @property
+    def replay_safe(self) -> bool:
+        """Whether sending this request twice cannot do the thing twice. POSTs are safe only
+        with an Idempotency-Key; others (GET, PATCH to a state, DELETE) are by nature."""
+        return self.method != "POST" or "Idempotency-Key" in self.headers
+
+
+def segment(value: str) -> str:
+    """One path segment: ids are URL-safe, but an address or a caller's typo must not
+    escape its segment."""
+    return quote(str(value), safe="")
+
+
+def query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return rfc3339(value)
+    return str(value)
+
+
+def query(**params: Any) -> dict[str, str]:
+    """Only the parameters the caller gave: the API answers 400 to parameters it does not
+    know, and an omitted filter means the server's default."""
+    return {key: query_value(value) for key, value in params.items() if value is not None}
+
+
+def body(**fields: Any) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def rfc3339(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("datetimes sent to the API must be timezone-aware")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def idempotency_headers(key: str | None) -> dict[str, str]:
+    """Every send carries a key, generated here when the caller gives none, so that the
+    automatic retries of one call can never send twice."""
+    return {"Idempotency-Key": key if key is not None else str(uuid.uuid4())}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - dt.datetime.now(UTC)).total_seconds())
+
+
+def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog): a random delay in
+    [0, min(cap, base * 2**attempt)], so that many clients failing together spread out.
+    A server's Retry-After is a floor, never shortened."""
+    delay = random.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+def error_from_response(response: httpx.Response) -> AgentMailError:
+    code, message, details = f"http_{response.status_code}", response.reason_phrase or "Error", None
+    try:
+        envelope = response.json().get("error")
+    except (ValueError, AttributeError):
+        envelope = None
+    if isinstance(envelope, Mapping):
+        code = str(envelope.get("code") or code)
+        message = str(envelope.get("message") or message)
+        details = envelope.get("details")
+    cls = error_class(response.status_code)
+    headers = dict(response.headers)
+    if cls is RateLimitError:
+        return RateLimitError(
+            response.status_code,
+            code,
+            message,
+            details,
+            headers=headers,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    return cls(response.status_code, code, message, details, headers=headers)
+
+
+def decode(response: httpx.Response, spec: RequestSpec) -> Any:
+    if spec.result == "none" or response.status_code == 204:
+        return None
+    if spec.result == "bytes":
+        return response.content
+    return response.json()
+
+
+class RetryState:
+    """The retry decision for one call, shared by both clients' loops."""
+
+    def __init__(self, spec: RequestSpec, max_retries: int) -> None:
+        self.spec = spec
+        self.max_retries = max_retries
+        self.attempt = 0
+        self.resent_after_drop = False
+
+    def outcome(self, response: httpx.Response) -> tuple[bool, Any]:
+        """``(True, result)`` when the call is over, ``(False, delay)`` to try again; raises
+        the mapped AgentMailError otherwise."""
+        if response.is_success:
+            return True, decode(response, self.spec)
+        if response.status_code == 404 and self.spec.method == "DELETE" and self.resent_after_drop:
+            # The first DELETE went through but its answer was lost: the goal is reached.
+            return True, None
+        delay = self.after_response(response)
+        if delay is None:
+            raise error_from_response(response)
+        return False, delay
+
+    def after_response(self, response: httpx.Response) -> float | None:
+        """Seconds to wait before another attempt, or None to stop here."""
+        status = response.status_code
+        if status not in RETRY_STATUSES or self.attempt >= self.max_retries:
+            return None
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status == 429:
+            # A 429 was refused before any work: always safe to repeat.
+            if retry_after is not None and retry_after > MAX_RETRY_AFTER:
+                return None
+        elif not self.spec.replay_safe:
+            return None
+        delay = backoff_delay(self.attempt, retry_after)
+        self.attempt += 1
+        return delay
+
+    def after_transport_error(self, exc: httpx.TransportError) -> float:
+        """Seconds to wait, or raises TransportError when this call must not be repeated."""
+        # A refused connection never reached the server, so even a keyless POST may retry.
+        never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+        if self.attempt >= self.max_retries or not (never_sent or self.spec.replay_safe):
+            raise TransportError(f"{type(exc).__name__}: {exc}", cause=exc) from exc
+        delay = backoff_delay(self.attempt)
+        self.attempt += 1
+        self.resent_after_drop = self.resent_after_drop or not never_sent
+        return delay
+
+
+def same_origin(url: str, base_url: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base_url)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+
+def matches(item: Mapping[str, Any], q: str | None) -> bool:
+    """The inbox's ``q`` rule, applied to an event's item: case-insensitive substring of
+    Subject, BodyPreview, Sender or From."""
+    if q is None:
+        return True
+    needle = q.casefold()
+    return any(needle in str(item.get(name) or "").casefold() for name in ("Subject", "BodyPreview", "Sender", "From"))
+
+
+def monotonic() -> float:
+    return time.monotonic()
+
+
+def wait_seconds(deadline: float) -> int | None:
+    """The long-poll ``wait`` for the time left: whole seconds, at least 1, at most the
+    server's 60; None (no waiting) once the deadline has passed."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return None
+    return min(60, max(1, math.ceil(remaining)))
+
+
+_J = TypeVar("_J")  # what a JSON-returning method returns: dict, or an awaitable of it
+_B = TypeVar("_B")  # bytes, or an awaitable of bytes
+_N = TypeVar("_N")  # None, or an awaitable of None
+
+
+class _Endpoints(Generic[_J, _B, _N]):
+    """Every single-request method of the API, written once. ``_call`` executes a spec:
+    synchronously in ``AgentMailClient``, as a coroutine in ``AsyncAgentMailClient``."""
+
+    def _call(self, spec: RequestSpec) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _json(self, spec: RequestSpec) -> _J:
+        return cast(_J, self._call(spec))
+
+    def _bytes(self, spec: RequestSpec) -> _B:
+        return cast(_B, self._call(spec))
+
+    def _none(self, spec: RequestSpec) -> _N:
+        return cast(_N, self._call(spec))
+
+    # --- Sending -------------------------------------------------------------------------
+
+    def send_mail(
+        self,
+        to: str | list[str],
+        subject: str,
+        body: str | None,
+        *,
+        html: str | None = None,
+        cc: str | list[str] | None = None,
+        bcc: str | list[str] | None = None,
+        reply_to: str | list[str] | None = None,
+        attachments: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> _J:
+        """POST /v1/send. Returns ``{"MessageID", "Status"}``. ``attachments`` are AttachmentIDs
+        from ``upload_attachment``; ``headers`` only ``X-`` headers."""
+        payload = _body(
+            to=to,
+            subject=subject,
+            body=body,
+            html=html,
+            cc=cc,
+            bcc=bcc,
+            reply_to=reply_to,
+            attachments=attachments,
+            headers=headers,
+        )
+        return self._json(RequestSpec("POST", "/send", json=payload, headers=idempotency_headers(idempotency_key)))
+
+    def reply(
+        self,
+        message_id: str,
+        body: str | None = None,
+        *,
+        html: str | None = None,
+        reply_all: bool = False,
+        attachments: list[str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> _J:
+        """POST /v1/messages/{id}/reply: recipients, ``Re:`` subject and threading headers are
+        derived by the server."""
+        payload = _body(body=body, html=html, reply_all=reply_all or None, attachments=attachments)
+        return self._json(
+            RequestSpec(
+                "POST",
+                f"/messages/{segment(message_id)}/reply",
+                json=payload,
+                headers=idempotency_headers(idempotency_key),
+            )
+        )
+
+    def forward(
+        self,
+        message_id: str,
+        to: str | list[str],
+        body: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> _J:
+        """POST /v1/messages/{id}/forward."""
+        return self._json(
+            RequestSpec(
+                "POST",
+                f"/messages/{segment(message_id)}/forward",
+                json=_body(to=to, body=body),
+                headers=idempotency_headers(idempotency_key),
+            )
+        )
+
+    def get_thread(self, thread_id: str, limit: int | None = None, cursor: str | None = None) -> _J:
+        """GET /v1/threads/{thread_id}: ``{"thread_id", "items", "next_cursor", "has_more"}``,
+        the thread's messages in order."""
+        return self._json(
+            RequestSpec("GET", f"/threads/{segment(thread_id)}", params=query(limit=limit, cursor=cursor))
+        )
+
+    def list_sent(self, limit: int | None = None, cursor: str | None = None, **filters: Any) -> _J:
+        """GET /v1/sent: outbound messages, same page shape and cursor rules as the inbox."""
+        return self._json(RequestSpec("GET", "/sent", params=query(limit=limit, cursor=cursor, **filters)))
+
+    # --- Inbox ---------------------------------------------------------------------------
+
+    def list_inbox(
+        self,
+        limit: int | None = 25,
+        cursor: str | None = None,
+        q: str | None = None,
+        label: str | None = None,
+        is_read: bool | None = None,
+        include_archived: bool | None = None,
+        verified_only: bool | None = None,
+    ) -> _J:
+        """GET /v1/inbox: ``{"items", "next_cursor", "has_more"}``, oldest first. The server's
+        default ``limit`` is 25 (max 100)."""
+        params = query(
+            limit=limit,
+            cursor=cursor,
+            q=q,
+            label=label,
+            is_read=is_read,
+            include_archived=include_archived,
+            verified_only=verified_only,
+        )
+        return self._json(RequestSpec("GET", "/inbox", params=params))
+
+    def get_unread_count(self, **filters: Any) -> _J:
+        """GET /v1/inbox/unread-count: ``{"unread_count"}`` (archived never counted).
+        Filters: ``label``, ``verified_only``."""
+        return self._json(RequestSpec("GET", "/inbox/unread-count", params=query(**filters)))
+
+    def get_message(self, message_id: str) -> _J:
+        """GET /v1/messages/{id}: the inbox item plus ``raw_mime`` (text)."""
+        return self._json(RequestSpec("GET", f"/messages/{segment(message_id)}"))
+
+    def get_raw_message(self, message_id: str) -> _B:
+        """GET /v1/messages/{id}/raw: the exact stored bytes (``message/rfc822``)."""
+        return self._bytes(RequestSpec("GET", f"/messages/{segment(message_id)}/raw", result="bytes"))
+
+    def delete_message(self, message_id: str) -> _N:
+        """DELETE /v1/messages/{id}."""
+        return self._none(RequestSpec("DELETE", f"/messages/{segment(message_id)}", result="none"))
+
+    def patch_message_labels(
+        self, message_id: str, add: list[str] | None = None, remove: list[str] | None = None
+    ) -> _J:
+        """PATCH /v1/messages/{id}/labels, atomically. Returns the item."""
+        return self._json(
+            RequestSpec("PATCH", f"/messages/{segment(message_id)}/labels", json=_body(add=add, remove=remove))
+        )
+
+    def patch_message_read(self, message_id: str, is_read: bool) -> _J:
+        """PATCH /v1/messages/{id}/read. Returns the item."""
+        return self._json(RequestSpec("PATCH", f"/messages/{segment(message_id)}/read", json={"is_read": is_read}))
+
+    def patch_message_archive(self, message_id: str, archived: bool) -> _J:
+        """PATCH /v1/messages/{id}/archive. Archiving an archived message raises ConflictError."""
+        return self._json(RequestSpec("PATCH", f"/messages/{segment(message_id)}/archive", json={"archived": archived}))
+
+    # --- Attachments ---------------------------------------------------------------------
+
+    def create_attachment(self, filename: str, content_type: str, size: int, *, sha256: str | None = None) -> _J:
+        """POST /v1/attachments: the claim check ``{AttachmentID, upload_url, upload_method,
+        upload_fields?, expires_at}``. ``upload_attachment`` does this and the upload."""
+        payload = _body(filename=filename, content_type=content_type, size=size, sha256=sha256)
+        return self._json(RequestSpec("POST", "/attachments", json=payload))
+
+    def get_attachment(self, attachment_id: str) -> _J:
+        """GET /v1/attachments/{id}: an upload's state (pending, uploaded, claimed, expired)."""
+        return self._json(RequestSpec("GET", f"/attachments/{segment(attachment_id)}"))
+
+    def download_attachment(self, message_id: str, attachment_id: str) -> _B:
+        """GET /v1/messages/{id}/attachments/{att}: the bytes. A redirect to a presigned URL
+        is followed (httpx drops the Authorization header when the origin changes)."""
+        return self._bytes(
+            RequestSpec(
+                "GET",
+                f"/messages/{segment(message_id)}/attachments/{segment(attachment_id)}",
+                result="bytes",
+                follow_redirects=True,
+            )
+        )
+
+    # --- Directory and trust -------------------------------------------------------------
+
+    def list_senders(self, status: str | None = None, *, agent_id: str | None = None) -> _J:
+        """GET /v1/directory/senders: ``{"items": [...]}`` with status, last seen and message
+        count (``status``: trusted, verified, blocked, allowed...). ``agent_id`` with an operator token."""
+        return self._json(RequestSpec("GET", "/directory/senders", params=query(status=status, agent_id=agent_id)))
+
+    def _sender_entry(
+        self, action: str, address_or_domain: str, agent_id: str | None, scope: str | None, note: str | None
+    ) -> _J:
+        payload = _body(address_or_domain=address_or_domain, action=action, agent_id=agent_id, scope=scope, note=note)
+        return self._json(RequestSpec("POST", "/directory/senders", json=payload))
+
+    def trust_sender(self, address: str, *, agent_id: str | None = None, note: str | None = None) -> _J:
+        """POST /v1/directory/senders ``action: trust``: the address's mail becomes
+        SenderVerified (when it authenticates). ``agent_id`` with an operator token."""
+        return self._sender_entry("trust", address, agent_id, None, note)
+
+    def allow_sender(
+        self, address_or_domain: str, *, agent_id: str | None = None, scope: str | None = None, note: str | None = None
+    ) -> _J:
+        """POST /v1/directory/senders ``action: allow`` (an address or a whole domain)."""
+        return self._sender_entry("allow", address_or_domain, agent_id, scope, note)
+
+    def block_sender(
+        self, address_or_domain: str, *, agent_id: str | None = None, scope: str | None = None, note: str | None = None
+    ) -> _J:
+        """POST /v1/directory/senders ``action: block``; ``scope="global"`` with an operator token."""
+        return self._sender_entry("block", address_or_domain, agent_id, scope, note)
+
+    def delete_sender(self, entry_id: str) -> _N:
+        """DELETE /v1/directory/senders/{id}: forget an entry (``id`` from ``list_senders``)."""
+        return self._none(RequestSpec("DELETE", f"/directory/senders/{segment(entry_id)}", result="none"))
+
+    def find_agents(self, q: str) -> _J:
+        """GET /v1/directory/agents?q=: agents of this deployment by id, address or name."""
+        return self._json(RequestSpec("GET", "/directory/agents", params=query(q=q)))
+
+    # --- Webhooks ------------------------------------------------------------------------
+
+    def create_webhook(
+        self,
+        url: str,
+        *,
+        event_types: list[str] | None = None,
+        enabled: bool | None = None,
+        description: str | None = None,
+        agents: list[str] | None = None,
+    ) -> _J:
+        """POST /v1/webhooks. The answer carries ``secret`` (``whsec_...``), shown only now."""
+        payload = _body(url=url, event_types=event_types, enabled=enabled, description=description, agents=agents)
+        return self._json(RequestSpec("POST", "/webhooks", json=payload))
+
+    def list_webhooks(self) -> _J:
+        """GET /v1/webhooks: ``{"items": [...]}``."""
+        return self._json(RequestSpec("GET", "/webhooks"))
+
+    def get_webhook(self, webhook_id: str) -> _J:
+        return self._json(RequestSpec("GET", f"/webhooks/{segment(webhook_id)}"))
+
+    def update_webhook(
+        self,
+        webhook_id: str,
+        *,
+        url: str | None = None,
+        event_types: list[str] | None = None,
+        enabled: bool | None = None,
+        description: str | None = None,
+        agents: list[str] | None = None,
+        all_agents: bool | None = None,
+    ) -> _J:
+        """PATCH /v1/webhooks/{id}: only the fields given change."""
+        payload = _body(
+            url=url,
+            event_types=event_types,
+            enabled=enabled,
+            description=description,
+            agents=agents,
+            all_agents=all_agents,
+        )
+        return self._json(RequestSpec("PATCH", f"/webhooks/{segment(webhook_id)}", json=payload))
+
+    def delete_webhook(self, webhook_id: str) -> _N:
+        return self._none(RequestSpec("DELETE", f"/webhooks/{segment(webhook_id)}", result="none"))
+
+    def rotate_webhook_secret(self, webhook_id: str) -> _J:
+        """POST /v1/webhooks/{id}/rotate-secret: the new ``secret``; the old one keeps signing
+        for an overlap period."""
+        return self._json(RequestSpec("POST", f"/webhooks/{segment(webhook_id)}/rotate-secret"))
+
+    def replay_webhook(
+        self,
+        webhook_id: str,
+        *,
+        event_id: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> _J:
+        """POST /v1/webhooks/{id}/replay: one event, or a time range. ``{"replayed": n}``."""
+        payload = _body(
+            event_id=event_id,
+            since=rfc3339(since) if since is not None else None,
+            until=rfc3339(until) if until is not None else None,
+        )
+        return self._json(RequestSpec("POST", f"/webhooks/{segment(webhook_id)}/replay", json=payload))
+
+    def list_webhook_deliveries(self, webhook_id: str, **filters: Any) -> _J:
+        """GET /v1/webhooks/{id}/deliveries (``limit``, ``state``)."""
+        return self._json(RequestSpec("GET", f"/webhooks/{segment(webhook_id)}/deliveries", params=query(**filters)))
+
+    # --- Events --------------------------------------------------------------------------
+
+    def list_events(self, after: str | None = None, limit: int | None = None, wait: int | None = None) -> _J:
+        """GET /v1/events: ``{"items", "next_cursor", "has_more"}``. With ``wait`` (seconds,
+        at most 60) the server holds the request until an event arrives."""
+        return self._json(
+            RequestSpec(
+                "GET", "/events", params=query(after=after, limit=limit, wait=wait), extra_timeout=float(wait or 0)
+            )
+        )
+
+    # --- Operator ------------------------------------------------------------------------
+
+    def create_agent(self, agent_id: str, *, display_name: str | None = None, policy: str | None = None) -> _J:
+        """POST /v1/agents (operator token). The answer carries the agent's ``token``, once."""
+        return self._json(
+            RequestSpec("POST", "/agents", json=_body(agent_id=agent_id, display_name=display_name, policy=policy))
+        )
+
+    def list_agents(self, limit: int | None = None, cursor: str | None = None) -> _J:
+        """GET /v1/agents (operator token)."""
+        return self._json(RequestSpec("GET", "/agents", params=query(limit=limit, cursor=cursor)))
+
+    def get_agent(self, agent_id: str) -> _J:
+        return self._json(RequestSpec("GET", f"/agents/{segment(agent_id)}"))
+
+    def update_agent(self, agent_id: str, *, display_name: str | None = None, policy: str | None = None) -> _J:
+        """PATCH /v1/agents/{agent_id}: display name or trust policy."""
+        return self._json(
+            RequestSpec("PATCH", f"/agents/{segment(agent_id)}", json=_body(display_name=display_name, policy=policy))
+        )
+
+    def delete_agent(self, agent_id: str) -> _N:
+        """DELETE /v1/agents/{agent_id}: deactivate (mail is kept, tokens revoked)."""
+        return self._none(RequestSpec("DELETE", f"/agents/{segment(agent_id)}", result="none"))
+
+    def rotate_agent_token(self, agent_id: str) -> _J:
+        """POST /v1/agents/{agent_id}/tokens: revoke the agent's tokens; ``{"agent_id", "token"}``."""
+        return self._json(RequestSpec("POST", f"/agents/{segment(agent_id)}/tokens"))
+
+
+_body = body
+
+
+def claim_upload_request(claim: Mapping[str, Any], data: bytes, content_type: str, filename: str) -> dict[str, Any]:
+    """The keyword arguments of the storage upload for a claim check: a presigned POST form
+    (S3's ``upload_fields``, the file last) or a plain PUT/POST of the bytes."""
+    method = str(claim.get("upload_method") or ("POST" if claim.get("upload_fields") else "PUT")).upper()
+    fields = claim.get("upload_fields")
+    if fields:
+        return {
+            "method": method,
+            "url": claim["upload_url"],
+            "data": {str(k): str(v) for k, v in fields.items()},
+            "files": {"file": (filename, data, content_type)},
+        }
+    return {"method": method, "url": claim["upload_url"], "content": data, "headers": {"Content-Type": content_type}}
+
+
+def read_upload(path_or_bytes: Any, filename: str | None, content_type: str | None) -> tuple[bytes, str, str]:
+    import mimetypes
+    import os
+
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        data = bytes(path_or_bytes)
+        if filename is None:
+            raise ValueError("filename is required when uploading bytes")
+    else:
+        path = os.fspath(path_or_bytes)
+        with open(path, "rb") as handle:
+            data = handle.read()
+        filename = filename or os.path.basename(path)
+    if content_type is None:
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return data, filename, content_type

@@ -1,0 +1,145 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, cast
+
+import httpx
+
+from agentmail_client import _core
+from agentmail_client._core import USER_AGENT, RequestSpec, RetryState
+from agentmail_client.errors import TransportError
+from agentmail_client.webhooks import verify_webhook
+
+JSON = dict[str, Any]
+
+
+class AgentMailClient(_core._Endpoints[JSON, bytes, None]):
+    """Client for the Assmbl Mail API.
+
+    ``base_url`` is the server root plus ``/v1`` (``http://127.0.0.1:8000/v1``); ``token`` an
+    agent token (or an operator token for the operator methods). Errors raise subclasses of
+    ``AgentMailError``. Connection errors, 429 and 5xx are retried up to ``max_retries`` times
+    with exponential backoff and full jitter; sends always carry an ``Idempotency-Key`` so a
+    retry never sends twice.
+    """
+
+    verify_webhook = staticmethod(verify_webhook)
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._auth = {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}
+        self._http = http_client or httpx.Client(timeout=timeout)
+        self.last_event_cursor: str | None = None
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AgentMailClient:
+        return self
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self.close()
+
+    def _call(self, spec: RequestSpec) -> Any:
+        state = RetryState(spec, self.max_retries)
+        while True:
+            try:
+                response = self._http.request(
+                    spec.method,
+                    self.base_url + spec.path,
+                    params=spec.params or None,
+                    json=spec.json,
+                    headers={**self._auth, **spec.headers},
+                    follow_redirects=spec.follow_redirects,
+                    timeout=self.timeout + spec.extra_timeout,
+                )
+            except httpx.TransportError as exc:
+                time.sleep(state.after_transport_error(exc))
+                continue
+            done, value = state.outcome(response)
+            if done:
+                return value
+            response.close()
+            time.sleep(value)
+
+    # --- Iterators and multi-step calls ----------------------------------------------------
+
+    def iter_inbox_pages(self, page_size: int = 50, **filters: Any) -> Iterator[JSON]:
+        """Every page of the inbox, following ``next_cursor``; each message exactly once."""
+        cursor: str | None = None
+        while True:
+            page = self.list_inbox(limit=page_size, cursor=cursor, **filters)
+            yield page
+            cursor = page.get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return
+
+    def iter_sent_pages(self, page_size: int = 50, **filters: Any) -> Iterator[JSON]:
+        cursor: str | None = None
+        while True:
+            page = self.list_sent(limit=page_size, cursor=cursor, **filters)
+            yield page
+            cursor = page.get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return
+
+    def iter_events(self, after: str | None = None, wait: int = 30) -> Iterator[JSON]:
+        """Every event from ``after`` on, forever: long-polls ``wait`` seconds when caught up.
+        The cursor to resume from is ``self.last_event_cursor``."""
+        while True:
+            page = self.list_events(after=after, wait=wait)
+            after = page.get("next_cursor") or after
+            self.last_event_cursor = after
+            yield from page.get("items", [])
+
+    def wait_for_message(self, q: str | None = None, timeout: float = 60, after: str | None = None) -> JSON | None:
+        """The first ``message.received`` item after the cursor ``after`` (the start of the
+        event log when None) whose Subject, BodyPreview, Sender or From contains ``q``; None
+        when ``timeout`` seconds pass first."""
+        deadline = _core.monotonic() + timeout
+        while True:
+            page = self.list_events(after=after, wait=_core.wait_seconds(deadline))
+            after = page.get("next_cursor") or after
+            self.last_event_cursor = after
+            for event in page.get("items", []):
+                if event.get("type") == "message.received" and _core.matches(event.get("data") or {}, q):
+                    return cast(JSON, event["data"])
+            if not page.get("has_more") and _core.monotonic() >= deadline:
+                return None
+
+    def upload_attachment(
+        self,
+        path_or_bytes: str | os.PathLike[str] | bytes,
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> str:
+        """Claim check then upload; returns the AttachmentID to pass in ``attachments``."""
+        data, filename, content_type = _core.read_upload(path_or_bytes, filename, content_type)
+        claim = self.create_attachment(filename, content_type, len(data), sha256=hashlib.sha256(data).hexdigest())
+        request = _core.claim_upload_request(claim, data, content_type, filename)
+        # Our own signed endpoint may want the token; a presigned S3 URL must not get it.
+        headers = dict(self._auth) if _core.same_origin(request["url"], self.base_url) else {}
+        headers.update(request.pop("headers", {}))
+        try:
+            response = self._http.request(**request, headers=headers, timeout=self.timeout)
+        except httpx.TransportError as exc:
+            raise TransportError(f"upload failed: {exc}", cause=exc) from exc
+        if not response.is_success:
+            raise _core.error_from_response(response)
+        return str(claim["AttachmentID"])
