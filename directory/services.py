@@ -108,3 +108,10 @@ def agent_for_address(address: str) -> Agent | None:
     # Plus-addressing: agent+tag@domain reaches agent.
     local = local.split("+", 1)[0]
     return Agent.objects.active().filter(agent_id=local).first()
+
+
+def sender_status_set(*, agent: Agent, address: str, status: str) -> None:
+    """TEMPORARY on the admin branch: replaced by the trust branch's sender services."""
+    from directory.models import Sender
+
+    Sender.objects.update_or_create(agent=agent, address=address.lower(), defaults={"status": status})

@@ -40,3 +40,10 @@ def sweep_stored_deliveries() -> int:
     for delivery_id in ids:
         process_delivery.delay(delivery_id)
     return len(ids)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def run_archive_job(job_id: int) -> str:
+    from mail.archival import archive_job_run
+
+    return archive_job_run(job_id=job_id).state
