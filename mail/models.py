@@ -168,8 +168,14 @@ class Message(models.Model):
             models.Index(fields=["agent", "internet_message_id"], name="mail_message_agent_msgid"),
             # Outbound tracking events find the message by the provider's id.
             models.Index(fields=["provider_message_id"], name="mail_message_provider_id"),
-            # The admin dashboard's mail-per-day chart and date_hierarchy.
+            # The admin dashboard's mail-per-day chart and the received_at filter.
             models.Index(fields=["received_at"], name="mail_message_received"),
+            # The moderation queue and dashboard counts of held/quarantined/blocked mail.
+            models.Index(
+                fields=["disposition", "received_at", "id"],
+                condition=~Q(disposition="inbox"),
+                name="mail_message_not_inbox",
+            ),
             # Deleting raw objects checks whether another message still points at them.
             models.Index(fields=["storage_key"], name="mail_message_storage_key"),
         ]
