@@ -31,7 +31,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "assmbl.admin.AssmblAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -254,6 +254,9 @@ if TESTING:
     CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", True)
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "memory://")
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    WHITENOISE_USE_FINDERS = True
+    STATIC_ROOT = _test_dir / "static"
+    STATIC_ROOT.mkdir()
     REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"token": env_str("API_RATE_LIMIT", "100000/min")}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # A file, not :memory:, so the SMTP listener's threads share the test database.

@@ -1,19 +1,292 @@
+"""The staff console for mail: messages, the moderation queue, deliveries, attachments and
+archival jobs. Every action calls a service function (the same ones the API uses) and is
+written to the admin log with the staff member who did it."""
+
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from mail.models import Attachment, InboundDelivery, Message, SendRequest
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.utils import unquote
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+
+from mail import moderation, services
+from mail.models import ArchiveJob, Attachment, InboundDelivery, Message, ModerationItem, SendRequest
+from mail.preview import message_preview, preview_csp
+from mail.storage import raw_open
+
+COUNT_CAP = 10_000
+
+
+class BoundedCountPaginator(Paginator):
+    """Counts at most COUNT_CAP + 1 rows: a COUNT(*) over a million-row mailbox on every
+    page load is what makes admin lists slow, and nobody pages past page 100 anyway."""
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list.order_by()[: COUNT_CAP + 1].count()
+
+
+class LabelActionForm(ActionForm):
+    label = forms.CharField(required=False, max_length=64, help_text="for the label actions")
+
+
+def _log(request: HttpRequest, obj: Any, message: str) -> None:
+    LogEntry.objects.log_actions(
+        user_id=request.user.pk,
+        queryset=[obj],
+        action_flag=CHANGE,
+        change_message=message,
+        single_object=True,
+    )
+
+
+def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message], verb: str, fn: Any) -> None:
+    done = 0
+    for message in queryset.select_related("agent"):
+        try:
+            if fn(message) is not False:
+                _log(request, message, verb)
+                done += 1
+        except Exception as exc:  # a refused state change on one message must not stop the rest
+            modeladmin.message_user(request, f"{message.id}: {exc}", messages.WARNING)
+    modeladmin.message_user(request, f"{verb}: {done} message(s).", messages.SUCCESS)
+
+
+@admin.action(description="Release to the inbox", permissions=["change"])
+def release(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+    _each(modeladmin, request, queryset, "Released to the inbox", lambda m: moderation.message_release(message=m))
+
+
+@admin.action(description="Trust the sender (for this agent)", permissions=["change"])
+def trust_sender(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+    _each(modeladmin, request, queryset, "Trusted the sender", lambda m: moderation.message_sender_trust(message=m))
+
+
+@admin.action(description="Block the sender (for this agent)", permissions=["change"])
+def block_sender(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+    _each(modeladmin, request, queryset, "Blocked the sender", lambda m: moderation.message_sender_block(message=m))
+
+
+@admin.action(description="Mark read", permissions=["change"])
+def mark_read(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+    _each(modeladmin, request, queryset, "Marked read", lambda m: services.message_read_set(message=m, is_read=True))
+
+
+@admin.action(description="Mark unread", permissions=["change"])
+def mark_unread(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+    _each(modeladmin, request, queryset, "Marked unread", lambda m: services.message_read_set(message=m, is_read=False))
+
+
+@admin.action(description="Archive", permissions=["change"])
+def archive(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+    _each(modeladmin, request, queryset.filter(archived=False), "Archived", lambda m: services.message_archive_set(message=m, archived=True))
+
+
+@admin.action(description="Unarchive", permissions=["change"])
+def unarchive(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+    _each(modeladmin, request, queryset.filter(archived=True), "Unarchived", lambda m: services.message_archive_set(message=m, archived=False))
+
+
+@admin.action(description="Add the label given below", permissions=["change"])
+def add_label(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+    label = request.POST.get("label", "")
+    _each(modeladmin, request, queryset, f"Labelled {label!r}", lambda m: services.message_labels_patch(message=m, add=[label], remove=[]))
+
+
+@admin.action(description="Remove the label given below", permissions=["change"])
+def remove_label(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+    label = request.POST.get("label", "")
+    _each(modeladmin, request, queryset, f"Unlabelled {label!r}", lambda m: services.message_labels_patch(message=m, add=[], remove=[label]))
+
+
+@admin.action(description="Delete (message and raw MIME)", permissions=["delete"])
+def delete_messages(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+    done = 0
+    for message in list(queryset):
+        _log(request, message, "Deleted")
+        services.message_delete(message=message)
+        done += 1
+    modeladmin.message_user(request, f"Deleted {done} message(s).", messages.SUCCESS)
+
+
+class LabelFilter(admin.SimpleListFilter):
+    title = "label"
+    parameter_name = "label"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        from mail.models import MessageLabel
+
+        names = MessageLabel.objects.values_list("name", flat=True).distinct().order_by("name")[:50]
+        return [(n, n) for n in names]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> QuerySet[Message]:
+        return queryset.with_label(self.value()) if self.value() else queryset
+
+
+class AttachmentInline(admin.TabularInline):
+    model = Attachment
+    fields = ["download", "filename", "content_type", "size", "disposition", "content_id"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="")
+    def download(self, obj: Attachment) -> str:
+        url = reverse("admin:mail_message_attachment", args=[obj.message_id, obj.id])
+        return format_html('<a href="{}">download</a>', url)
 
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "agent", "direction", "disposition", "sender", "subject", "received_at", "is_read", "archived"]
-    list_filter = ["direction", "disposition", "is_read", "archived", "sender_verified", "parse_status"]
-    search_fields = ["id", "subject", "sender", "from_name", "internet_message_id"]
+    list_display = ["short_id", "agent", "direction", "disposition", "sender", "subject", "received_at", "is_read", "archived", "sender_verified"]
+    list_filter = ["direction", "disposition", "sender_verified", LabelFilter, "is_read", "archived", "parse_status", "received_at", "agent"]
     list_select_related = ["agent"]
+    search_fields = ["subject"]  # replaced by the API's q semantics in get_search_results
+    search_help_text = "Subject, preview, sender or From name contain the text (as the API's q)."
     show_full_result_count = False
-    date_hierarchy = "received_at"
-    raw_id_fields = ["delivery"]
+    paginator = BoundedCountPaginator
+    list_per_page = 50
+    # No date_hierarchy: its year/month links cost a DISTINCT scan of the whole table on
+    # every page load; the received_at filter (today, 7 days, month, year) is free.
+    ordering = ["-received_at", "-id"]
+    action_form = LabelActionForm
+    actions = [release, trust_sender, block_sender, mark_read, mark_unread, archive, unarchive, add_label, remove_label, delete_messages]
+    inlines = [AttachmentInline]
+    change_form_template = "admin/mail/message/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["id", "agent", "direction", "disposition", "status", "subject", "from_header", "sender", "to", "cc", "received_at"]}),
+        ("State", {"fields": ["is_read", "archived", "sender_verified", "labels_list", "thread_link", "parse_status", "quarantine_reason"]}),
+        ("Authentication", {"fields": ["authentication"]}),
+        ("Storage", {"classes": ["collapse"], "fields": ["size", "sha256", "storage_key", "internet_message_id", "in_reply_to", "references", "delivery", "provider_message_id", "status_detail"]}),
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Staff change mail only through the actions (services), never by editing fields.
+        return [f for fs in self.fieldsets for f in fs[1]["fields"]]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting goes through the action, which also removes the raw object.
+        return False if obj is not None else super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        if not request.user.has_perm("mail.delete_message"):
+            actions.pop("delete_messages", None)
+        return actions
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Message], search_term: str) -> tuple[QuerySet[Message], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.startswith("msg_"):
+            return queryset.filter(pk=term), False
+        return queryset.search(term[:256]), False
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, obj: Message) -> str:
+        return obj.id[:14] + "…"
+
+    @admin.display(description="labels")
+    def labels_list(self, obj: Message) -> str:
+        return ", ".join(obj.label_names) or "—"
+
+    @admin.display(description="thread")
+    def thread_link(self, obj: Message) -> str:
+        if not obj.thread_id:
+            return "—"
+        url = reverse("admin:mail_message_changelist") + f"?thread_id={obj.thread_id}&agent__id__exact={obj.agent_id}"
+        count = Message.objects.for_agent(obj.agent).in_thread(obj.thread_id).count()
+        return format_html('<a href="{}">{} message(s) in {}</a>', url, count, obj.thread_id)
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        return lookup == "thread_id" or super().lookup_allowed(lookup, value, request)
+
+    def get_urls(self) -> list[Any]:
+        if self.model is not Message:
+            return super().get_urls()  # the queue reuses the message views' URLs
+        view = self.admin_site.admin_view
+        return [
+            path("<str:message_id>/raw/", view(self.raw_view), name="mail_message_raw"),
+            path("<str:message_id>/html/", view(self.html_view), name="mail_message_html"),
+            path("<str:message_id>/attachments/<str:attachment_id>/", view(self.attachment_view), name="mail_message_attachment"),
+            *super().get_urls(),
+        ]
+
+    def _message(self, request: HttpRequest, message_id: str) -> Message:
+        if not self.has_view_permission(request):
+            raise Http404
+        return get_object_or_404(Message, pk=message_id)
+
+    def raw_view(self, request: HttpRequest, message_id: str) -> FileResponse:
+        message = self._message(request, message_id)
+        response = FileResponse(raw_open(message.storage_key, archived=message.archived), content_type="message/rfc822")
+        response["Content-Disposition"] = f'attachment; filename="{message.id}.eml"'
+        return response
+
+    def html_view(self, request: HttpRequest, message_id: str) -> HttpResponse:
+        message = self._message(request, message_id)
+        preview = message_preview(message)
+        response = HttpResponse(preview.html or "<p>(no HTML part)</p>", content_type="text/html; charset=utf-8")
+        response["Content-Security-Policy"] = preview_csp(allow_remote_images=request.GET.get("remote") == "1")
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Referrer-Policy"] = "no-referrer"
+        response["X-Frame-Options"] = "SAMEORIGIN"
+        return response
+
+    def attachment_view(self, request: HttpRequest, message_id: str, attachment_id: str) -> HttpResponse:
+        from mail.preview import attachment_bytes
+
+        message = self._message(request, message_id)
+        attachment = get_object_or_404(Attachment, pk=attachment_id, message=message)
+        response = HttpResponse(attachment_bytes(message, attachment), content_type="application/octet-stream")
+        response["Content-Disposition"] = "attachment"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # Admin URLs carry quoted primary keys ("_" becomes "_5F").
+        message = self.get_object(request, unquote(object_id))
+        extra_context = dict(extra_context or {})
+        if message is not None:
+            try:
+                extra_context["preview"] = message_preview(message)
+            except (FileNotFoundError, OSError):
+                extra_context["preview_error"] = "The raw MIME object is missing from storage."
+            extra_context["allow_remote"] = request.GET.get("remote") == "1"
+        # Every field is read-only; changes go through the actions, so no Save buttons.
+        extra_context.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False, show_delete=False)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(ModerationItem)
+class ModerationQueueAdmin(MessageAdmin):
+    """Held, quarantined, blocked and unverified inbound mail, oldest first."""
+
+    list_display = ["short_id", "agent", "disposition", "sender", "subject", "received_at", "sender_verified", "quarantine_reason"]
+    list_filter = ["disposition", "sender_verified", "agent", "received_at"]
+    ordering = ["received_at", "id"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        return super().get_queryset(request).in_moderation_queue()
 
 
 @admin.register(InboundDelivery)
@@ -22,16 +295,69 @@ class InboundDeliveryAdmin(admin.ModelAdmin):
     list_filter = ["source", "status"]
     search_fields = ["id", "external_id", "envelope_from"]
     show_full_result_count = False
+    paginator = BoundedCountPaginator
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(Attachment)
 class AttachmentAdmin(admin.ModelAdmin):
-    list_display = ["id", "agent", "kind", "state", "filename", "content_type", "size"]
+    list_display = ["id", "agent", "kind", "state", "filename", "content_type", "size", "created_at"]
     list_filter = ["kind", "state"]
     raw_id_fields = ["message"]
+    list_select_related = ["agent"]
+    show_full_result_count = False
+    paginator = BoundedCountPaginator
 
 
 @admin.register(SendRequest)
 class SendRequestAdmin(admin.ModelAdmin):
     list_display = ["agent", "key", "state", "response_status", "created_at", "expires_at"]
     list_filter = ["state"]
+    show_full_result_count = False
+
+
+class ArchiveJobForm(forms.ModelForm):
+    confirm = forms.BooleanField(required=False, help_text="Required for purge: archived mail past retention is deleted for good.")
+
+    class Meta:
+        model = ArchiveJob
+        fields = ["action", "agent", "older_than_days"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("action") == ArchiveJob.Action.PURGE and not data.get("confirm"):
+            raise forms.ValidationError("Tick 'confirm' to purge: deleted mail cannot be restored.")
+        return data
+
+
+@admin.register(ArchiveJob)
+class ArchiveJobAdmin(admin.ModelAdmin):
+    """Bulk archive / restore / purge by agent and age, run as a background task."""
+
+    form = ArchiveJobForm
+    list_display = ["id", "action", "agent", "older_than_days", "state", "progress", "created_by", "created_at", "finished_at"]
+    list_filter = ["action", "state"]
+    readonly_fields = ["state", "total", "done", "error", "created_by", "created_at", "finished_at"]
+
+    @admin.display(description="progress")
+    def progress(self, obj: ArchiveJob) -> str:
+        if not obj.total:
+            return "—" if obj.state != ArchiveJob.State.DONE else "nothing to do"
+        return f"{obj.done}/{obj.total} ({100 * obj.done // obj.total}%)"
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: ArchiveJob, form: Any, change: bool) -> None:
+        from mail.archival import archive_job_start
+
+        job = archive_job_start(action=obj.action, agent=obj.agent, older_than_days=obj.older_than_days, created_by=request.user)
+        obj.pk = job.pk
+        obj.refresh_from_db()
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+        extra_context = {**(extra_context or {}), "refresh_while_running": ArchiveJob.objects.filter(state__in=["pending", "running"]).exists()}
+        return super().changelist_view(request, extra_context)
+

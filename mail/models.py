@@ -3,6 +3,7 @@ and the idempotency records of sends."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -167,6 +168,14 @@ class Message(models.Model):
             models.Index(fields=["agent", "internet_message_id"], name="mail_message_agent_msgid"),
             # Outbound tracking events find the message by the provider's id.
             models.Index(fields=["provider_message_id"], name="mail_message_provider_id"),
+            # The admin dashboard's mail-per-day chart and the received_at filter.
+            models.Index(fields=["received_at"], name="mail_message_received"),
+            # The moderation queue and dashboard counts of held/quarantined/blocked mail.
+            models.Index(
+                fields=["disposition", "received_at", "id"],
+                condition=~Q(disposition="inbox"),
+                name="mail_message_not_inbox",
+            ),
             # Deleting raw objects checks whether another message still points at them.
             models.Index(fields=["storage_key"], name="mail_message_storage_key"),
         ]
@@ -268,3 +277,42 @@ class SendRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent_id}:{self.key}"
+
+
+class ModerationItem(Message):
+    """The moderation queue in the admin: held, quarantined, blocked and unverified mail."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "moderation queue item"
+        verbose_name_plural = "moderation queue"
+
+
+class ArchiveJob(models.Model):
+    """A bulk archive, restore or purge started by staff, run by a Celery task."""
+
+    class Action(models.TextChoices):
+        ARCHIVE = "archive", "Archive mail older than N days"
+        RESTORE = "restore", "Restore archived mail older than N days"
+        PURGE = "purge", "Delete archived mail older than N days (retention)"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    action = models.CharField(max_length=10, choices=Action.choices)
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, help_text="empty: every agent")
+    older_than_days = models.PositiveIntegerField(default=90)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        scope = self.agent.agent_id if self.agent_id else "all agents"
+        return f"{self.action} {scope} older than {self.older_than_days} days"

@@ -27,6 +27,14 @@ class MessageQuerySet(models.QuerySet):
         """Inbound mail an agent should see: not quarantined, held or blocked."""
         return self.filter(direction="inbound", disposition="inbox")
 
+    def in_moderation_queue(self) -> MessageQuerySet:
+        """Inbound mail a moderator should look at: held, quarantined or blocked, and
+        unverified mail that reached an inbox."""
+        return self.filter(direction="inbound").filter(~Q(disposition="inbox") | Q(sender_verified=False))
+
+    def older_than(self, cutoff: dt.datetime) -> MessageQuerySet:
+        return self.filter(received_at__lt=cutoff)
+
     def not_archived(self) -> MessageQuerySet:
         return self.filter(archived=False)
 

@@ -90,3 +90,8 @@ def sweep_queued_messages() -> int:
 @shared_task
 def purge_send_requests() -> int:
     return send_requests_purge()
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def run_archive_job(job_id: int) -> str:
+    from mail.archival import archive_job_run
+
+    return archive_job_run(job_id=job_id).state

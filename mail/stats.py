@@ -1,0 +1,82 @@
+"""Figures for the admin dashboard: mail per day and the moderation queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Count
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from mail.models import Message
+
+QUEUE_CAP = 10_000
+
+
+def daily_counts(days: int = 30) -> dict[str, Any]:
+    today = timezone.now().date()
+    start = today - dt.timedelta(days=days - 1)
+    rows = (
+        Message.objects.filter(received_at__date__gte=start)
+        .annotate(day=TruncDate("received_at"))
+        .values("day", "direction")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts: dict[tuple[dt.date, str], int] = {(r["day"], r["direction"]): r["n"] for r in rows}
+    out = []
+    for i in range(days):
+        day = start + dt.timedelta(days=i)
+        out.append({"day": day.isoformat(), "received": counts.get((day, "inbound"), 0), "sent": counts.get((day, "outbound"), 0)})
+    return {"days": days, "series": out}
+
+
+def _chart(series: list[dict[str, Any]], *, width: int = 720, height: int = 160) -> dict[str, Any]:
+    top = max([1] + [max(d["received"], d["sent"]) for d in series])
+    base = height - 4
+    slot = width / len(series)
+    w = max(1, int(slot / 2) - 1)
+    bars = []
+    for i, d in enumerate(series):
+        rh = round((base - 16) * d["received"] / top)
+        sh = round((base - 16) * d["sent"] / top)
+        x = round(i * slot)
+        bars.append({**d, "x": x, "x2": x + w, "w": w, "received_h": rh, "received_y": base - rh, "sent_h": sh, "sent_y": base - sh})
+    return {"width": width, "height": height, "base": base, "bars": bars, "max": top}
+
+
+def dashboard() -> dict[str, Any]:
+    cached = cache.get("admin-dashboard")
+    if cached is not None:
+        return cached
+    data = daily_counts()
+    queue = Message.objects.in_moderation_queue()[: QUEUE_CAP + 1].count()
+    result = {
+        **_chart(data["series"]),
+        "days": data["days"],
+        "total_received": sum(d["received"] for d in data["series"]),
+        "total_sent": sum(d["sent"] for d in data["series"]),
+        "queue": min(queue, QUEUE_CAP),
+        "queue_capped": queue > QUEUE_CAP,
+        "held": Message.objects.filter(disposition="held")[: QUEUE_CAP].count(),
+        "quarantined": Message.objects.filter(disposition="quarantined")[: QUEUE_CAP].count(),
+        "failing_webhooks": _failing_webhooks(),
+    }
+    cache.set("admin-dashboard", result, 30)
+    return result
+
+
+def _failing_webhooks() -> int | None:
+    try:
+        from webhooks.models import Endpoint  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    from django.db.models import Q
+
+    fields = {f.name for f in Endpoint._meta.get_fields()}
+    condition = Q(enabled=False) if "enabled" in fields else Q()
+    if "failing_since" in fields:
+        condition |= Q(failing_since__isnull=False)
+    return Endpoint.objects.filter(condition).count()

