@@ -19,6 +19,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 # Embedded mode: SQLite, local file storage, local SMTP listener, a Celery worker on
 # kombu's filesystem broker. DEBUG=1 only because it is a developer's machine.
 run: export DEBUG ?= 1
+run: export WEBHOOKS_ALLOW_LOOPBACK ?= 1
 run: venv
 	mkdir -p $(DATA_DIR)
 	$(BIN)/python manage.py migrate --noinput -v 0
