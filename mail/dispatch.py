@@ -16,6 +16,7 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.utils import timezone
 
+from assmbl.faults import fault_point
 from assmbl.ids import new_id
 from mail.models import Message
 from mail.serializers import message_item
@@ -121,6 +122,8 @@ def message_dispatch(*, message_id: str) -> Message | None:
             Message.objects.filter(pk=message.pk, provider_message_id=claim).update(provider_message_id="")
             raise TransientSendError(str(exc)) from exc
         return _dispatch_record(message, claim=claim, status=Message.Status.FAILED, detail=str(exc)[:2000])
+    # Accepted by the provider, not yet recorded: the window the reliability tests kill.
+    fault_point("send.after_provider_accept")
     anymail_status = getattr(email, "anymail_status", None)
     provider_id = getattr(anymail_status, "message_id", None) or email.provider_message_id or ""
     if not isinstance(provider_id, str):
