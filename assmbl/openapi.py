@@ -31,6 +31,8 @@ _DESCRIPTIONS = {
     405: "Method not allowed",
     406: "Not acceptable",
     409: "State conflict",
+    410: "Gone (an expired cursor)",
+    411: "Content-Length required",
     413: "Request body too large",
     415: "Unsupported media type",
     429: "Rate limited (see Retry-After)",
