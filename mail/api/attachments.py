@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from assmbl.openapi import error_responses
 from mail.api.common import AgentAPIView, message_for_agent_or_404
+from mail.api.schema import AttachmentCreateSchema, DownloadUrlSchema, UploadItemSchema, UploadTicketSchema
 from mail.attachments import (
     UploadTicket,
     attachment_create,
@@ -29,7 +30,6 @@ from mail.attachments import (
     inbound_attachment_or_404,
     is_s3,
 )
-from mail.api.schema import AttachmentCreateSchema, DownloadUrlSchema, UploadItemSchema, UploadTicketSchema
 from mail.models import Attachment
 from mail.serializers import rfc3339
 

@@ -28,7 +28,6 @@ from mail.sending import message_forward, message_reply, message_send, outgoing_
 from mail.serializers import message_item, with_item_relations
 from mail.threads import thread_messages
 
-
 _IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
