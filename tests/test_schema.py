@@ -4,6 +4,7 @@ any endpoint."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -41,7 +42,7 @@ CHECKS = [
 ]
 # Operator-only endpoints; every other one is fuzzed with an agent token.
 OPERATOR_ONLY = ("/v1/agents",)
-EXAMPLES = 20
+EXAMPLES = int(os.environ.get("SCHEMA_EXAMPLES", "40"))
 
 
 def test_the_schema_documents_bearer_auth_and_the_error_envelope(client: Any) -> None:

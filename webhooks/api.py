@@ -283,7 +283,7 @@ class WebhookDeliveriesView(APIView):
     @extend_schema(
         operation_id="webhooks_deliveries",
         parameters=[
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1..100, default 25"),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100}, description="default 25"),
             OpenApiParameter("state", OpenApiTypes.STR, enum=Delivery.State.values),
         ],
         responses={
@@ -328,8 +328,12 @@ class EventListView(APIView):
         operation_id="events_list",
         parameters=[
             OpenApiParameter("after", OpenApiTypes.STR, description="next_cursor of the previous page"),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1..100, default 100"),
-            OpenApiParameter("wait", OpenApiTypes.INT, description="long-poll: seconds to wait for an event, 0..60"),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100}, description="default 100"),
+            OpenApiParameter(
+                "wait",
+                {"type": "integer", "minimum": 0, "maximum": MAX_WAIT},
+                description="long-poll: seconds to wait for an event (default 0)",
+            ),
         ],
         responses={
             200: inline_serializer(

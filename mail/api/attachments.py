@@ -110,7 +110,8 @@ class AttachmentUploadView(APIView):
         auth=[],
         responses={
             200: UploadItemSchema,
-            **error_responses(400, 403, 409, 411, 413),
+            # No token here: the signature is the credential, so never a 401.
+            **{code: r for code, r in error_responses(400, 403, 409, 411, 413).items() if code != 401},
         },
     )
     def put(self, request: Request, attachment_id: str) -> Response:
