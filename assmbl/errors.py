@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -107,6 +107,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge("The request body is larger than the limit.")
+    elif isinstance(exc, DataError):
+        # A value the database refuses (PostgreSQL: a NUL character in a path id, a query
+        # parameter or a JSON string) is the request's fault, not an outage: 400, not 503.
+        exc = ValidationFailed("A value in the request cannot be stored or searched for.", code="invalid_value")
     elif isinstance(exc, (OperationalError, InterfaceError, DatabaseError)):
         # The database is down or restarting: say so and let the client retry, rather
         # than a bare 500 that looks like a bug in the request.

@@ -31,14 +31,17 @@ _DESCRIPTIONS = {
     405: "Method not allowed",
     406: "Not acceptable",
     409: "State conflict",
+    410: "Gone (an expired cursor)",
+    411: "Content-Length required",
     413: "Request body too large",
     415: "Unsupported media type",
     429: "Rate limited (see Retry-After)",
     503: "Temporarily unavailable (see Retry-After)",
 }
 
-# Every authenticated endpoint can answer these, whatever it does.
-COMMON_ERRORS = (401, 403, 405, 406, 429, 503)
+# Every authenticated endpoint can answer these, whatever it does (400: a value the
+# database refuses, such as a NUL character in a path id, is invalid_value anywhere).
+COMMON_ERRORS = (400, 401, 403, 405, 406, 429, 503)
 
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:

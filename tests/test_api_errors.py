@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from django.test import override_settings
@@ -128,3 +129,22 @@ def test_an_unknown_path_under_v1_is_the_404_envelope_even_in_debug(owner: Any) 
     response = owner.client.get("/v1/no-such-endpoint")
     assert response.status_code == 404
     assert error_code(response) == "not_found"
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not settings.IS_POSTGRES, reason="PostgreSQL refuses NUL characters; SQLite stores them")
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("get", "/v1/messages/msg%00x", None),
+        ("get", "/v1/threads/thr%00x", None),
+        ("get", "/v1/directory/agents?q=a%00b", None),
+        ("post", "/v1/send", {"to": "bob@example.com", "subject": "Hi\x00", "body": "x"}),
+    ],
+)
+def test_it_answers_a_nul_character_with_400_not_503(owner: Any, method: str, url: str, body: Any) -> None:
+    # Found by schemathesis: PostgreSQL's DataError was reported as "unavailable, retry".
+    client = owner.client
+    response = client.get(url) if body is None else client.post(url, body, format="json")
+    assert response.status_code == 400
+    assert error_code(response) == "invalid_value"

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -12,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from assmbl.errors import NotFound, ValidationFailed
+from assmbl.openapi import error_responses
 from directory.auth import IsAgent, TokenUser
 from webhooks.events import MAX_WAIT, Cursor, event_item, events_page, events_wait
 from webhooks.models import Delivery, Endpoint
@@ -103,13 +111,17 @@ class WebhookListView(APIView):
 
     @extend_schema(
         operation_id="webhooks_list",
-        responses=inline_serializer("WebhookList", {"items": EndpointOutput(many=True)}),
+        responses={200: inline_serializer("WebhookList", {"items": EndpointOutput(many=True)}), **error_responses()},
     )
     def get(self, request: Request) -> Response:
         endpoints = _endpoints_for(request.user).prefetch_related("agents")
         return Response({"items": [_out(e) for e in endpoints]})
 
-    @extend_schema(operation_id="webhooks_create", request=InputSerializer, responses={201: EndpointWithSecretOutput})
+    @extend_schema(
+        operation_id="webhooks_create",
+        request=InputSerializer,
+        responses={201: EndpointWithSecretOutput, **error_responses(400, 413, 415)},
+    )
     def post(self, request: Request) -> Response:
         _reject_unknown(request.data, set(self.InputSerializer().fields))
         payload = self.InputSerializer(data=request.data)
@@ -154,11 +166,15 @@ class WebhookDetailView(APIView):
         agents = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=1000)
         all_agents = serializers.BooleanField(required=False)
 
-    @extend_schema(operation_id="webhooks_retrieve", responses=EndpointOutput)
+    @extend_schema(operation_id="webhooks_retrieve", responses={200: EndpointOutput, **error_responses(404)})
     def get(self, request: Request, endpoint_id: str) -> Response:
         return Response(_out(_endpoint_or_404(request.user, endpoint_id)))
 
-    @extend_schema(operation_id="webhooks_update", request=InputSerializer, responses=EndpointOutput)
+    @extend_schema(
+        operation_id="webhooks_update",
+        request=InputSerializer,
+        responses={200: EndpointOutput, **error_responses(400, 404, 413, 415)},
+    )
     def patch(self, request: Request, endpoint_id: str) -> Response:
         endpoint = _endpoint_or_404(request.user, endpoint_id)
         _reject_unknown(request.data, set(self.InputSerializer().fields))
@@ -180,7 +196,10 @@ class WebhookDetailView(APIView):
         )
         return Response(_out(endpoint))
 
-    @extend_schema(operation_id="webhooks_delete", responses={204: None})
+    @extend_schema(
+        operation_id="webhooks_delete",
+        responses={204: OpenApiResponse(description="Deleted"), **error_responses(404)},
+    )
     def delete(self, request: Request, endpoint_id: str) -> Response:
         endpoint_delete(endpoint=_endpoint_or_404(request.user, endpoint_id))
         return Response(status=204)
@@ -189,7 +208,11 @@ class WebhookDetailView(APIView):
 class WebhookRotateSecretView(APIView):
     permission_classes = [IsAgentOrOperator]
 
-    @extend_schema(operation_id="webhooks_rotate_secret", request=None, responses=EndpointWithSecretOutput)
+    @extend_schema(
+        operation_id="webhooks_rotate_secret",
+        request=None,
+        responses={200: EndpointWithSecretOutput, **error_responses(404)},
+    )
     def post(self, request: Request, endpoint_id: str) -> Response:
         endpoint = endpoint_rotate_secret(endpoint=_endpoint_or_404(request.user, endpoint_id))
         return Response(_out(endpoint, with_secret=True))
@@ -216,7 +239,10 @@ class WebhookReplayView(APIView):
     @extend_schema(
         operation_id="webhooks_replay",
         request=InputSerializer,
-        responses={202: inline_serializer("WebhookReplayed", {"replayed": serializers.IntegerField()})},
+        responses={
+            202: inline_serializer("WebhookReplayed", {"replayed": serializers.IntegerField()}),
+            **error_responses(400, 404, 413, 415),
+        },
     )
     def post(self, request: Request, endpoint_id: str) -> Response:
         endpoint = _endpoint_or_404(request.user, endpoint_id)
@@ -256,8 +282,14 @@ class WebhookDeliveriesView(APIView):
 
     @extend_schema(
         operation_id="webhooks_deliveries",
-        parameters=[OpenApiParameter("limit", int), OpenApiParameter("state", str, enum=Delivery.State.values)],
-        responses=inline_serializer("WebhookDeliveryList", {"items": DeliveryOutput(many=True)}),
+        parameters=[
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100}, description="default 25"),
+            OpenApiParameter("state", OpenApiTypes.STR, enum=Delivery.State.values),
+        ],
+        responses={
+            200: inline_serializer("WebhookDeliveryList", {"items": DeliveryOutput(many=True)}),
+            **error_responses(400, 404),
+        },
     )
     def get(self, request: Request, endpoint_id: str) -> Response:
         endpoint = _endpoint_or_404(request.user, endpoint_id)
@@ -295,27 +327,34 @@ class EventListView(APIView):
     @extend_schema(
         operation_id="events_list",
         parameters=[
-            OpenApiParameter("after", str, description="next_cursor of the previous page"),
-            OpenApiParameter("limit", int, description="1..100, default 100"),
-            OpenApiParameter("wait", int, description="long-poll: seconds to wait for an event, 0..60"),
+            OpenApiParameter("after", OpenApiTypes.STR, description="next_cursor of the previous page"),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100}, description="default 100"),
+            OpenApiParameter(
+                "wait",
+                {"type": "integer", "minimum": 0, "maximum": MAX_WAIT},
+                description="long-poll: seconds to wait for an event (default 0)",
+            ),
         ],
-        responses=inline_serializer(
-            "EventList",
-            {
-                "items": inline_serializer(
-                    "EventItem",
-                    {
-                        "id": serializers.CharField(),
-                        "type": serializers.CharField(),
-                        "timestamp": serializers.DateTimeField(),
-                        "data": serializers.DictField(),
-                    },
-                    many=True,
-                ),
-                "next_cursor": serializers.CharField(),
-                "has_more": serializers.BooleanField(),
-            },
-        ),
+        responses={
+            200: inline_serializer(
+                "EventList",
+                {
+                    "items": inline_serializer(
+                        "EventItem",
+                        {
+                            "id": serializers.CharField(),
+                            "type": serializers.CharField(),
+                            "timestamp": serializers.DateTimeField(),
+                            "data": serializers.DictField(),
+                        },
+                        many=True,
+                    ),
+                    "next_cursor": serializers.CharField(),
+                    "has_more": serializers.BooleanField(),
+                },
+            ),
+            **error_responses(400, 410),
+        },
     )
     def get(self, request: Request) -> Response:
         _reject_unknown(request.query_params, {"after", "limit", "wait"})

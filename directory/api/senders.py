@@ -13,12 +13,15 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from assmbl.errors import ApiError, NotFound, ValidationFailed
+from assmbl.openapi import error_responses
 from directory.auth import TokenUser
 from directory.models import Agent, Sender, SenderRule
 from directory.services import SenderAction, sender_entry_create, sender_entry_delete
@@ -86,9 +89,67 @@ class SenderCreateInput(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
 
 
+class SenderEntrySchema(serializers.Serializer):
+    """Documentation only: ``sender_entry_item`` of a Sender (kind "sender") or a SenderRule
+    (kind "rule"); the fields of the other kind are absent."""
+
+    id = serializers.CharField(help_text="snd_... or rul_...")
+    kind = serializers.ChoiceField(choices=["sender", "rule"])
+    address_or_domain = serializers.CharField()
+    status = serializers.CharField()
+    scope = serializers.ChoiceField(choices=["agent", "global"])
+    agent_id = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField(allow_null=True)
+    last_seen_at = serializers.DateTimeField(allow_null=True, required=False)
+    message_count = serializers.IntegerField(required=False)
+    verified_at = serializers.DateTimeField(allow_null=True, required=False)
+    action = serializers.CharField(required=False)
+    note = serializers.CharField(allow_blank=True, required=False)
+
+    class Meta:
+        ref_name = "SenderEntry"
+
+
+class SenderListSchema(serializers.Serializer):
+    items = SenderEntrySchema(many=True)
+
+    class Meta:
+        ref_name = "SenderList"
+
+
+class AgentLookupItemSchema(serializers.Serializer):
+    agent_id = serializers.CharField()
+    address = serializers.CharField()
+    display_name = serializers.CharField(allow_blank=True)
+
+    class Meta:
+        ref_name = "AgentLookupItem"
+
+
+class AgentLookupListSchema(serializers.Serializer):
+    items = AgentLookupItemSchema(many=True)
+
+    class Meta:
+        ref_name = "AgentLookupList"
+
+
+_AGENT_ID = OpenApiParameter(
+    "agent_id", OpenApiTypes.STR, description="operator tokens: the agent to act for; agent tokens: their own or absent"
+)
+
+
 class SendersView(APIView):
     """GET lists entries with status, last seen and message count; POST adds one."""
 
+    @extend_schema(
+        operation_id="directory_senders_list",
+        summary="Trusted senders and allow/block rules",
+        parameters=[
+            _AGENT_ID,
+            OpenApiParameter("status", OpenApiTypes.STR, description="only entries with this status"),
+        ],
+        responses={200: SenderListSchema, **error_responses(404)},
+    )
     def get(self, request: Request) -> Response:
         user = _user(request)
         agent = _agent_for(user, request.query_params.get("agent_id"))
@@ -112,6 +173,12 @@ class SendersView(APIView):
             ]
         return Response({"items": items})
 
+    @extend_schema(
+        operation_id="directory_senders_create",
+        summary="Add a sender entry or an allow/block rule",
+        request=SenderCreateInput,
+        responses={201: SenderEntrySchema, **error_responses(400, 403, 404, 413, 415)},
+    )
     def post(self, request: Request) -> Response:
         user = _user(request)
         data = SenderCreateInput(data=request.data)
@@ -137,6 +204,11 @@ class SendersView(APIView):
 
 
 class SenderDetailView(APIView):
+    @extend_schema(
+        operation_id="directory_senders_delete",
+        summary="Remove a sender entry or a rule",
+        responses={204: OpenApiResponse(description="Deleted"), **error_responses(404)},
+    )
     def delete(self, request: Request, entry_id: str) -> Response:
         user = _user(request)
         kind, _, raw_pk = entry_id.partition("_")
@@ -164,6 +236,12 @@ def _scope(user: TokenUser) -> dict[str, Any]:
 class AgentLookupView(APIView):
     """Find agents of this deployment by id or address: agent_id, address, display_name only."""
 
+    @extend_schema(
+        operation_id="directory_agents_lookup",
+        summary="Find agents of this deployment by id or address",
+        parameters=[OpenApiParameter("q", OpenApiTypes.STR, required=True, description="an agent id or address")],
+        responses={200: AgentLookupListSchema, **error_responses(400)},
+    )
     def get(self, request: Request) -> Response:
         q = request.query_params.get("q", "").strip().lower()
         if not q:

@@ -7,13 +7,17 @@ from typing import Any
 
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from assmbl.openapi import error_responses
 from mail.api.common import AgentAPIView, message_for_agent_or_404
+from mail.api.schema import AttachmentCreateSchema, DownloadUrlSchema, UploadItemSchema, UploadTicketSchema
 from mail.attachments import (
     UploadTicket,
     attachment_create,
@@ -56,6 +60,12 @@ def ticket_item(ticket: UploadTicket) -> dict[str, Any]:
 
 
 class AttachmentsView(AgentAPIView):
+    @extend_schema(
+        operation_id="attachment_create",
+        summary="Reserve an upload: the URL the bytes go to",
+        request=AttachmentCreateSchema,
+        responses={201: UploadTicketSchema, **error_responses(400, 413, 415)},
+    )
     def post(self, request: Request) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
         ticket = attachment_create(
@@ -69,6 +79,11 @@ class AttachmentsView(AgentAPIView):
 
 
 class AttachmentView(AgentAPIView):
+    @extend_schema(
+        operation_id="attachment_get",
+        summary="The state of an upload",
+        responses={200: UploadItemSchema, **error_responses(404)},
+    )
     def get(self, request: Request, attachment_id: str) -> Response:
         attachment = attachment_for_agent_or_404(agent=self.agent(request), attachment_id=attachment_id)
         return Response(upload_item(attachment_refresh(attachment=attachment)))
@@ -84,6 +99,21 @@ class AttachmentUploadView(APIView):
     permission_classes = [AllowAny]
     throttle_classes: list[Any] = []
 
+    @extend_schema(
+        operation_id="attachment_upload",
+        summary="Upload the bytes (embedded storage); the signed URL is the credential",
+        request={"application/octet-stream": OpenApiTypes.BINARY, "*/*": OpenApiTypes.BINARY},
+        parameters=[
+            OpenApiParameter("expires", OpenApiTypes.STR, required=True, description="from upload_url"),
+            OpenApiParameter("signature", OpenApiTypes.STR, required=True, description="from upload_url"),
+        ],
+        auth=[],
+        responses={
+            200: UploadItemSchema,
+            # No token here: the signature is the credential, so never a 401.
+            **{code: r for code, r in error_responses(400, 403, 409, 411, 413).items() if code != 401},
+        },
+    )
     def put(self, request: Request, attachment_id: str) -> Response:
         raw = request._request
         length = raw.META.get("CONTENT_LENGTH")
@@ -104,6 +134,18 @@ class MessageAttachmentView(AgentAPIView):
         # a browser, 'application/octet-stream'); only errors are rendered as JSON.
         return super().perform_content_negotiation(request, force=True)
 
+    @extend_schema(
+        operation_id="message_attachment_download",
+        summary="Download an attachment of a received message",
+        description="Embedded storage streams the bytes with the attachment's content type. "
+        "In S3 mode the answer is a 302 to a presigned URL, or, with Accept: application/json, the URL as JSON.",
+        responses={
+            (200, "*/*"): OpenApiResponse(response=OpenApiTypes.BINARY, description="The attachment bytes"),
+            (200, "application/json"): OpenApiResponse(response=DownloadUrlSchema, description="S3 mode, JSON asked"),
+            302: OpenApiResponse(description="S3 mode: redirect to a presigned download URL"),
+            **error_responses(404),
+        },
+    )
     def get(self, request: Request, message_id: str, attachment_id: str) -> HttpResponse | Response:
         message = message_for_agent_or_404(self.agent(request), message_id)
         attachment = inbound_attachment_or_404(message=message, attachment_id=attachment_id)

@@ -70,3 +70,110 @@ class UnreadCountSchema(serializers.Serializer):
 
     class Meta:
         ref_name = "UnreadCount"
+
+
+class InboxItemPageSchema(serializers.Serializer):
+    """GET /v1/sent: the same page shape as the inbox."""
+
+    items = InboxItemSchema(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+    has_more = serializers.BooleanField()
+
+    class Meta:
+        ref_name = "SentPage"
+
+
+class ThreadPageSchema(InboxItemPageSchema):
+    thread_id = serializers.CharField()
+
+    class Meta:
+        ref_name = "ThreadPage"
+
+
+_ADDRESSES = "an address or a list of addresses"
+
+
+class SendRequestSchema(serializers.Serializer):
+    to = serializers.JSONField(help_text=_ADDRESSES)
+    cc = serializers.JSONField(required=False, help_text=_ADDRESSES)
+    bcc = serializers.JSONField(required=False, help_text=_ADDRESSES)
+    reply_to = serializers.JSONField(required=False, help_text=_ADDRESSES)
+    subject = serializers.CharField(allow_blank=True)
+    body = serializers.CharField(required=False, allow_blank=True, help_text="body or html is required")
+    html = serializers.CharField(required=False, allow_blank=True)
+    headers = serializers.DictField(child=serializers.CharField(), required=False, help_text="X- headers only")
+    attachments = serializers.ListField(child=serializers.CharField(), required=False, help_text="AttachmentIDs")
+
+    class Meta:
+        ref_name = "SendRequest"
+
+
+class ReplyRequestSchema(serializers.Serializer):
+    body = serializers.CharField(required=False, allow_blank=True, help_text="body or html is required")
+    html = serializers.CharField(required=False, allow_blank=True)
+    reply_all = serializers.BooleanField(required=False, default=False)
+    attachments = serializers.ListField(child=serializers.CharField(), required=False, help_text="AttachmentIDs")
+
+    class Meta:
+        ref_name = "ReplyRequest"
+
+
+class ForwardRequestSchema(serializers.Serializer):
+    to = serializers.JSONField(help_text=_ADDRESSES)
+    body = serializers.CharField(required=False, allow_blank=True, help_text="a note above the forwarded message")
+
+    class Meta:
+        ref_name = "ForwardRequest"
+
+
+class SendAcceptedSchema(serializers.Serializer):
+    MessageID = serializers.CharField()
+    Status = serializers.CharField()
+
+    class Meta:
+        ref_name = "SendAccepted"
+
+
+class UploadTicketSchema(serializers.Serializer):
+    AttachmentID = serializers.CharField()
+    upload_url = serializers.CharField()
+    upload_method = serializers.CharField(help_text="PUT (embedded storage) or POST (S3 presigned POST)")
+    expires_at = serializers.DateTimeField(allow_null=True)
+    upload_fields = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text="form fields of an S3 presigned POST"
+    )
+
+    class Meta:
+        ref_name = "UploadTicket"
+
+
+class AttachmentCreateSchema(serializers.Serializer):
+    filename = serializers.CharField()
+    content_type = serializers.CharField(help_text="a media type such as application/pdf")
+    size = serializers.IntegerField(min_value=0)
+    sha256 = serializers.CharField(required=False, help_text="64 hexadecimal characters")
+
+    class Meta:
+        ref_name = "AttachmentCreate"
+
+
+class UploadItemSchema(serializers.Serializer):
+    AttachmentID = serializers.CharField()
+    Filename = serializers.CharField(allow_blank=True)
+    ContentType = serializers.CharField(allow_blank=True)
+    Size = serializers.IntegerField(allow_null=True)
+    Sha256 = serializers.CharField(allow_null=True)
+    State = serializers.CharField()
+    ExpiresAt = serializers.DateTimeField(allow_null=True)
+    MessageID = serializers.CharField(allow_null=True)
+
+    class Meta:
+        ref_name = "Upload"
+
+
+class DownloadUrlSchema(serializers.Serializer):
+    url = serializers.CharField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        ref_name = "DownloadUrl"

@@ -5,17 +5,40 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from assmbl.errors import NotFound
+from assmbl.openapi import error_responses
 from mail.api.common import AgentAPIView, message_for_agent_or_404
+from mail.api.schema import (
+    ForwardRequestSchema,
+    InboxItemPageSchema,
+    ReplyRequestSchema,
+    SendAcceptedSchema,
+    SendRequestSchema,
+    ThreadPageSchema,
+)
 from mail.idempotency import IdempotentResult, send_idempotently
 from mail.models import Message
 from mail.pagination import limit_parse, page_after, query_params_check
 from mail.sending import message_forward, message_reply, message_send, outgoing_parse
 from mail.serializers import message_item, with_item_relations
 from mail.threads import thread_messages
+
+_IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    description="1 to 255 printable characters; the same key and body replay the first response",
+)
+_ACCEPTED = OpenApiResponse(response=SendAcceptedSchema, description="Queued for delivery (or a replay)")
+_PAGE_PARAMS = [
+    OpenApiParameter("limit", OpenApiTypes.INT, description="1..100"),
+    OpenApiParameter("cursor", OpenApiTypes.STR, description="next_cursor of the previous page (opaque)"),
+]
 
 
 def _respond(result: IdempotentResult) -> Response:
@@ -36,6 +59,13 @@ class _IdempotentSendView(AgentAPIView):
 
 
 class SendView(_IdempotentSendView):
+    @extend_schema(
+        operation_id="send",
+        summary="Send a new message",
+        request=SendRequestSchema,
+        parameters=[_IDEMPOTENCY_KEY],
+        responses={202: _ACCEPTED, **error_responses(400, 409, 413, 415)},
+    )
     def post(self, request: Request) -> Response:
         agent = self.agent(request)
         return self.run(
@@ -45,6 +75,13 @@ class SendView(_IdempotentSendView):
 
 
 class ReplyView(_IdempotentSendView):
+    @extend_schema(
+        operation_id="message_reply",
+        summary="Reply (or reply-all) to a message",
+        request=ReplyRequestSchema,
+        parameters=[_IDEMPOTENCY_KEY],
+        responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415)},
+    )
     def post(self, request: Request, message_id: str) -> Response:
         agent = self.agent(request)
         original = message_for_agent_or_404(agent, message_id)
@@ -54,6 +91,13 @@ class ReplyView(_IdempotentSendView):
 
 
 class ForwardView(_IdempotentSendView):
+    @extend_schema(
+        operation_id="message_forward",
+        summary="Forward a message, the original attached",
+        request=ForwardRequestSchema,
+        parameters=[_IDEMPOTENCY_KEY],
+        responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415)},
+    )
     def post(self, request: Request, message_id: str) -> Response:
         agent = self.agent(request)
         original = message_for_agent_or_404(agent, message_id)
@@ -63,6 +107,12 @@ class ForwardView(_IdempotentSendView):
 
 
 class SentView(AgentAPIView):
+    @extend_schema(
+        operation_id="sent_list",
+        summary="List sent messages",
+        parameters=_PAGE_PARAMS,
+        responses={200: InboxItemPageSchema, **error_responses(400)},
+    )
     def get(self, request: Request) -> Response:
         query_params_check(request.query_params, {"limit", "cursor"})
         queryset = with_item_relations(Message.objects.for_agent(self.agent(request)).outbound())
@@ -75,6 +125,12 @@ class SentView(AgentAPIView):
 
 
 class ThreadView(AgentAPIView):
+    @extend_schema(
+        operation_id="thread_get",
+        summary="The messages of a thread, oldest first",
+        parameters=_PAGE_PARAMS,
+        responses={200: ThreadPageSchema, **error_responses(400, 404)},
+    )
     def get(self, request: Request, thread_id: str) -> Response:
         query_params_check(request.query_params, {"limit", "cursor"})
         queryset = with_item_relations(thread_messages(agent=self.agent(request), thread_id=thread_id))
