@@ -253,3 +253,15 @@ if TESTING:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # A file, not :memory:, so the SMTP listener's threads share the test database.
         DATABASES["default"]["TEST"] = {"NAME": str(_test_dir / "test.sqlite3")}
+
+# --- scale (issue 11: run-stack, PostgreSQL + Redis topology) ---------------------------------
+# Persistent connections (DB_CONN_MAX_AGE, above; run-stack uses 60) save a connect per request
+# or task; the health check makes a connection that PostgreSQL dropped (restart, failover,
+# idle timeout) reconnect on the next request instead of failing it.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_CONN_HEALTH_CHECKS", True)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # With acks_late, Redis re-delivers a task whose worker died after this many seconds;
+    # it must exceed the longest task (a 40 MB parse is seconds), and the sweeper covers
+    # a lost publish.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
