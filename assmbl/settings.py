@@ -265,3 +265,10 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # a lost publish.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery workers only (run-stack sets it there): the index a worker writes can be rebuilt
+# from the stored bytes, and a delivery whose "processed" commit is lost stays "stored" and
+# is re-processed by the sweeper, idempotently. So workers need not wait for the WAL
+# flush; the SMTP listener and the API, whose commits are promises, keep the default (on).
+DB_SYNCHRONOUS_COMMIT = env_str("DB_SYNCHRONOUS_COMMIT")
+if IS_POSTGRES and DB_SYNCHRONOUS_COMMIT in ("off", "local", "remote_write", "on"):
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c synchronous_commit={DB_SYNCHRONOUS_COMMIT}"

@@ -130,11 +130,13 @@ class Engines:
                 sys.stderr.write(f"{args[0]} stop failed: {exc.stderr}\n")
 
 
-def supervise(commands: dict[str, list[str]], env: dict[str, str], write: Any) -> int:
+def supervise(
+    commands: dict[str, list[str]], env: dict[str, str], write: Any, overrides: dict[str, dict[str, str]] | None = None
+) -> int:
     """Start every command in its own session, wait for Ctrl-C/SIGTERM or the first exit,
     then stop them all (SIGTERM, 10 s grace, SIGKILL). Returns the first non-zero code."""
     procs = {
-        name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True, env=env)
+        name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True, env=(overrides or {}).get(name, env))
         for name, cmd in commands.items()
     }
     stopping = False
@@ -226,7 +228,8 @@ class Command(BaseCommand):
                 celery_concurrency=opts["celery_concurrency"],
             )
             self.stdout.write(f"stack: {', '.join(commands)} on http://127.0.0.1:{opts['http_port']} smtp 127.0.0.1:{opts['smtp_port']}")
-            code = supervise(commands, env, self.stderr.write)
+            worker_env = {**env, "DB_SYNCHRONOUS_COMMIT": os.environ.get("WORKER_SYNCHRONOUS_COMMIT", "off")}
+            code = supervise(commands, env, self.stderr.write, overrides={n: worker_env for n in commands if n.startswith("worker")})
         finally:
             if not opts["no_engines"]:
                 engines.stop()
