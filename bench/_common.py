@@ -161,7 +161,7 @@ def machine() -> str:
     except OSError:
         pass
     try:
-        load = " load %.2f" % os.getloadavg()[0]
+        load = f" load {os.getloadavg()[0]:.2f}"
     except OSError:
         load = ""
     return f"{platform.node()} {cpus} cpu {model} python {platform.python_version()}{load}"

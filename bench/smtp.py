@@ -14,7 +14,6 @@ a SQLite file. Goal: >= 500 msg/s and >= 40 % of the sink.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import smtplib
 import socket
@@ -58,7 +57,7 @@ def wait_port(port: int, procs: list[subprocess.Popen[bytes]], timeout: float = 
             return
         except OSError:
             if any(p.poll() is not None for p in procs):
-                raise RuntimeError("a process of the stack exited during startup")
+                raise RuntimeError("a process of the stack exited during startup") from None
             time.sleep(0.2)
     raise RuntimeError(f"nothing answers on port {port}")
 
