@@ -213,12 +213,27 @@ def main() -> None:
         from directory.services import agent_create
 
         account = Account.objects.create(name="bench")
+        # Trigram GIN indexes cost more to maintain row by row than to build once: set
+        # the migrations' ones aside during the seed and rebuild them afterwards.
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'mail_message' AND indexdef ILIKE '%%gin_trgm_ops%%'")
+            trgm = cur.fetchall()
+            for name, _ in trgm:
+                cur.execute(f'DROP INDEX "{name}"')
         mailboxes = []
         for n in sizes:
             agent, issued = agent_create(agent_id=f"bench{n}", account=account)
             seconds = seed(agent, n, f"{n}_")
             print(f"seeded {n:>9,} messages in {seconds:6.1f} s ({n / seconds:,.0f} rows/s)")
             mailboxes.append((n, agent, issued.plaintext))
+        if trgm:
+            t0 = time.perf_counter()
+            with connection.cursor() as cur:
+                for _, definition in trgm:
+                    cur.execute(definition)
+            print(f"rebuilt {len(trgm)} trigram indexes of the migrations in {time.perf_counter() - t0:.0f} s")
         print(ensure_trgm())
 
         results: dict[int, dict[str, list[float]]] = {}
