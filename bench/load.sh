@@ -38,7 +38,7 @@ auth="Authorization: Bearer $token"
 load() { # path -> prints requests/s; non-2xx counted as errors
   local path=$1
   if command -v wrk >/dev/null; then
-    out=$(wrk -t2 -c"$CONCURRENCY" -d"${DURATION}s" --latency -H "$auth" "http://127.0.0.1:$port$path")
+    out=$(wrk -t2 -c"$CONCURRENCY" -d"${DURATION}s" --timeout 10s --latency -H "$auth" "http://127.0.0.1:$port$path")
     rps=$(sed -n 's/^Requests\/sec: *//p' <<<"$out")
     non2xx=$(sed -n 's/.*Non-2xx or 3xx responses: *//p' <<<"$out"); sock=$(grep -o 'Socket errors:.*' <<<"$out" || true)
     p50=$(awk '$1=="50%"{print $2}' <<<"$out"); p99=$(awk '$1=="99%"{print $2}' <<<"$out")
@@ -49,11 +49,14 @@ load() { # path -> prints requests/s; non-2xx counted as errors
 }
 
 echo "gunicorn gthread ${WEB_WORKERS}x${WEB_THREADS}, concurrency $CONCURRENCY, ${DURATION}s each, mailbox of $SEED"
-echo "floor  GET $FLOOR_PATH (middleware + JSON 404): $(load "$FLOOR_PATH")"
+floor=$(load "$FLOOR_PATH")
+echo "floor  GET $FLOOR_PATH (middleware + JSON 404): $floor"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "$auth" "http://127.0.0.1:$port$LIST_PATH")
 if [ "$code" != 200 ]; then
   echo "list   GET $LIST_PATH answers $code: the list endpoint is not on this branch yet (inbox-api); nothing to measure"
   exit 0
 fi
-echo "list   GET $LIST_PATH: $(load "$LIST_PATH")"
-echo "ratio list / floor: see the two req/s above (goal: 0 errors on the list)"
+list=$(load "$LIST_PATH")
+echo "list   GET $LIST_PATH: $list"
+awk -v a="${list%% *}" -v b="${floor%% *}" 'BEGIN { if (b > 0) printf "ratio list / floor: %.3f\n", a / b }'
+echo "goal: 0 errors (non-2xx, socket errors, timeouts > 10 s) on the list"
