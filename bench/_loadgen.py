@@ -38,8 +38,8 @@ async def run(url: str, concurrency: int, duration: float, headers: dict[str, st
         t0 = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.monotonic() - t0
-    print(f"requests {len(latencies)} in {elapsed:.1f} s: {len(latencies) / elapsed:.0f} req/s, "
-          f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, errors {errors}")
+    print(f"{len(latencies) / elapsed:.2f} req/s  p50 {percentile(latencies, 50):.1f}ms  p99 {percentile(latencies, 99):.1f}ms  "
+          f"errors {errors} ({len(latencies)} requests in {elapsed:.1f} s)")
 
 
 def main() -> None:
