@@ -18,4 +18,12 @@ class Migration(migrations.Migration):
             "CREATE INDEX IF NOT EXISTS mail_message_agent_inreplyto ON mail_message (agent_id, in_reply_to)",
             "DROP INDEX IF EXISTS mail_message_agent_inreplyto",
         ),
+        # GET /v1/inbox?is_read=false and /v1/inbox/unread-count filter in_inbox() (direction,
+        # disposition) as well; mail_message_agent_unread's predicate lacks them, so every
+        # unread row cost a heap fetch. With them in the predicate the count is index-only.
+        migrations.RunSQL(
+            "CREATE INDEX IF NOT EXISTS mail_message_agent_inbox_unread ON mail_message (agent_id, received_at, id) "
+            "WHERE is_read = false AND archived = false AND direction = 'inbound' AND disposition = 'inbox'",
+            "DROP INDEX IF EXISTS mail_message_agent_inbox_unread",
+        ),
     ]
