@@ -107,7 +107,10 @@ def django_setup(database_url: str, data_dir: str, **env: str) -> None:
         DJANGO_SETTINGS_MODULE="assmbl.settings",
         DATABASE_URL=database_url,
         DATA_DIR=data_dir,
-        DEBUG="1",
+        # DEBUG=0 as in production (DEBUG logs every query); the checks then want secrets.
+        DEBUG="0",
+        SECRET_KEY=os.environ.get("SECRET_KEY") or "bench-secret-key-not-for-production",
+        TOKEN_PEPPER=os.environ.get("TOKEN_PEPPER") or "bench-token-pepper-not-for-production",
         LOG_LEVEL="WARNING",
         **env,
     )

@@ -205,7 +205,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}", flush=True)
     pg_dir = os.environ.get("BENCH_PG_DIR") or temp_dir("bench-api-pg-")
     data_dir = temp_dir("bench-api-")
     try:
@@ -229,7 +229,7 @@ def main() -> None:
         for n in sizes:
             agent, issued = agent_create(agent_id=f"bench{n}", account=account)
             seconds = seed(agent, n, f"{n}_")
-            print(f"seeded {n:>9,} messages in {seconds:6.1f} s ({n / seconds:,.0f} rows/s)")
+            print(f"seeded {n:>9,} messages in {seconds:6.1f} s ({n / seconds:,.0f} rows/s)", flush=True)
             mailboxes.append((n, agent, issued.plaintext))
         if trgm:
             t0 = time.perf_counter()
@@ -245,6 +245,8 @@ def main() -> None:
             results[n] = {}
             for name, (fn, qs) in scenarios(agent, token, n).items():
                 results[n][name] = timed(fn, args.repeat)
+                s = results[n][name]
+                print(f"  {n:>9,} {name:<34} p50 {percentile(s, 50):8.2f} ms  p99 {percentile(s, 99):8.2f} ms", flush=True)
                 if qs is not None and not name.startswith("GET"):
                     plans.append(f"--- {n:,} messages: {name}\n{explain(qs, name)}")
 

@@ -137,7 +137,9 @@ def main() -> None:
         redis_url = redis_start(redis_dir, int(os.environ.get("BENCH_REDIS_PORT", "63798")))
         env = {
             **os.environ, "DATABASE_URL": database_url, "DATA_DIR": data_dir, "CELERY_BROKER_URL": redis_url,
-            "CELERY_TASK_ALWAYS_EAGER": "0", "DEBUG": "1", "LOG_LEVEL": "WARNING", "DB_CONN_MAX_AGE": "60",
+            "CELERY_TASK_ALWAYS_EAGER": "0", "DEBUG": "0", "LOG_LEVEL": "WARNING", "DB_CONN_MAX_AGE": "60",
+            "SECRET_KEY": "bench-secret-key-not-for-production", "TOKEN_PEPPER": "bench-token-pepper-not-for-production",
+            "DB_SYNCHRONOUS_COMMIT": "",
         }
         django_setup(database_url, data_dir, CELERY_BROKER_URL=redis_url)
         from directory.models import Account
