@@ -2,11 +2,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
-from django.db.models import QuerySet
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from directory.models import Account, Agent, ApiToken, Challenge, Sender, SenderRule
+from directory.services import agent_create, agent_deactivate, agent_token_rotate, agent_update, token_revoke
 
 
 @admin.register(Account)
@@ -15,19 +20,108 @@ class AccountAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+class AgentForm(forms.ModelForm):
+    class Meta:
+        model = Agent
+        fields = ["agent_id", "account", "display_name", "policy"]
+
+
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ["agent_id", "display_name", "account", "policy", "is_active", "created_at"]
+    """Agents: created through ``agent_create`` (the token is shown once, in the message
+    bar), changed through ``agent_update``, tokens rotated through ``agent_token_rotate``."""
+
+    form = AgentForm
+    list_display = ["agent_id", "display_name", "account", "policy", "is_active", "unread", "quarantined", "held", "mail", "created_at"]
     list_filter = ["policy", "is_active", "account"]
     search_fields = ["agent_id", "display_name"]
+    list_select_related = ["account"]
+    actions = ["rotate_token", "deactivate"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Agent | None = None) -> list[str]:
+        return ["agent_id", "account", "is_active"] if obj else []
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Agent]:
+        inbox = Q(messages__direction="inbound", messages__disposition="inbox", messages__archived=False)
+        return super().get_queryset(request).annotate(
+            unread_count=Count("messages", filter=inbox & Q(messages__is_read=False)),
+            quarantined_count=Count("messages", filter=Q(messages__disposition="quarantined")),
+            held_count=Count("messages", filter=Q(messages__disposition="held")),
+        )
+
+    @admin.display(description="unread", ordering="unread_count")
+    def unread(self, agent: Agent) -> int:
+        return agent.unread_count  # type: ignore[attr-defined]
+
+    @admin.display(description="quarantined", ordering="quarantined_count")
+    def quarantined(self, agent: Agent) -> int:
+        return agent.quarantined_count  # type: ignore[attr-defined]
+
+    @admin.display(description="held", ordering="held_count")
+    def held(self, agent: Agent) -> int:
+        return agent.held_count  # type: ignore[attr-defined]
+
+    @admin.display(description="mail")
+    def mail(self, agent: Agent) -> str:
+        url = reverse("admin:mail_message_changelist") + f"?agent__id__exact={agent.pk}"
+        queue = reverse("admin:mail_moderationitem_changelist") + f"?agent__id__exact={agent.pk}"
+        return format_html('<a href="{}">messages</a> · <a href="{}">queue</a>', url, queue)
+
+    def save_model(self, request: HttpRequest, obj: Agent, form: Any, change: bool) -> None:
+        if change:
+            agent_update(agent=obj, display_name=obj.display_name, policy=obj.policy)
+            return
+        agent, issued = agent_create(
+            agent_id=obj.agent_id, account=obj.account, display_name=obj.display_name, policy=obj.policy
+        )
+        obj.pk = agent.pk
+        self.message_user(
+            request,
+            f"Created {agent.address}. Its API token, shown this once: {issued.plaintext}",
+            messages.WARNING,
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Agents are deactivated (mail kept for staff), never deleted from the console.
+        return False
+
+    @admin.action(description="Rotate the API token (revokes the old ones; the new one is shown once)")
+    def rotate_token(self, request: HttpRequest, queryset: QuerySet[Agent]) -> None:
+        if not request.user.has_perm("directory.add_apitoken"):
+            raise PermissionDenied
+        for agent in queryset:
+            issued = agent_token_rotate(agent=agent, label=f"rotated by {request.user}")
+            self.message_user(request, f"{agent.agent_id}: new token, shown this once: {issued.plaintext}", messages.WARNING)
+
+    @admin.action(description="Deactivate (stop mail and API access; keep the mail)")
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[Agent]) -> None:
+        if not request.user.has_perm("directory.change_apitoken"):
+            raise PermissionDenied
+        for agent in queryset:
+            agent_deactivate(agent=agent)
+        self.message_user(request, f"Deactivated {queryset.count()} agent(s).", messages.SUCCESS)
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are never shown again; staff can only see their prefix and revoke them."""
+
     list_display = ["prefix", "kind", "agent", "account", "label", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["kind", "revoked_at"]
+    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["prefix", "agent__agent_id", "label"]
-    readonly_fields = ["prefix", "digest", "created_at", "last_used_at"]
+    readonly_fields = ["kind", "agent", "account", "prefix", "digest", "created_at", "last_used_at", "revoked_at"]
+    fields = ["kind", "agent", "account", "label", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_select_related = ["agent", "account"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # tokens are made with the agent, by rotation, or create_operator_token
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        for token in queryset:
+            token_revoke(token=token)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
 
 
 @admin.register(Sender)
