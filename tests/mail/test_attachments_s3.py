@@ -8,61 +8,29 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 import requests
-from django.test import override_settings
 
 from mail.attachments import attachment_open, attachments_expire, attachments_for_send, attachments_mark_claimed
 from mail.models import Attachment, Message
 from mail.serializers import message_item
 from mail.storage import mail_storage
-from tests.conftest import free_port
 from tests.factories import MessageFactory
 from tests.mail.test_api_attachments import outbound_mime
+from tests.s3 import moto_server, s3_storages
 
 BUCKET = "assmbl-mail-test"
 
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, db: Any) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
-    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
-    options = {
-        "region_name": "us-east-1",
-        "endpoint_url": moto_endpoint,
-        "signature_version": "s3v4",
-        "file_overwrite": True,
-        "default_acl": None,
-        "bucket_name": BUCKET,
-    }
-    storages = {
-        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**options, "location": "raw"}},
-        "archive": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**options, "location": "archive"}},
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    with override_settings(MAIL_STORAGE="s3", STORAGES=storages):
+    with s3_storages(moto_endpoint, BUCKET, monkeypatch) as client:
         yield client
 
 

@@ -3,13 +3,12 @@ an exception, and without memory growing past a small multiple of the input."""
 
 from __future__ import annotations
 
-import smtplib
 import tracemalloc
 from typing import Any
 
 import pytest
 
-from mail.models import InboundDelivery, Message
+from mail.models import Message
 from mail.parsing import parse_mail
 from tests.mime import build_mail
 
@@ -59,13 +58,5 @@ def test_parsing_a_large_message_keeps_memory_within_a_few_times_its_size() -> N
     assert peak < 3 * len(raw)
 
 
-def test_an_inbound_mail_over_the_cap_is_refused_with_552(smtp_listener: Any, owner: Any, settings: Any) -> None:
-    settings.MAX_MESSAGE_BYTES = 50_000
-    raw = build_mail(to=owner.address, body="z" * 60_000)
-    with smtplib.SMTP(*smtp_listener) as client:
-        client.ehlo()
-        client.mail("alice@example.com")
-        client.rcpt(owner.address)
-        code, _ = client.data(raw)
-    assert code == 552
-    assert InboundDelivery.objects.count() == 0
+# An inbound mail over the cap over SMTP (552) is tests/mail/test_smtpd.py's
+# test_it_refuses_undeclared_data_over_the_limit_with_552.

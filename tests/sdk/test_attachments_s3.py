@@ -8,12 +8,10 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
-from django.test import override_settings
 
 from agentmail_client import AgentMailClient
-from tests.conftest import free_port
+from tests.s3 import moto_server, s3_storages
 from tests.sdk.conftest import LiveAgent
 
 BUCKET = "assmbl-sdk-test"
@@ -21,42 +19,13 @@ BUCKET = "assmbl-sdk-test"
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, transactional_db: Any) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
-    options = {
-        "region_name": "us-east-1",
-        "endpoint_url": moto_endpoint,
-        "signature_version": "s3v4",
-        "file_overwrite": True,
-        "default_acl": None,
-        "bucket_name": BUCKET,
-    }
-    storages = {
-        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**options, "location": "raw"}},
-        "archive": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**options, "location": "archive"}},
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    with override_settings(MAIL_STORAGE="s3", STORAGES=storages):
+    with s3_storages(moto_endpoint, BUCKET, monkeypatch) as client:
         yield client
 
 
