@@ -335,3 +335,7 @@ if SES_CONFIGURATION_SET:
     ANYMAIL["AMAZON_SES_CONFIGURATION_SET_NAME"] = SES_CONFIGURATION_SET
 CELERY_BEAT_SCHEDULE["purge-send-requests"] = {"task": "mail.tasks.purge_send_requests", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["sweep-queued-messages"] = {"task": "mail.tasks.sweep_queued_messages", "schedule": 120.0}
+# --- Reliability (issue 12) ------------------------------------------------------------------
+# The sweeper re-queues inbound deliveries still unprocessed after this many seconds (a task
+# lost with a killed worker or a restarted broker). Processing is idempotent.
+DELIVERY_SWEEP_AFTER_SECONDS = env_int("DELIVERY_SWEEP_AFTER_SECONDS", 120, minimum=1)
