@@ -46,7 +46,7 @@ SNS_MAILS = int(os.environ.get("CRASH_SNS_MAILS", "300"))
 SNS_RESENT = SNS_MAILS // 7  # notifications SNS delivers twice (at-least-once)
 MIN_KILLS = 20
 KILL_EVERY = 2.0
-SETTLE_SECONDS = 240
+SETTLE_SECONDS = float(os.environ.get("CRASH_SETTLE_SECONDS", "240"))
 # Senders spread their mails over this long, so PostgreSQL and Redis go down mid-traffic.
 SEND_SECONDS = float(os.environ.get("CRASH_SEND_SECONDS", "40"))
 FIGURES_FILE = os.environ.get("CRASH_FIGURES_FILE", "")
