@@ -6,7 +6,7 @@ export DATA_DIR ?= $(CURDIR)/var
 export HTTP_PORT ?= 8000
 export SMTP_PORT ?= 2525
 
-.PHONY: run test test-sqlite test-postgres lint venv migrate clean
+.PHONY: run run-stack test test-sqlite test-postgres lint venv migrate clean bench
 
 venv: $(VENV)/.installed
 
@@ -27,21 +27,47 @@ run: venv
 	$(BIN)/python manage.py demo_agent
 	$(BIN)/python manage.py serve --http-port $(HTTP_PORT) --smtp-port $(SMTP_PORT)
 
+# Production topology on one box: durable PostgreSQL and Redis in $(DATA_DIR) (from Debian
+# packages), migrations, gunicorn gthread workers, Celery workers + one beat on Redis, the
+# SMTP listener; foreground, Ctrl-C stops everything, rerunning reuses the same engines.
+STACK_PG_PORT ?= 54320
+STACK_REDIS_PORT ?= 63790
+run-stack: export DEBUG ?= 1
+run-stack: venv
+	mkdir -p $(DATA_DIR)
+	$(BIN)/python manage.py collectstatic --noinput -v 0
+	$(BIN)/python manage.py serve --stack --demo-agent --http-port $(HTTP_PORT) --smtp-port $(SMTP_PORT) \
+	  --pg-port $(STACK_PG_PORT) --redis-port $(STACK_REDIS_PORT)
+
 migrate: venv
 	$(BIN)/python manage.py migrate
 
-# The whole suite on SQLite, then again on a throwaway PostgreSQL cluster.
+# The whole suite on SQLite, then again on a throwaway PostgreSQL cluster, both with a
+# throwaway Redis server for the tests that need a real broker (tests/scale).
 test: test-sqlite test-postgres
 
+REDIS_DIR ?= /tmp/assmbl-redis-test
+REDIS_PORT ?= 63799
+# Empty when redis-server is absent: the Redis tests then skip and say why.
+with_redis = export TEST_REDIS_URL=$$(scripts/redis.sh start $(REDIS_DIR) $(REDIS_PORT) 2>/dev/null || true);
+
 test-sqlite: venv
-	$(BIN)/python -m pytest -q -n 2 -m "not browser and not reliability"
+	$(with_redis) $(BIN)/python -m pytest -q -n 2 -m "not browser and not reliability"; \
+	rc=$$?; scripts/redis.sh stop $(REDIS_DIR) 2>/dev/null; exit $$rc
 
 PG_DIR ?= /tmp/assmbl-pg-test
 PG_PORT ?= 54329
 test-postgres: venv
-	url=$$(scripts/pg.sh start $(PG_DIR) $(PG_PORT)) && \
+	url=$$(scripts/pg.sh start $(PG_DIR) $(PG_PORT)) || exit 1; \
+	$(with_redis) \
 	DATABASE_URL=$$url $(BIN)/python -m pytest -q -n 2 -m "not browser and not reliability"; \
-	rc=$$?; scripts/pg.sh stop $(PG_DIR); exit $$rc
+	rc=$$?; scripts/pg.sh stop $(PG_DIR); scripts/redis.sh stop $(REDIS_DIR) 2>/dev/null; exit $$rc
+
+# Benchmarks (bench/README.md): each prints its figures and a ratio against a baseline.
+bench: venv
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/smtp.py
+	$(BIN)/python bench/memory.py
 
 lint: venv
 	$(BIN)/ruff check .

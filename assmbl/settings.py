@@ -339,3 +339,21 @@ CELERY_BEAT_SCHEDULE["sweep-queued-messages"] = {"task": "mail.tasks.sweep_queue
 # The sweeper re-queues inbound deliveries still unprocessed after this many seconds (a task
 # lost with a killed worker or a restarted broker). Processing is idempotent.
 DELIVERY_SWEEP_AFTER_SECONDS = env_int("DELIVERY_SWEEP_AFTER_SECONDS", 120, minimum=1)
+# --- scale (issue 11: run-stack, PostgreSQL + Redis topology) ---------------------------------
+# Persistent connections (DB_CONN_MAX_AGE, above; run-stack uses 60) save a connect per request
+# or task; the health check makes a connection that PostgreSQL dropped (restart, failover,
+# idle timeout) reconnect on the next request instead of failing it.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_CONN_HEALTH_CHECKS", True)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # With acks_late, Redis re-delivers a task whose worker died after this many seconds;
+    # it must exceed the longest task (a 40 MB parse is seconds), and the sweeper covers
+    # a lost publish.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery workers only (run-stack sets it there): the index a worker writes can be rebuilt
+# from the stored bytes, and a delivery whose "processed" commit is lost stays "stored" and
+# is re-processed by the sweeper, idempotently. So workers need not wait for the WAL
+# flush; the SMTP listener and the API, whose commits are promises, keep the default (on).
+DB_SYNCHRONOUS_COMMIT = env_str("DB_SYNCHRONOUS_COMMIT")
+if IS_POSTGRES and DB_SYNCHRONOUS_COMMIT in ("off", "local", "remote_write", "on"):
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c synchronous_commit={DB_SYNCHRONOUS_COMMIT}"

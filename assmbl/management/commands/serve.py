@@ -2,6 +2,13 @@
 
 Embedded (``make run``): gunicorn, the SMTP listener, and a Celery worker with beat on
 the configured broker (kombu's filesystem transport by default, so no server is needed).
+
+Stack (``make run-stack``, ``serve --stack``): the production topology on one box. A
+durable PostgreSQL cluster and a Redis server in ``DATA_DIR`` (started by
+``scripts/pg.sh`` and ``scripts/redis.sh``, reused when already up, so a rerun is
+idempotent), migrations, gunicorn (gthread, so long-polls do not pin a worker), several
+Celery workers on Redis, exactly one beat, and the SMTP listener. On Ctrl-C the children
+stop first, then Redis and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,31 +18,67 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+
+def _bin(name: str) -> str:
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def web_command(http_port: int, web_workers: int, threads: int, host: str = "127.0.0.1") -> list[str]:
+    return [
+        _bin("gunicorn"),
+        "assmbl.wsgi",
+        "--bind", f"{host}:{http_port}",
+        "--workers", str(web_workers),
+        # gthread: a long-poll holds a thread, not a whole worker process.
+        "--worker-class", "gthread",
+        "--threads", str(threads),
+        "--timeout", "120",
+        "--graceful-timeout", "20",
+        "--access-logfile", "-",
+    ]
 
 
 def embedded_processes(http_port: int, smtp_port: int, web_workers: int, celery_concurrency: int) -> dict[str, list[str]]:
     python = sys.executable
-    bindir = os.path.dirname(python)
     return {
-        "web": [
-            os.path.join(bindir, "gunicorn"),
-            "assmbl.wsgi",
-            "--bind", f"127.0.0.1:{http_port}",
-            "--workers", str(web_workers),
-            "--threads", "4",
-            "--access-logfile", "-",
-        ],
+        "web": web_command(http_port, web_workers, 4),
         "smtp": [python, "manage.py", "smtpd", "--host", settings.SMTP_HOST, "--port", str(smtp_port)],
         "worker": [
-            os.path.join(bindir, "celery"), "-A", "assmbl", "worker", "--beat",
+            _bin("celery"), "-A", "assmbl", "worker", "--beat",
             "--loglevel", "INFO", "--concurrency", str(celery_concurrency),
             "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
         ],
     }
+
+
+def stack_processes(
+    *, http_port: int, smtp_port: int, web_workers: int, web_threads: int, celery_workers: int, celery_concurrency: int
+) -> dict[str, list[str]]:
+    """The long-running processes of the production topology (engines excluded)."""
+    python = sys.executable
+    procs: dict[str, list[str]] = {
+        "web": web_command(http_port, web_workers, web_threads),
+        "smtp": [python, "manage.py", "smtpd", "--host", settings.SMTP_HOST, "--port", str(smtp_port)],
+        # Exactly one beat in the whole deployment, or periodic tasks run twice.
+        "beat": [
+            _bin("celery"), "-A", "assmbl", "beat", "--loglevel", "INFO",
+            "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
+        ],
+    }
+    for n in range(1, celery_workers + 1):
+        procs[f"worker{n}"] = [
+            _bin("celery"), "-A", "assmbl", "worker", "--loglevel", "INFO",
+            "--concurrency", str(celery_concurrency), "--hostname", f"worker{n}@%h",
+            "--without-gossip", "--without-mingle",
+        ]
+    return procs
 
 
 def broker_folders() -> None:
@@ -44,44 +87,152 @@ def broker_folders() -> None:
             os.makedirs(folder, exist_ok=True)
 
 
+@dataclass
+class Engines:
+    """PostgreSQL and Redis in DATA_DIR, started through the scripts the tests use."""
+
+    data_dir: Path
+    pg_port: int
+    redis_port: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def scripts(self) -> Path:
+        return Path(settings.BASE_DIR) / "scripts"
+
+    def _script(self, *args: str, extra_env: dict[str, str] | None = None) -> str:
+        # Own session: the terminal's Ctrl-C must reach us, not the engines, so that they
+        # stop last, after every process that writes to them.
+        out = subprocess.run(
+            [str(self.scripts / args[0]), *args[1:]],
+            check=True, capture_output=True, text=True, start_new_session=True,
+            env={**os.environ, **(extra_env or {})},
+        )
+        return out.stdout.strip()
+
+    def start(self) -> dict[str, str]:
+        database_url = self._script("pg.sh", "start", str(self.data_dir / "pg"), str(self.pg_port), extra_env={"PG_DURABLE": "1"})
+        redis_url = self._script("redis.sh", "start", str(self.data_dir / "redis"), str(self.redis_port))
+        base = redis_url.rsplit("/", 1)[0]
+        self.env = {
+            "DATABASE_URL": os.environ.get("STACK_DATABASE_URL") or database_url,
+            "CELERY_BROKER_URL": f"{base}/0",
+            "CACHE_URL": f"{base}/1",
+            "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "60"),
+        }
+        return self.env
+
+    def stop(self) -> None:
+        for args in (("redis.sh", "stop", str(self.data_dir / "redis")), ("pg.sh", "stop", str(self.data_dir / "pg"))):
+            try:
+                self._script(*args)
+            except subprocess.CalledProcessError as exc:
+                sys.stderr.write(f"{args[0]} stop failed: {exc.stderr}\n")
+
+
+def supervise(
+    commands: dict[str, list[str]], env: dict[str, str], write: Any, overrides: dict[str, dict[str, str]] | None = None
+) -> int:
+    """Start every command in its own session, wait for Ctrl-C/SIGTERM or the first exit,
+    then stop them all (SIGTERM, 10 s grace, SIGKILL). Returns the first non-zero code."""
+    procs = {
+        name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True, env=(overrides or {}).get(name, env))
+        for name, cmd in commands.items()
+    }
+    stopping = False
+    code = 0
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stopping:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    write(f"{name} exited with {proc.returncode}; stopping the rest")
+                    code = code or proc.returncode or 1
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code
+
+
 class Command(BaseCommand):
-    help = "Run the web server, SMTP listener and Celery worker together in the foreground."
+    help = "Run the web server, SMTP listener and Celery together in the foreground (--stack: on PostgreSQL and Redis)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--http-port", type=int, default=int(os.environ.get("HTTP_PORT", "8000")))
         parser.add_argument("--smtp-port", type=int, default=settings.SMTP_PORT)
-        parser.add_argument("--web-workers", type=int, default=2)
-        parser.add_argument("--celery-concurrency", type=int, default=2)
+        parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")))
+        parser.add_argument("--web-threads", type=int, default=int(os.environ.get("WEB_THREADS", "8")))
+        parser.add_argument("--celery-workers", type=int, default=int(os.environ.get("CELERY_WORKERS", "2")))
+        parser.add_argument("--celery-concurrency", type=int, default=int(os.environ.get("CELERY_CONCURRENCY", "2")))
+        parser.add_argument("--stack", action="store_true", help="production topology: PostgreSQL + Redis in DATA_DIR")
+        parser.add_argument("--pg-port", type=int, default=int(os.environ.get("PG_PORT", "54320")))
+        parser.add_argument("--redis-port", type=int, default=int(os.environ.get("REDIS_PORT", "63790")))
+        parser.add_argument("--demo-agent", action="store_true", help="with --stack: create the demo agent after migrating")
+        parser.add_argument("--no-engines", action="store_true", help="with --stack: use DATABASE_URL/CELERY_BROKER_URL as set")
 
-    def handle(self, *args: Any, http_port: int, smtp_port: int, web_workers: int, celery_concurrency: int, **options: Any) -> None:
+    def handle(self, *args: Any, stack: bool, **opts: Any) -> None:
+        if stack:
+            self.handle_stack(**opts)
+            return
         broker_folders()
-        procs = {
-            name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)
-            for name, cmd in embedded_processes(http_port, smtp_port, web_workers, celery_concurrency).items()
-        }
-        stopping = False
+        code = supervise(
+            embedded_processes(opts["http_port"], opts["smtp_port"], opts["web_workers"], opts["celery_concurrency"]),
+            dict(os.environ),
+            self.stderr.write,
+        )
+        self.stdout.write("stopped")
+        if code:
+            raise SystemExit(code)
 
-        def stop(*_: Any) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
+    def handle_stack(self, **opts: Any) -> None:
+        data_dir = Path(settings.DATA_DIR)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        engines = Engines(data_dir, opts["pg_port"], opts["redis_port"])
+        env = dict(os.environ)
+        code = 0
         try:
-            while not stopping:
-                for name, proc in procs.items():
-                    if proc.poll() is not None:
-                        self.stderr.write(f"{name} exited with {proc.returncode}; stopping the rest")
-                        stopping = True
-                time.sleep(0.5)
-        finally:
-            for proc in procs.values():
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            for proc in procs.values():
+            if not opts["no_engines"]:
                 try:
-                    proc.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    env.update(engines.start())
+                except subprocess.CalledProcessError as exc:
+                    raise CommandError(f"could not start the engines: {exc.stderr}") from exc
+            self.stdout.write(
+                "stack: " + ", ".join(f"{k}={env.get(k, '')}" for k in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL"))
+            )
+            subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=settings.BASE_DIR, env=env, check=True)
+            if opts["demo_agent"]:
+                subprocess.run([sys.executable, "manage.py", "demo_agent"], cwd=settings.BASE_DIR, env=env, check=True)
+            commands = stack_processes(
+                http_port=opts["http_port"],
+                smtp_port=opts["smtp_port"],
+                web_workers=opts["web_workers"],
+                web_threads=opts["web_threads"],
+                celery_workers=opts["celery_workers"],
+                celery_concurrency=opts["celery_concurrency"],
+            )
+            self.stdout.write(f"stack: {', '.join(commands)} on http://127.0.0.1:{opts['http_port']} smtp 127.0.0.1:{opts['smtp_port']}")
+            worker_env = {**env, "DB_SYNCHRONOUS_COMMIT": os.environ.get("WORKER_SYNCHRONOUS_COMMIT", "off")}
+            code = supervise(commands, env, self.stderr.write, overrides={n: worker_env for n in commands if n.startswith("worker")})
+        finally:
+            if not opts["no_engines"]:
+                engines.stop()
             self.stdout.write("stopped")
+        if code:
+            raise SystemExit(code)

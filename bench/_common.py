@@ -1,0 +1,170 @@
+"""Shared helpers of the benchmarks: realistic mail, engines, Django setup, percentiles.
+
+Each benchmark configures Django from the environment *before* importing it, so a script
+that compares engines runs one child process per engine (``run_child``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+WORDS = (
+    "agent invoice meeting schedule report deploy pipeline review budget contract customer "
+    "support ticket release staging verify account password reset quarterly forecast summary "
+    "attached please kindly regards thanks tomorrow friday monday update status urgent"
+).split()
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def realistic_mail(i: int, to: str, *, size: int = 5000, seed: int = 0) -> bytes:
+    """About ``size`` bytes, shaped like real mail: a relay's trace headers, DKIM and
+    authentication results, a text part and an HTML alternative."""
+    rng = random.Random(seed * 1_000_003 + i)
+    msg = EmailMessage()
+    sender = f"{rng.choice(['alice', 'bob', 'carol', 'dave'])}{i % 97}@example.com"
+    msg["Received"] = f"from mx{i % 7}.example.com (mx.example.com [192.0.2.{i % 250}]) by mx.agents.localhost with ESMTPS id {i:x}"
+    msg["Received"] = "from client.example.com by mx.example.com with ESMTPSA; Tue, 24 Nov 2026 12:00:00 +0000"
+    msg["DKIM-Signature"] = "v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=s1; h=from:to:subject:date; bh=" + "A" * 44 + "; b=" + "B" * 340
+    msg["Authentication-Results"] = "mx.agents.localhost; spf=pass smtp.mailfrom=example.com; dkim=pass header.d=example.com; dmarc=pass"
+    msg["From"] = f"{sender.split('@')[0].title()} Example <{sender}>"
+    msg["To"] = to
+    msg["Subject"] = f"{sentence(rng, 6)[:-1]} #{i}"
+    msg["Date"] = format_datetime(__import__("datetime").datetime(2026, 11, 24, 12, 0, tzinfo=__import__("datetime").timezone.utc))
+    msg["Message-ID"] = make_msgid(idstring=f"bench{seed}.{i}", domain="example.com")
+    msg["List-Unsubscribe"] = "<mailto:unsubscribe@example.com>"
+    text_lines: list[str] = []
+    while sum(len(line) + 1 for line in text_lines) < size * 0.33:
+        text_lines.append(sentence(rng, 12))
+    text = "\n".join(text_lines) + "\n"
+    msg.set_content(text)
+    html = "<html><body>" + "".join(f"<p>{line}</p>" for line in text_lines) + "</body></html>"
+    msg.add_alternative(html, subtype="html")
+    raw = msg.as_bytes()
+    # Pad with a header to land on the requested size, like extra relay/ARC headers do.
+    pad = max(0, size - len(raw) - 20)
+    if pad:
+        raw = b"X-Relay-Trace: " + (b"t" * min(pad, 900)) + b"\r\n" + raw
+        extra = size - len(raw)
+        while extra > 40:
+            chunk = min(extra - 20, 900)
+            raw = b"X-Arc-Seal: " + b"s" * chunk + b"\r\n" + raw
+            extra = size - len(raw)
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def pg_start(folder: str, port: int, *, durable: bool = True) -> str:
+    env = {**os.environ, "PG_DURABLE": "1" if durable else "0"}
+    out = subprocess.run([str(ROOT / "scripts" / "pg.sh"), "start", folder, str(port)], check=True, capture_output=True, text=True, env=env)
+    return out.stdout.strip()
+
+
+def pg_stop(folder: str) -> None:
+    subprocess.run([str(ROOT / "scripts" / "pg.sh"), "stop", folder], check=False)
+
+
+def redis_start(folder: str, port: int) -> str:
+    out = subprocess.run([str(ROOT / "scripts" / "redis.sh"), "start", folder, str(port)], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def redis_stop(folder: str) -> None:
+    subprocess.run([str(ROOT / "scripts" / "redis.sh"), "stop", folder], check=False)
+
+
+def fresh_pg_database(base_url: str, name: str) -> str:
+    """Drop and recreate a database on the cluster; returns its URL."""
+    import psycopg
+
+    admin = base_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return base_url.rsplit("/", 1)[0] + "/" + name
+
+
+def django_setup(database_url: str, data_dir: str, **env: str) -> None:
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="assmbl.settings",
+        DATABASE_URL=database_url,
+        DATA_DIR=data_dir,
+        # DEBUG=0 as in production (DEBUG logs every query); the checks then want secrets.
+        DEBUG="0",
+        SECRET_KEY=os.environ.get("SECRET_KEY") or "bench-secret-key-not-for-production",
+        TOKEN_PEPPER=os.environ.get("TOKEN_PEPPER") or "bench-token-pepper-not-for-production",
+        LOG_LEVEL="WARNING",
+        **env,
+    )
+    os.chdir(ROOT)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def temp_dir(prefix: str) -> str:
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+def cleanup(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run_child(script: Path, args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``script --child args`` and return the JSON it prints on its last line."""
+    out = subprocess.run([PYTHON, str(script), "--child", *args], check=True, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=ROOT)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"{script.name} child printed no result:\n{out.stdout}\n{out.stderr}")
+    return json.loads(lines[-1])
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = f" load {os.getloadavg()[0]:.2f}"
+    except OSError:
+        load = ""
+    return f"{platform.node()} {cpus} cpu {model} python {platform.python_version()}{load}"

@@ -1,0 +1,291 @@
+#!/usr/bin/env python
+"""Inbox read latency at 10k and 1M messages in one mailbox, on PostgreSQL.
+
+Seeds two mailboxes server-side (INSERT ... SELECT generate_series: one statement per
+mailbox, minutes not hours), then measures server-side p50/p99 of:
+  list first page, list deep page (keyset cursor at 90 %), q search (a common word and a
+  rare token), label filter, is_read=false filter, unread count.
+When ``/v1/inbox`` exists the requests go through Django's test client (the whole view,
+auth, serializer); until then the querysets the API uses are evaluated and serialized
+with ``message_item`` (``mail/querysets.py`` + ``mail/serializers.py``).
+
+    python bench/api.py [--sizes 10000,1000000] [--repeat 200] [--keep]
+
+The pg_trgm GIN indexes on UPPER(subject|body_preview|sender|from_name) that the search
+needs are created here if the migrations did not (the inbox-api branch adds them in
+mail/migrations/0002_inbox_api_search.py); the script says which happened.
+Goals at 1M: list p99 <= 15 ms and <= 1.5x the 10k figure; search p99 <= 100 ms;
+unread count p99 <= 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cleanup, django_setup, fresh_pg_database, machine, percentile, pg_start, pg_stop, temp_dir  # noqa: E402
+
+PAGE = 50
+TRGM_INDEXES = {
+    "bench_msg_subject_trgm": "subject",
+    "bench_msg_preview_trgm": "body_preview",
+    "bench_msg_sender_trgm": "sender",
+    "bench_msg_from_name_trgm": "from_name",
+}
+
+SEED_SQL = """
+INSERT INTO mail_message (
+  id, agent_id, direction, disposition, status, from_header, from_name, sender, "to", cc, bcc, reply_to,
+  subject, body_preview, received_at, size, sha256, storage_key, internet_message_id, in_reply_to,
+  "references", thread_id, idempotency_key, auto_submitted, is_read, archived, sender_verified,
+  authentication, parse_status, quarantine_reason, provider_message_id, status_detail, created_at, updated_at)
+SELECT
+  'msg_' || %(tag)s || lpad(g::text, 8, '0'), %(agent)s, 'inbound',
+  CASE WHEN g %% 200 = 0 THEN 'quarantined' ELSE 'inbox' END, 'received',
+  initcap(w[1 + g %% 30]) || ' <user' || (g %% 5000) || '@example' || (g %% 50) || '.com>',
+  initcap(w[1 + g %% 30]) || ' ' || initcap(w[1 + (g / 7) %% 30]),
+  'user' || (g %% 5000) || '@example' || (g %% 50) || '.com',
+  jsonb_build_array(%(address)s::text), '[]'::jsonb, '[]'::jsonb, '[]'::jsonb,
+  initcap(w[1 + (g * 7) %% 30]) || ' ' || w[1 + (g * 13) %% 30] || ' ' || w[1 + (g / 3) %% 30] || ' ref-' || g,
+  w[1 + (g * 11) %% 30] || ' ' || w[1 + (g * 17) %% 30] || ' ' || w[1 + (g * 19) %% 30] || ' ' || w[1 + (g / 11) %% 30]
+    || ' ' || w[1 + (g * 23) %% 30] || ' please see the details below and reply when you can.',
+  timestamp '2024-01-01' + make_interval(secs => g * 30), 5000, '', 'raw/' || g, '<' || g || '@example.com>', '',
+  '', 'thr_' || %(tag)s || (g / 4), '', '',
+  -- agents read old mail: the newest 2 %% are unread
+  g <= %(n)s * 0.98, g %% 50 = 0, g %% 3 = 0,
+  '{}'::jsonb, 'ok', '', '', '', now(), now()
+FROM generate_series(1, %(n)s) AS g,
+     (SELECT string_to_array(%(words)s, ' ') AS w) AS words
+"""
+WORDS = (
+    "agent invoice meeting schedule report deploy pipeline review budget contract customer support ticket "
+    "release staging verify account password reset quarterly forecast summary attached kindly regards "
+    "thanks tomorrow friday monday update status"
+)
+
+
+def seed(agent: Any, n: int, tag: str) -> float:
+    from django.db import connection
+
+    t0 = time.perf_counter()
+    with connection.cursor() as cur:
+        cur.execute(SEED_SQL, {"tag": tag, "agent": agent.pk, "n": n, "address": agent.address, "words": WORDS})
+        # Labels: 10 % "work", 1 % "important".
+        cur.execute(
+            "INSERT INTO mail_messagelabel (message_id, name) "
+            "SELECT 'msg_' || %(tag)s || lpad(g::text, 8, '0'), CASE WHEN g %% 100 = 0 THEN 'important' ELSE 'work' END "
+            "FROM generate_series(1, %(n)s) g WHERE g %% 10 = 0",
+            {"tag": tag, "n": n},
+        )
+    with connection.cursor() as cur:
+        # As autovacuum would soon after a load: sets the visibility map index-only scans need.
+        cur.execute("VACUUM ANALYZE mail_message")
+        cur.execute("VACUUM ANALYZE mail_messagelabel")
+    return time.perf_counter() - t0
+
+
+def ensure_trgm() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'mail_message' AND indexdef ILIKE '%%gin_trgm_ops%%'"
+        )
+        existing = cur.fetchone()[0]
+        if existing >= 4:
+            return f"pg_trgm GIN indexes: {existing} found (from the migrations)"
+        t0 = time.perf_counter()
+        cur.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        for name, col in TRGM_INDEXES.items():
+            cur.execute(f"CREATE INDEX IF NOT EXISTS {name} ON mail_message USING gin (UPPER({col}) gin_trgm_ops)")
+        cur.execute("ANALYZE mail_message")
+        return f"pg_trgm GIN indexes: missing from the migrations, CREATED BY THE BENCH ({time.perf_counter() - t0:.0f} s)"
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> list[float]:
+    for _ in range(min(20, repeat)):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return samples
+
+
+def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], Any], Any]]:
+    """name -> (callable, queryset for EXPLAIN or None)."""
+    from django.urls import Resolver404, resolve
+
+    from mail.models import Message
+    from mail.serializers import message_item, with_item_relations
+
+    def inbox() -> Any:
+        return Message.objects.for_agent(agent).in_inbox().not_archived().in_listing_order()
+
+    deep = inbox().values_list("received_at", "id")[int(n * 0.9)]
+    # "invoice" is in ~10 % of subjects and previews; "ref-<n/2>" in exactly one subject.
+    common, rare = "invoice", f"ref-{int(n * 0.5)}"
+    querysets = {
+        "list first page": inbox(),
+        "list deep page (cursor)": inbox().after(*deep),
+        "search common word": inbox().search(common),
+        "search rare token": inbox().search(rare),
+        "label=important": inbox().with_label("important"),
+        "is_read=false": inbox().unread(),
+    }
+    try:
+        resolve("/v1/inbox")
+        has_api = True
+    except Resolver404:
+        has_api = False
+
+    out: dict[str, tuple[Callable[[], Any], Any]] = {}
+    if has_api:
+        from django.test import Client
+
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+        first = client.get(f"/v1/inbox?limit={PAGE}")
+        assert first.status_code == 200, first.content[:300]
+        urls = {
+            "list first page": f"/v1/inbox?limit={PAGE}",
+            "search common word": f"/v1/inbox?limit={PAGE}&q={common}",
+            "search rare token": f"/v1/inbox?limit={PAGE}&q={rare}",
+            "label=important": f"/v1/inbox?limit={PAGE}&label=important",
+            "is_read=false": f"/v1/inbox?limit={PAGE}&is_read=false",
+        }
+        for name, url in urls.items():
+            out[f"GET {name}"] = (lambda url=url: _ok(client.get(url)), querysets[name])
+        # A deep page: follow the API's own cursor for a few pages, then reuse it.
+        cursor = first.json().get("next_cursor") or first.json().get("NextCursor")
+        if cursor:
+            out["GET list next page (cursor)"] = (lambda: _ok(client.get(f"/v1/inbox?limit={PAGE}&cursor={cursor}")), None)
+    for name, qs in querysets.items():
+        out[name] = (lambda qs=qs: [message_item(m) for m in with_item_relations(qs)[:PAGE]], qs)
+    unread = Message.objects.for_agent(agent).in_inbox().not_archived().unread()
+    out["unread count"] = (lambda: unread.count(), unread)
+    # Not an API read: the lookup every ingest runs (mail/threads.py, "a reply that arrived
+    # first"); it decides how ingestion slows down as a mailbox grows.
+    child = (
+        Message.objects.for_agent(agent).filter(in_reply_to="<nobody@example.com>").exclude(thread_id="")
+        .values_list("thread_id", flat=True).order_by("received_at", "id")
+    )
+    out["ingest: thread child lookup"] = (lambda: list(child[:1]), child)
+    return out
+
+
+def _ok(response: Any) -> Any:
+    assert response.status_code == 200, response.content[:300]
+    return response
+
+
+def explain(qs: Any, name: str) -> str:
+    if name == "unread count":
+        sql, params = qs.values("id").query.sql_with_params()
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            cur.execute(f"EXPLAIN (ANALYZE, BUFFERS) SELECT COUNT(*) FROM ({sql}) s", params)
+            return "\n".join(row[0] for row in cur.fetchall())
+    return qs[:PAGE].explain(analyze=True, buffers=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,1000000")
+    parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--keep", action="store_true", help="keep the cluster and database (BENCH_PG_DIR) for a rerun")
+    parser.add_argument("--plans", default="", help="write EXPLAIN ANALYZE of every query to this file")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    print(f"machine: {machine()}", flush=True)
+    pg_dir = os.environ.get("BENCH_PG_DIR") or temp_dir("bench-api-pg-")
+    data_dir = temp_dir("bench-api-")
+    try:
+        base = os.environ.get("BENCH_DATABASE_URL") or pg_start(pg_dir, int(os.environ.get("BENCH_PG_PORT", "54338")), durable=False)
+        url = fresh_pg_database(base, "bench_api")
+        django_setup(url, data_dir, API_RATE_LIMIT="100000000/min")
+        from directory.models import Account
+        from directory.services import agent_create
+
+        account = Account.objects.create(name="bench")
+        # Trigram GIN indexes cost more to maintain row by row than to build once: set
+        # the migrations' ones aside during the seed and rebuild them afterwards.
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'mail_message' AND indexdef ILIKE '%%gin_trgm_ops%%'")
+            trgm = cur.fetchall()
+            for name, _ in trgm:
+                cur.execute(f'DROP INDEX "{name}"')
+        mailboxes = []
+        for n in sizes:
+            agent, issued = agent_create(agent_id=f"bench{n}", account=account)
+            seconds = seed(agent, n, f"{n}_")
+            print(f"seeded {n:>9,} messages in {seconds:6.1f} s ({n / seconds:,.0f} rows/s)", flush=True)
+            mailboxes.append((n, agent, issued.plaintext))
+        if trgm:
+            t0 = time.perf_counter()
+            with connection.cursor() as cur:
+                for _, definition in trgm:
+                    cur.execute(definition)
+            print(f"rebuilt {len(trgm)} trigram indexes of the migrations in {time.perf_counter() - t0:.0f} s")
+        print(ensure_trgm())
+
+        results: dict[int, dict[str, list[float]]] = {}
+        plans: list[str] = []
+        for n, agent, token in mailboxes:
+            results[n] = {}
+            for name, (fn, qs) in scenarios(agent, token, n).items():
+                results[n][name] = timed(fn, args.repeat)
+                s = results[n][name]
+                print(f"  {n:>9,} {name:<34} p50 {percentile(s, 50):8.2f} ms  p99 {percentile(s, 99):8.2f} ms", flush=True)
+                if qs is not None and not name.startswith("GET"):
+                    plans.append(f"--- {n:,} messages: {name}\n{explain(qs, name)}")
+
+        names = list(results[sizes[0]])
+        header = f"{'query':<34}" + "".join(f"{f'{n:,} p50':>12}{f'{n:,} p99':>12}" for n in sizes)
+        print(header + ("   p99 ratio" if len(sizes) > 1 else ""))
+        for name in names:
+            row = f"{name:<34}"
+            for n in sizes:
+                s = results[n][name]
+                row += f"{percentile(s, 50):>11.2f}m{percentile(s, 99):>11.2f}m"
+            if len(sizes) > 1:
+                row += f"{percentile(results[sizes[-1]][name], 99) / percentile(results[sizes[0]][name], 99):>11.2f}x"
+            print(row)
+        big, small = sizes[-1], sizes[0]
+        print("goals at the largest size (p99, ms):")
+        for name in names:
+            p99 = percentile(results[big][name], 99)
+            if name.startswith("ingest"):
+                goal, extra = 5.0, " (no stated goal; 5 ms keeps ingest >= 200 msg/s per core)"
+            elif "count" in name:
+                goal, extra = 10.0, ""
+            elif "search" in name:
+                goal, extra = 100.0, ""
+            else:
+                goal, extra = 15.0, ""
+                if len(sizes) > 1 and name.startswith(("list", "GET list")):
+                    ratio = p99 / percentile(results[small][name], 99)
+                    extra = f" ratio to {small:,} {ratio:.2f}x (<= 1.5x: {'MET' if ratio <= 1.5 else 'NOT MET'})"
+            print(f"  {name:<34} {p99:8.2f} <= {goal:5.0f}: {'MET' if p99 <= goal else 'NOT MET'}{extra}")
+        if args.plans:
+            Path(args.plans).write_text("\n\n".join(plans) + "\n")
+            print(f"plans written to {args.plans}")
+    finally:
+        if not args.keep:
+            pg_stop(pg_dir)
+            cleanup(pg_dir)
+        cleanup(data_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+#!/usr/bin/env python
+"""Ingestion pipeline throughput: bytes -> stored + indexed, on SQLite and PostgreSQL.
+
+For N realistic ~5 KB mails: ``delivery_accept`` (store the bytes, commit the delivery,
+publish the task) then ``delivery_process`` (parse, index, event), timed separately and
+together, against a bare stdlib ``BytesParser(policy=compat32)`` parse of the same bytes
+measured in the same process (the ratio is what to compare across noisy machines).
+
+    python bench/ingest.py [--n 2000] [--engines sqlite,postgres] [--profile out.prof]
+
+PostgreSQL: a durable cluster (fsync on) from scripts/pg.sh in a temp folder on
+BENCH_PG_PORT (default 54338), unless BENCH_DATABASE_URL points at one.
+Goal: >= 1,500 msg/s on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    cleanup,
+    django_setup,
+    fresh_pg_database,
+    machine,
+    pg_start,
+    pg_stop,
+    realistic_mail,
+    run_child,
+    temp_dir,
+)
+
+GOAL_PG = 1500.0
+
+
+def child(args: argparse.Namespace) -> None:
+    data_dir = temp_dir("bench-ingest-")
+    database_url = args.database_url or f"sqlite:///{data_dir}/db.sqlite3"
+    # The task is published on commit, as in production, to an in-memory broker: the
+    # benchmark measures our pipeline, not a broker round-trip (bench/smtp.py does that).
+    django_setup(database_url, data_dir, CELERY_BROKER_URL="memory://", CELERY_TASK_ALWAYS_EAGER="0")
+    from email import policy
+    from email.parser import BytesParser
+
+    from directory.models import Account
+    from directory.services import agent_create
+    from mail.ingest import delivery_accept, delivery_process
+    from mail.models import InboundDelivery, Message
+
+    agent, _ = agent_create(agent_id="bench", account=Account.objects.create(name="bench"))
+    mails = [realistic_mail(i, agent.address, seed=args.seed) for i in range(args.n)]
+    warm = [realistic_mail(i, agent.address, seed=args.seed + 1) for i in range(50)]
+    for raw in warm:  # imports, caches, prepared connections
+        delivery_process(delivery_accept(raw=raw, source="smtp", envelope_recipients=[agent.address]).delivery.id)
+
+    t0 = time.perf_counter()
+    for raw in mails:
+        BytesParser(policy=policy.compat32).parsebytes(raw)
+    t_parse = time.perf_counter() - t0
+
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    ids: list[str] = []
+    t0 = time.perf_counter()
+    for raw in mails:
+        ids.append(delivery_accept(raw=raw, source="smtp", envelope_recipients=[agent.address]).delivery.id)
+    t_accept = time.perf_counter() - t0
+    from django.db import connection
+
+    if args.worker_async_commit and connection.vendor == "postgresql":
+        # What DB_SYNCHRONOUS_COMMIT=off does in a Celery worker (run-stack sets it there).
+        with connection.cursor() as cur:
+            cur.execute("SET synchronous_commit TO off")
+    t0 = time.perf_counter()
+    for delivery_id in ids:
+        delivery_process(delivery_id)
+    t_process = time.perf_counter() - t0
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+
+    from django.test.utils import CaptureQueriesContext
+
+    connection.queries_log.clear()  # a full log (9,000 entries) would capture nothing
+    extra = realistic_mail(10**6, agent.address, seed=args.seed + 2)
+    with CaptureQueriesContext(connection) as q_accept:
+        did = delivery_accept(raw=extra, source="smtp", envelope_recipients=[agent.address]).delivery.id
+    with CaptureQueriesContext(connection) as q_process:
+        delivery_process(did)
+
+    indexed = Message.objects.filter(agent=agent).count()
+    assert indexed == args.n + 51, indexed
+    assert not InboundDelivery.objects.exclude(status="processed").exists()
+    n = args.n
+    print(json.dumps({
+        "engine": connection.vendor + (" (worker async commit)" if args.worker_async_commit and connection.vendor == "postgresql" else ""),
+        "n": n,
+        "bytes": sum(map(len, mails)) // n,
+        "parse_per_s": n / t_parse,
+        "accept_per_s": n / t_accept,
+        "process_per_s": n / t_process,
+        "pipeline_per_s": n / (t_accept + t_process),
+        "queries_accept": len(q_accept.captured_queries),
+        "queries_process": len(q_process.captured_queries),
+    }))
+    cleanup(data_dir)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--engines", default="sqlite,postgres")
+    parser.add_argument("--profile", default="", help="cProfile output (.prof) of the timed pipeline, per engine")
+    parser.add_argument("--worker-async-commit", action="store_true", help="process phase with synchronous_commit=off (as run-stack workers)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    print(f"machine: {machine()}")
+    results = []
+    for engine in args.engines.split(","):
+        child_args = ["--n", str(args.n), "--seed", str(args.seed)] + (["--worker-async-commit"] if args.worker_async_commit else [])
+        if args.profile:
+            child_args += ["--profile", f"{args.profile}.{engine}"]
+        pg_dir = ""
+        try:
+            if engine == "postgres":
+                base = os.environ.get("BENCH_DATABASE_URL")
+                if not base:
+                    pg_dir = temp_dir("bench-pg-")
+                    base = pg_start(pg_dir, int(os.environ.get("BENCH_PG_PORT", "54338")), durable=True)
+                child_args += ["--database-url", fresh_pg_database(base, "bench_ingest")]
+            results.append(run_child(Path(__file__), child_args))
+        finally:
+            if pg_dir:
+                pg_stop(pg_dir)
+                cleanup(pg_dir)
+
+    print(f"{'engine':<34} {'n':>6} {'bytes':>6} {'parse/s':>9} {'accept/s':>9} {'process/s':>10} {'pipeline/s':>11} {'ratio':>6} {'q/acc':>6} {'q/proc':>7}")
+    for r in results:
+        ratio = r["pipeline_per_s"] / r["parse_per_s"]
+        print(
+            f"{r['engine']:<34} {r['n']:>6} {r['bytes']:>6} {r['parse_per_s']:>9.0f} {r['accept_per_s']:>9.0f} "
+            f"{r['process_per_s']:>10.0f} {r['pipeline_per_s']:>11.0f} {ratio:>6.3f} {r['queries_accept']:>6} {r['queries_process']:>7}"
+        )
+    for r in results:
+        if r["engine"].startswith("postgresql"):
+            verdict = "MET" if r["pipeline_per_s"] >= GOAL_PG else "NOT MET"
+            print(f"goal: pipeline >= {GOAL_PG:.0f} msg/s on PostgreSQL: {r['pipeline_per_s']:.0f} msg/s -> {verdict}")
+    print("ratio = pipeline msg/s / bare compat32 parse msg/s (same process, same mails)")
+
+
+if __name__ == "__main__":
+    main()

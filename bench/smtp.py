@@ -1,0 +1,206 @@
+#!/usr/bin/env python
+"""End-to-end SMTP throughput: N concurrent smtplib clients send realistic ~5 KB mails to
+the listener, counted until every one is indexed, against a null aiosmtpd sink (accepts
+and drops) driven by the same clients on the same machine in the same run.
+
+    python bench/smtp.py [--clients 16] [--messages 1500] [--engine postgres|sqlite]
+                         [--workers 2] [--concurrency 2]
+
+The system under test is the scale-out topology: ``manage.py smtpd`` and
+``celery -A assmbl worker`` processes on Redis, on PostgreSQL (durable, scripts/pg.sh) or
+a SQLite file. Goal: >= 500 msg/s and >= 40 % of the sink.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    PYTHON,
+    ROOT,
+    cleanup,
+    django_setup,
+    fresh_pg_database,
+    machine,
+    pg_start,
+    pg_stop,
+    realistic_mail,
+    redis_start,
+    redis_stop,
+    temp_dir,
+)
+
+GOAL_RATE, GOAL_RATIO = 500.0, 0.40
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, procs: list[subprocess.Popen[bytes]], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=2) as client:
+                client.noop()
+            return
+        except OSError:
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a process of the stack exited during startup") from None
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing answers on port {port}")
+
+
+def blast(port: int, mails: list[bytes], rcpt: str, clients: int) -> tuple[float, int]:
+    """Send every mail over `clients` persistent connections; returns (seconds, errors)."""
+    errors = 0
+    lock = threading.Lock()
+    chunks = [mails[i::clients] for i in range(clients)]
+    barrier = threading.Barrier(clients + 1)
+
+    def run(chunk: list[bytes]) -> None:
+        nonlocal errors
+        with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
+            barrier.wait()
+            for raw in chunk:
+                try:
+                    client.sendmail("bench@example.com", [rcpt], raw)
+                except smtplib.SMTPException:
+                    with lock:
+                        errors += 1
+
+    threads = [threading.Thread(target=run, args=(chunk,)) for chunk in chunks]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0, errors
+
+
+def sink_rate(mails: list[bytes], rcpt: str, clients: int) -> float:
+    """A null aiosmtpd server in a child process (its own core time, like the listener)."""
+    port = free_port()
+    code = (
+        "import asyncio,sys\n"
+        "from aiosmtpd.controller import Controller\n"
+        "class Sink:\n"
+        "    async def handle_DATA(self, server, session, envelope):\n"
+        "        return '250 OK'\n"
+        f"c=Controller(Sink(), hostname='127.0.0.1', port={port}); c.start()\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen([PYTHON, "-c", code], stdin=subprocess.PIPE)
+    try:
+        wait_port(port, [proc])
+        seconds, errors = blast(port, mails, rcpt, clients)
+        assert errors == 0, errors
+        return len(mails) / seconds
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        proc.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--messages", type=int, default=1500)
+    parser.add_argument("--engine", default="postgres", choices=["postgres", "sqlite"])
+    parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
+    parser.add_argument("--concurrency", type=int, default=2, help="prefork children per worker")
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+
+    print(f"machine: {machine()}")
+    data_dir = temp_dir("bench-smtp-")
+    pg_dir = temp_dir("bench-smtp-pg-") if args.engine == "postgres" else ""
+    redis_dir = temp_dir("bench-smtp-redis-")
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        if pg_dir:
+            base = os.environ.get("BENCH_DATABASE_URL") or pg_start(pg_dir, int(os.environ.get("BENCH_PG_PORT", "54338")))
+            database_url = fresh_pg_database(base, "bench_smtp")
+        else:
+            database_url = f"sqlite:///{data_dir}/db.sqlite3"
+        redis_url = redis_start(redis_dir, int(os.environ.get("BENCH_REDIS_PORT", "63798")))
+        env = {
+            **os.environ, "DATABASE_URL": database_url, "DATA_DIR": data_dir, "CELERY_BROKER_URL": redis_url,
+            "CELERY_TASK_ALWAYS_EAGER": "0", "DEBUG": "0", "LOG_LEVEL": "WARNING", "DB_CONN_MAX_AGE": "60",
+            "SECRET_KEY": "bench-secret-key-not-for-production", "TOKEN_PEPPER": "bench-token-pepper-not-for-production",
+            "DB_SYNCHRONOUS_COMMIT": "",
+        }
+        django_setup(database_url, data_dir, CELERY_BROKER_URL=redis_url)
+        from directory.models import Account
+        from directory.services import agent_create
+        from mail.models import Message
+
+        agent, _ = agent_create(agent_id="bench", account=Account.objects.create(name="bench"))
+        mails = [realistic_mail(i, agent.address, seed=7) for i in range(args.messages)]
+        warm = [realistic_mail(i, agent.address, seed=8) for i in range(args.clients * 2)]
+
+        sink = sink_rate(mails, agent.address, args.clients)
+
+        port = free_port()
+        bindir = Path(PYTHON).parent
+        procs.append(subprocess.Popen([PYTHON, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env))
+        for n in range(args.workers):
+            procs.append(subprocess.Popen(
+                [str(bindir / "celery"), "-A", "assmbl", "worker", "--loglevel", "WARNING", "--concurrency", str(args.concurrency),
+                 "--hostname", f"bench{n}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                cwd=ROOT, env=env,
+            ))
+        wait_port(port, procs)
+        blast(port, warm, agent.address, args.clients)
+        deadline = time.monotonic() + 60
+        while Message.objects.filter(agent=agent).count() < len(warm) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        base_count = Message.objects.filter(agent=agent).count()
+
+        t0 = time.perf_counter()
+        accept_seconds, errors = blast(port, mails, agent.address, args.clients)
+        target = base_count + len(mails) - errors
+        deadline = time.monotonic() + args.timeout
+        while (count := Message.objects.filter(agent=agent).count()) < target and time.monotonic() < deadline:
+            time.sleep(0.05)
+        total = time.perf_counter() - t0
+        indexed = count - base_count
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        redis_stop(redis_dir)
+        if pg_dir:
+            pg_stop(pg_dir)
+            cleanup(pg_dir)
+        cleanup(redis_dir)
+        cleanup(data_dir)
+
+    rate = indexed / total
+    print(f"engine={args.engine} clients={args.clients} messages={args.messages} bytes~{sum(map(len, mails)) // len(mails)} "
+          f"celery={args.workers}x{args.concurrency} errors={errors}")
+    print(f"sink (null aiosmtpd)       : {sink:8.0f} msg/s")
+    print(f"listener 250s (accepted)   : {len(mails) / accept_seconds:8.0f} msg/s")
+    print(f"end to end (until indexed) : {rate:8.0f} msg/s   indexed {indexed}/{len(mails)}")
+    print(f"ratio end-to-end / sink    : {rate / sink:8.3f}")
+    met = rate >= GOAL_RATE and rate / sink >= GOAL_RATIO
+    print(f"goal: >= {GOAL_RATE:.0f} msg/s and >= {GOAL_RATIO:.0%} of the sink -> {'MET' if met else 'NOT MET'}")
+
+
+if __name__ == "__main__":
+    main()
