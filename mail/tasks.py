@@ -15,6 +15,7 @@ from mail.idempotency import send_requests_purge
 from mail.ingest import delivery_process
 from mail.models import InboundDelivery
 
+
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,

@@ -17,7 +17,6 @@ import random
 import shutil
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import threading
@@ -30,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from mail.models import InboundDelivery, Message
