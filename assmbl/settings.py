@@ -243,25 +243,6 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stored-deliveries": {"task": "mail.tasks.sweep_stored_deliveries", "schedule": 60.0},
 }
 
-if TESTING:
-    # Tests run tasks in-process and keep their files out of the developer's DATA_DIR.
-    import tempfile
-
-    _test_dir = Path(tempfile.mkdtemp(prefix="assmbl-test-"))
-    STORAGES["default"]["OPTIONS"]["location"] = str(_test_dir / "mail") if MAIL_STORAGE != "s3" else STORAGES["default"]["OPTIONS"].get("location")
-    STORAGES["archive"]["OPTIONS"]["location"] = str(_test_dir / "archive") if MAIL_STORAGE != "s3" else STORAGES["archive"]["OPTIONS"].get("location")
-    OUTBOX_DIR = _test_dir / "outbox"
-    CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", True)
-    CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "memory://")
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    WHITENOISE_USE_FINDERS = True
-    STATIC_ROOT = _test_dir / "static"
-    STATIC_ROOT.mkdir()
-    REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"token": env_str("API_RATE_LIMIT", "100000/min")}
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-        # A file, not :memory:, so the SMTP listener's threads share the test database.
-        DATABASES["default"]["TEST"] = {"NAME": str(_test_dir / "test.sqlite3")}
-
 # --- Webhooks and the event log ----------------------------------------------------------------
 # Loopback targets (127.0.0.0/8, ::1) for local development only; every other non-global
 # address is always refused by webhooks.egress.
@@ -335,6 +316,10 @@ if SES_CONFIGURATION_SET:
     ANYMAIL["AMAZON_SES_CONFIGURATION_SET_NAME"] = SES_CONFIGURATION_SET
 CELERY_BEAT_SCHEDULE["purge-send-requests"] = {"task": "mail.tasks.purge_send_requests", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["sweep-queued-messages"] = {"task": "mail.tasks.sweep_queued_messages", "schedule": 120.0}
+# --- Reliability (issue 12) ------------------------------------------------------------------
+# The sweeper re-queues inbound deliveries still unprocessed after this many seconds (a task
+# lost with a killed worker or a restarted broker). Processing is idempotent.
+DELIVERY_SWEEP_AFTER_SECONDS = env_int("DELIVERY_SWEEP_AFTER_SECONDS", 120, minimum=1)
 # --- scale (issue 11: run-stack, PostgreSQL + Redis topology) ---------------------------------
 # Persistent connections (DB_CONN_MAX_AGE, above; run-stack uses 60) save a connect per request
 # or task; the health check makes a connection that PostgreSQL dropped (restart, failover,
@@ -353,3 +338,23 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 DB_SYNCHRONOUS_COMMIT = env_str("DB_SYNCHRONOUS_COMMIT")
 if IS_POSTGRES and DB_SYNCHRONOUS_COMMIT in ("off", "local", "remote_write", "on"):
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c synchronous_commit={DB_SYNCHRONOUS_COMMIT}"
+
+# --- Tests (last, so that it overrides every block above) ------------------------------------
+if TESTING:
+    # Tests run tasks in-process and keep their files out of the developer's DATA_DIR.
+    import tempfile
+
+    _test_dir = Path(tempfile.mkdtemp(prefix="assmbl-test-"))
+    STORAGES["default"]["OPTIONS"]["location"] = str(_test_dir / "mail") if MAIL_STORAGE != "s3" else STORAGES["default"]["OPTIONS"].get("location")
+    STORAGES["archive"]["OPTIONS"]["location"] = str(_test_dir / "archive") if MAIL_STORAGE != "s3" else STORAGES["archive"]["OPTIONS"].get("location")
+    OUTBOX_DIR = _test_dir / "outbox"
+    CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", True)
+    CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "memory://")
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    WHITENOISE_USE_FINDERS = True
+    STATIC_ROOT = _test_dir / "static"
+    STATIC_ROOT.mkdir()
+    REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"token": env_str("API_RATE_LIMIT", "100000/min")}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        # A file, not :memory:, so the SMTP listener's threads share the test database.
+        DATABASES["default"]["TEST"] = {"NAME": str(_test_dir / "test.sqlite3")}

@@ -68,7 +68,13 @@ class IngestHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         loop = asyncio.get_running_loop()
-        refusal = await loop.run_in_executor(None, _rcpt_check, address, envelope.mail_from or "")
+        try:
+            refusal = await loop.run_in_executor(None, _rcpt_check, address, envelope.mail_from or "")
+        except Exception:
+            # The database is down (restart, failover): a 5xx here would make the sender
+            # bounce the mail; a 4xx makes it retry later, as RFC 5321 intends.
+            log.exception("could not look up recipient %s", address)
+            return "451 4.3.0 Temporary failure looking up the recipient; try again"
         if refusal:
             return refusal
         if len(envelope.rcpt_tos) >= settings.MAX_RECIPIENTS:

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
@@ -13,8 +14,6 @@ from mail.dispatch import TransientSendError, message_dispatch, message_fail, me
 from mail.idempotency import send_requests_purge
 from mail.ingest import delivery_process
 from mail.models import InboundDelivery
-
-STALE_AFTER = dt.timedelta(minutes=2)
 
 
 @shared_task(
@@ -34,7 +33,7 @@ def process_delivery(delivery_id: str) -> str:
 def sweep_stored_deliveries() -> int:
     """Re-queue deliveries that were stored but never processed (a lost task, a broker
     outage between commit and publish). Processing is idempotent, so a spare run is harmless."""
-    cutoff = timezone.now() - STALE_AFTER
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.DELIVERY_SWEEP_AFTER_SECONDS)
     ids = list(
         InboundDelivery.objects.filter(
             status__in=[InboundDelivery.Status.STORED, InboundDelivery.Status.FAILED], received_at__lt=cutoff
