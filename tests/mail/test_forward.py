@@ -16,19 +16,6 @@ from tests.mime import build_mail
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def local_backend(settings: Any) -> None:
-    settings.EMAIL_BACKEND = "mail.backends.LocalEmailBackend"
-
-
-@pytest.fixture
-def post(django_capture_on_commit_callbacks: Any) -> Any:
-    def _post(persona: Any, url: str, body: Any, **headers: str) -> Any:
-        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
-        with django_capture_on_commit_callbacks(execute=True):
-            return persona.client.post(url, body, format="json", **extra)
-
-    return _post
 
 
 def test_it_forwards_with_the_original_attached(owner: Any, teammate: Any, deliver: Any, post: Any) -> None:

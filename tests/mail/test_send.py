@@ -19,24 +19,6 @@ from webhooks.models import Event
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def local_backend(settings: Any) -> None:
-    # Django's test runner swaps in the locmem backend; these tests are about ours.
-    settings.EMAIL_BACKEND = "mail.backends.LocalEmailBackend"
-
-
-@pytest.fixture
-def post(django_capture_on_commit_callbacks: Any) -> Any:
-    """POST as a persona and run what was queued on commit (the send task, ingestion)."""
-
-    def _post(persona: Any, url: str, body: Any, **headers: str) -> Any:
-        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
-        with django_capture_on_commit_callbacks(execute=True):
-            return persona.client.post(url, body, format="json", **extra)
-
-    return _post
-
-
 def _outbox_files() -> list[Path]:
     return sorted(Path(django_settings.OUTBOX_DIR).glob("*.eml")) if Path(django_settings.OUTBOX_DIR).exists() else []
 

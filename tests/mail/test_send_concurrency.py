@@ -19,10 +19,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def local_backend(settings: Any) -> None:
-    settings.EMAIL_BACKEND = "mail.backends.LocalEmailBackend"
-
 
 def test_it_sends_once_for_50_concurrent_requests_with_one_key(transactional_db: Any, owner: Any) -> None:
     body = {"to": "bob@example.com", "subject": "Race", "body": "once"}

@@ -16,10 +16,6 @@ pytestmark = pytest.mark.django_db
 BODY = {"to": "bob@example.com", "subject": "Invoice", "body": "Please pay."}
 
 
-@pytest.fixture(autouse=True)
-def local_backend(settings: Any) -> None:
-    settings.EMAIL_BACKEND = "mail.backends.LocalEmailBackend"
-
 
 @pytest.fixture
 def post(django_capture_on_commit_callbacks: Any) -> Any:

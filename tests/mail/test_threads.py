@@ -12,10 +12,6 @@ from tests.factories import MessageFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def local_backend(settings: Any) -> None:
-    settings.EMAIL_BACKEND = "mail.backends.LocalEmailBackend"
-
 
 @pytest.fixture
 def post(django_capture_on_commit_callbacks: Any) -> Any:
