@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from django.conf import settings
 
 from assmbl.celery import app as celery_app
 from assmbl.faults import FAULT_EXIT_CODE
