@@ -108,11 +108,26 @@ class StrictJSONBooleanField(serializers.Field):
         return bool(value)
 
 
-class InboxQuerySerializer(serializers.Serializer):
-    """Query parameters of GET /v1/inbox."""
+class PageQuerySerializer(serializers.Serializer):
+    """``limit`` and ``cursor``, as every message listing takes them (inbox, sent, threads):
+    limit 1..100 (never a silent clamp), the cursor decoded to (received_at, id)."""
 
     limit = serializers.IntegerField(min_value=1, max_value=100, default=25)
     cursor = serializers.CharField(required=False, allow_blank=False, max_length=1000, trim_whitespace=False)
+
+    def validate_cursor(self, value: str) -> tuple[dt.datetime, str]:
+        return cursor_decode(value)
+
+
+class ThreadQuerySerializer(PageQuerySerializer):
+    """A thread is read whole more often than paged: a larger default page."""
+
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=100)
+
+
+class InboxQuerySerializer(PageQuerySerializer):
+    """Query parameters of GET /v1/inbox."""
+
     q = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     label = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     is_read = StrictBooleanField(required=False)
@@ -128,9 +143,6 @@ class InboxQuerySerializer(serializers.Serializer):
 
     def validate_label(self, value: str) -> str:
         return label_validate(value)
-
-    def validate_cursor(self, value: str) -> tuple[dt.datetime, str]:
-        return cursor_decode(value)
 
 
 class UnreadCountQuerySerializer(serializers.Serializer):

@@ -9,14 +9,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from assmbl.openapi import error_responses
-from assmbl.query import cursor_encode, query_params
+from assmbl.query import query_params
 from mail.api.common import AgentAPIView
 from mail.api.schema import InboxPageSchema, UnreadCountSchema
 from mail.models import Message
+from mail.pagination import page_after
 from mail.serializers import (
     InboxQuerySerializer,
     UnreadCountQuerySerializer,
-    message_item,
 )
 
 
@@ -59,15 +59,8 @@ class InboxView(AgentAPIView):
         )
         if "q" in params:
             qs = qs.search(params["q"])
-        if "cursor" in params:
-            qs = qs.after(*params["cursor"])
-        limit = params["limit"]
-        # One extra row tells whether there is a next page without a COUNT.
-        page = list(qs.in_listing_order().with_item_relations()[: limit + 1])
-        has_more = len(page) > limit
-        page = page[:limit]
-        next_cursor = cursor_encode(page[-1].received_at, page[-1].id) if has_more else None
-        return Response({"items": [message_item(m) for m in page], "next_cursor": next_cursor, "has_more": has_more})
+        page = page_after(qs.with_item_relations(), limit=params["limit"], after=params.get("cursor"))
+        return Response(page.body())
 
 
 class UnreadCountView(AgentAPIView):

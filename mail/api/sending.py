@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from assmbl.errors import NotFound
 from assmbl.openapi import error_responses
+from assmbl.query import query_params
 from mail.api.common import AgentAPIView, message_for_agent_or_404
 from mail.api.schema import (
     ForwardRequestSchema,
@@ -23,9 +24,9 @@ from mail.api.schema import (
 )
 from mail.idempotency import IdempotentResult, send_idempotently
 from mail.models import Message
-from mail.pagination import limit_parse, page_after, query_params_check
+from mail.pagination import page_after
 from mail.sending import message_forward, message_reply, message_send, outgoing_parse
-from mail.serializers import message_item, with_item_relations
+from mail.serializers import PageQuerySerializer, ThreadQuerySerializer, with_item_relations
 from mail.threads import thread_messages
 
 _IDEMPOTENCY_KEY = OpenApiParameter(
@@ -114,14 +115,9 @@ class SentView(AgentAPIView):
         responses={200: InboxItemPageSchema, **error_responses(400)},
     )
     def get(self, request: Request) -> Response:
-        query_params_check(request.query_params, {"limit", "cursor"})
+        params = query_params(request, PageQuerySerializer)
         queryset = with_item_relations(Message.objects.for_agent(self.agent(request)).outbound())
-        page = page_after(
-            queryset, limit=limit_parse(request.query_params.get("limit")), cursor=request.query_params.get("cursor")
-        )
-        return Response(
-            {"items": [message_item(m) for m in page.items], "next_cursor": page.next_cursor, "has_more": page.has_more}
-        )
+        return Response(page_after(queryset, limit=params["limit"], after=params.get("cursor")).body())
 
 
 class ThreadView(AgentAPIView):
@@ -132,23 +128,12 @@ class ThreadView(AgentAPIView):
         responses={200: ThreadPageSchema, **error_responses(400, 404)},
     )
     def get(self, request: Request, thread_id: str) -> Response:
-        query_params_check(request.query_params, {"limit", "cursor"})
+        params = query_params(request, ThreadQuerySerializer)
         queryset = with_item_relations(thread_messages(agent=self.agent(request), thread_id=thread_id))
-        page = page_after(
-            queryset,
-            limit=limit_parse(request.query_params.get("limit"), default=100),
-            cursor=request.query_params.get("cursor"),
-        )
-        if not page.items and not request.query_params.get("cursor"):
+        page = page_after(queryset, limit=params["limit"], after=params.get("cursor"))
+        if not page.items and "cursor" not in params:
             raise NotFound("No such thread.", code="thread_not_found")
-        return Response(
-            {
-                "thread_id": thread_id,
-                "items": [message_item(m) for m in page.items],
-                "next_cursor": page.next_cursor,
-                "has_more": page.has_more,
-            }
-        )
+        return Response({"thread_id": thread_id, **page.body()})
 
 
 urlpatterns = [

@@ -119,7 +119,7 @@ def test_the_sent_message_is_listed_in_sent_not_in_another_agents(owner: Any, te
 
 
 def test_sent_rejects_bad_listing_parameters(owner: Any) -> None:
-    assert owner.client.get("/v1/sent?limit=0").json()["error"]["code"] == "invalid_limit"
+    assert owner.client.get("/v1/sent?limit=0").json()["error"]["code"] == "validation_error"
     assert owner.client.get("/v1/sent?limit=101").status_code == 400
     assert owner.client.get("/v1/sent?cursor=not-a-cursor").json()["error"]["code"] == "invalid_cursor"
     assert owner.client.get("/v1/sent?color=red").json()["error"]["code"] == "unknown_parameter"
