@@ -239,6 +239,14 @@ class _Endpoints(Generic[_J, _B, _N]):
     """Every single-request method of the API, written once. ``_call`` executes a spec:
     synchronously in ``AgentMailClient``, as a coroutine in ``AsyncAgentMailClient``."""
 
+    def _configure(self, base_url: str, token: str, timeout: float, max_retries: int) -> None:
+        """What both clients keep; each adds its own httpx client."""
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._auth = {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}
+        self.last_event_cursor: str | None = None
+
     def _call(self, spec: RequestSpec) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
 

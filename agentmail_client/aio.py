@@ -12,7 +12,7 @@ from typing import Any, cast
 import httpx
 
 from agentmail_client import _core
-from agentmail_client._core import USER_AGENT, RequestSpec, RetryState
+from agentmail_client._core import RequestSpec, RetryState
 from agentmail_client.errors import TransportError
 from agentmail_client.webhooks import verify_webhook
 
@@ -34,12 +34,8 @@ class AsyncAgentMailClient(_core._Endpoints[Awaitable[JSON], Awaitable[bytes], A
         max_retries: int = 3,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self._auth = {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}
+        self._configure(base_url, token, timeout, max_retries)
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
-        self.last_event_cursor: str | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -12,7 +12,7 @@ from typing import Any, cast
 import httpx
 
 from agentmail_client import _core
-from agentmail_client._core import USER_AGENT, RequestSpec, RetryState
+from agentmail_client._core import RequestSpec, RetryState
 from agentmail_client.errors import TransportError
 from agentmail_client.webhooks import verify_webhook
 
@@ -40,12 +40,8 @@ class AgentMailClient(_core._Endpoints[JSON, bytes, None]):
         max_retries: int = 3,
         http_client: httpx.Client | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self._auth = {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}
+        self._configure(base_url, token, timeout, max_retries)
         self._http = http_client or httpx.Client(timeout=timeout)
-        self.last_event_cursor: str | None = None
 
     def close(self) -> None:
         self._http.close()
