@@ -52,10 +52,23 @@ def smtp_external_id(raw: bytes, envelope_recipients: list[str]) -> str:
     return f"smtp:{digest.hexdigest()}"
 
 
-def _queue_processing(delivery_id: str) -> None:
-    from mail.tasks import process_delivery
+def _queue_processing(delivery_ids: list[str]) -> None:
+    from mail.tasks import process_deliveries
 
-    transaction.on_commit(lambda: process_delivery.delay(delivery_id))
+    if delivery_ids:
+        transaction.on_commit(lambda: process_deliveries.delay(delivery_ids))
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One message as a source hands it over: the bytes and the envelope."""
+
+    raw: bytes
+    source: str
+    envelope_recipients: list[str]
+    envelope_from: str = ""
+    external_id: str | None = None
+    authentication: dict[str, Any] | None = None
 
 
 def delivery_accept(
@@ -68,19 +81,30 @@ def delivery_accept(
     authentication: dict[str, Any] | None = None,
 ) -> Accepted:
     """Store the bytes, commit the delivery, queue processing. Safe to call again."""
-    key, sha = raw_store(raw)
-    if external_id is None:
-        external_id = smtp_external_id(raw, envelope_recipients)
-    accepted = _record(
-        source=source,
-        external_id=external_id,
-        storage_key=key,
-        size=len(raw),
-        sha256=sha,
-        envelope_from=envelope_from,
-        envelope_recipients=envelope_recipients,
-        authentication=authentication or {},
-    )
+    arrival = Arrival(raw, source, envelope_recipients, envelope_from, external_id, authentication)
+    return deliveries_accept([arrival])[0]
+
+
+def deliveries_accept(arrivals: list[Arrival]) -> list[Accepted]:
+    """Accept several arrivals with one commit and one queued task: the SMTP listener's
+    group commit of concurrent sessions, an SQS batch. Returns one Accepted per arrival,
+    in order; an arrival whose external id is already held is not stored twice."""
+    deliveries = []
+    for arrival in arrivals:
+        key, sha = raw_store(arrival.raw)
+        deliveries.append(
+            InboundDelivery(
+                source=arrival.source,
+                external_id=arrival.external_id or smtp_external_id(arrival.raw, arrival.envelope_recipients),
+                storage_key=key,
+                size=len(arrival.raw),
+                sha256=sha,
+                envelope_from=arrival.envelope_from,
+                envelope_recipients=arrival.envelope_recipients,
+                authentication=arrival.authentication or {},
+            )
+        )
+    accepted = _record(deliveries)
     # Durable now; the caller has not acknowledged yet (RFC 5321: the window where a
     # crash makes the client retry). The reliability tests kill the process here.
     fault_point("ingest.after_accept")
@@ -98,7 +122,7 @@ def delivery_accept_stored(
 ) -> Accepted:
     """For bytes a provider already stored (SES writes to S3): record the pointer only.
     Size and hash are filled in when the worker reads the object."""
-    return _record(
+    delivery = InboundDelivery(
         source=source,
         external_id=external_id,
         storage_key=storage_key,
@@ -108,17 +132,18 @@ def delivery_accept_stored(
         envelope_recipients=envelope_recipients,
         authentication=authentication or {},
     )
+    return _record([delivery])[0]
 
 
-def _record(**fields: Any) -> Accepted:
-    try:
-        with transaction.atomic():
-            delivery = InboundDelivery.objects.create(**fields)
-            _queue_processing(delivery.id)
-        return Accepted(delivery, True)
-    except IntegrityError:
-        # Redelivery of something we already hold (SNS/SQS at-least-once, SMTP retry).
-        return Accepted(InboundDelivery.objects.get(external_id=fields["external_id"]), False)
+def _record(deliveries: list[InboundDelivery]) -> list[Accepted]:
+    """Insert what is new in one statement; redeliveries (SNS/SQS at-least-once, an SMTP
+    retry, the same bytes twice in one batch) resolve to the delivery already held."""
+    with transaction.atomic():
+        InboundDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+        held = InboundDelivery.objects.in_bulk([d.external_id for d in deliveries], field_name="external_id")
+        created_ids = {d.id for d in deliveries} & {d.id for d in held.values()}
+        _queue_processing(sorted(created_ids))
+    return [Accepted(held[d.external_id], held[d.external_id].id == d.id) for d in deliveries]
 
 
 def recipient_agents(envelope_recipients: list[str]) -> tuple[list[Agent], list[str]]:
@@ -162,6 +187,10 @@ def delivery_process(delivery_id: str) -> InboundDelivery:
     )
     delivery.refresh_from_db()
     return delivery
+
+
+def deliveries_process(delivery_ids: list[str]) -> list[InboundDelivery]:
+    return [delivery_process(delivery_id) for delivery_id in delivery_ids]
 
 
 def index_for_agent(*, delivery: InboundDelivery, agent: Agent, parsed: ParsedMail) -> str:

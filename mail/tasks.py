@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from mail.dispatch import TransientSendError, message_dispatch, message_fail, messages_queued_stale
 from mail.idempotency import send_requests_purge
-from mail.ingest import delivery_process
+from mail.ingest import deliveries_process, delivery_process
 from mail.models import InboundDelivery
 
 
@@ -29,6 +29,22 @@ def process_delivery(delivery_id: str) -> str:
     return delivery.status
 
 
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(DatabaseError, OSError),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    max_retries=20,
+)
+def process_deliveries(delivery_ids: list[str]) -> int:
+    """One task per accepted batch (a group commit of the listener, an SQS receive)."""
+    return len(deliveries_process(delivery_ids))
+
+
+SWEEP_BATCH = 100
+
+
 @shared_task
 def sweep_stored_deliveries() -> int:
     """Re-queue deliveries that were stored but never processed (a lost task, a broker
@@ -39,8 +55,8 @@ def sweep_stored_deliveries() -> int:
             status__in=[InboundDelivery.Status.STORED, InboundDelivery.Status.FAILED], received_at__lt=cutoff
         ).values_list("id", flat=True)[:1000]
     )
-    for delivery_id in ids:
-        process_delivery.delay(delivery_id)
+    for start in range(0, len(ids), SWEEP_BATCH):
+        process_deliveries.delay(ids[start : start + SWEEP_BATCH])
     return len(ids)
 
 

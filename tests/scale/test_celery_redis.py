@@ -137,4 +137,4 @@ def test_it_indexes_smtp_mail_through_a_celery_worker_on_redis(owner: Persona, s
     delivery.refresh_from_db()
     assert delivery.status == InboundDelivery.Status.PROCESSED
     # The worker's log names the task it received from Redis: proof it did the work.
-    assert "mail.tasks.process_delivery" in (tmp_path / "worker.log").read_text()
+    assert "mail.tasks.process_deliveries" in (tmp_path / "worker.log").read_text()
