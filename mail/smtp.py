@@ -1,82 +1,300 @@
 """The local SMTP listener (aiosmtpd): accepts mail for our agents and hands the bytes to
-the ingestion pipeline. 250 is sent only after the durable store has committed."""
+the ingestion pipeline. 250 is sent only after the durable store has committed.
+
+Two things make it fast without weakening that promise:
+
+- **Group commit.** Concurrent sessions' DATA commands queue up for one committer, which
+  stores everything waiting (up to ``SMTP_GROUP_COMMIT_MAX``) with ``deliveries_accept``:
+  one transaction, one durable commit, one queued task per group instead of per mail. Each
+  session is answered after the commit that holds its delivery: 250 when it committed,
+  451 to every session of the group when it did not (nothing of that group is stored).
+- **Lookup cache.** A recipient that resolved to an active agent, and a sender that was not
+  blocked for that agent, are remembered for ``SMTP_LOOKUP_CACHE_MS`` per process, so a
+  known RCPT is answered on the event loop without a database round trip. Only "accept"
+  answers are cached, never a refusal: within the window a newly blocked sender or a
+  deactivated agent may still get a 250, and the worker, which checks both again at
+  indexing time, stores it as blocked or as an unknown recipient. A new agent or an
+  unblocked sender is never refused because of the cache.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from typing import Any
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
+from django.db.models import Q
 
 from directory.authn import authentication_check, header_from_address
+from directory.models import Agent, Sender, SenderRule
 from directory.services import agent_for_address
 from directory.trust import sender_blocked
-from mail.ingest import delivery_accept
+from mail.ingest import Arrival, deliveries_accept
 from mail.models import InboundDelivery
+from mail.storage import raw_store
 
 log = logging.getLogger(__name__)
 
+REPLY_QUEUED = "250 2.0.0 OK: queued"
+REPLY_STORE_FAILED = "451 4.3.0 Temporary failure storing the message; try again"
+# Bounds the memory of the cache against a flood of distinct senders.
+CACHE_MAX_ENTRIES = 10_000
+# How often an executor thread re-checks its persistent connection (age, health ping).
+CONNECTION_CHECK_SECONDS = 1.0
 
-def _accept(raw: bytes, mail_from: str, rcpt_tos: list[str], peer_ip: str = "", helo: str = "") -> str:
-    """Refuse (550) when the header From is blocked by every recipient; otherwise check SPF
-    and DKIM (DNS with short timeouts; this runs in an executor thread) and store."""
-    close_old_connections()
-    try:
-        header_from = header_from_address(raw)
-        if header_from:
-            reasons = [_blocked_reason(rcpt, header_from) for rcpt in rcpt_tos]
-            if reasons and all(reasons):
-                return f"550 5.7.1 {reasons[0]}"
-        authentication = authentication_check(raw=raw, peer_ip=peer_ip, helo=helo, mail_from=mail_from)
-        delivery_accept(
-            raw=raw,
-            source=InboundDelivery.Source.SMTP,
-            envelope_from=mail_from,
-            envelope_recipients=rcpt_tos,
-            authentication=authentication,
-        )
-        return "250 2.0.0 OK: queued"
-    finally:
-        close_old_connections()
+T = TypeVar("T")
+_thread = threading.local()
 
 
-def _blocked_reason(address: str, sender: str) -> str:
-    agent = agent_for_address(address)
-    return sender_blocked(agent=agent, sender=sender) if agent is not None else ""
+def _db_job(fn: Callable[..., T]) -> Callable[..., T]:
+    """Database hygiene for work done in the listener's threads, which have no request
+    boundaries. With ``CONN_MAX_AGE`` > 0 a thread keeps its connection and checks it (age,
+    health ping) at most once a second instead of on every RCPT; a job that failed drops a
+    broken connection at once (PostgreSQL restarted: the next job reconnects). With 0,
+    every job closes its connection, as Django does after a request."""
+
+    @functools.wraps(fn)
+    def job(*args: Any) -> T:
+        now = time.monotonic()
+        if now >= getattr(_thread, "next_check", 0.0):
+            close_old_connections()
+            _thread.next_check = now + CONNECTION_CHECK_SECONDS
+        try:
+            return fn(*args)
+        except Exception:
+            close_old_connections()
+            _thread.next_check = 0.0
+            raise
+        finally:
+            if not connections["default"].settings_dict.get("CONN_MAX_AGE"):
+                close_old_connections()
+
+    return job
 
 
-def _rcpt_check(address: str, mail_from: str) -> str:
+def _blocks_anyone(agent: Agent) -> bool:
+    """Whether any sender can be blocked for this agent: a block rule of its own or a global
+    one, or a sender marked blocked. When none exists, ``sender_blocked`` is "" for every
+    sender, so one cached answer per agent replaces a lookup per sender."""
+    return (
+        SenderRule.objects.filter(Q(agent=agent) | Q(agent__isnull=True), action=SenderRule.Action.BLOCK).exists()
+        or Sender.objects.filter(agent=agent, status=Sender.Status.BLOCKED).exists()
+    )
+
+
+class AcceptCache:
+    """Positive lookups (active agent by address, "not blocked" by agent and sender) for a
+    few seconds, shared by the event loop and the executor threads of one listener."""
+
+    def __init__(self) -> None:
+        self._agents: dict[str, tuple[float, Agent]] = {}
+        self._allowed: dict[tuple[int, str], float] = {}
+        self._open: dict[int, float] = {}  # agents for whom nobody is blocked
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _ttl() -> float:
+        return settings.SMTP_LOOKUP_CACHE_MS / 1000
+
+    def agent(self, address: str) -> Agent | None:
+        hit = self._agents.get(address.strip().lower())
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def allowed(self, agent: Agent, sender: str) -> bool:
+        now = time.monotonic()
+        if self._open.get(agent.pk, 0.0) > now:
+            return True
+        expires = self._allowed.get((agent.pk, sender.strip().lower()))
+        return expires is not None and expires > now
+
+    def remember_agent(self, address: str, agent: Agent) -> None:
+        if self._ttl() <= 0:
+            return
+        with self._lock:
+            if len(self._agents) >= CACHE_MAX_ENTRIES:
+                self._agents.clear()
+            self._agents[address.strip().lower()] = (time.monotonic() + self._ttl(), agent)
+
+    def remember_allowed(self, agent: Agent, sender: str) -> None:
+        if self._ttl() <= 0:
+            return
+        with self._lock:
+            if len(self._allowed) >= CACHE_MAX_ENTRIES:
+                self._allowed.clear()
+            self._allowed[(agent.pk, sender.strip().lower())] = time.monotonic() + self._ttl()
+
+    def remember_open(self, agent: Agent) -> None:
+        if self._ttl() <= 0:
+            return
+        with self._lock:
+            if len(self._open) >= CACHE_MAX_ENTRIES:
+                self._open.clear()
+            self._open[agent.pk] = time.monotonic() + self._ttl()
+
+    # Blocking (database) versions, for executor threads.
+
+    def agent_lookup(self, address: str) -> Agent | None:
+        agent = self.agent(address)
+        if agent is None:
+            agent = agent_for_address(address)
+            if agent is not None:
+                self.remember_agent(address, agent)
+        return agent
+
+    def blocked_reason(self, agent: Agent, sender: str) -> str:
+        if not sender or self.allowed(agent, sender):
+            return ""
+        if self._ttl() > 0 and not _blocks_anyone(agent):
+            self.remember_open(agent)
+            return ""
+        reason = sender_blocked(agent=agent, sender=sender)
+        if not reason:
+            self.remember_allowed(agent, sender)
+        return reason
+
+
+@_db_job
+def _rcpt_check(cache: AcceptCache, address: str, mail_from: str) -> str:
     """The refusal for one RCPT TO, or "" to accept it."""
-    close_old_connections()
-    agent = agent_for_address(address)
+    agent = cache.agent_lookup(address)
     if agent is None:
         return f"550 5.1.1 <{address}>: no such mailbox here"
     # MAIL FROM can differ from the header From; DATA checks that one too.
-    reason = sender_blocked(agent=agent, sender=mail_from) if mail_from else ""
+    reason = cache.blocked_reason(agent, mail_from)
     return f"550 5.7.1 {reason}" if reason else ""
 
 
+def _rcpt_check_cached(cache: AcceptCache, address: str, mail_from: str) -> bool:
+    """True when the cache alone says RCPT is acceptable (no database, no thread hop)."""
+    agent = cache.agent(address)
+    return agent is not None and (not mail_from or cache.allowed(agent, mail_from))
+
+
+@_db_job
+def _data_check(
+    cache: AcceptCache, raw: bytes, mail_from: str, rcpt_tos: list[str], peer_ip: str, helo: str
+) -> tuple[str, dict[str, Any] | None]:
+    """(refusal, None) when the header From is blocked by every recipient; otherwise
+    ("", the SPF/DKIM verdict), with the bytes already written to storage. DNS with short
+    timeouts: this runs in an executor thread, many in parallel."""
+    header_from = header_from_address(raw)
+    if header_from:
+        reasons = []
+        for rcpt in rcpt_tos:
+            agent = cache.agent_lookup(rcpt)
+            reasons.append(cache.blocked_reason(agent, header_from) if agent is not None else "")
+        if reasons and all(reasons):
+            return f"550 5.7.1 {reasons[0]}", None
+    authentication = authentication_check(raw=raw, peer_ip=peer_ip, helo=helo, mail_from=mail_from)
+    # The object write here, in parallel threads, rather than one after another in the
+    # committer: deliveries_accept finds the object (content-addressed) and only records it.
+    raw_store(raw)
+    return "", authentication
+
+
+@_db_job
+def _store_group(arrivals: list[Arrival]) -> None:
+    """One transaction and one durable commit for the whole group (committer thread)."""
+    deliveries_accept(arrivals)
+
+
+class GroupCommitter:
+    """Collects the DATA commands of concurrent sessions and commits them together.
+
+    One committer per listener: while a group commits in the committer thread, the next
+    sessions queue up, so the group size follows the load (1 when idle, no added latency
+    unless ``SMTP_GROUP_COMMIT_WAIT_MS`` asks for it)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[tuple[Arrival, asyncio.Future[str]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-commit")
+
+    async def store(self, arrival: Arrival) -> str:
+        """Queue one arrival; returns its reply once its group has committed (or failed)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._task is None or self._task.done():
+            self._loop, self._queue = loop, asyncio.Queue()
+            self._task = loop.create_task(self._run())
+        assert self._queue is not None
+        reply: asyncio.Future[str] = loop.create_future()
+        self._queue.put_nowait((arrival, reply))
+        return await reply
+
+    async def _next_group(self) -> list[tuple[Arrival, asyncio.Future[str]]]:
+        assert self._queue is not None and self._loop is not None
+        group = [await self._queue.get()]
+        limit = settings.SMTP_GROUP_COMMIT_MAX
+        deadline = self._loop.time() + settings.SMTP_GROUP_COMMIT_WAIT_MS / 1000
+        while len(group) < limit:
+            try:
+                group.append(self._queue.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            remaining = deadline - self._loop.time()
+            if remaining <= 0:
+                break
+            try:
+                group.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return group
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            group = await self._next_group()
+            try:
+                await loop.run_in_executor(self._executor, _store_group, [arrival for arrival, _ in group])
+                reply = REPLY_QUEUED
+            except Exception:
+                # The transaction rolled back: nothing of this group is stored, and every
+                # session of it is told to retry. (A failure after the commit, e.g. the
+                # broker publish, also lands here: the retry then finds the delivery held.)
+                log.exception("could not store a group of %d incoming messages", len(group))
+                reply = REPLY_STORE_FAILED
+            for _, future in group:
+                if not future.done():  # a session that hung up meanwhile
+                    future.set_result(reply)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
 class IngestHandler:
-    """aiosmtpd handler. Database work runs in the default executor so the event loop
-    keeps serving other sessions while one waits on a write."""
+    """aiosmtpd handler. Database work runs in executor threads so the event loop keeps
+    serving other sessions while one waits on a query or a commit."""
+
+    def __init__(self) -> None:
+        self.cache = AcceptCache()
+        self.committer = GroupCommitter()
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
-        loop = asyncio.get_running_loop()
-        try:
-            refusal = await loop.run_in_executor(None, _rcpt_check, address, envelope.mail_from or "")
-        except Exception:
-            # The database is down (restart, failover): a 5xx here would make the sender
-            # bounce the mail; a 4xx makes it retry later, as RFC 5321 intends.
-            log.exception("could not look up recipient %s", address)
-            return "451 4.3.0 Temporary failure looking up the recipient; try again"
-        if refusal:
-            return refusal
+        mail_from = envelope.mail_from or ""
+        if not _rcpt_check_cached(self.cache, address, mail_from):
+            loop = asyncio.get_running_loop()
+            try:
+                refusal = await loop.run_in_executor(None, _rcpt_check, self.cache, address, mail_from)
+            except Exception:
+                # The database is down (restart, failover): a 5xx here would make the sender
+                # bounce the mail; a 4xx makes it retry later, as RFC 5321 intends.
+                log.exception("could not look up recipient %s", address)
+                return "451 4.3.0 Temporary failure looking up the recipient; try again"
+            if refusal:
+                return refusal
         if len(envelope.rcpt_tos) >= settings.MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
@@ -88,16 +306,29 @@ class IngestHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         loop = asyncio.get_running_loop()
         peer_ip = session.peer[0] if isinstance(session.peer, tuple) else ""
+        mail_from, rcpt_tos = envelope.mail_from or "", list(envelope.rcpt_tos)
         try:
-            return await loop.run_in_executor(
-                None, _accept, raw, envelope.mail_from or "", list(envelope.rcpt_tos), peer_ip, session.host_name or ""
+            refusal, authentication = await loop.run_in_executor(
+                None, _data_check, self.cache, raw, mail_from, rcpt_tos, peer_ip, session.host_name or ""
             )
         except Exception:
-            log.exception("could not store an incoming message")
-            return "451 4.3.0 Temporary failure storing the message; try again"
+            log.exception("could not check an incoming message")
+            return REPLY_STORE_FAILED
+        if refusal:
+            return refusal
+        arrival = Arrival(
+            raw=raw,
+            source=InboundDelivery.Source.SMTP,
+            envelope_recipients=rcpt_tos,
+            envelope_from=mail_from,
+            authentication=authentication,
+        )
+        return await self.committer.store(arrival)
 
 
 class IngestController(Controller):
+    handler: IngestHandler
+
     def factory(self) -> SMTP:
         return SMTP(
             self.handler,
@@ -107,6 +338,10 @@ class IngestController(Controller):
             hostname=settings.MAIL_DOMAIN,
             ident="Assmbl Mail",
         )
+
+    def stop(self, no_assert: bool = False) -> None:
+        super().stop(no_assert=no_assert)
+        self.handler.committer.shutdown()
 
 
 def smtp_controller(host: str, port: int, **kwargs: Any) -> IngestController:
