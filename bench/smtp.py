@@ -164,11 +164,17 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--messages", type=int, default=1500)
     parser.add_argument("--engine", default="postgres", choices=["postgres", "sqlite"])
-    parser.add_argument("--workers", type=int, default=2, help="celery worker processes (0: the listener alone, nothing is indexed)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="celery worker processes (0: the listener alone, nothing is indexed)"
+    )
     parser.add_argument("--concurrency", type=int, default=2, help="prefork children per worker")
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--auth", default="authserv", choices=["authserv", "local"],
-                        help="trust the front MTA's Authentication-Results, or check SPF/DKIM locally (offline DNS)")
+    parser.add_argument(
+        "--auth",
+        default="authserv",
+        choices=["authserv", "local"],
+        help="trust the front MTA's Authentication-Results, or check SPF/DKIM locally (offline DNS)",
+    )
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -179,16 +185,26 @@ def main() -> None:
     prefix: list[str] = []
     try:
         if pg_dir:
-            base = os.environ.get("BENCH_DATABASE_URL") or pg_start(pg_dir, int(os.environ.get("BENCH_PG_PORT", "54338")))
+            base = os.environ.get("BENCH_DATABASE_URL") or pg_start(
+                pg_dir, int(os.environ.get("BENCH_PG_PORT", "54338"))
+            )
             database_url = fresh_pg_database(base, "bench_smtp")
         else:
             database_url = f"sqlite:///{data_dir}/db.sqlite3"
         redis_url = redis_start(redis_dir, int(os.environ.get("BENCH_REDIS_PORT", "63798")))
         env = {
-            **os.environ, "DATABASE_URL": database_url, "DATA_DIR": data_dir, "CELERY_BROKER_URL": redis_url,
-            "CELERY_TASK_ALWAYS_EAGER": "0", "DEBUG": "0", "LOG_LEVEL": "WARNING", "DB_CONN_MAX_AGE": "60",
-            "SECRET_KEY": "bench-secret-key-not-for-production", "TOKEN_PEPPER": "bench-token-pepper-not-for-production",
-            "DB_SYNCHRONOUS_COMMIT": "", "TRUST_DNS_RESOLVER": "directory.authn.dns_offline",
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "DATA_DIR": data_dir,
+            "CELERY_BROKER_URL": redis_url,
+            "CELERY_TASK_ALWAYS_EAGER": "0",
+            "DEBUG": "0",
+            "LOG_LEVEL": "WARNING",
+            "DB_CONN_MAX_AGE": "60",
+            "SECRET_KEY": "bench-secret-key-not-for-production",
+            "TOKEN_PEPPER": "bench-token-pepper-not-for-production",
+            "DB_SYNCHRONOUS_COMMIT": "",
+            "TRUST_DNS_RESOLVER": "directory.authn.dns_offline",
         }
         if args.auth == "authserv":
             env.update(AUTHSERV_ID="mx.agents.localhost", AUTHSERV_TRUSTED_RELAYS="127.0.0.1")
@@ -210,13 +226,33 @@ def main() -> None:
         bindir = Path(PYTHON).parent
         # BENCH_LISTENER_PREFIX wraps the listener, e.g. "py-spy record -o smtpd.svg --threads --".
         prefix = os.environ.get("BENCH_LISTENER_PREFIX", "").split()
-        procs.append(subprocess.Popen([*prefix, PYTHON, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env))
+        procs.append(
+            subprocess.Popen(
+                [*prefix, PYTHON, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env
+            )
+        )
         for n in range(args.workers):
-            procs.append(subprocess.Popen(
-                [str(bindir / "celery"), "-A", "assmbl", "worker", "--loglevel", "WARNING", "--concurrency", str(args.concurrency),
-                 "--hostname", f"bench{n}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                cwd=ROOT, env=worker_env,
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        str(bindir / "celery"),
+                        "-A",
+                        "assmbl",
+                        "worker",
+                        "--loglevel",
+                        "WARNING",
+                        "--concurrency",
+                        str(args.concurrency),
+                        "--hostname",
+                        f"bench{n}@%h",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "--without-heartbeat",
+                    ],
+                    cwd=ROOT,
+                    env=worker_env,
+                )
+            )
         wait_port(port, procs)
         blast(port, warm, agent.address, args.clients)
         deadline = time.monotonic() + (60 if args.workers else 0)
@@ -224,8 +260,12 @@ def main() -> None:
             time.sleep(0.1)
         base_count = Message.objects.filter(agent=agent).count()
 
-        roots = {"listener": procs[0].pid, "celery": None, "postgres": _pidfile(Path(pg_dir) / "postmaster.pid") if pg_dir else None,
-                 "redis": _pidfile(Path(redis_dir) / "redis.pid")}
+        roots = {
+            "listener": procs[0].pid,
+            "celery": None,
+            "postgres": _pidfile(Path(pg_dir) / "postmaster.pid") if pg_dir else None,
+            "redis": _pidfile(Path(redis_dir) / "redis.pid"),
+        }
         before, own_before = _cpu_ticks(), os.times()
         t0 = time.perf_counter()
         accept_seconds, errors = blast(port, mails, agent.address, args.clients)
@@ -260,17 +300,24 @@ def main() -> None:
         cleanup(data_dir)
 
     rate = indexed / total
-    print(f"engine={args.engine} clients={args.clients} messages={args.messages} bytes~{sum(map(len, mails)) // len(mails)} "
-          f"celery={args.workers}x{args.concurrency} errors={errors}")
+    print(
+        f"engine={args.engine} clients={args.clients} messages={args.messages} bytes~{sum(map(len, mails)) // len(mails)} "
+        f"celery={args.workers}x{args.concurrency} errors={errors}"
+    )
     print(f"sink (null aiosmtpd)       : {sink:8.0f} msg/s")
     print(f"listener 250s (accepted)   : {len(mails) / accept_seconds:8.0f} msg/s")
     print(f"end to end (until indexed) : {rate:8.0f} msg/s   indexed {indexed}/{len(mails)}")
     print(f"ratio listener / sink      : {len(mails) / accept_seconds / sink:8.3f}")
     print(f"ratio end-to-end / sink    : {rate / sink:8.3f}")
-    print(f"processes: 1 listener, {args.workers} celery workers x {args.concurrency} children, PostgreSQL"
-          f" ({args.engine}), Redis, this script ({args.clients} client threads)")
-    print("cpu seconds in the measured phase: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
-          + f"; wall {total:.1f} s on {os.cpu_count()} cpus")
+    print(
+        f"processes: 1 listener, {args.workers} celery workers x {args.concurrency} children, PostgreSQL"
+        f" ({args.engine}), Redis, this script ({args.clients} client threads)"
+    )
+    print(
+        "cpu seconds in the measured phase: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+        + f"; wall {total:.1f} s on {os.cpu_count()} cpus"
+    )
     met = rate >= GOAL_RATE and rate / sink >= GOAL_RATIO
     print(f"goal: >= {GOAL_RATE:.0f} msg/s and >= {GOAL_RATIO:.0%} of the sink -> {'MET' if met else 'NOT MET'}")
 
