@@ -338,7 +338,6 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 DB_SYNCHRONOUS_COMMIT = env_str("DB_SYNCHRONOUS_COMMIT")
 if IS_POSTGRES and DB_SYNCHRONOUS_COMMIT in ("off", "local", "remote_write", "on"):
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c synchronous_commit={DB_SYNCHRONOUS_COMMIT}"
-
 # --- Tests (last, so that it overrides every block above) ------------------------------------
 if TESTING:
     # Tests run tasks in-process and keep their files out of the developer's DATA_DIR.

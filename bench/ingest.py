@@ -49,7 +49,7 @@ def child(args: argparse.Namespace) -> None:
 
     from directory.models import Account
     from directory.services import agent_create
-    from mail.ingest import delivery_accept, delivery_process
+    from mail.ingest import Arrival, deliveries_accept, deliveries_process, delivery_accept, delivery_process
     from mail.models import InboundDelivery, Message
 
     agent, _ = agent_create(agent_id="bench", account=Account.objects.create(name="bench"))
@@ -70,9 +70,11 @@ def child(args: argparse.Namespace) -> None:
         profiler = cProfile.Profile()
         profiler.enable()
     ids: list[str] = []
+    batch = args.batch
     t0 = time.perf_counter()
-    for raw in mails:
-        ids.append(delivery_accept(raw=raw, source="smtp", envelope_recipients=[agent.address]).delivery.id)
+    for start in range(0, len(mails), batch):
+        arrivals = [Arrival(raw, "smtp", [agent.address]) for raw in mails[start : start + batch]]
+        ids.extend(a.delivery.id for a in deliveries_accept(arrivals))
     t_accept = time.perf_counter() - t0
     from django.db import connection
 
@@ -81,8 +83,8 @@ def child(args: argparse.Namespace) -> None:
         with connection.cursor() as cur:
             cur.execute("SET synchronous_commit TO off")
     t0 = time.perf_counter()
-    for delivery_id in ids:
-        delivery_process(delivery_id)
+    for start in range(0, len(ids), batch):
+        deliveries_process(ids[start : start + batch])
     t_process = time.perf_counter() - t0
     if profiler:
         profiler.disable()
@@ -102,6 +104,7 @@ def child(args: argparse.Namespace) -> None:
     assert not InboundDelivery.objects.exclude(status="processed").exists()
     n = args.n
     print(json.dumps({
+        "batch": batch,
         "engine": connection.vendor + (" (worker async commit)" if args.worker_async_commit and connection.vendor == "postgresql" else ""),
         "n": n,
         "bytes": sum(map(len, mails)) // n,
@@ -119,6 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=100, help="deliveries per accept and per process call (1 = one at a time)")
     parser.add_argument("--engines", default="sqlite,postgres")
     parser.add_argument("--profile", default="", help="cProfile output (.prof) of the timed pipeline, per engine")
     parser.add_argument("--worker-async-commit", action="store_true", help="process phase with synchronous_commit=off (as run-stack workers)")
@@ -132,7 +136,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     results = []
     for engine in args.engines.split(","):
-        child_args = ["--n", str(args.n), "--seed", str(args.seed)] + (["--worker-async-commit"] if args.worker_async_commit else [])
+        child_args = ["--n", str(args.n), "--seed", str(args.seed), "--batch", str(args.batch)] + (["--worker-async-commit"] if args.worker_async_commit else [])
         if args.profile:
             child_args += ["--profile", f"{args.profile}.{engine}"]
         pg_dir = ""

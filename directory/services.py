@@ -102,12 +102,23 @@ def agent_deactivate(*, agent: Agent) -> None:
 
 def agent_for_address(address: str) -> Agent | None:
     """The active agent an envelope recipient routes to, or None (foreign domain, unknown)."""
+    return agents_for_addresses([address])[address]
+
+
+def agents_for_addresses(addresses: list[str]) -> dict[str, Agent | None]:
+    """``agent_for_address`` for many recipients in one query (a batch of deliveries)."""
+    locals_ = {address: _agent_local(address) for address in addresses}
+    wanted = {local for local in locals_.values() if local}
+    found = {agent.agent_id: agent for agent in Agent.objects.active().filter(agent_id__in=wanted)} if wanted else {}
+    return {address: found.get(local) if local else None for address, local in locals_.items()}
+
+
+def _agent_local(address: str) -> str:
     local, _, domain = address.strip().lower().rpartition("@")
     if not local or domain != settings.MAIL_DOMAIN:
-        return None
+        return ""
     # Plus-addressing: agent+tag@domain reaches agent.
-    local = local.split("+", 1)[0]
-    return Agent.objects.active().filter(agent_id=local).first()
+    return local.split("+", 1)[0]
 
 
 # --- trust: policy and directory entries -------------------------------------------------
@@ -193,6 +204,8 @@ def sender_entry_create(
 def sender_entry_delete(*, entry: Sender | SenderRule) -> None:
     """Forget a directory entry: a trusted/verified sender becomes unknown again."""
     entry.delete()
+
+
 def agent_update(*, agent: Agent, display_name: str | None = None, policy: str | None = None) -> Agent:
     """Change what an operator may change about an agent; the id and account never change."""
     with transaction.atomic():

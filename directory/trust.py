@@ -1,7 +1,7 @@
 """Trust decisions: is this message's sender verified for this agent, and does the agent's
 policy (or an allow/block rule) put it in the inbox, hold it, or block it.
 
-Ingestion calls ``trust_evaluate`` (before the message exists) and ``sender_observe`` (once it
+Ingestion calls ``trust_evaluate`` (before the message exists) and ``senders_observe`` (once it
 exists, in the same transaction). Everything else here is the sender challenge: one mail per
 sender, agent and window, only to authenticated senders, so forged From addresses never get
 backscatter; completing it (link or reply token) runs ``sender_verify``, which releases held mail.
@@ -20,6 +20,7 @@ import hashlib
 import logging
 import re
 import secrets
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -81,12 +82,44 @@ def sender_rule_for(agent: Agent, sender: str) -> SenderRule | None:
     candidates = _candidates(sender)
     if not candidates:
         return None
-    rules = list(SenderRule.objects.filter(Q(agent=agent) | Q(agent__isnull=True), pattern__in=candidates))
-    if not rules:
-        return None
+    return _narrowest(
+        SenderRule.objects.filter(Q(agent=agent) | Q(agent__isnull=True), pattern__in=candidates), agent, candidates
+    )
+
+
+def _narrowest(rules: Any, agent: Agent, candidates: list[str]) -> SenderRule | None:
     rank = {pattern: index for index, pattern in enumerate(candidates)}
-    rules.sort(key=lambda r: (r.agent_id is None, rank[r.pattern]))
-    return rules[0]
+    matching = [r for r in rules if r.pattern in rank and r.agent_id in (None, agent.pk)]
+    return min(matching, key=lambda r: (r.agent_id is None, rank[r.pattern]), default=None)
+
+
+class SenderFacts:
+    """What the directory says about (agent, sender) pairs: the rules that match and the
+    Sender rows. Loaded in two queries, for one message or for a whole ingest batch."""
+
+    def __init__(self, pairs: list[tuple[Agent, str]]) -> None:
+        pairs = [(agent, sender.strip().lower()) for agent, sender in pairs if sender.strip()]
+        agent_ids = {agent.pk for agent, _ in pairs}
+        patterns = {pattern for _, sender in pairs for pattern in _candidates(sender)}
+        self._rules = (
+            list(SenderRule.objects.filter(Q(agent_id__in=agent_ids) | Q(agent__isnull=True), pattern__in=patterns))
+            if patterns
+            else []
+        )
+        self._records = (
+            {
+                (record.agent_id, record.address): record
+                for record in Sender.objects.filter(agent_id__in=agent_ids, address__in={s for _, s in pairs})
+            }
+            if pairs
+            else {}
+        )
+
+    def rule_for(self, agent: Agent, sender: str) -> SenderRule | None:
+        return _narrowest(self._rules, agent, _candidates(sender))
+
+    def record_for(self, agent: Agent, sender: str) -> Sender | None:
+        return self._records.get((agent.pk, sender.strip().lower()))
 
 
 def sender_blocked(*, agent: Agent, sender: str) -> str:
@@ -112,11 +145,16 @@ def _internal_same_account(agent: Agent, sender: str) -> bool:
     return other is not None and other.account_id == agent.account_id
 
 
-def trust_evaluate(*, agent: Agent, sender: str, authentication: dict[str, Any]) -> TrustDecision:
+def trust_evaluate(
+    *, agent: Agent, sender: str, authentication: dict[str, Any], facts: SenderFacts | None = None
+) -> TrustDecision:
+    """``facts``: preloaded by a batch (ingestion); loaded here for one message otherwise."""
     sender = sender.strip().lower()
     aligned = bool(sender) and authentication_aligned(authentication, sender)
-    rule = sender_rule_for(agent, sender) if sender else None
-    record = Sender.objects.filter(agent=agent, address=sender).first() if sender else None
+    if sender and facts is None:
+        facts = SenderFacts([(agent, sender)])
+    rule = facts.rule_for(agent, sender) if facts and sender else None
+    record = facts.record_for(agent, sender) if facts and sender else None
     if (rule and rule.action == SenderRule.Action.BLOCK) or (record and record.status == Sender.Status.BLOCKED):
         return TrustDecision(False, "blocked", "sender is blocked")
     known = bool(record and record.status in (Sender.Status.VERIFIED, Sender.Status.TRUSTED))
@@ -136,32 +174,44 @@ def trust_evaluate(*, agent: Agent, sender: str, authentication: dict[str, Any])
 # --- ingest hook ---------------------------------------------------------------------------
 
 
-def sender_observe(*, agent: Agent, message: Message, authentication: dict[str, Any]) -> None:
-    """Called by ingestion once per indexed inbound message, inside its transaction, before
-    the message_received event: store the normalised verdicts on the message, count the
-    sender, complete a challenge answered by reply, or send a challenge (on commit)."""
+def senders_observe(*, messages: list[Message]) -> None:
+    """Called by ingestion for a batch of newly indexed inbound messages (which already carry
+    the verdicts normalised for their sender), inside their transaction, before their
+    events: count each sender, complete a challenge answered by reply, or send a challenge
+    (on commit)."""
     from mail.models import Message as MessageModel
 
-    if not message.sender:
+    observed = [m for m in messages if m.sender]
+    if not observed:
         return
-    auth = authn.authentication_for_sender(authentication, message.sender)
-    if auth != message.authentication:
-        MessageModel.objects.filter(pk=message.pk).update(authentication=auth)
-        message.authentication = auth
-    sender, _ = Sender.objects.get_or_create(agent=agent, address=message.sender)
-    Sender.objects.filter(pk=sender.pk).update(last_seen_at=timezone.now(), message_count=F("message_count") + 1)
-    if not auth["aligned"] or message.disposition in (MessageModel.Disposition.BLOCKED,):
-        return
-    reply_token = _REPLY_TOKEN.search(f"{message.subject}\n{message.body_preview}")
-    if reply_token and sender.status not in (Sender.Status.VERIFIED, Sender.Status.TRUSTED):
-        try:
-            challenge_complete(token=reply_token.group(1), agent=agent, address=message.sender)
-            return
-        except ChallengeRefused:
-            pass
-    auto = message.auto_submitted.strip().lower()
-    if agent.policy == Agent.Policy.CHALLENGE and (not auto or auto == "no"):
-        challenge_request(agent=agent, address=message.sender, authentication=auth)
+    counts = Counter((m.agent_id, m.sender) for m in observed)
+    Sender.objects.bulk_create([Sender(agent_id=a, address=s) for a, s in counts], ignore_conflicts=True)
+    senders = {
+        (r.agent_id, r.address): r
+        for r in Sender.objects.filter(agent_id__in={a for a, _ in counts}, address__in={s for _, s in counts})
+    }
+    # One UPDATE per distinct count (usually one or two for a batch), not one per message.
+    by_count: dict[int, list[int]] = defaultdict(list)
+    for key, n in counts.items():
+        by_count[n].append(senders[key].pk)
+    now = timezone.now()
+    for n, pks in by_count.items():
+        Sender.objects.filter(pk__in=pks).update(last_seen_at=now, message_count=F("message_count") + n)
+    for message in observed:
+        if not message.authentication.get("aligned") or message.disposition == MessageModel.Disposition.BLOCKED:
+            continue
+        agent, sender = message.agent, senders[(message.agent_id, message.sender)]
+        reply_token = _REPLY_TOKEN.search(f"{message.subject}\n{message.body_preview}")
+        if reply_token and sender.status not in (Sender.Status.VERIFIED, Sender.Status.TRUSTED):
+            try:
+                challenge_complete(token=reply_token.group(1), agent=agent, address=message.sender)
+                sender.status = Sender.Status.VERIFIED
+                continue
+            except ChallengeRefused:
+                pass
+        auto = message.auto_submitted.strip().lower()
+        if agent.policy == Agent.Policy.CHALLENGE and (not auto or auto == "no"):
+            challenge_request(agent=agent, address=message.sender, authentication=message.authentication)
 
 
 # --- challenge -----------------------------------------------------------------------------

@@ -14,24 +14,28 @@ processing a delivery twice never makes a second message.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from assmbl.faults import fault_point
+from directory import authn
 from directory.models import Agent
-from directory.services import agent_for_address
-from directory.trust import sender_observe, trust_evaluate
+from directory.services import agents_for_addresses
+from directory.trust import SenderFacts, senders_observe, trust_evaluate
 from mail.attachments import attachment_parts_store
 from mail.models import Attachment, InboundDelivery, Message
 from mail.parsing import HashingReader, ParsedMail, parse_mail_stream
 from mail.serializers import message_item
 from mail.storage import raw_open, raw_store
-from mail.threads import thread_id_for
-from webhooks.services import event_record
+from mail.threads import ThreadLinks
+from webhooks.services import events_record
 
 log = logging.getLogger(__name__)
 
@@ -146,23 +150,86 @@ def _record(deliveries: list[InboundDelivery]) -> list[Accepted]:
     return [Accepted(held[d.external_id], held[d.external_id].id == d.id) for d in deliveries]
 
 
-def recipient_agents(envelope_recipients: list[str]) -> tuple[list[Agent], list[str]]:
-    agents: dict[int, Agent] = {}
-    unknown = []
-    for address in envelope_recipients:
-        agent = agent_for_address(address)
-        if agent is None:
-            unknown.append(address)
-        else:
-            agents.setdefault(agent.pk, agent)
-    return list(agents.values()), unknown
-
-
 def delivery_process(delivery_id: str) -> InboundDelivery:
-    """Parse and index a stored delivery. Idempotent; safe to run twice or concurrently."""
-    delivery = InboundDelivery.objects.get(pk=delivery_id)
-    if delivery.status == InboundDelivery.Status.PROCESSED:
-        return delivery
+    """Parse and index one stored delivery (a batch of one)."""
+    processed = deliveries_process([delivery_id])
+    if not processed:
+        raise InboundDelivery.DoesNotExist(delivery_id)
+    return processed[0]
+
+
+@dataclass
+class _Unit:
+    """One delivery for one recipient agent: what becomes one Message."""
+
+    delivery: InboundDelivery
+    agent: Agent
+    parsed: ParsedMail
+    outcome: str = ""
+
+
+def deliveries_process(delivery_ids: list[str]) -> list[InboundDelivery]:
+    """Parse and index stored deliveries. Idempotent; safe to run twice or concurrently.
+
+    The batch shares its queries (recipients, trust facts, thread links, existing messages)
+    and commits once: a few statements per batch instead of a dozen per message, which is
+    what makes ingestion keep up with the listener (bench/ingest.py). A delivery whose bytes
+    cannot be read is left for the task's retry after the others are committed.
+    """
+    deliveries = [
+        d
+        for d in InboundDelivery.objects.filter(pk__in=delivery_ids).order_by("received_at", "id")
+        if d.status != InboundDelivery.Status.PROCESSED
+    ]
+    hashed = {d.pk for d in deliveries if not d.sha256}
+    units: list[_Unit] = []
+    failure: Exception | None = None
+    readable: list[InboundDelivery] = []
+    parsed_of: dict[str, ParsedMail] = {}
+    for delivery in deliveries:
+        try:
+            parsed_of[delivery.pk] = _read(delivery)
+            readable.append(delivery)
+        except OSError as exc:
+            failure = failure or exc
+    agents = agents_for_addresses([a for d in readable for a in d.envelope_recipients])
+    outcomes: dict[str, dict[str, str]] = {}
+    for delivery in readable:
+        outcome = outcomes[delivery.pk] = {}
+        seen: set[int] = set()
+        for address in delivery.envelope_recipients:
+            agent = agents[address]
+            if agent is None:
+                outcome[address.lower()] = "unknown_recipient"
+            elif agent.pk not in seen:
+                seen.add(agent.pk)
+                units.append(_Unit(delivery, agent, parsed_of[delivery.pk]))
+    for parsed in parsed_of.values():
+        # Parts go to storage once per delivery (content-addressed), outside the transaction,
+        # so that a download streams a file instead of re-parsing the raw MIME on the web.
+        attachment_parts_store(parsed=parsed)
+    try:
+        with transaction.atomic():
+            _index(units)
+            _mark_processed(readable, outcomes, units, hashed)
+    except IntegrityError:
+        # A concurrent run indexed some of these first, or an idempotency key raced: index
+        # each unit alone, so each conflict resolves to its own outcome.
+        for unit in units:
+            try:
+                with transaction.atomic():
+                    _index([unit])
+            except IntegrityError:
+                exists = Message.objects.filter(delivery=unit.delivery, agent=unit.agent).exists()
+                unit.outcome = "indexed" if exists else "duplicate"
+        with transaction.atomic():
+            _mark_processed(readable, outcomes, units, hashed)
+    if failure is not None:
+        raise failure
+    return readable
+
+
+def _read(delivery: InboundDelivery) -> ParsedMail:
     # Streamed from storage into the parser: a large message is never held whole beside
     # its parse tree. Size and hash (unknown for objects SES stored) come in the same pass.
     with raw_open(delivery.storage_key) as stream:
@@ -172,112 +239,162 @@ def delivery_process(delivery_id: str) -> InboundDelivery:
     if not delivery.sha256:
         delivery.sha256 = reader.sha256.hexdigest()
         delivery.size = reader.size
-    agents, unknown = recipient_agents(delivery.envelope_recipients)
-    outcome: dict[str, str] = {address.lower(): "unknown_recipient" for address in unknown}
-    for agent in agents:
-        outcome[agent.agent_id] = index_for_agent(delivery=delivery, agent=agent, parsed=parsed)
-    InboundDelivery.objects.filter(pk=delivery.pk).update(
-        status=InboundDelivery.Status.PROCESSED,
-        processed_at=timezone.now(),
-        outcome=outcome,
-        sha256=delivery.sha256,
-        size=delivery.size,
-        attempts=delivery.attempts + 1,
-        error="",
+    return parsed
+
+
+def _mark_processed(
+    deliveries: list[InboundDelivery], outcomes: dict[str, dict[str, str]], units: list[_Unit], hashed: set[str]
+) -> None:
+    """``hashed``: the deliveries whose size and hash were learnt by reading them now."""
+    for unit in units:
+        outcomes[unit.delivery.pk][unit.agent.agent_id] = unit.outcome
+    now = timezone.now()
+    # One UPDATE per distinct outcome (a batch usually has one or two), not bulk_update's
+    # CASE per row, which costs more to build than the rest of the batch.
+    groups: dict[tuple[str, int], list[InboundDelivery]] = defaultdict(list)
+    for delivery in deliveries:
+        delivery.status = InboundDelivery.Status.PROCESSED
+        delivery.processed_at = now
+        delivery.outcome = outcomes[delivery.pk]
+        delivery.error = ""
+        groups[(json.dumps(delivery.outcome, sort_keys=True), delivery.attempts)].append(delivery)
+        delivery.attempts += 1
+    for (_, attempts), group in groups.items():
+        InboundDelivery.objects.filter(pk__in=[d.pk for d in group]).update(
+            status=InboundDelivery.Status.PROCESSED,
+            processed_at=now,
+            outcome=group[0].outcome,
+            attempts=attempts + 1,
+            error="",
+        )
+    for delivery in deliveries:
+        if delivery.pk in hashed:
+            InboundDelivery.objects.filter(pk=delivery.pk).update(sha256=delivery.sha256, size=delivery.size)
+
+
+def _index(units: list[_Unit]) -> None:
+    """Index units into their agents' mailboxes, in the caller's transaction; sets each
+    unit's outcome word. Every query here is per batch, not per unit."""
+    if not units:
+        return
+    delivery_ids = {u.delivery.pk for u in units}
+    agent_ids = {u.agent.pk for u in units}
+    indexed = set(
+        Message.objects.filter(delivery_id__in=delivery_ids, agent_id__in=agent_ids).values_list(
+            "delivery_id", "agent_id"
+        )
     )
-    delivery.refresh_from_db()
-    return delivery
+    keys = {u.parsed.idempotency_key for u in units if u.parsed.idempotency_key}
+    used_keys = (
+        set(
+            Message.objects.inbound()
+            .filter(agent_id__in=agent_ids, idempotency_key__in=keys)
+            .values_list("agent_id", "idempotency_key")
+        )
+        if keys
+        else set()
+    )
+    todo = []
+    for unit in units:
+        if (unit.delivery.pk, unit.agent.pk) in indexed:
+            unit.outcome = "indexed"
+        elif unit.parsed.idempotency_key and (unit.agent.pk, unit.parsed.idempotency_key) in used_keys:
+            unit.outcome = "duplicate"
+        else:
+            if unit.parsed.idempotency_key:
+                used_keys.add((unit.agent.pk, unit.parsed.idempotency_key))
+            todo.append(unit)
+    if not todo:
+        return
+    facts = SenderFacts([(u.agent, u.parsed.sender) for u in todo])
+    links = ThreadLinks([(u.agent.pk, u.parsed.message_id, [u.parsed.in_reply_to, *u.parsed.references]) for u in todo])
+    messages = []
+    for unit in todo:
+        message = _message_for(unit, facts, links)
+        links.add(message)
+        messages.append(message)
+    Message.objects.bulk_create(messages)
+    Attachment.objects.bulk_create(
+        Attachment(
+            agent=unit.agent,
+            message=message,
+            kind=Attachment.Kind.INBOUND,
+            state=Attachment.State.STORED,
+            filename=att.filename,
+            content_type=att.content_type,
+            size=att.size,
+            content_id=att.content_id,
+            disposition=att.disposition,
+            part_index=att.part_index,
+            sha256=att.sha256,
+            storage_key=att.storage_key,
+        )
+        for unit, message in zip(todo, messages, strict=True)
+        for att in unit.parsed.attachments
+    )
+    senders_observe(messages=messages)
+    messages_received(messages)
 
 
-def deliveries_process(delivery_ids: list[str]) -> list[InboundDelivery]:
-    return [delivery_process(delivery_id) for delivery_id in delivery_ids]
-
-
-def index_for_agent(*, delivery: InboundDelivery, agent: Agent, parsed: ParsedMail) -> str:
-    """Index one delivery into one agent's mailbox; returns the outcome word."""
-    if Message.objects.filter(delivery=delivery, agent=agent).exists():
-        return "indexed"
-    if parsed.idempotency_key and Message.objects.for_agent(agent).inbound().filter(
-        idempotency_key=parsed.idempotency_key
-    ).exists():
-        return "duplicate"
-    decision = trust_evaluate(agent=agent, sender=parsed.sender, authentication=delivery.authentication)
+def _message_for(unit: _Unit, facts: SenderFacts, links: ThreadLinks) -> Message:
+    delivery, agent, parsed = unit.delivery, unit.agent, unit.parsed
+    decision = trust_evaluate(agent=agent, sender=parsed.sender, authentication=delivery.authentication, facts=facts)
     quarantined = bool(parsed.quarantine_reason)
-    # Parts go to storage once per delivery (content-addressed), outside the transaction,
-    # so that a download streams a file instead of re-parsing the raw MIME in the web process.
-    attachment_parts_store(parsed=parsed)
     disposition = Message.Disposition.QUARANTINED if quarantined else decision.disposition
-    try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                agent=agent,
-                direction=Message.Direction.INBOUND,
-                disposition=disposition,
-                status=Message.Status.RECEIVED,
-                delivery=delivery,
-                from_header=parsed.from_header,
-                from_name=parsed.from_name,
-                sender=parsed.sender,
-                to=parsed.to,
-                cc=parsed.cc,
-                reply_to=parsed.reply_to,
-                subject=parsed.subject,
-                body_preview=parsed.body_preview,
-                received_at=delivery.received_at,
-                size=delivery.size,
-                sha256=delivery.sha256,
-                storage_key=delivery.storage_key,
-                internet_message_id=parsed.message_id,
-                in_reply_to=parsed.in_reply_to,
-                references=" ".join(parsed.references),
-                thread_id=thread_id_for(
-                    agent=agent,
-                    message_id=parsed.message_id,
-                    in_reply_to=parsed.in_reply_to,
-                    references=parsed.references,
-                    subject=parsed.subject,
-                ),
-                idempotency_key=parsed.idempotency_key,
-                auto_submitted=parsed.auto_submitted,
-                sender_verified=decision.sender_verified and not quarantined,
-                authentication=delivery.authentication,
-                parse_status=parsed.parse_status,
-                quarantine_reason=parsed.quarantine_reason or decision.reason,
-            )
-            Attachment.objects.bulk_create(
-                Attachment(
-                    agent=agent,
-                    message=message,
-                    kind=Attachment.Kind.INBOUND,
-                    state=Attachment.State.STORED,
-                    filename=att.filename,
-                    content_type=att.content_type,
-                    size=att.size,
-                    content_id=att.content_id,
-                    disposition=att.disposition,
-                    part_index=att.part_index,
-                    sha256=att.sha256,
-                    storage_key=att.storage_key,
-                )
-                for att in parsed.attachments
-            )
-            sender_observe(agent=agent, message=message, authentication=delivery.authentication)
-            message_received(message)
-    except IntegrityError:
-        # A concurrent run indexed it first, or the idempotency key raced: either way the
-        # message exists once and its notification was emitted once.
-        if Message.objects.filter(delivery=delivery, agent=agent).exists():
-            return "indexed"
-        return "duplicate"
-    return "indexed" if disposition == Message.Disposition.INBOX else disposition
+    unit.outcome = "indexed" if disposition == Message.Disposition.INBOX else disposition
+    return Message(
+        agent=agent,
+        direction=Message.Direction.INBOUND,
+        disposition=disposition,
+        status=Message.Status.RECEIVED,
+        delivery=delivery,
+        from_header=parsed.from_header,
+        from_name=parsed.from_name,
+        sender=parsed.sender,
+        to=parsed.to,
+        cc=parsed.cc,
+        reply_to=parsed.reply_to,
+        subject=parsed.subject,
+        body_preview=parsed.body_preview,
+        received_at=delivery.received_at,
+        size=delivery.size,
+        sha256=delivery.sha256,
+        storage_key=delivery.storage_key,
+        internet_message_id=parsed.message_id,
+        in_reply_to=parsed.in_reply_to,
+        references=" ".join(parsed.references),
+        thread_id=links.thread_for(
+            agent=agent,
+            message_id=parsed.message_id,
+            in_reply_to=parsed.in_reply_to,
+            references=parsed.references,
+            subject=parsed.subject,
+        ),
+        idempotency_key=parsed.idempotency_key,
+        auto_submitted=parsed.auto_submitted,
+        sender_verified=decision.sender_verified and not quarantined,
+        # The verdicts as they apply to this From address (what the API shows).
+        authentication=(
+            authn.authentication_for_sender(delivery.authentication, parsed.sender)
+            if parsed.sender
+            else delivery.authentication
+        ),
+        parse_status=parsed.parse_status,
+        quarantine_reason=parsed.quarantine_reason or decision.reason,
+    )
 
 
 def message_received(message: Message) -> None:
-    """The seam where 'a message arrived' becomes an event (webhooks, long-poll).
+    """The seam where 'a message arrived' becomes an event (webhooks, long-poll)."""
+    messages_received([message])
 
-    Held and blocked mail is for staff, not the agent, so it makes no event.
-    """
-    if message.disposition == Message.Disposition.INBOX:
-        event_record(agent=message.agent, type="message.received", payload=message_item(message))
-    elif message.disposition == Message.Disposition.QUARANTINED:
-        event_record(agent=message.agent, type="message.quarantined", payload=message_item(message))
+
+_EVENT_OF = {Message.Disposition.INBOX: "message.received", Message.Disposition.QUARANTINED: "message.quarantined"}
+
+
+def messages_received(messages: list[Message]) -> None:
+    """``message_received`` for a batch. Held and blocked mail is for staff, not the agent,
+    so it makes no event."""
+    announced = [m for m in messages if m.disposition in _EVENT_OF]
+    prefetch_related_objects(announced, "labels", "attachments")
+    events_record([(m.agent, _EVENT_OF[m.disposition], message_item(m)) for m in announced])

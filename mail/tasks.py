@@ -66,6 +66,8 @@ def sweep_expired_attachments() -> int:
     from mail.attachments import attachments_expire
 
     return attachments_expire()
+
+
 # --- Sending ---------------------------------------------------------------------------------
 
 QUEUED_STALE_AFTER = dt.timedelta(minutes=5)
@@ -105,6 +107,8 @@ def sweep_queued_messages() -> int:
 @shared_task
 def purge_send_requests() -> int:
     return send_requests_purge()
+
+
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def run_archive_job(job_id: int) -> str:
     from mail.archival import archive_job_run

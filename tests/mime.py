@@ -24,6 +24,8 @@ def build_mail(
     msg["Subject"] = subject
     msg["Message-ID"] = make_msgid(domain="example.com")
     for name, value in (headers or {}).items():
+        if name.lower() == "message-id":
+            del msg["Message-ID"]
         msg[name] = value
     msg.set_content(body)
     if html is not None:

@@ -94,15 +94,46 @@ def payload_fit(payload: dict[str, Any], *, limit: int | None = None) -> dict[st
 
 def event_record(*, agent: Agent, type: str, payload: dict[str, Any]) -> Event:
     """Record an event in the caller's transaction; delivery happens after commit."""
-    event = Event.objects.create(agent=agent, type=type, payload=payload_fit(payload))
+    return events_record([(agent, type, payload)])[0]
+
+
+def events_record(items: list[tuple[Agent, str, dict[str, Any]]]) -> list[Event]:
+    """Record several events (a batch of ingested mail) in three statements: the events,
+    the endpoints that want them, their delivery rows."""
+    if not items:
+        return []
+    events = Event.objects.bulk_create(
+        [Event(agent=agent, type=type, payload=payload_fit(payload)) for agent, type, payload in items]
+    )
     now = timezone.now()
-    endpoints = [e for e in Endpoint.objects.enabled().targeting(agent) if e.wants(type)]
-    if endpoints:
-        Delivery.objects.bulk_create(
-            Delivery(event=event, endpoint=e, webhook_id=event.id, next_attempt_at=now) for e in endpoints
-        )
-        transaction.on_commit(lambda: _dispatch(event.seq))
-    return event
+    deliveries = [
+        Delivery(event=event, endpoint=endpoint, webhook_id=event.id, next_attempt_at=now)
+        for event, endpoints in zip(events, _endpoints_for([agent for agent, _, _ in items]), strict=True)
+        for endpoint in endpoints
+        if endpoint.wants(event.type)
+    ]
+    if deliveries:
+        Delivery.objects.bulk_create(deliveries)
+        for seq in sorted({d.event.seq for d in deliveries}):
+            transaction.on_commit(lambda seq=seq: _dispatch(seq))
+    return events
+
+
+def _endpoints_for(agents: list[Agent]) -> list[list[Endpoint]]:
+    """The enabled endpoints targeting each agent (``Endpoint.objects.targeting``, for many
+    agents at once: one query for the accounts' endpoints, one for their agent lists)."""
+    endpoints = list(Endpoint.objects.enabled().filter(account_id__in={a.account_id for a in agents}))
+    if not endpoints:
+        return [[] for _ in agents]
+    chosen = set(
+        Endpoint.agents.through.objects.filter(
+            endpoint_id__in=[e.pk for e in endpoints if not e.all_agents], agent_id__in={a.pk for a in agents}
+        ).values_list("endpoint_id", "agent_id")
+    )
+    return [
+        [e for e in endpoints if e.account_id == a.account_id and (e.all_agents or (e.pk, a.pk) in chosen)]
+        for a in agents
+    ]
 
 
 def _dispatch(seq: int) -> None:
