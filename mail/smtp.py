@@ -109,6 +109,9 @@ class AcceptCache:
         hit = self._agents.get(address.strip().lower())
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
+    def blocks_nobody(self, agent: Agent) -> bool:
+        return self._open.get(agent.pk, 0.0) > time.monotonic()
+
     def allowed(self, agent: Agent, sender: str) -> bool:
         now = time.monotonic()
         if self._open.get(agent.pk, 0.0) > now:
@@ -186,12 +189,11 @@ def _data_check(
     """(refusal, None) when the header From is blocked by every recipient; otherwise
     ("", the SPF/DKIM verdict), with the bytes already written to storage. DNS with short
     timeouts: this runs in an executor thread, many in parallel."""
-    header_from = header_from_address(raw)
+    agents = [cache.agent_lookup(rcpt) for rcpt in rcpt_tos]
+    # When every recipient blocks nobody (the cached answer), the header need not be read.
+    header_from = "" if all(a is None or cache.blocks_nobody(a) for a in agents) else header_from_address(raw)
     if header_from:
-        reasons = []
-        for rcpt in rcpt_tos:
-            agent = cache.agent_lookup(rcpt)
-            reasons.append(cache.blocked_reason(agent, header_from) if agent is not None else "")
+        reasons = [cache.blocked_reason(agent, header_from) if agent is not None else "" for agent in agents]
         if reasons and all(reasons):
             return f"550 5.7.1 {reasons[0]}", None
     authentication = authentication_check(raw=raw, peer_ip=peer_ip, helo=helo, mail_from=mail_from)
