@@ -190,3 +190,19 @@ def test_a_refusal_is_never_cached(smtp_listener: Any, owner: Any, settings: Any
     agent_create(agent_id="newcomer", account=Account.objects.create(name="newcomer"))
 
     assert _rcpt(smtp_listener, "newcomer@agents.localhost") == 250
+
+
+def test_a_newly_blocked_header_from_is_refused_at_data_once_the_window_has_passed(
+    smtp_listener: Any, owner: Any, settings: Any
+) -> None:
+    settings.SMTP_LOOKUP_CACHE_MS = 500
+    raw = build_mail(to=owner.address, sender="Boss <ceo@spam.test>")
+    with smtplib.SMTP(*smtp_listener, timeout=10) as client:
+        assert client.sendmail("bounces@innocent.test", [owner.address], raw) == {}
+
+    sender_entry_create(agent=None, address_or_domain="ceo@spam.test", action="block")
+    time.sleep(0.6)
+
+    with smtplib.SMTP(*smtp_listener, timeout=10) as client, pytest.raises(smtplib.SMTPDataError) as refused:
+        client.sendmail("bounces@innocent.test", [owner.address], build_mail(to=owner.address, sender="ceo@spam.test"))
+    assert refused.value.smtp_code == 550
