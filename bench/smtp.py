@@ -136,8 +136,9 @@ def blast(port: int, mails: list[bytes], rcpt: str, clients: int) -> tuple[float
     return time.perf_counter() - t0, errors
 
 
-def sink_rate(mails: list[bytes], rcpt: str, clients: int) -> float:
-    """A null aiosmtpd server in a child process (its own core time, like the listener)."""
+def sink_rate(mails: list[bytes], rcpt: str, clients: int) -> tuple[float, float]:
+    """A null aiosmtpd server in a child process (its own core time, like the listener).
+    Returns (msg/s, CPU seconds the sink process used)."""
     port = free_port()
     code = (
         "import asyncio,sys\n"
@@ -151,9 +152,11 @@ def sink_rate(mails: list[bytes], rcpt: str, clients: int) -> float:
     proc = subprocess.Popen([PYTHON, "-c", code], stdin=subprocess.PIPE)
     try:
         wait_port(port, [proc])
+        before = _tree_ticks(_cpu_ticks(), proc.pid)
         seconds, errors = blast(port, mails, rcpt, clients)
+        used = (_tree_ticks(_cpu_ticks(), proc.pid) - before) / os.sysconf("SC_CLK_TCK")
         assert errors == 0, errors
-        return len(mails) / seconds
+        return len(mails) / seconds, used
     finally:
         proc.stdin.close()  # type: ignore[union-attr]
         proc.wait(10)
@@ -220,7 +223,7 @@ def main() -> None:
         mails = [realistic_mail(i, agent.address, seed=7) for i in range(args.messages)]
         warm = [realistic_mail(i, agent.address, seed=8) for i in range(args.clients * 2)]
 
-        sink = sink_rate(mails, agent.address, args.clients)
+        sink, sink_cpu = sink_rate(mails, agent.address, args.clients)
 
         port = free_port()
         bindir = Path(PYTHON).parent
@@ -304,8 +307,10 @@ def main() -> None:
         f"engine={args.engine} clients={args.clients} messages={args.messages} bytes~{sum(map(len, mails)) // len(mails)} "
         f"celery={args.workers}x{args.concurrency} errors={errors}"
     )
-    print(f"sink (null aiosmtpd)       : {sink:8.0f} msg/s")
-    print(f"listener 250s (accepted)   : {len(mails) / accept_seconds:8.0f} msg/s")
+    print(f"sink (null aiosmtpd)       : {sink:8.0f} msg/s   cpu {1000 * sink_cpu / len(mails):.2f} ms/msg")
+    print(
+        f"listener 250s (accepted)   : {len(mails) / accept_seconds:8.0f} msg/s   cpu {1000 * cpu['listener'] / len(mails):.2f} ms/msg"
+    )
     print(f"end to end (until indexed) : {rate:8.0f} msg/s   indexed {indexed}/{len(mails)}")
     print(f"ratio listener / sink      : {len(mails) / accept_seconds / sink:8.3f}")
     print(f"ratio end-to-end / sink    : {rate / sink:8.3f}")
