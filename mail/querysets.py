@@ -25,6 +25,9 @@ SEARCH_COLUMNS = ("subject", "body_preview", "sender", "from_name")
 # a page of 50 within the window (~3 ms at 1M); a rarer one is what the trigram bitmap
 # answers fast. bench/README.md, "api.py", has the measurements behind the figure.
 SEARCH_WINDOW = 2000
+# The longest second window (search_first): beyond, the trigram bitmap is cheaper
+# (a walk costs 2-3 us a row at 1M, the bitmap of a mid-frequency term 30-130 ms).
+SEARCH_WALK_MAX = 20000
 
 # The alias of the label row that with_label() joins: after() and in_listing_order() seek
 # and sort on its copies of (received_at, message_id), the order of
@@ -106,31 +109,48 @@ class MessageQuerySet(models.QuerySet):
 
     def search_first(self, q: str, n: int, *, after: tuple[dt.datetime, str] | None = None) -> list[Any]:
         """The first ``n`` messages matching ``q`` in listing order, strictly after ``after``:
-        the rows of ``self.search(q).after(*after).in_listing_order()[:n]``, read in up to
-        three queries so that neither a common nor a rare term is slow on PostgreSQL.
+        the rows of ``self.search(q).after(*after).in_listing_order()[:n]``, read so that
+        neither a common nor a rare term is slow on PostgreSQL.
 
         One plan cannot serve both: the trigram bitmap fetches and sorts every match (305k
         rows and 0.9 s for a word in 30 % of 1M messages), while a walk in index order
         filtered by the LIKEs finds a common word's page in a few hundred rows but reads
-        the whole mailbox for a rare one. So: (1) find the SEARCH_WINDOW-th listing row
-        after the cursor (index only); (2) search the rows up to it in index order, with
-        the LIKEs on an expression the trigram indexes do not match so that the planner
-        cannot pick them; (3) if that was not a page, search the rest with the trigram
-        indexes. (2) and (3) cover disjoint, consecutive ranges, so the result is the same
-        as one query's.
+        the whole mailbox for a rare one. So the rows after the cursor are searched in
+        consecutive windows, each (1) bounded by its last listing row, found from the index
+        alone, and (2) walked in index order with the LIKEs on an expression the trigram
+        indexes do not match, so that the planner cannot pick them. The first window is
+        SEARCH_WINDOW rows; if it held some matches but not a page, a second one is sized
+        from their density, if that is at most SEARCH_WALK_MAX rows; whatever is missing, or
+        everything when the first window held no match (a rare term), comes from the
+        trigram indexes after the last window. The windows and the rest are disjoint and
+        consecutive, so the rows are the same as one query's.
         """
-        start = self.after(*after) if after else self
-        bound = (
-            start.select_related(None).prefetch_related(None).in_listing_order().values_list("received_at", "id")
-        )[SEARCH_WINDOW - 1 : SEARCH_WINDOW]
-        bound = list(bound)
-        if not bound:
-            # Fewer than a window of rows left: walk them all in index order.
-            return list(start.filter(_matches(q, SEARCH_COLUMNS, walk=True)).in_listing_order()[:n])
-        window_end = bound[0]
-        rows = list(start.up_to(*window_end).filter(_matches(q, SEARCH_COLUMNS, walk=True)).in_listing_order()[:n])
+        rows: list[Any] = []
+        window = SEARCH_WINDOW
+        position = after
+        for _ in range(2):
+            start = self.after(*position) if position else self
+            end = list(
+                start.select_related(None)
+                .prefetch_related(None)
+                .in_listing_order()
+                .values_list("received_at", "id")[window - 1 : window]
+            )
+            walk = start.filter(_matches(q, SEARCH_COLUMNS, walk=True))
+            if not end:  # fewer than a window of rows left: walk them all
+                return rows + list(walk.in_listing_order()[: n - len(rows)])
+            found = list(walk.up_to(*end[0]).in_listing_order()[: n - len(rows)])
+            rows += found
+            position = end[0]
+            if len(rows) == n or not found:
+                break
+            # At this density, a window this long should hold the rest of the page (twice
+            # what the first one suggests); if that is too long, the trigram bitmap is cheaper.
+            window = window * 2 * (n - len(rows)) // len(found) + 1
+            if window > SEARCH_WALK_MAX:
+                break
         if len(rows) < n:
-            rows += list(self.after(*window_end).search(q).in_listing_order()[: n - len(rows)])
+            rows += list(self.after(*position).search(q).in_listing_order()[: n - len(rows)])
         return rows
 
     def in_thread(self, thread_id: str) -> MessageQuerySet:
