@@ -7,9 +7,9 @@ cannot be forgotten.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-
+import math
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django.db import models
 from django.db.models import ExpressionWrapper, F, FilteredRelation, Q, Value
@@ -20,14 +20,14 @@ from django.db.models.lookups import IContains
 # UPPER(col) (mail/migrations/0002_inbox_api_search.py).
 SEARCH_COLUMNS = ("subject", "body_preview", "sender", "from_name")
 
-# How many listing rows a search page reads in index order before it asks the trigram
-# indexes instead (MessageQuerySet.search_first). A term in >= ~2.5 % of the mailbox fills
-# a page of 50 within the window (~3 ms at 1M); a rarer one is what the trigram bitmap
-# answers fast. bench/README.md, "api.py", has the measurements behind the figure.
-SEARCH_WINDOW = 2000
-# The longest second window (search_first): beyond, the trigram bitmap is cheaper
-# (a walk costs 2-3 us a row at 1M, the bitmap of a mid-frequency term 30-130 ms).
-SEARCH_WALK_MAX = 20000
+# How many listing rows a search page reads in index order before it decides how to go
+# on (MessageQuerySet.search_first): a term in >= 5 % of the mailbox fills a page of 50
+# there; none found means a rare term, which the trigram bitmap answers fast; a few found
+# size the next window from their density, as long as the walk stays under
+# SEARCH_WALK_MAX rows. A walk costs ~2.5 us a row at 1M; the trigram bitmap of a term in
+# 0.3 % of the mailbox, 50-200 ms (bench/README.md, "api.py").
+SEARCH_WINDOW = 1000
+SEARCH_WALK_MAX = 30000
 
 # The alias of the label row that with_label() joins: after() and in_listing_order() seek
 # and sort on its copies of (received_at, message_id), the order of
@@ -87,20 +87,17 @@ class MessageQuerySet(models.QuerySet):
         (received_at, id) for the same reason. A message carries a name once
         (mail_label_message_name), so the join never repeats a message.
         """
-        return (
-            self.alias(
-                **{
-                    _LABEL: FilteredRelation(
-                        "labels",
-                        condition=Q(labels__name=name, labels__agent=F("agent"))
-                        & (Q() if include_archived else Q(labels__archived=False)),
-                    ),
-                    _LABEL_AT: F(f"{_LABEL}__received_at"),
-                    _LABEL_ID: F(f"{_LABEL}__message_id"),
-                }
-            )
-            .filter(**{f"{_LABEL_ID}__isnull": False})
-        )
+        return self.alias(
+            **{
+                _LABEL: FilteredRelation(
+                    "labels",
+                    condition=Q(labels__name=name, labels__agent=F("agent"))
+                    & (Q() if include_archived else Q(labels__archived=False)),
+                ),
+                _LABEL_AT: F(f"{_LABEL}__received_at"),
+                _LABEL_ID: F(f"{_LABEL}__message_id"),
+            }
+        ).filter(**{f"{_LABEL_ID}__isnull": False})
 
     def search(self, q: str) -> MessageQuerySet:
         # icontains escapes %, _ and \ so they match literally (API.md), and on PostgreSQL
@@ -119,16 +116,15 @@ class MessageQuerySet(models.QuerySet):
         consecutive windows, each (1) bounded by its last listing row, found from the index
         alone, and (2) walked in index order with the LIKEs on an expression the trigram
         indexes do not match, so that the planner cannot pick them. The first window is
-        SEARCH_WINDOW rows; if it held some matches but not a page, a second one is sized
-        from their density, if that is at most SEARCH_WALK_MAX rows; whatever is missing, or
-        everything when the first window held no match (a rare term), comes from the
-        trigram indexes after the last window. The windows and the rest are disjoint and
-        consecutive, so the rows are the same as one query's.
+        SEARCH_WINDOW rows; if it held some matches but not a page, the next one is sized
+        from the density of matches so far, while the walk stays under SEARCH_WALK_MAX
+        rows; what is still missing, or everything when the first window held no match (a
+        rare term), comes from the trigram indexes after the last window. The windows and
+        the rest are disjoint and consecutive, so the rows are those of one query.
         """
         rows: list[Any] = []
-        window = SEARCH_WINDOW
-        position = after
-        for _ in range(2):
+        position, window, walked = after, SEARCH_WINDOW, 0
+        while True:
             start = self.after(*position) if position else self
             end = list(
                 start.select_related(None)
@@ -139,19 +135,18 @@ class MessageQuerySet(models.QuerySet):
             walk = start.filter(_matches(q, SEARCH_COLUMNS, walk=True))
             if not end:  # fewer than a window of rows left: walk them all
                 return rows + list(walk.in_listing_order()[: n - len(rows)])
-            found = list(walk.up_to(*end[0]).in_listing_order()[: n - len(rows)])
-            rows += found
-            position = end[0]
-            if len(rows) == n or not found:
+            rows += walk.up_to(*end[0]).in_listing_order()[: n - len(rows)]
+            position, walked = end[0], walked + window
+            if len(rows) == n:
+                return rows
+            if not rows:
+                break  # a rare term: the trigram bitmap finds its few rows fast
+            # The next window should hold the rest of the page at the density seen so far,
+            # with a margin; past SEARCH_WALK_MAX rows in all, the trigram bitmap is cheaper.
+            window = max(SEARCH_WINDOW, math.ceil((n - len(rows)) * walked / len(rows) * 1.5))
+            if walked + window > SEARCH_WALK_MAX:
                 break
-            # At this density, a window this long should hold the rest of the page (twice
-            # what the first one suggests); if that is too long, the trigram bitmap is cheaper.
-            window = window * 2 * (n - len(rows)) // len(found) + 1
-            if window > SEARCH_WALK_MAX:
-                break
-        if len(rows) < n:
-            rows += list(self.after(*position).search(q).in_listing_order()[: n - len(rows)])
-        return rows
+        return rows + list(self.after(*position).search(q).in_listing_order()[: n - len(rows)])
 
     def in_thread(self, thread_id: str) -> MessageQuerySet:
         return self.filter(thread_id=thread_id)

@@ -58,7 +58,11 @@ def mailbox(owner: Any, teammate: Any) -> list[Message]:
             extra = {"body_preview": "see the INVOICE attached"}  # matched by the preview only
         made.append(
             MessageFactory(
-                agent=owner.agent, received_at=at, subject=_subject(i), body_preview=extra.pop("body_preview", "hello"), **extra
+                agent=owner.agent,
+                received_at=at,
+                subject=_subject(i),
+                body_preview=extra.pop("body_preview", "hello"),
+                **extra,
             )
         )
     # Another mailbox's matches are never listed.
@@ -107,7 +111,9 @@ def test_it_gives_the_same_first_page_as_one_plain_query_whatever_the_window(
         assert ids(owner.client.get("/v1/inbox?limit=10&q=invoice")) == [m.id for m in plain[:10]]
 
 
-def test_it_combines_search_with_label_and_read_filters(owner: Any, mailbox: list[Message], small_windows: None) -> None:
+def test_it_combines_search_with_label_and_read_filters(
+    owner: Any, mailbox: list[Message], small_windows: None
+) -> None:
     for m in mailbox[::3]:
         MessageLabel.objects.create(message=m, name="todo")
     Message.objects.filter(pk__in=[m.pk for m in mailbox[::4]]).update(is_read=True)
@@ -139,11 +145,15 @@ def test_it_follows_archive_and_restore_of_a_labelled_message(owner: Any) -> Non
     response = owner.client.patch(f"/v1/messages/{message.id}/labels", {"add": ["keep"]}, format="json")
     assert response.status_code == 200
     assert ids(owner.client.get("/v1/inbox?label=keep")) == [message.id]
-    assert owner.client.patch(f"/v1/messages/{message.id}/archive", {"archived": True}, format="json").status_code == 200
+    assert (
+        owner.client.patch(f"/v1/messages/{message.id}/archive", {"archived": True}, format="json").status_code == 200
+    )
     assert ids(owner.client.get("/v1/inbox?label=keep")) == []
     assert ids(owner.client.get("/v1/inbox?label=keep&include_archived=true")) == [message.id]
     assert owner.client.get("/v1/inbox/unread-count?label=keep").json()["unread_count"] == 0
-    assert owner.client.patch(f"/v1/messages/{message.id}/archive", {"archived": False}, format="json").status_code == 200
+    assert (
+        owner.client.patch(f"/v1/messages/{message.id}/archive", {"archived": False}, format="json").status_code == 200
+    )
     assert ids(owner.client.get("/v1/inbox?label=keep")) == [message.id]
     assert owner.client.get("/v1/inbox/unread-count?label=keep").json()["unread_count"] == 1
 
@@ -159,4 +169,8 @@ def test_it_copies_the_message_keys_onto_labels_however_they_are_inserted(owner:
         archived.received_at,
         True,
     )
-    assert (rows["b"].agent_id, rows["b"].received_at, rows["b"].archived) == (owner.agent.pk, visible.received_at, False)
+    assert (rows["b"].agent_id, rows["b"].received_at, rows["b"].archived) == (
+        owner.agent.pk,
+        visible.received_at,
+        False,
+    )
