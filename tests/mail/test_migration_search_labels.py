@@ -22,7 +22,7 @@ def test_it_backfills_existing_label_rows_from_their_message() -> None:
     account = old.get_model("directory", "Account").objects.create(name="m")
     agents = [old.get_model("directory", "Agent").objects.create(agent_id=f"mig{i}", account=account) for i in range(2)]
     message_model, label_model = old.get_model("mail", "Message"), old.get_model("mail", "MessageLabel")
-    at = dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2025, 5, 1, tzinfo=dt.UTC)
     kept = message_model.objects.create(id="msg_kept", agent=agents[0], direction="inbound", received_at=at)
     shelved = message_model.objects.create(
         id="msg_shelved", agent=agents[1], direction="inbound", received_at=at + dt.timedelta(hours=1), archived=True
