@@ -3,13 +3,15 @@ and the idempotency records of sends."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from assmbl.ids import PrefixedId
 from directory.models import Agent
-from mail.querysets import MessageQuerySet
+from mail.querysets import MessageLabelQuerySet, MessageQuerySet
 
 
 class InboundDelivery(models.Model):
@@ -195,16 +197,41 @@ class Message(models.Model):
 class MessageLabel(models.Model):
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="labels")
     name = models.CharField(max_length=64)
+    # Copies of the message's agent, received_at and archived, so that
+    # GET /v1/inbox?label=... walks one mailbox's label rows in listing order, skipping
+    # archived ones, instead of walking the whole inbox (MessageQuerySet.with_label).
+    # agent and received_at never change; every insert copies all three from the message
+    # (MessageLabelQuerySet.copy_message_keys) and services.message_archive_set, the one
+    # writer of Message.archived, updates the copy in the same transaction.
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+", db_index=False)
+    received_at = models.DateTimeField()
+    archived = models.BooleanField(default=False)
+
+    objects = MessageLabelQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["message", "name"], name="mail_label_message_name")]
         indexes = [
-            # GET /v1/inbox?label=...: messages carrying a label.
+            # GET /v1/inbox?label=...: one mailbox's messages carrying a label, in listing
+            # order; the partial one skips archived mail (a label on 10k archived messages
+            # and no visible one: 0.1 ms instead of 10k probes of mail_message).
+            models.Index(
+                fields=["agent", "name", "received_at", "message"],
+                condition=Q(archived=False),
+                name="mail_label_agent_name_visible",
+            ),
+            models.Index(fields=["agent", "name", "received_at", "message"], name="mail_label_agent_name_received"),
+            # The admin's label filter across all mailboxes.
             models.Index(fields=["name", "message"], name="mail_label_name_message"),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding:
+            type(self).objects.copy_message_keys([self])
+        super().save(*args, **kwargs)
 
 
 class Attachment(models.Model):

@@ -32,7 +32,11 @@ def page_after(queryset: Any, *, limit: int, after: tuple[dt.datetime, str] | No
     One extra row tells whether there is a next page, without a COUNT."""
     if after:
         queryset = queryset.after(*after)
-    rows = list(queryset.in_listing_order()[: limit + 1])
+    return page_of(list(queryset.in_listing_order()[: limit + 1]), limit=limit)
+
+
+def page_of(rows: list[Any], *, limit: int) -> Page:
+    """The page of ``limit`` items from the first ``limit + 1`` rows in listing order."""
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = cursor_encode(rows[-1].received_at, rows[-1].id) if has_more else None

@@ -7,10 +7,33 @@ cannot be forgotten.
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import ExpressionWrapper, F, FilteredRelation, Q, Value
+from django.db.models.functions import Coalesce, Concat
+from django.db.models.lookups import IContains
+
+# The columns GET /v1/inbox?q= searches (API.md), each with a pg_trgm GIN index on
+# UPPER(col) (mail/migrations/0002_inbox_api_search.py).
+SEARCH_COLUMNS = ("subject", "body_preview", "sender", "from_name")
+
+# How many listing rows a search page reads in index order before it decides how to go
+# on (MessageQuerySet.search_first): a term in >= 5 % of the mailbox fills a page of 50
+# there; none found means a rare term, which the trigram bitmap answers fast; a few found
+# size the next window from their density, as long as the walk stays under
+# SEARCH_WALK_MAX rows. A walk costs ~2.5 us a row at 1M; the trigram bitmap of a term in
+# 0.3 % of the mailbox, 50-200 ms (bench/README.md, "api.py").
+SEARCH_WINDOW = 1000
+SEARCH_WALK_MAX = 30000
+
+# The alias of the label row that with_label() joins: after() and in_listing_order() seek
+# and sort on its copies of (received_at, message_id), the order of
+# mail_label_agent_name_received.
+_LABEL = "listed_label"
+_LABEL_AT, _LABEL_ID = "listed_label_received_at", "listed_label_message_id"
 
 
 class MessageQuerySet(models.QuerySet):
@@ -50,15 +73,80 @@ class MessageQuerySet(models.QuerySet):
     def verified(self) -> MessageQuerySet:
         return self.filter(sender_verified=True)
 
-    def with_label(self, name: str) -> MessageQuerySet:
-        return self.filter(labels__name=name)
+    def with_label(self, name: str, *, include_archived: bool = True) -> MessageQuerySet:
+        """Messages carrying the label ``name`` (exact); with ``include_archived=False``,
+        only those not archived.
+
+        Joined on the label row's copies of the message's agent and archived flag
+        (MessageLabel): with the mailbox's ``agent_id = x`` carried over to the label row
+        and ``NOT archived`` tested there, PostgreSQL walks mail_label_agent_name_visible (or
+        ..._received with include_archived) from the cursor in listing order and probes
+        mail_message once per label row until the page is full, instead of walking the whole
+        inbox and probing the labels of every row (1.1 s at 1M for a label whose messages
+        are all archived). after() and in_listing_order() use the label row's copies of
+        (received_at, id) for the same reason. A message carries a name once
+        (mail_label_message_name), so the join never repeats a message.
+        """
+        return self.alias(
+            **{
+                _LABEL: FilteredRelation(
+                    "labels",
+                    condition=Q(labels__name=name, labels__agent=F("agent"))
+                    & (Q() if include_archived else Q(labels__archived=False)),
+                ),
+                _LABEL_AT: F(f"{_LABEL}__received_at"),
+                _LABEL_ID: F(f"{_LABEL}__message_id"),
+            }
+        ).filter(**{f"{_LABEL_ID}__isnull": False})
 
     def search(self, q: str) -> MessageQuerySet:
         # icontains escapes %, _ and \ so they match literally (API.md), and on PostgreSQL
         # compiles to UPPER(col) LIKE UPPER(%s), which the pg_trgm expression indexes serve.
-        return self.filter(
-            Q(subject__icontains=q) | Q(body_preview__icontains=q) | Q(sender__icontains=q) | Q(from_name__icontains=q)
-        )
+        return self.filter(_matches(q, SEARCH_COLUMNS))
+
+    def search_first(self, q: str, n: int, *, after: tuple[dt.datetime, str] | None = None) -> list[Any]:
+        """The first ``n`` messages matching ``q`` in listing order, strictly after ``after``:
+        the rows of ``self.search(q).after(*after).in_listing_order()[:n]``, read so that
+        neither a common nor a rare term is slow on PostgreSQL.
+
+        One plan cannot serve both: the trigram bitmap fetches and sorts every match (305k
+        rows and 0.9 s for a word in 30 % of 1M messages), while a walk in index order
+        filtered by the LIKEs finds a common word's page in a few hundred rows but reads
+        the whole mailbox for a rare one. So the rows after the cursor are searched in
+        consecutive windows, each (1) bounded by its last listing row, found from the index
+        alone, and (2) walked in index order with the LIKEs on an expression the trigram
+        indexes do not match, so that the planner cannot pick them. The first window is
+        SEARCH_WINDOW rows; if it held some matches but not a page, the next one is sized
+        from the density of matches so far, while the walk stays under SEARCH_WALK_MAX
+        rows; what is still missing, or everything when the first window held no match (a
+        rare term), comes from the trigram indexes after the last window. The windows and
+        the rest are disjoint and consecutive, so the rows are those of one query.
+        """
+        rows: list[Any] = []
+        position, window, walked = after, SEARCH_WINDOW, 0
+        while True:
+            start = self.after(*position) if position else self
+            end = list(
+                start.select_related(None)
+                .prefetch_related(None)
+                .in_listing_order()
+                .values_list("received_at", "id")[window - 1 : window]
+            )
+            walk = start.filter(_matches(q, SEARCH_COLUMNS, walk=True))
+            if not end:  # fewer than a window of rows left: walk them all
+                return rows + list(walk.in_listing_order()[: n - len(rows)])
+            rows += walk.up_to(*end[0]).in_listing_order()[: n - len(rows)]
+            position, walked = end[0], walked + window
+            if len(rows) == n:
+                return rows
+            if not rows:
+                break  # a rare term: the trigram bitmap finds its few rows fast
+            # The next window should hold the rest of the page at the density seen so far,
+            # with a margin; past SEARCH_WALK_MAX rows in all, the trigram bitmap is cheaper.
+            window = max(SEARCH_WINDOW, math.ceil((n - len(rows)) * walked / len(rows) * 1.5))
+            if walked + window > SEARCH_WALK_MAX:
+                break
+        return rows + list(self.after(*position).search(q).in_listing_order()[: n - len(rows)])
 
     def in_thread(self, thread_id: str) -> MessageQuerySet:
         return self.filter(thread_id=thread_id)
@@ -70,12 +158,30 @@ class MessageQuerySet(models.QuerySet):
         start of mail_message_agent_inbox, while the OR alone is only a filter, so a deep
         page scanned every earlier row (bench/api.py: 18,001 rows removed at 20k).
         """
+        at, key = self._listing_keys()
         return self.filter(
-            Q(received_at__gte=received_at) & (Q(received_at__gt=received_at) | Q(received_at=received_at, id__gt=message_id))
+            Q(**{f"{at}__gte": received_at})
+            & (Q(**{f"{at}__gt": received_at}) | Q(**{at: received_at, f"{key}__gt": message_id}))
+        )
+
+    def up_to(self, received_at: dt.datetime, message_id: str) -> MessageQuerySet:
+        """The mirror of after(): at or before (received_at, id) in listing order."""
+        at, key = self._listing_keys()
+        return self.filter(
+            Q(**{f"{at}__lte": received_at})
+            & (Q(**{f"{at}__lt": received_at}) | Q(**{at: received_at, f"{key}__lte": message_id}))
         )
 
     def in_listing_order(self) -> MessageQuerySet:
-        return self.order_by("received_at", "id")
+        return self.order_by(*self._listing_keys())
+
+    def _listing_keys(self) -> tuple[str, str]:
+        """(received_at, id), or the label row's copies of them after with_label(): the
+        same values, but the seek and the sort then match mail_label_agent_name_received
+        (PostgreSQL does not carry a range over from m.received_at to the joined copy)."""
+        if _LABEL_AT in self.query.annotations:
+            return _LABEL_AT, _LABEL_ID
+        return "received_at", "id"
 
     def inbox_filtered(
         self,
@@ -90,7 +196,7 @@ class MessageQuerySet(models.QuerySet):
         if not include_archived:
             qs = qs.not_archived()
         if label is not None:
-            qs = qs.with_label(label)
+            qs = qs.with_label(label, include_archived=include_archived)
         if is_read is True:
             qs = qs.read()
         elif is_read is False:
@@ -102,3 +208,47 @@ class MessageQuerySet(models.QuerySet):
     def with_item_relations(self) -> MessageQuerySet:
         """What ``message_item`` reads, fetched in a fixed number of queries."""
         return self.select_related("agent").prefetch_related("labels", "attachments")
+
+
+def _matches(q: str, columns: Sequence[str], *, walk: bool = False) -> Q:
+    """Any of ``columns`` contains ``q`` (icontains). ``walk=True`` wraps each column in a
+    no-op concatenation: the same test, but not the expression the trigram indexes are
+    built on, so the planner keeps to the index order it was given."""
+    condition = Q()
+    for col in columns:
+        if walk:
+            condition |= Q(IContains(Concat(F(col), Value(""), output_field=models.TextField()), q))
+        else:
+            condition |= Q(**{f"{col}__icontains": q})
+    if not walk:
+        return condition
+    # COALESCE makes the test opaque to the planner, which then guesses it true for half
+    # the rows rather than 0.5 % (a LIKE's default): the ordered walk is then expected to
+    # stop after about a page, so the planner keeps the listing order instead of sorting
+    # the whole window.
+    return Q(Coalesce(ExpressionWrapper(condition, output_field=models.BooleanField()), Value(False)))
+
+
+class MessageLabelQuerySet(models.QuerySet):
+    def bulk_create(self, objs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
+        objs = list(objs)
+        self.copy_message_keys(objs)
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def copy_message_keys(self, labels: Sequence[Any]) -> None:
+        """Copy each new label's message's agent, received_at and archived onto it (the
+        columns of mail_label_agent_name_*). Every insert comes through here, by save() or
+        bulk_create(), whoever the caller: read from the database, not from a message
+        object the caller may hold stale."""
+        if not labels:
+            return
+        message_model = self.model._meta.get_field("message").related_model
+        keys = {
+            pk: (agent_id, received_at, archived)
+            for pk, agent_id, received_at, archived in message_model.objects.using(self.db)
+            .filter(pk__in={label.message_id for label in labels})
+            .values_list("pk", "agent_id", "received_at", "archived")
+        }
+        for label in labels:
+            if label.message_id in keys:  # else the insert fails on the foreign key, as it should
+                label.agent_id, label.received_at, label.archived = keys[label.message_id]

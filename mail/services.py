@@ -115,6 +115,8 @@ def message_archive_set(*, message: Message, archived: bool) -> Message:
         if not archived and not me.archived:
             return message_refetch(message=message)
         Message.objects.filter(pk=me.pk).update(archived=archived)
+        # The label rows' copy of the flag (MessageLabel.archived, for ?label=...).
+        MessageLabel.objects.filter(message_id=me.pk).update(archived=archived)
         if me.storage_key:
             others = [m for m in siblings if m.pk != me.pk]
             # keep_source: another copy still expects the object where it is now.

@@ -1,0 +1,176 @@
+"""GET /v1/inbox?q= and ?label= page by cursor to the same rows as one plain query, on
+every path the fast formulations take (MessageQuerySet.search_first and with_label).
+
+search_first reads a window of rows in index order, maybe a second one sized from the
+density of matches, then asks the trigram indexes for the rest; the windows are shrunk
+here (SEARCH_WINDOW = 4 rows) so that a small mailbox exercises every path and every
+boundary between them, with page boundaries inside runs of equal ReceivedAt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from mail import querysets
+from mail.models import Message, MessageLabel
+from tests.factories import MessageFactory
+from tests.mail.inbox_helpers import ids
+
+pytestmark = pytest.mark.django_db
+
+N = 60
+
+
+@pytest.fixture
+def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(querysets, "SEARCH_WINDOW", 4)
+    monkeypatch.setattr(querysets, "SEARCH_WALK_MAX", 12)
+
+
+def _subject(i: int) -> str:
+    words = []
+    if i % 2 == 0:
+        words.append("Invoice")  # common: half the mailbox
+    if i % 9 == 4:
+        words.append("quarterly")  # mid: the second window's density estimate
+    if i in (7, 52):
+        words.append("ZQ-100%_x")  # rare, with LIKE wildcards that must stay literal
+    return " ".join(words + [f"n{i}"])
+
+
+@pytest.fixture
+def mailbox(owner: Any, teammate: Any) -> list[Message]:
+    base = timezone.now() - dt.timedelta(days=1)
+    made = []
+    for i in range(N):
+        # Three messages per second: cursors fall inside ties of ReceivedAt.
+        at = base + dt.timedelta(seconds=i // 3)
+        extra: dict[str, Any] = {}
+        if i % 11 == 3:
+            extra["archived"] = True
+        if i % 13 == 5:
+            extra["disposition"] = Message.Disposition.HELD
+        if i % 10 == 6:
+            extra = {"body_preview": "see the INVOICE attached"}  # matched by the preview only
+        made.append(
+            MessageFactory(
+                agent=owner.agent,
+                received_at=at,
+                subject=_subject(i),
+                body_preview=extra.pop("body_preview", "hello"),
+                **extra,
+            )
+        )
+    # Another mailbox's matches are never listed.
+    MessageFactory(agent=teammate.agent, subject="Invoice ZQ-100%_x quarterly", received_at=base)
+    return made
+
+
+def _walk(persona: Any, query: str, limit: int) -> list[str]:
+    seen: list[str] = []
+    url = f"/v1/inbox?limit={limit}&{query}"
+    for _ in range(N + 2):
+        body = persona.client.get(url).json()
+        seen += [item["MessageID"] for item in body["items"]]
+        if not body["has_more"]:
+            assert body["next_cursor"] is None
+            return seen
+        url = f"/v1/inbox?limit={limit}&{query}&cursor={body['next_cursor']}"
+    raise AssertionError("the cursor walk did not end")
+
+
+def _visible(messages: list[Message], include_archived: bool = False) -> list[Message]:
+    rows = [m for m in messages if m.disposition == "inbox" and (include_archived or not m.archived)]
+    return sorted(rows, key=lambda m: (m.received_at, m.id))
+
+
+@pytest.mark.parametrize("term", ["invoice", "QUARTERLY", "zq-100%_x", "nothing-matches"])
+@pytest.mark.parametrize("limit", [1, 3, 7])
+def test_it_pages_a_search_to_every_match_exactly_once_in_listing_order(
+    owner: Any, mailbox: list[Message], small_windows: None, term: str, limit: int
+) -> None:
+    expected = [
+        m.id
+        for m in _visible(mailbox)
+        if any(term.lower() in value.lower() for value in (m.subject, m.body_preview, m.sender, m.from_name))
+    ]
+    assert _walk(owner, f"q={term.replace('%', '%25')}", limit) == expected
+
+
+def test_it_gives_the_same_first_page_as_one_plain_query_whatever_the_window(
+    owner: Any, mailbox: list[Message], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = Message.objects.for_agent(owner.agent).inbox_filtered().search("invoice").in_listing_order()
+    for window, walk_max in [(1, 1), (2, 5), (4, 12), (50, 20000), (2000, 20000)]:
+        monkeypatch.setattr(querysets, "SEARCH_WINDOW", window)
+        monkeypatch.setattr(querysets, "SEARCH_WALK_MAX", walk_max)
+        assert ids(owner.client.get("/v1/inbox?limit=10&q=invoice")) == [m.id for m in plain[:10]]
+
+
+def test_it_combines_search_with_label_and_read_filters(
+    owner: Any, mailbox: list[Message], small_windows: None
+) -> None:
+    for m in mailbox[::3]:
+        MessageLabel.objects.create(message=m, name="todo")
+    Message.objects.filter(pk__in=[m.pk for m in mailbox[::4]]).update(is_read=True)
+    for m in mailbox:
+        m.refresh_from_db()
+    expected = [
+        m.id
+        for m in _visible(mailbox)
+        if "invoice" in (m.subject + m.body_preview).lower() and mailbox.index(m) % 3 == 0 and not m.is_read
+    ]
+    assert _walk(owner, "q=invoice&label=todo&is_read=false", 2) == expected
+
+
+@pytest.mark.parametrize("include_archived", [False, True])
+def test_it_pages_a_label_to_every_labelled_message_exactly_once(
+    owner: Any, mailbox: list[Message], include_archived: bool
+) -> None:
+    labelled = mailbox[1::2]
+    for m in labelled:
+        MessageLabel.objects.create(message=m, name="work")
+    MessageLabel.objects.create(message=mailbox[0], name="Work")  # names are exact
+    expected = [m.id for m in _visible(labelled, include_archived)]
+    query = "label=work" + ("&include_archived=true" if include_archived else "")
+    assert _walk(owner, query, 3) == expected
+
+
+def test_it_follows_archive_and_restore_of_a_labelled_message(owner: Any) -> None:
+    message = MessageFactory(agent=owner.agent)
+    response = owner.client.patch(f"/v1/messages/{message.id}/labels", {"add": ["keep"]}, format="json")
+    assert response.status_code == 200
+    assert ids(owner.client.get("/v1/inbox?label=keep")) == [message.id]
+    assert (
+        owner.client.patch(f"/v1/messages/{message.id}/archive", {"archived": True}, format="json").status_code == 200
+    )
+    assert ids(owner.client.get("/v1/inbox?label=keep")) == []
+    assert ids(owner.client.get("/v1/inbox?label=keep&include_archived=true")) == [message.id]
+    assert owner.client.get("/v1/inbox/unread-count?label=keep").json()["unread_count"] == 0
+    assert (
+        owner.client.patch(f"/v1/messages/{message.id}/archive", {"archived": False}, format="json").status_code == 200
+    )
+    assert ids(owner.client.get("/v1/inbox?label=keep")) == [message.id]
+    assert owner.client.get("/v1/inbox/unread-count?label=keep").json()["unread_count"] == 1
+
+
+def test_it_copies_the_message_keys_onto_labels_however_they_are_inserted(owner: Any) -> None:
+    archived = MessageFactory(agent=owner.agent, archived=True)
+    visible = MessageFactory(agent=owner.agent)
+    MessageLabel.objects.create(message=archived, name="a")
+    MessageLabel.objects.bulk_create([MessageLabel(message_id=visible.id, name="b")])
+    rows = {label.name: label for label in MessageLabel.objects.all()}
+    assert (rows["a"].agent_id, rows["a"].received_at, rows["a"].archived) == (
+        owner.agent.pk,
+        archived.received_at,
+        True,
+    )
+    assert (rows["b"].agent_id, rows["b"].received_at, rows["b"].archived) == (
+        owner.agent.pk,
+        visible.received_at,
+        False,
+    )
