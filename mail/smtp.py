@@ -225,10 +225,11 @@ class GroupCommitter:
     async def store(self, arrival: Arrival) -> str:
         """Queue one arrival; returns its reply once its group has committed (or failed)."""
         loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._task is None or self._task.done():
-            self._loop, self._queue = loop, asyncio.Queue()
+        if self._loop is not loop or self._queue is None:  # first use, or a restarted controller
+            self._loop, self._queue, self._task = loop, asyncio.Queue(), None
+        if self._task is None or self._task.done():
+            # First use, or the committer died of a bug: what is queued is still answered.
             self._task = loop.create_task(self._run())
-        assert self._queue is not None
         reply: asyncio.Future[str] = loop.create_future()
         self._queue.put_nowait((arrival, reply))
         return await reply
