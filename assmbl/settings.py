@@ -369,3 +369,6 @@ SMTP_GROUP_COMMIT_WAIT_MS = env_int("SMTP_GROUP_COMMIT_WAIT_MS", 0, minimum=0)
 # agent or a newly blocked sender can still get a 250; the worker checks both again and
 # stores such mail as an unknown recipient or as blocked. Refusals are never cached.
 SMTP_LOOKUP_CACHE_MS = env_int("SMTP_LOOKUP_CACHE_MS", 5000, minimum=0)
+# Threads for the RCPT/DATA checks (database lookups on a cache miss, SPF/DKIM DNS): how many
+# sessions can wait on DNS at once.
+SMTP_CHECK_THREADS = env_int("SMTP_CHECK_THREADS", 32, minimum=1)

@@ -15,7 +15,8 @@ SQLite file. Goal: >= 500 msg/s and >= 40 % of the sink.
 No DNS leaves the machine: by default the listener trusts the Authentication-Results
 header the bench mail carries, as it does behind a front MTA (``AUTHSERV_ID`` and
 ``AUTHSERV_TRUSTED_RELAYS=127.0.0.1``); ``--auth local`` runs the local SPF/DKIM checks
-instead, with the offline resolver (every lookup empty, so DKIM verifies nothing).
+instead, with the offline resolver (every lookup empty, so DKIM verifies nothing), and
+``--dns-latency-ms 20`` makes each of those lookups take as long as a real resolver would.
 
 It prints the listener's acceptance rate (250s), the end-to-end rate (until every mail is
 indexed), their ratio to the sink, and the CPU seconds each part of the stack used during
@@ -178,6 +179,12 @@ def main() -> None:
         choices=["authserv", "local"],
         help="trust the front MTA's Authentication-Results, or check SPF/DKIM locally (offline DNS)",
     )
+    parser.add_argument(
+        "--dns-latency-ms",
+        type=float,
+        default=0,
+        help="with --auth local: each DNS lookup answers nothing after this delay (bench/_slow_dns.py)",
+    )
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -211,6 +218,8 @@ def main() -> None:
         }
         if args.auth == "authserv":
             env.update(AUTHSERV_ID="mx.agents.localhost", AUTHSERV_TRUSTED_RELAYS="127.0.0.1")
+        elif args.dns_latency_ms:
+            env.update(TRUST_DNS_RESOLVER="bench._slow_dns.resolve", BENCH_DNS_LATENCY_MS=str(args.dns_latency_ms))
         # As run-stack: workers need not wait for the WAL flush (the index is rebuilt from
         # the stored bytes); the listener's commit is the promise behind its 250.
         worker_env = {**env, "DB_SYNCHRONOUS_COMMIT": "off"}

@@ -281,6 +281,11 @@ class IngestHandler:
 
     def __init__(self) -> None:
         self.cache = AcceptCache()
+        # RCPT and DATA checks wait on the database and on DNS (SPF, DKIM: tens of ms per
+        # lookup on a real resolver) far more than they compute, so they get their own pool,
+        # larger than asyncio's default of cores + 4, which would cap a listener doing real
+        # DNS at a few sessions checking at once.
+        self.checks = ThreadPoolExecutor(max_workers=settings.SMTP_CHECK_THREADS, thread_name_prefix="smtp-check")
         self.committer = GroupCommitter()
 
     async def handle_RCPT(
@@ -290,7 +295,7 @@ class IngestHandler:
         if not _rcpt_check_cached(self.cache, address, mail_from):
             loop = asyncio.get_running_loop()
             try:
-                refusal = await loop.run_in_executor(None, _rcpt_check, self.cache, address, mail_from)
+                refusal = await loop.run_in_executor(self.checks, _rcpt_check, self.cache, address, mail_from)
             except Exception:
                 # The database is down (restart, failover): a 5xx here would make the sender
                 # bounce the mail; a 4xx makes it retry later, as RFC 5321 intends.
@@ -312,7 +317,7 @@ class IngestHandler:
         mail_from, rcpt_tos = envelope.mail_from or "", list(envelope.rcpt_tos)
         try:
             refusal, authentication = await loop.run_in_executor(
-                None, _data_check, self.cache, raw, mail_from, rcpt_tos, peer_ip, session.host_name or ""
+                self.checks, _data_check, self.cache, raw, mail_from, rcpt_tos, peer_ip, session.host_name or ""
             )
         except Exception:
             log.exception("could not check an incoming message")
@@ -345,6 +350,7 @@ class IngestController(Controller):
     def stop(self, no_assert: bool = False) -> None:
         super().stop(no_assert=no_assert)
         self.handler.committer.shutdown()
+        self.handler.checks.shutdown(wait=True, cancel_futures=True)
 
 
 def smtp_controller(host: str, port: int, **kwargs: Any) -> IngestController:
