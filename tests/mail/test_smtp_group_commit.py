@@ -206,3 +206,30 @@ def test_a_newly_blocked_header_from_is_refused_at_data_once_the_window_has_pass
     with smtplib.SMTP(*smtp_listener, timeout=10) as client, pytest.raises(smtplib.SMTPDataError) as refused:
         client.sendmail("bounces@innocent.test", [owner.address], build_mail(to=owner.address, sender="ceo@spam.test"))
     assert refused.value.smtp_code == 550
+
+
+def test_sessions_waiting_on_dns_do_not_queue_behind_a_few_threads(
+    smtp_listener: Any, owner: Any, settings: Any
+) -> None:
+    """SPF/DKIM lookups wait on the network; ten sessions checking at once must be able to
+    wait at once (asyncio's default pool would hold six on a two-core machine)."""
+    lock = threading.Lock()
+    in_flight, most = 0, 0
+
+    def slow_dns(name: str, qtype: str) -> list[Any]:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        time.sleep(0.3)
+        with lock:
+            in_flight -= 1
+        return []
+
+    settings.TRUST_DNS_RESOLVER = slow_dns
+    mails = [build_mail(to=owner.address, subject=f"dns {i}") for i in range(10)]
+
+    replies = _data_together(smtp_listener, [("alice@example.com", owner.address, raw) for raw in mails])
+
+    assert [code for code, _ in replies] == [250] * 10
+    assert most >= 8
