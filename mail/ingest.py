@@ -73,6 +73,9 @@ class Arrival:
     envelope_from: str = ""
     external_id: str | None = None
     authentication: dict[str, Any] | None = None
+    # (key, sha256) when the caller already wrote the bytes with raw_store (the SMTP
+    # listener does, in parallel threads, before its group commit).
+    stored: tuple[str, str] | None = None
 
 
 def delivery_accept(
@@ -95,7 +98,7 @@ def deliveries_accept(arrivals: list[Arrival]) -> list[Accepted]:
     in order; an arrival whose external id is already held is not stored twice."""
     deliveries = []
     for arrival in arrivals:
-        key, sha = raw_store(arrival.raw)
+        key, sha = arrival.stored or raw_store(arrival.raw)
         deliveries.append(
             InboundDelivery(
                 source=arrival.source,

@@ -185,22 +185,21 @@ def _rcpt_check_cached(cache: AcceptCache, address: str, mail_from: str) -> bool
 @_db_job
 def _data_check(
     cache: AcceptCache, raw: bytes, mail_from: str, rcpt_tos: list[str], peer_ip: str, helo: str
-) -> tuple[str, dict[str, Any] | None]:
-    """(refusal, None) when the header From is blocked by every recipient; otherwise
-    ("", the SPF/DKIM verdict), with the bytes already written to storage. DNS with short
-    timeouts: this runs in an executor thread, many in parallel."""
+) -> tuple[str, dict[str, Any] | None, tuple[str, str] | None]:
+    """(refusal, None, None) when the header From is blocked by every recipient; otherwise
+    ("", the SPF/DKIM verdict, (key, sha256) of the bytes already written to storage). DNS
+    with short timeouts: this runs in an executor thread, many in parallel."""
     agents = [cache.agent_lookup(rcpt) for rcpt in rcpt_tos]
     # When every recipient blocks nobody (the cached answer), the header need not be read.
     header_from = "" if all(a is None or cache.blocks_nobody(a) for a in agents) else header_from_address(raw)
     if header_from:
         reasons = [cache.blocked_reason(agent, header_from) if agent is not None else "" for agent in agents]
         if reasons and all(reasons):
-            return f"550 5.7.1 {reasons[0]}", None
+            return f"550 5.7.1 {reasons[0]}", None, None
     authentication = authentication_check(raw=raw, peer_ip=peer_ip, helo=helo, mail_from=mail_from)
     # The object write here, in parallel threads, rather than one after another in the
-    # committer: deliveries_accept finds the object (content-addressed) and only records it.
-    raw_store(raw)
-    return "", authentication
+    # committer, which is then told where they are and only records them.
+    return "", authentication, raw_store(raw)
 
 
 @_db_job
@@ -316,7 +315,7 @@ class IngestHandler:
         peer_ip = session.peer[0] if isinstance(session.peer, tuple) else ""
         mail_from, rcpt_tos = envelope.mail_from or "", list(envelope.rcpt_tos)
         try:
-            refusal, authentication = await loop.run_in_executor(
+            refusal, authentication, stored = await loop.run_in_executor(
                 self.checks, _data_check, self.cache, raw, mail_from, rcpt_tos, peer_ip, session.host_name or ""
             )
         except Exception:
@@ -330,6 +329,7 @@ class IngestHandler:
             envelope_recipients=rcpt_tos,
             envelope_from=mail_from,
             authentication=authentication,
+            stored=stored,
         )
         return await self.committer.store(arrival)
 
