@@ -176,28 +176,41 @@ def deliveries_process(delivery_ids: list[str]) -> list[InboundDelivery]:
 
     The batch shares its queries (recipients, trust facts, thread links, existing messages)
     and commits once: a few statements per batch instead of a dozen per message, which is
-    what makes ingestion keep up with the listener (bench/ingest.py). A delivery whose bytes
-    cannot be read is left for the task's retry after the others are committed.
+    what makes ingestion keep up with the listener (bench/ingest.py).
     """
     deliveries = [
         d
         for d in InboundDelivery.objects.filter(pk__in=delivery_ids).order_by("received_at", "id")
         if d.status != InboundDelivery.Status.PROCESSED
     ]
-    hashed = {d.pk for d in deliveries if not d.sha256}
-    units: list[_Unit] = []
+    try:
+        return _process(deliveries)
+    except Exception:
+        if len(deliveries) <= 1:
+            raise
+        # One delivery's fault (unreadable bytes, a bug its content triggers) must not hold
+        # back its batch-mates, which would otherwise be retried and re-batched with it
+        # forever: each is processed alone, and the first failure goes to the task's retry.
+        log.warning("a batch of %d deliveries failed; processing them one at a time", len(deliveries), exc_info=True)
+    processed: list[InboundDelivery] = []
     failure: Exception | None = None
-    readable: list[InboundDelivery] = []
-    parsed_of: dict[str, ParsedMail] = {}
     for delivery in deliveries:
         try:
-            parsed_of[delivery.pk] = _read(delivery)
-            readable.append(delivery)
-        except OSError as exc:
+            processed += deliveries_process([delivery.pk])
+        except Exception as exc:
             failure = failure or exc
-    agents = agents_for_addresses([a for d in readable for a in d.envelope_recipients])
+    if failure is not None:
+        raise failure
+    return processed
+
+
+def _process(deliveries: list[InboundDelivery]) -> list[InboundDelivery]:
+    hashed = {d.pk for d in deliveries if not d.sha256}
+    parsed_of = {delivery.pk: _read(delivery) for delivery in deliveries}
+    units: list[_Unit] = []
+    agents = agents_for_addresses([a for d in deliveries for a in d.envelope_recipients])
     outcomes: dict[str, dict[str, str]] = {}
-    for delivery in readable:
+    for delivery in deliveries:
         outcome = outcomes[delivery.pk] = {}
         seen: set[int] = set()
         for address in delivery.envelope_recipients:
@@ -214,7 +227,7 @@ def deliveries_process(delivery_ids: list[str]) -> list[InboundDelivery]:
     try:
         with transaction.atomic():
             _index(units)
-            _mark_processed(readable, outcomes, units, hashed)
+            _mark_processed(deliveries, outcomes, units, hashed)
     except IntegrityError:
         # A concurrent run indexed some of these first, or an idempotency key raced: index
         # each unit alone, so each conflict resolves to its own outcome.
@@ -226,10 +239,8 @@ def deliveries_process(delivery_ids: list[str]) -> list[InboundDelivery]:
                 exists = Message.objects.filter(delivery=unit.delivery, agent=unit.agent).exists()
                 unit.outcome = "indexed" if exists else "duplicate"
         with transaction.atomic():
-            _mark_processed(readable, outcomes, units, hashed)
-    if failure is not None:
-        raise failure
-    return readable
+            _mark_processed(deliveries, outcomes, units, hashed)
+    return deliveries
 
 
 def _read(delivery: InboundDelivery) -> ParsedMail:

@@ -33,7 +33,9 @@ def test_a_batch_of_arrivals_is_one_commit_and_one_task(owner: Any, django_captu
     assert [a.created for a in accepted] == [True] * 5
     assert len(callbacks) == 1  # one process_deliveries task for the whole batch
     callbacks[0]()
-    assert sorted(Message.objects.for_agent(owner.agent).values_list("subject", flat=True)) == [f"Batch {i}" for i in range(5)]
+    assert sorted(Message.objects.for_agent(owner.agent).values_list("subject", flat=True)) == [
+        f"Batch {i}" for i in range(5)
+    ]
 
 
 def test_the_same_bytes_twice_in_one_batch_are_one_delivery(owner: Any) -> None:
@@ -65,7 +67,10 @@ def test_a_parent_after_its_reply_in_one_batch_joins_the_replys_thread(owner: An
 
 
 def test_an_idempotency_key_repeated_within_a_batch_indexes_once(owner: Any) -> None:
-    raws = [build_mail(to=owner.address, subject=f"Try {i}", headers={"X-AgentMail-Idempotency-Key": "k-1"}) for i in range(3)]
+    raws = [
+        build_mail(to=owner.address, subject=f"Try {i}", headers={"X-AgentMail-Idempotency-Key": "k-1"})
+        for i in range(3)
+    ]
     deliveries = deliveries_process(_accept(raws, owner.address))
 
     assert Message.objects.for_agent(owner.agent).count() == 1
@@ -93,7 +98,9 @@ def test_sender_counts_add_up_across_a_batch(owner: Any) -> None:
     raws = [build_mail(to=owner.address, sender="bob@example.com", subject=f"#{i}") for i in range(4)]
     raws.append(build_mail(to=owner.address, sender="carol@example.com"))
     deliveries_process(_accept(raws, owner.address))
-    deliveries_process(_accept([build_mail(to=owner.address, sender="bob@example.com", subject="again")], owner.address))
+    deliveries_process(
+        _accept([build_mail(to=owner.address, sender="bob@example.com", subject="again")], owner.address)
+    )
 
     counts = dict(Sender.objects.filter(agent=owner.agent).values_list("address", "message_count"))
     assert counts == {"bob@example.com": 5, "carol@example.com": 1}
@@ -113,7 +120,10 @@ def test_every_message_of_a_batch_makes_its_event_and_webhook_delivery(owner: An
 def test_queries_per_batch_do_not_grow_with_its_size(owner: Any, teammate: Any) -> None:
     def queries_for(n: int) -> int:
         raws = [build_mail(to=[owner.address, teammate.address], subject=f"{n}-{i}") for i in range(n)]
-        ids = [a.delivery.pk for a in deliveries_accept([Arrival(r, "smtp", [owner.address, teammate.address]) for r in raws])]
+        ids = [
+            a.delivery.pk
+            for a in deliveries_accept([Arrival(r, "smtp", [owner.address, teammate.address]) for r in raws])
+        ]
         with CaptureQueriesContext(connection) as captured:
             deliveries_process(ids)
         return len(captured.captured_queries)
@@ -147,3 +157,32 @@ def test_unreadable_bytes_fail_only_their_own_delivery(owner: Any) -> None:
     statuses = dict(InboundDelivery.objects.values_list("pk", "status"))
     assert statuses == {ids[0]: "processed", ids[1]: "stored", ids[2]: "processed"}
     assert sorted(Message.objects.values_list("subject", flat=True)) == ["Disk 0", "Disk 2"]
+
+
+def test_a_delivery_that_breaks_its_batch_does_not_hold_back_the_others(owner: Any) -> None:
+    ids = _accept([build_mail(to=owner.address, subject=f"Mate {i}") for i in range(3)], owner.address)
+    # A row no code path writes (an envelope recipient that is not a string): processing it
+    # fails in a batch-wide step, before any unit is indexed.
+    InboundDelivery.objects.filter(pk=ids[0]).update(envelope_recipients=[42])
+
+    with pytest.raises(AttributeError):
+        deliveries_process(ids)
+
+    assert sorted(Message.objects.values_list("subject", flat=True)) == ["Mate 1", "Mate 2"]
+    assert InboundDelivery.objects.get(pk=ids[0]).status == InboundDelivery.Status.STORED
+
+
+def test_the_whole_broken_mail_corpus_in_one_batch(owner: Any) -> None:
+    from tests.mail.test_corpus import CORPUS_FILES, TESTDATA_FILES
+
+    if not CORPUS_FILES:
+        pytest.skip("../shared/corpus is not beside this checkout")
+    raws = list(dict.fromkeys(path.read_bytes() for path in [*CORPUS_FILES, *TESTDATA_FILES]))
+    ids = _accept(raws, owner.address)
+    deliveries_process(ids)
+
+    assert not InboundDelivery.objects.exclude(status=InboundDelivery.Status.PROCESSED).exists()
+    messages = Message.objects.for_agent(owner.agent)
+    assert messages.count() == len(raws)
+    assert not messages.exclude(disposition__in=["inbox", "quarantined"]).exists()
+    assert not messages.filter(disposition="quarantined", quarantine_reason="").exists()
