@@ -338,6 +338,22 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 DB_SYNCHRONOUS_COMMIT = env_str("DB_SYNCHRONOUS_COMMIT")
 if IS_POSTGRES and DB_SYNCHRONOUS_COMMIT in ("off", "local", "remote_write", "on"):
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c synchronous_commit={DB_SYNCHRONOUS_COMMIT}"
+# --- smtp listener ---
+# Group commit: the listener stores the DATA of concurrent sessions in one transaction (one
+# durable commit, one queued task) of at most this many messages; each session still gets
+# its 250 only after the commit that holds its message. WAIT_MS > 0 lingers that long for
+# a group to fill (more mail per commit, more latency per mail); 0 takes what is waiting.
+SMTP_GROUP_COMMIT_MAX = env_int("SMTP_GROUP_COMMIT_MAX", 100, minimum=1)
+SMTP_GROUP_COMMIT_WAIT_MS = env_int("SMTP_GROUP_COMMIT_WAIT_MS", 0, minimum=0)
+# How long the listener remembers that a recipient is an active agent and that a sender is
+# not blocked for it (0: ask the database every time). Within this window a deactivated
+# agent or a newly blocked sender can still get a 250; the worker checks both again and
+# stores such mail as an unknown recipient or as blocked. Refusals are never cached.
+SMTP_LOOKUP_CACHE_MS = env_int("SMTP_LOOKUP_CACHE_MS", 5000, minimum=0)
+# Threads for the RCPT/DATA checks (database lookups on a cache miss, SPF/DKIM DNS): how many
+# sessions can wait on DNS at once.
+SMTP_CHECK_THREADS = env_int("SMTP_CHECK_THREADS", 32, minimum=1)
+
 # --- Tests (last, so that it overrides every block above) ------------------------------------
 if TESTING:
     # Tests run tasks in-process and keep their files out of the developer's DATA_DIR.
@@ -357,18 +373,3 @@ if TESTING:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # A file, not :memory:, so the SMTP listener's threads share the test database.
         DATABASES["default"]["TEST"] = {"NAME": str(_test_dir / "test.sqlite3")}
-# --- smtp listener ---
-# Group commit: the listener stores the DATA of concurrent sessions in one transaction (one
-# durable commit, one queued task) of at most this many messages; each session still gets
-# its 250 only after the commit that holds its message. WAIT_MS > 0 lingers that long for
-# a group to fill (more mail per commit, more latency per mail); 0 takes what is waiting.
-SMTP_GROUP_COMMIT_MAX = env_int("SMTP_GROUP_COMMIT_MAX", 100, minimum=1)
-SMTP_GROUP_COMMIT_WAIT_MS = env_int("SMTP_GROUP_COMMIT_WAIT_MS", 0, minimum=0)
-# How long the listener remembers that a recipient is an active agent and that a sender is
-# not blocked for it (0: ask the database every time). Within this window a deactivated
-# agent or a newly blocked sender can still get a 250; the worker checks both again and
-# stores such mail as an unknown recipient or as blocked. Refusals are never cached.
-SMTP_LOOKUP_CACHE_MS = env_int("SMTP_LOOKUP_CACHE_MS", 5000, minimum=0)
-# Threads for the RCPT/DATA checks (database lookups on a cache miss, SPF/DKIM DNS): how many
-# sessions can wait on DNS at once.
-SMTP_CHECK_THREADS = env_int("SMTP_CHECK_THREADS", 32, minimum=1)
