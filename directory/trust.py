@@ -76,17 +76,6 @@ def _candidates(sender: str) -> list[str]:
     return [sender, *parents] if "@" in sender else parents
 
 
-def sender_rule_for(agent: Agent, sender: str) -> SenderRule | None:
-    """The narrowest rule matching sender: agent scope before global, then the address, then
-    the longest matching domain (``a.example.com`` before ``example.com``)."""
-    candidates = _candidates(sender)
-    if not candidates:
-        return None
-    return _narrowest(
-        SenderRule.objects.filter(Q(agent=agent) | Q(agent__isnull=True), pattern__in=candidates), agent, candidates
-    )
-
-
 def _narrowest(rules: Any, agent: Agent, candidates: list[str]) -> SenderRule | None:
     rank = {pattern: index for index, pattern in enumerate(candidates)}
     matching = [r for r in rules if r.pattern in rank and r.agent_id in (None, agent.pk)]
@@ -121,6 +110,23 @@ class SenderFacts:
     def record_for(self, agent: Agent, sender: str) -> Sender | None:
         return self._records.get((agent.pk, sender.strip().lower()))
 
+    def blocks(self, agent: Agent, sender: str) -> bool:
+        """A block rule is the narrowest match, or the sender is marked blocked."""
+        rule, record = self.rule_for(agent, sender), self.record_for(agent, sender)
+        return (rule is not None and rule.action == SenderRule.Action.BLOCK) or (
+            record is not None and record.status == Sender.Status.BLOCKED
+        )
+
+
+def agent_blocks_anyone(agent: Agent) -> bool:
+    """Whether any sender can be blocked for ``agent``: a block rule of its own or a global
+    one, or a sender marked blocked. When none exists, ``sender_blocked`` is "" for every
+    sender (the SMTP listener caches that instead of asking per sender)."""
+    return (
+        SenderRule.objects.filter(Q(agent=agent) | Q(agent__isnull=True), action=SenderRule.Action.BLOCK).exists()
+        or Sender.objects.filter(agent=agent, status=Sender.Status.BLOCKED).exists()
+    )
+
 
 def sender_blocked(*, agent: Agent, sender: str) -> str:
     """The refusal reason when mail from ``sender`` to ``agent`` is blocked, else "".
@@ -128,11 +134,7 @@ def sender_blocked(*, agent: Agent, sender: str) -> str:
     sender = sender.strip().lower()
     if not sender:
         return ""
-    rule = sender_rule_for(agent, sender)
-    blocked = (rule is not None and rule.action == SenderRule.Action.BLOCK) or (
-        Sender.objects.filter(agent=agent, address=sender, status=Sender.Status.BLOCKED).exists()
-    )
-    if not blocked:
+    if not SenderFacts([(agent, sender)]).blocks(agent, sender):
         return ""
     shown = re.sub(r"[^\x21-\x7e]", "", sender)[:100]
     return f"<{shown}> is blocked by this recipient"
@@ -155,7 +157,7 @@ def trust_evaluate(
         facts = SenderFacts([(agent, sender)])
     rule = facts.rule_for(agent, sender) if facts and sender else None
     record = facts.record_for(agent, sender) if facts and sender else None
-    if (rule and rule.action == SenderRule.Action.BLOCK) or (record and record.status == Sender.Status.BLOCKED):
+    if facts and sender and facts.blocks(agent, sender):
         return TrustDecision(False, "blocked", "sender is blocked")
     known = bool(record and record.status in (Sender.Status.VERIFIED, Sender.Status.TRUSTED))
     if not known and authentication.get("internal"):

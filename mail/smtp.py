@@ -32,12 +32,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.conf import settings
 from django.db import close_old_connections, connections
-from django.db.models import Q
 
 from directory.authn import authentication_check, header_from_address
-from directory.models import Agent, Sender, SenderRule
+from directory.models import Agent
 from directory.services import agent_for_address
-from directory.trust import sender_blocked
+from directory.trust import agent_blocks_anyone, sender_blocked
 from mail.ingest import Arrival, deliveries_accept
 from mail.models import InboundDelivery
 from mail.storage import raw_store
@@ -81,16 +80,6 @@ def _db_job(fn: Callable[..., T]) -> Callable[..., T]:
     return job
 
 
-def _blocks_anyone(agent: Agent) -> bool:
-    """Whether any sender can be blocked for this agent: a block rule of its own or a global
-    one, or a sender marked blocked. When none exists, ``sender_blocked`` is "" for every
-    sender, so one cached answer per agent replaces a lookup per sender."""
-    return (
-        SenderRule.objects.filter(Q(agent=agent) | Q(agent__isnull=True), action=SenderRule.Action.BLOCK).exists()
-        or Sender.objects.filter(agent=agent, status=Sender.Status.BLOCKED).exists()
-    )
-
-
 class AcceptCache:
     """Positive lookups (active agent by address, "not blocked" by agent and sender) for a
     few seconds, shared by the event loop and the executor threads of one listener."""
@@ -119,29 +108,24 @@ class AcceptCache:
         expires = self._allowed.get((agent.pk, sender.strip().lower()))
         return expires is not None and expires > now
 
-    def remember_agent(self, address: str, agent: Agent) -> None:
+    def _remember(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        """Store ``value`` under ``key`` for the window (nothing when the cache is off);
+        a full table starts over rather than growing without bound."""
         if self._ttl() <= 0:
             return
         with self._lock:
-            if len(self._agents) >= CACHE_MAX_ENTRIES:
-                self._agents.clear()
-            self._agents[address.strip().lower()] = (time.monotonic() + self._ttl(), agent)
+            if len(table) >= CACHE_MAX_ENTRIES:
+                table.clear()
+            table[key] = value(time.monotonic() + self._ttl())
+
+    def remember_agent(self, address: str, agent: Agent) -> None:
+        self._remember(self._agents, address.strip().lower(), lambda expires: (expires, agent))
 
     def remember_allowed(self, agent: Agent, sender: str) -> None:
-        if self._ttl() <= 0:
-            return
-        with self._lock:
-            if len(self._allowed) >= CACHE_MAX_ENTRIES:
-                self._allowed.clear()
-            self._allowed[(agent.pk, sender.strip().lower())] = time.monotonic() + self._ttl()
+        self._remember(self._allowed, (agent.pk, sender.strip().lower()), lambda expires: expires)
 
     def remember_open(self, agent: Agent) -> None:
-        if self._ttl() <= 0:
-            return
-        with self._lock:
-            if len(self._open) >= CACHE_MAX_ENTRIES:
-                self._open.clear()
-            self._open[agent.pk] = time.monotonic() + self._ttl()
+        self._remember(self._open, agent.pk, lambda expires: expires)
 
     # Blocking (database) versions, for executor threads.
 
@@ -156,7 +140,7 @@ class AcceptCache:
     def blocked_reason(self, agent: Agent, sender: str) -> str:
         if not sender or self.allowed(agent, sender):
             return ""
-        if self._ttl() > 0 and not _blocks_anyone(agent):
+        if self._ttl() > 0 and not agent_blocks_anyone(agent):
             self.remember_open(agent)
             return ""
         reason = sender_blocked(agent=agent, sender=sender)

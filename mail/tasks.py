@@ -12,21 +12,8 @@ from django.utils import timezone
 
 from mail.dispatch import TransientSendError, message_dispatch, message_fail, messages_queued_stale
 from mail.idempotency import send_requests_purge
-from mail.ingest import deliveries_process, delivery_process
+from mail.ingest import deliveries_process
 from mail.models import InboundDelivery
-
-
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(DatabaseError, OSError),
-    retry_backoff=2,
-    retry_backoff_max=300,
-    max_retries=20,
-)
-def process_delivery(delivery_id: str) -> str:
-    delivery = delivery_process(delivery_id)
-    return delivery.status
 
 
 @shared_task(

@@ -50,14 +50,23 @@ class EndpointQuerySet(models.QuerySet["Endpoint"]):
     def enabled(self) -> EndpointQuerySet:
         return self.filter(enabled=True)
 
-    def targeting(self, agent: Agent) -> EndpointQuerySet:
-        """Endpoints that want events of ``agent`` (type filtering happens in Python:
-        JSON containment is not portable to SQLite, and an account has few endpoints)."""
-        return (
-            self.filter(account_id=agent.account_id)
-            .filter(models.Q(all_agents=True) | models.Q(agents=agent))
-            .distinct()
+    def targeting(self, agents: list[Agent]) -> list[list[Endpoint]]:
+        """For each of ``agents``, the endpoints of this queryset that want its events: its
+        account's endpoints for all agents or naming it. Two queries for any number of agents
+        (a batch of ingested mail); type filtering is ``Endpoint.wants``, in Python (JSON
+        containment is not portable to SQLite, and an account has few endpoints)."""
+        endpoints = list(self.filter(account_id__in={a.account_id for a in agents}))
+        if not endpoints:
+            return [[] for _ in agents]
+        named = set(
+            Endpoint.agents.through.objects.filter(
+                endpoint_id__in=[e.pk for e in endpoints if not e.all_agents], agent_id__in={a.pk for a in agents}
+            ).values_list("endpoint_id", "agent_id")
         )
+        return [
+            [e for e in endpoints if e.account_id == a.account_id and (e.all_agents or (e.pk, a.pk) in named)]
+            for a in agents
+        ]
 
 
 class Endpoint(models.Model):

@@ -108,7 +108,9 @@ def events_record(items: list[tuple[Agent, str, dict[str, Any]]]) -> list[Event]
     now = timezone.now()
     deliveries = [
         Delivery(event=event, endpoint=endpoint, webhook_id=event.id, next_attempt_at=now)
-        for event, endpoints in zip(events, _endpoints_for([agent for agent, _, _ in items]), strict=True)
+        for event, endpoints in zip(
+            events, Endpoint.objects.enabled().targeting([agent for agent, _, _ in items]), strict=True
+        )
         for endpoint in endpoints
         if endpoint.wants(event.type)
     ]
@@ -117,23 +119,6 @@ def events_record(items: list[tuple[Agent, str, dict[str, Any]]]) -> list[Event]
         for seq in sorted({d.event.seq for d in deliveries}):
             transaction.on_commit(lambda seq=seq: _dispatch(seq))
     return events
-
-
-def _endpoints_for(agents: list[Agent]) -> list[list[Endpoint]]:
-    """The enabled endpoints targeting each agent (``Endpoint.objects.targeting``, for many
-    agents at once: one query for the accounts' endpoints, one for their agent lists)."""
-    endpoints = list(Endpoint.objects.enabled().filter(account_id__in={a.account_id for a in agents}))
-    if not endpoints:
-        return [[] for _ in agents]
-    chosen = set(
-        Endpoint.agents.through.objects.filter(
-            endpoint_id__in=[e.pk for e in endpoints if not e.all_agents], agent_id__in={a.pk for a in agents}
-        ).values_list("endpoint_id", "agent_id")
-    )
-    return [
-        [e for e in endpoints if e.account_id == a.account_id and (e.all_agents or (e.pk, a.pk) in chosen)]
-        for a in agents
-    ]
 
 
 def _dispatch(seq: int) -> None:

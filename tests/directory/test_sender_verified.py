@@ -10,7 +10,7 @@ import pytest
 
 from directory.models import Agent, Sender, SenderRule
 from directory.services import agent_policy_set, sender_entry_create
-from directory.trust import challenge_complete, challenge_request
+from directory.trust import challenge_complete, challenge_request, sender_blocked
 from mail.models import InboundDelivery, Message
 from mail.serializers import message_item
 from tests.mime import build_mail
@@ -111,6 +111,18 @@ def test_it_stores_blocked_mail_hidden_from_the_inbox_but_kept(owner: Any, deliv
     assert message.disposition == Message.Disposition.BLOCKED
     assert not Message.objects.for_agent(owner.agent).in_inbox().exists()
     assert message.delivery.outcome == {owner.agent.agent_id: "blocked"}
+
+
+def test_a_sender_staff_marked_blocked_is_blocked_without_a_rule(owner: Any, deliver: Any) -> None:
+    # The admin's Sender page edits the status directly; no SenderRule exists.
+    Sender.objects.create(agent=owner.agent, address="alice@example.com", status=Sender.Status.BLOCKED)
+
+    assert _item(owner, deliver, ALIGNED)["Disposition"] == "blocked"
+    assert (
+        sender_blocked(agent=owner.agent, sender="Alice@Example.com")
+        == "<alice@example.com> is blocked by this recipient"
+    )
+    assert _item(owner, deliver, ALIGNED, sender="bob@example.com")["Disposition"] == "inbox"
 
 
 def test_it_lets_the_narrowest_rule_win(owner: Any, deliver: Any) -> None:

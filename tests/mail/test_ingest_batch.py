@@ -186,3 +186,18 @@ def test_the_whole_broken_mail_corpus_in_one_batch(owner: Any) -> None:
     assert messages.count() == len(raws)
     assert not messages.exclude(disposition__in=["inbox", "quarantined"]).exists()
     assert not messages.filter(disposition="quarantined", quarantine_reason="").exists()
+
+
+def test_a_batch_across_accounts_wakes_only_each_agents_own_endpoints(
+    owner: Any, teammate: Any, stranger: Any, settings: Any
+) -> None:
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    every_agent = endpoint_create(account=owner.agent.account, url="http://127.0.0.1:9/all")
+    teammate_only = endpoint_create(
+        account=teammate.agent.account, created_by=teammate.agent, url="http://127.0.0.1:9/tm"
+    )
+    arrivals = [Arrival(build_mail(to=p.address), "smtp", [p.address]) for p in (owner, teammate, stranger)]
+    deliveries_process([a.delivery.pk for a in deliveries_accept(arrivals)])
+
+    woken = sorted(Delivery.objects.values_list("endpoint_id", "event__agent__agent_id"))
+    assert woken == sorted([(every_agent.pk, "owner"), (every_agent.pk, "teammate"), (teammate_only.pk, "teammate")])
