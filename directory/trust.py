@@ -41,7 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_REPLY_TOKEN = re.compile(r"\bchallenge[:\s]+([A-Za-z0-9_-]{32})\b", re.I)
+# A token is 32 URL-safe characters and may end in "-", so its end is "no further token
+# character", not a word boundary (which a final "-" before "]" never has).
+_REPLY_TOKEN = re.compile(r"\bchallenge[:\s]+([A-Za-z0-9_-]{32})(?![A-Za-z0-9_-])", re.I)
 _NO_CHALLENGE_LOCALS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply", "do-not-reply")
 
 

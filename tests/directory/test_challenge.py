@@ -193,3 +193,29 @@ def test_it_refuses_a_token_presented_for_another_agent(
     assert refused.value.status == 404
     assert Challenge.objects.get().used_at is None
     assert challenge_complete(token=token, agent=owner.agent).status == "verified"
+
+
+def test_it_completes_a_challenge_whose_token_ends_or_starts_with_a_dash(
+    owner: Any, deliver: Any, mailoutbox: Any, monkeypatch: Any
+) -> None:
+    # One token in 32 ends in "-" and one in 32 starts with it: both must work by reply.
+    for n, token in enumerate(["A" * 31 + "-", "-" + "b" * 30 + "_"]):
+        address = f"alice{n}@example.com"
+        monkeypatch.setattr("directory.trust.secrets.token_urlsafe", lambda nbytes, token=token: token)
+        agent_policy_set(agent=owner.agent, policy="challenge")
+        deliver(build_mail(to=owner.address, sender=address), to=owner.address, authentication=ALIGNED)
+        assert f"[challenge:{token}]" in mailoutbox[-1].subject
+        reply = build_mail(to=owner.address, sender=address, subject=f"Re: Confirm [challenge:{token}]")
+
+        deliver(reply, to=owner.address, authentication=ALIGNED)
+
+        assert Sender.objects.get(agent=owner.agent, address=address).status == "verified"
+
+
+def test_a_longer_run_of_token_characters_is_not_a_token(owner: Any, deliver: Any, mailoutbox: Any) -> None:
+    token = _challenged(owner, deliver, mailoutbox)
+    reply = build_mail(to=owner.address, sender="alice@example.com", subject=f"Re: [challenge:{token}x]")
+
+    deliver(reply, to=owner.address, authentication=ALIGNED)
+
+    assert Challenge.objects.get().used_at is None
