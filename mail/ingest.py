@@ -328,7 +328,7 @@ def _index(units: list[_Unit]) -> None:
         links.add(message)
         messages.append(message)
     Message.objects.bulk_create(messages)
-    Attachment.objects.bulk_create(
+    attachments = [
         Attachment(
             agent=unit.agent,
             message=message,
@@ -345,9 +345,26 @@ def _index(units: list[_Unit]) -> None:
         )
         for unit, message in zip(todo, messages, strict=True)
         for att in unit.parsed.attachments
-    )
+    ]
+    Attachment.objects.bulk_create(attachments)
+    _relations_known(messages, attachments)
     senders_observe(messages=messages)
     messages_received(messages)
+
+
+def _relations_known(messages: list[Message], attachments: list[Attachment]) -> None:
+    """A message indexed just now has no labels and exactly these attachments: recorded as
+    prefetched (as ``prefetch_related`` would), its event item costs no query."""
+    of: dict[str, list[Attachment]] = defaultdict(list)
+    for attachment in attachments:
+        of[attachment.message_id].append(attachment)
+    for message in messages:
+        known = {}
+        for name, rows in (("labels", []), ("attachments", of[message.pk])):
+            queryset = getattr(message, name).get_queryset()
+            queryset._result_cache, queryset._prefetch_done = rows, True
+            known[name] = queryset
+        message._prefetched_objects_cache = known
 
 
 def _message_for(unit: _Unit, facts: SenderFacts, links: ThreadLinks) -> Message:
