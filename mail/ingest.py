@@ -56,11 +56,12 @@ def smtp_external_id(raw: bytes, envelope_recipients: list[str]) -> str:
     return f"smtp:{digest.hexdigest()}"
 
 
-def _queue_processing(delivery_ids: list[str]) -> None:
+def deliveries_queue(delivery_ids: list[str]) -> None:
+    """Queue one processing task for accepted deliveries (after their commit)."""
     from mail.tasks import process_deliveries
 
     if delivery_ids:
-        transaction.on_commit(lambda: process_deliveries.delay(delivery_ids))
+        process_deliveries.delay(delivery_ids)
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,13 @@ def delivery_accept(
     return deliveries_accept([arrival])[0]
 
 
-def deliveries_accept(arrivals: list[Arrival]) -> list[Accepted]:
+def deliveries_accept(arrivals: list[Arrival], *, queue: bool = True) -> list[Accepted]:
     """Accept several arrivals with one commit and one queued task: the SMTP listener's
     group commit of concurrent sessions, an SQS batch. Returns one Accepted per arrival,
-    in order; an arrival whose external id is already held is not stored twice."""
+    in order; an arrival whose external id is already held is not stored twice.
+
+    ``queue=False``: the caller queues ``accepted_pending(...)`` itself with
+    ``deliveries_queue`` (the listener gathers several commits into one task)."""
     deliveries = []
     for arrival in arrivals:
         key, sha = arrival.stored or raw_store(arrival.raw)
@@ -111,7 +115,7 @@ def deliveries_accept(arrivals: list[Arrival]) -> list[Accepted]:
                 authentication=arrival.authentication or {},
             )
         )
-    accepted = _record(deliveries)
+    accepted = _record(deliveries, queue=queue)
     # Durable now; the caller has not acknowledged yet (RFC 5321: the window where a
     # crash makes the client retry). The reliability tests kill the process here.
     fault_point("ingest.after_accept")
@@ -142,15 +146,24 @@ def delivery_accept_stored(
     return _record([delivery])[0]
 
 
-def _record(deliveries: list[InboundDelivery]) -> list[Accepted]:
+def _record(deliveries: list[InboundDelivery], *, queue: bool = True) -> list[Accepted]:
     """Insert what is new in one statement; redeliveries (SNS/SQS at-least-once, an SMTP
     retry, the same bytes twice in one batch) resolve to the delivery already held."""
     with transaction.atomic():
         InboundDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
         held = InboundDelivery.objects.in_bulk([d.external_id for d in deliveries], field_name="external_id")
-        created_ids = {d.id for d in deliveries} & {d.id for d in held.values()}
-        _queue_processing(sorted(created_ids))
-    return [Accepted(held[d.external_id], held[d.external_id].id == d.id) for d in deliveries]
+        accepted = [Accepted(held[d.external_id], held[d.external_id].id == d.id) for d in deliveries]
+        pending = accepted_pending(accepted)
+        if queue and pending:
+            transaction.on_commit(lambda: deliveries_queue(pending))
+    return accepted
+
+
+def accepted_pending(accepted: list[Accepted]) -> list[str]:
+    """The deliveries to queue after an accept: the new ones, and any redelivered one not
+    processed yet (its first task may have died with the process that accepted it, before
+    it was queued). Processing is idempotent, so a spare task is harmless."""
+    return sorted({a.delivery.id for a in accepted if a.delivery.status != InboundDelivery.Status.PROCESSED})
 
 
 def delivery_process(delivery_id: str) -> InboundDelivery:

@@ -233,3 +233,33 @@ def test_sessions_waiting_on_dns_do_not_queue_behind_a_few_threads(
 
     assert [code for code, _ in replies] == [250] * 10
     assert most >= 8
+
+
+def test_commits_under_load_are_processed_in_batches_of_at_most_the_batch_limit(
+    smtp_listener: Any, owner: Any, settings: Any, processed_batches: list[list[str]]
+) -> None:
+    settings.SMTP_GROUP_COMMIT_MAX = 1  # one commit per mail: any batch of two spans commits
+    settings.SMTP_PROCESS_BATCH_MAX = 3
+    settings.SMTP_PROCESS_BATCH_WAIT_MS = 10_000
+    mails = [build_mail(to=owner.address, subject=f"batch {i}") for i in range(16)]
+
+    replies = _data_together(smtp_listener, [("alice@example.com", owner.address, raw) for raw in mails])
+
+    assert [code for code, _ in replies] == [250] * 16
+    assert _wait_for_messages(16) == 16
+    ids = [delivery_id for batch in processed_batches for delivery_id in batch]
+    assert sorted(ids) == sorted(InboundDelivery.objects.values_list("id", flat=True))
+    assert max(len(batch) for batch in processed_batches) <= 3
+    assert len(processed_batches) < 16, "every commit was queued alone"
+
+
+def test_an_idle_listener_queues_a_lone_mail_at_once(
+    smtp_listener: Any, owner: Any, settings: Any, processed_batches: list[list[str]]
+) -> None:
+    settings.SMTP_PROCESS_BATCH_WAIT_MS = 600_000  # batch-mates are waited for only while others commit
+
+    with smtplib.SMTP(*smtp_listener, timeout=10) as client:
+        assert client.sendmail("alice@example.com", [owner.address], build_mail(to=owner.address)) == {}
+
+    assert _wait_for_messages(1, timeout=10) == 1
+    assert processed_batches == [[InboundDelivery.objects.get().id]]
