@@ -196,6 +196,17 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
             lambda term=term: [message_item(m) for m in with_item_relations(inbox()).search_first(term, PAGE)],
             lambda term=term: with_item_relations(inbox()).search_first(term, PAGE),
         )
+    # The search path of main before 0006_search_mid, same run, for the ratio; both must
+    # give the rows of the one plain query.
+    for name, term in searches.items():
+        plain = list(inbox().search(term).in_listing_order().values_list("id", flat=True)[:PAGE])
+        new_ids = [m.id for m in inbox().search_first(term, PAGE)]
+        old_ids = [m.id for m in old_search_first(inbox(), term, PAGE)]
+        assert new_ids == plain == old_ids, (name, len(new_ids), len(plain), len(old_ids))
+        out[f"old: {name}, windows"] = (
+            lambda term=term: [message_item(m) for m in old_search_first(with_item_relations(inbox()), term, PAGE)],
+            lambda term=term: old_search_first(with_item_relations(inbox()), term, PAGE),
+        )
     unread = Message.objects.for_agent(agent).in_inbox().not_archived().unread()
     out["unread count"] = (lambda: unread.count(), unread)
     # Not an API read: the lookup every ingest runs (mail/threads.py, "a reply that arrived
@@ -206,6 +217,46 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
     )
     out["ingest: thread child lookup"] = (lambda: list(child[:1]), child)
     return out
+
+
+def old_search_first(qs: Any, q: str, n: int, *, after: Any = None) -> list[Any]:
+    """MessageQuerySet.search_first as it was on main before 0006_search_mid (17:00 UTC):
+    windows bounded by an index-only query, each walked with the four UPPER(col || '')
+    LIKEs as a filter, the rows fetched by each window's query; timed as "old:" rows."""
+    import math
+
+    from django.db import models
+    from django.db.models import ExpressionWrapper, F, Q, Value
+    from django.db.models.functions import Coalesce, Concat
+    from django.db.models.lookups import IContains
+
+    from mail.querysets import SEARCH_COLUMNS
+
+    condition = Q()
+    for col in SEARCH_COLUMNS:
+        condition |= Q(IContains(Concat(F(col), Value(""), output_field=models.TextField()), q))
+    walk_test = Q(Coalesce(ExpressionWrapper(condition, output_field=models.BooleanField()), Value(False)))
+    window_rows, walk_max = 1000, 30000
+    rows: list[Any] = []
+    position, window, walked = after, window_rows, 0
+    while True:
+        start = qs.after(*position) if position else qs
+        end = list(
+            start.select_related(None).prefetch_related(None).in_listing_order().values_list("received_at", "id")[window - 1 : window]
+        )
+        walk = start.filter(walk_test)
+        if not end:
+            return rows + list(walk.in_listing_order()[: n - len(rows)])
+        rows += walk.up_to(*end[0]).in_listing_order()[: n - len(rows)]
+        position, walked = end[0], walked + window
+        if len(rows) == n:
+            return rows
+        if not rows:
+            break
+        window = max(window_rows, math.ceil((n - len(rows)) * walked / len(rows) * 1.5))
+        if walked + window > walk_max:
+            break
+    return rows + list(qs.after(*position).search(q).in_listing_order()[: n - len(rows)])
 
 
 def _ok(response: Any) -> Any:

@@ -182,7 +182,12 @@ class MessageQuerySet(models.QuerySet):
         select_related and prefetches."""
         if not ids:
             return []
-        rows = {row.pk: row for row in self.filter(pk__in=ids)}
+        # By id alone, not through this queryset's filters again: a row that changed
+        # since the walk (archived, read) is still part of the page the walk found, so
+        # the page keeps its size and has_more stays right.
+        fetch = self.model._default_manager.db_manager(self.db).filter(pk__in=ids)
+        fetch.query.select_related = self.query.select_related
+        rows = {row.pk: row for row in fetch.prefetch_related(*self._prefetch_related_lookups)}
         return [rows[i] for i in ids if i in rows]
 
     def in_thread(self, thread_id: str) -> MessageQuerySet:
