@@ -125,6 +125,21 @@ def timed(fn: Callable[[], Any], repeat: int) -> list[float]:
     return samples
 
 
+def timed_pair(fn: Callable[[], Any], old: Callable[[], Any], repeat: int) -> tuple[list[float], list[float]]:
+    """Samples of ``fn`` and of the formulation it replaced, taken alternately, so that
+    another process's load falls on both alike (the ratio is the figure to trust)."""
+    for _ in range(min(20, repeat)):
+        fn()
+        old()
+    samples: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for f, out in ((fn, samples[0]), (old, samples[1])):
+            t0 = time.perf_counter()
+            f()
+            out.append((time.perf_counter() - t0) * 1000)
+    return samples
+
+
 def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], Any], Any]]:
     """name -> (callable, queryset for EXPLAIN or None)."""
     from django.urls import Resolver404, resolve
@@ -185,6 +200,9 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         }
         for name, url in urls.items():
             out[f"GET {name}"] = (lambda url=url: _ok(client.get(url)), None)
+            if "search" in name:
+                # The same request with main's search_first before 0006_search_mid.
+                out[f"old: GET {name}"] = (lambda url=url: _with_old_search(lambda: _ok(client.get(url))), None)
         # A deep page: follow the API's own cursor for a few pages, then reuse it.
         cursor = first.json().get("next_cursor") or first.json().get("NextCursor")
         if cursor:
@@ -203,10 +221,11 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         new_ids = [m.id for m in inbox().search_first(term, PAGE)]
         old_ids = [m.id for m in old_search_first(inbox(), term, PAGE)]
         assert new_ids == plain == old_ids, (name, len(new_ids), len(plain), len(old_ids))
-        out[f"old: {name}, windows"] = (
+        out[f"old: {name}"] = (
             lambda term=term: [message_item(m) for m in old_search_first(with_item_relations(inbox()), term, PAGE)],
             lambda term=term: old_search_first(with_item_relations(inbox()), term, PAGE),
         )
+    out = {name: out[name] for name in sorted(out, key=lambda name: name.startswith("old:"))}
     unread = Message.objects.for_agent(agent).in_inbox().not_archived().unread()
     out["unread count"] = (lambda: unread.count(), unread)
     # Not an API read: the lookup every ingest runs (mail/threads.py, "a reply that arrived
@@ -257,6 +276,17 @@ def old_search_first(qs: Any, q: str, n: int, *, after: Any = None) -> list[Any]
         if walked + window > walk_max:
             break
     return rows + list(qs.after(*position).search(q).in_listing_order()[: n - len(rows)])
+
+
+def _with_old_search(fn: Callable[[], Any]) -> Any:
+    from mail.querysets import MessageQuerySet
+
+    new = MessageQuerySet.search_first
+    MessageQuerySet.search_first = lambda self, q, n, *, after=None: old_search_first(self, q, n, after=after)
+    try:
+        return fn()
+    finally:
+        MessageQuerySet.search_first = new
 
 
 def _ok(response: Any) -> Any:
@@ -337,12 +367,23 @@ def main() -> None:
         plans: list[str] = []
         for n, agent, token in mailboxes:
             results[n] = {}
-            for name, (fn, qs) in scenarios(agent, token, n).items():
-                results[n][name] = timed(fn, args.repeat)
-                s = results[n][name]
-                print(f"  {n:>9,} {name:<34} p50 {percentile(s, 50):8.2f} ms  p99 {percentile(s, 99):8.2f} ms", flush=True)
-                if qs is not None and not name.startswith("GET"):
-                    plans.append(f"--- {n:,} messages: {name}\n{explain(qs, name)}")
+            runs = scenarios(agent, token, n)
+            for name, (fn, qs) in runs.items():
+                if name in results[n]:
+                    continue  # timed with its new formulation
+                if f"old: {name}" in runs:
+                    # Alternately with the formulation it replaced: same load on both.
+                    old_fn, old_qs = runs[f"old: {name}"]
+                    results[n][name], results[n][f"old: {name}"] = timed_pair(fn, old_fn, args.repeat)
+                    todo = [(name, qs), (f"old: {name}", old_qs)]
+                else:
+                    results[n][name] = timed(fn, args.repeat)
+                    todo = [(name, qs)]
+                for name, qs in todo:
+                    s = results[n][name]
+                    print(f"  {n:>9,} {name:<34} p50 {percentile(s, 50):8.2f} ms  p99 {percentile(s, 99):8.2f} ms", flush=True)
+                    if qs is not None and not name.startswith("GET") and not name.startswith("old: GET"):
+                        plans.append(f"--- {n:,} messages: {name}\n{explain(qs, name)}")
 
         names = list(results[sizes[0]])
         header = f"{'query':<34}" + "".join(f"{f'{n:,} p50':>12}{f'{n:,} p99':>12}" for n in sizes)
@@ -356,6 +397,15 @@ def main() -> None:
                 row += f"{percentile(results[sizes[-1]][name], 99) / percentile(results[sizes[0]][name], 99):>11.2f}x"
             print(row)
         big, small = sizes[-1], sizes[0]
+        print("new / old, timed alternately in this run (p50, p99):")
+        for name in names:
+            if f"old: {name}" in results[big]:
+                ratios = "  ".join(
+                    f"{n:,}: {percentile(results[n][name], q) / percentile(results[n][f'old: {name}'], q):5.2f}x"
+                    for n in sizes
+                    for q in (50, 99)
+                )
+                print(f"  {name:<34} {ratios}")
         print("goals at the largest size (p99, ms):")
         for name in names:
             p99 = percentile(results[big][name], 99)
