@@ -15,7 +15,9 @@ order of mail_message_agent_inbox; the trigram indexes of 0002 still serve the b
 SQLite tests the columns directly, so the migration is a no-op there.
 
 Adding the column rewrites mail_message (about a minute per million rows, under an
-exclusive lock): run it in a maintenance window on a large installation.
+exclusive lock): run it in a maintenance window on a large installation. A later
+migration that changes the type of one of the four columns must drop the column first and
+add it back (PostgreSQL refuses to alter a column a generated column reads).
 """
 
 from __future__ import annotations
