@@ -254,3 +254,17 @@ def test_it_keeps_the_page_whole_when_a_found_row_changes_before_it_is_read(
     body = owner.client.get("/v1/inbox?limit=3&q=invoice").json()
     assert [item["MessageID"] for item in body["items"]] == found[:3]
     assert body["has_more"] is True
+
+
+@pytest.mark.parametrize("limit", [1, 4])
+def test_it_pages_a_search_with_archived_mail_in_listing_order(
+    owner: Any, mailbox: list[Message], small_windows: None, limit: int
+) -> None:
+    # Archived and visible messages interleave: the walk must keep (ReceivedAt, id) order
+    # when archived is not one value (it sorts on the inbox index's columns only when the
+    # query fixes each of them).
+    expected = [
+        m.id for m in _visible(mailbox, include_archived=True) if "invoice" in (m.subject + m.body_preview).lower()
+    ]
+    assert any(m.archived for m in mailbox if m.id in expected)
+    assert _walk(owner, "q=invoice&include_archived=true", limit) == expected
