@@ -6,13 +6,18 @@ mailbox, minutes not hours), then measures server-side p50/p99 of:
   list first page, list deep page (keyset cursor at 90 %), q search (a common word and a
   rare token), label filter, is_read=false filter, unread count.
 Searches use MessageQuerySet.search_first and the label filter with_label's walk of the
-label rows, as the view does; "old:" rows time the single-query formulations they
-replaced, in the same run, for the ratio.
+label rows, as the view does; "old:" rows time the formulations they replaced, in the
+same run, for the ratio: main's search_first before 0006_search_mid (GET too, with the
+old method swapped in) is timed alternately with the new one, sample by sample, and the
+single-query formulations of before the search branch with 20 samples. Each row also
+gives p99 less the time Python's garbage collector ran inside the calls (a full
+collection costs 50-200 ms here and lands on about one call in 30, whatever the query);
+--gc-freeze freezes the loaded objects first, as a server would after loading the app.
 When ``/v1/inbox`` exists the requests go through Django's test client (the whole view,
 auth, serializer); until then the querysets the API uses are evaluated and serialized
 with ``message_item`` (``mail/querysets.py`` + ``mail/serializers.py``).
 
-    python bench/api.py [--sizes 10000,1000000] [--repeat 200] [--keep]
+    python bench/api.py [--sizes 10000,1000000] [--repeat 200] [--keep] [--plans FILE] [--gc-freeze]
 
 The pg_trgm GIN indexes on UPPER(subject|body_preview|sender|from_name) that the search
 needs are created here if the migrations did not (the inbox-api branch adds them in

@@ -14,7 +14,6 @@ from typing import Any
 from django.db import connections, models
 from django.db.models import ExpressionWrapper, F, FilteredRelation, Q
 from django.db.models.expressions import RawSQL
-from django.utils import timezone
 
 # The columns GET /v1/inbox?q= searches (API.md), each with a pg_trgm GIN index on
 # UPPER(col) (mail/migrations/0002_inbox_api_search.py).
@@ -184,7 +183,7 @@ class MessageQuerySet(models.QuerySet):
         Sorting the walk on them as well changes no order (each is one value) but names
         the index the walk is meant for: without them, the planner walks
         mail_message_received when one mailbox holds nearly every row (bench/api.py's
-        seed) and filters out the other mailboxes' rows, 26 ms instead of 16 for the
+        seed) and filters out the other mailboxes' rows, 26 ms instead of 14 for the
         phrase's 15k-row walk at 1M; the agent-led index's estimate counts it as
         random reads (a multi-column index's correlation is taken at 0.75)."""
         if self._listing_keys() != ("received_at", "id") or self.query.where.connector != "AND":
@@ -285,6 +284,11 @@ def _matches(q: str, columns: Sequence[str]) -> Q:
     return condition
 
 
+# Joins the columns in mail_message.search_upper; never in a column's own text in practice,
+# and a q that holds it is tested against the columns themselves.
+_SEPARATOR = "\x01"
+
+
 def _walk_test(q: str, db: str) -> Q | RawSQL:
     """The test of one walked row: ``_matches(q, SEARCH_COLUMNS)``, or on PostgreSQL the
     same test on mail_message.search_upper (migration 0006_search_mid): the four columns
@@ -296,13 +300,6 @@ def _walk_test(q: str, db: str) -> Q | RawSQL:
         return _matches(q, SEARCH_COLUMNS)
     pattern = "%" + connection.ops.prep_for_like_query(q) + "%"
     return RawSQL('"mail_message"."search_upper" LIKE UPPER(%s)', [pattern], output_field=models.BooleanField())
-
-
-_SEPARATOR = "\x01"
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return timezone.make_aware(value, dt.UTC) if timezone.is_naive(value) else value
 
 
 class MessageLabelQuerySet(models.QuerySet):

@@ -34,7 +34,7 @@ def forwards(apps: Any, schema_editor: Any) -> None:
         return
     # UPPER(col::text) per column, as Django's icontains compiles it, so that the joined
     # text holds exactly the strings the per-column test looks in.
-    joined = " || E'\\x01' || ".join(f'COALESCE(UPPER("{column}"::text), \'\')' for column in _COLUMNS)
+    joined = " || E'\\x01' || ".join(f"COALESCE(UPPER(\"{column}\"::text), '')" for column in _COLUMNS)
     schema_editor.execute(
         f"ALTER TABLE mail_message ADD COLUMN IF NOT EXISTS search_upper text GENERATED ALWAYS AS ({joined}) STORED"
     )
