@@ -6,13 +6,18 @@ mailbox, minutes not hours), then measures server-side p50/p99 of:
   list first page, list deep page (keyset cursor at 90 %), q search (a common word and a
   rare token), label filter, is_read=false filter, unread count.
 Searches use MessageQuerySet.search_first and the label filter with_label's walk of the
-label rows, as the view does; "old:" rows time the single-query formulations they
-replaced, in the same run, for the ratio.
+label rows, as the view does; "old:" rows time the formulations they replaced, in the
+same run, for the ratio: main's search_first before 0006_search_mid (GET too, with the
+old method swapped in) is timed alternately with the new one, sample by sample, and the
+single-query formulations of before the search branch with 20 samples. Each row also
+gives p99 less the time Python's garbage collector ran inside the calls (a full
+collection costs 50-200 ms here and lands on about one call in 30, whatever the query);
+--gc-freeze freezes the loaded objects first, as a server would after loading the app.
 When ``/v1/inbox`` exists the requests go through Django's test client (the whole view,
 auth, serializer); until then the querysets the API uses are evaluated and serialized
 with ``message_item`` (``mail/querysets.py`` + ``mail/serializers.py``).
 
-    python bench/api.py [--sizes 10000,1000000] [--repeat 200] [--keep]
+    python bench/api.py [--sizes 10000,1000000] [--repeat 200] [--keep] [--plans FILE] [--gc-freeze]
 
 The pg_trgm GIN indexes on UPPER(subject|body_preview|sender|from_name) that the search
 needs are created here if the migrations did not (the inbox-api branch adds them in
@@ -24,6 +29,7 @@ unread count p99 <= 10 ms.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -114,14 +120,61 @@ def ensure_trgm() -> str:
         return f"pg_trgm GIN indexes: missing from the migrations, CREATED BY THE BENCH ({time.perf_counter() - t0:.0f} s)"
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> list[float]:
+class Samples(list):
+    """Milliseconds per call; ``without_gc`` the same calls less the time Python's cyclic
+    garbage collector ran inside them. A full (generation 2) collection in this process
+    takes 50-90 ms on this machine and falls on whichever call allocates past its
+    threshold, about one call in 30 here, list or search alike (Django's prefetches leave
+    ~1,900 cyclic objects a page): it sets a p99 of 30 samples by itself, whatever the
+    query, so both are shown."""
+
+    without_gc: list[float]
+
+
+_GC_MS = [0.0, 0.0]  # total ms spent collecting, start of the collection in progress
+
+
+def _gc_callback(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _GC_MS[1] = time.perf_counter()
+    else:
+        _GC_MS[0] += (time.perf_counter() - _GC_MS[1]) * 1000
+
+
+def _sample(fn: Callable[[], Any], out: Samples) -> None:
+    gc_before = _GC_MS[0]
+    t0 = time.perf_counter()
+    fn()
+    elapsed = (time.perf_counter() - t0) * 1000
+    out.append(elapsed)
+    out.without_gc.append(elapsed - (_GC_MS[0] - gc_before))
+
+
+def _samples() -> Samples:
+    out = Samples()
+    out.without_gc = []
+    return out
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> Samples:
     for _ in range(min(20, repeat)):
         fn()
-    samples = []
+    samples = _samples()
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        _sample(fn, samples)
+    return samples
+
+
+def timed_pair(fn: Callable[[], Any], old: Callable[[], Any], repeat: int) -> tuple[Samples, Samples]:
+    """Samples of ``fn`` and of the formulation it replaced, taken alternately, so that
+    another process's load falls on both alike (the ratio is the figure to trust)."""
+    for _ in range(min(20, repeat)):
         fn()
-        samples.append((time.perf_counter() - t0) * 1000)
+        old()
+    samples = (_samples(), _samples())
+    for _ in range(repeat):
+        _sample(fn, samples[0])
+        _sample(old, samples[1])
     return samples
 
 
@@ -185,6 +238,9 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         }
         for name, url in urls.items():
             out[f"GET {name}"] = (lambda url=url: _ok(client.get(url)), None)
+            if "search" in name:
+                # The same request with main's search_first before 0006_search_mid.
+                out[f"old: GET {name}"] = (lambda url=url: _with_old_search(lambda: _ok(client.get(url))), None)
         # A deep page: follow the API's own cursor for a few pages, then reuse it.
         cursor = first.json().get("next_cursor") or first.json().get("NextCursor")
         if cursor:
@@ -196,6 +252,18 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
             lambda term=term: [message_item(m) for m in with_item_relations(inbox()).search_first(term, PAGE)],
             lambda term=term: with_item_relations(inbox()).search_first(term, PAGE),
         )
+    # The search path of main before 0006_search_mid, same run, for the ratio; both must
+    # give the rows of the one plain query.
+    for name, term in searches.items():
+        plain = list(inbox().search(term).in_listing_order().values_list("id", flat=True)[:PAGE])
+        new_ids = [m.id for m in inbox().search_first(term, PAGE)]
+        old_ids = [m.id for m in old_search_first(inbox(), term, PAGE)]
+        assert new_ids == plain == old_ids, (name, len(new_ids), len(plain), len(old_ids))
+        out[f"old: {name}"] = (
+            lambda term=term: [message_item(m) for m in old_search_first(with_item_relations(inbox()), term, PAGE)],
+            lambda term=term: old_search_first(with_item_relations(inbox()), term, PAGE),
+        )
+    out = {name: out[name] for name in sorted(out, key=lambda name: name.startswith("old:"))}
     unread = Message.objects.for_agent(agent).in_inbox().not_archived().unread()
     out["unread count"] = (lambda: unread.count(), unread)
     # Not an API read: the lookup every ingest runs (mail/threads.py, "a reply that arrived
@@ -206,6 +274,57 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
     )
     out["ingest: thread child lookup"] = (lambda: list(child[:1]), child)
     return out
+
+
+def old_search_first(qs: Any, q: str, n: int, *, after: Any = None) -> list[Any]:
+    """MessageQuerySet.search_first as it was on main before 0006_search_mid (17:00 UTC):
+    windows bounded by an index-only query, each walked with the four UPPER(col || '')
+    LIKEs as a filter, the rows fetched by each window's query; timed as "old:" rows."""
+    import math
+
+    from django.db import models
+    from django.db.models import ExpressionWrapper, F, Q, Value
+    from django.db.models.functions import Coalesce, Concat
+    from django.db.models.lookups import IContains
+
+    from mail.querysets import SEARCH_COLUMNS
+
+    condition = Q()
+    for col in SEARCH_COLUMNS:
+        condition |= Q(IContains(Concat(F(col), Value(""), output_field=models.TextField()), q))
+    walk_test = Q(Coalesce(ExpressionWrapper(condition, output_field=models.BooleanField()), Value(False)))
+    window_rows, walk_max = 1000, 30000
+    rows: list[Any] = []
+    position, window, walked = after, window_rows, 0
+    while True:
+        start = qs.after(*position) if position else qs
+        end = list(
+            start.select_related(None).prefetch_related(None).in_listing_order().values_list("received_at", "id")[window - 1 : window]
+        )
+        walk = start.filter(walk_test)
+        if not end:
+            return rows + list(walk.in_listing_order()[: n - len(rows)])
+        rows += walk.up_to(*end[0]).in_listing_order()[: n - len(rows)]
+        position, walked = end[0], walked + window
+        if len(rows) == n:
+            return rows
+        if not rows:
+            break
+        window = max(window_rows, math.ceil((n - len(rows)) * walked / len(rows) * 1.5))
+        if walked + window > walk_max:
+            break
+    return rows + list(qs.after(*position).search(q).in_listing_order()[: n - len(rows)])
+
+
+def _with_old_search(fn: Callable[[], Any]) -> Any:
+    from mail.querysets import MessageQuerySet
+
+    new = MessageQuerySet.search_first
+    MessageQuerySet.search_first = lambda self, q, n, *, after=None: old_search_first(self, q, n, after=after)
+    try:
+        return fn()
+    finally:
+        MessageQuerySet.search_first = new
 
 
 def _ok(response: Any) -> Any:
@@ -245,8 +364,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the cluster and database (BENCH_PG_DIR) for a rerun")
     parser.add_argument("--plans", default="", help="write EXPLAIN ANALYZE of every query to this file")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() once set up, before timing, as a server would after loading the app: "
+        "full collections then skip the ~100k objects of the loaded code",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    gc.callbacks.append(_gc_callback)
 
     print(f"machine: {machine()}", flush=True)
     pg_dir = os.environ.get("BENCH_PG_DIR") or temp_dir("bench-api-pg-")
@@ -282,16 +408,38 @@ def main() -> None:
             print(f"rebuilt {len(trgm)} trigram indexes of the migrations in {time.perf_counter() - t0:.0f} s")
         print(ensure_trgm())
 
+        if args.gc_freeze:
+            gc.collect()
+            gc.freeze()
+            print(f"gc.freeze(): {gc.get_freeze_count():,} objects set aside from collections")
         results: dict[int, dict[str, list[float]]] = {}
         plans: list[str] = []
         for n, agent, token in mailboxes:
             results[n] = {}
-            for name, (fn, qs) in scenarios(agent, token, n).items():
-                results[n][name] = timed(fn, args.repeat)
-                s = results[n][name]
-                print(f"  {n:>9,} {name:<34} p50 {percentile(s, 50):8.2f} ms  p99 {percentile(s, 99):8.2f} ms", flush=True)
-                if qs is not None and not name.startswith("GET"):
-                    plans.append(f"--- {n:,} messages: {name}\n{explain(qs, name)}")
+            runs = scenarios(agent, token, n)
+            for name, (fn, qs) in runs.items():
+                if name in results[n]:
+                    continue  # timed with its new formulation
+                if f"old: {name}" in runs:
+                    # Alternately with the formulation it replaced: same load on both.
+                    old_fn, old_qs = runs[f"old: {name}"]
+                    results[n][name], results[n][f"old: {name}"] = timed_pair(fn, old_fn, args.repeat)
+                    todo = [(name, qs), (f"old: {name}", old_qs)]
+                else:
+                    # The single-query formulations of before the search branch take
+                    # ~1 s each at 1M: a few samples give their ratio.
+                    legacy = name.startswith("old:") and name not in [f"old: {k}" for k in runs]
+                    results[n][name] = timed(fn, min(args.repeat, 20) if legacy else args.repeat)
+                    todo = [(name, qs)]
+                for name, qs in todo:
+                    s = results[n][name]
+                    print(
+                        f"  {n:>9,} {name:<34} p50 {percentile(s, 50):8.2f} ms  p99 {percentile(s, 99):8.2f} ms"
+                        f"  p99 without GC {percentile(s.without_gc, 99):8.2f} ms",
+                        flush=True,
+                    )
+                    if qs is not None and not name.startswith("GET") and not name.startswith("old: GET"):
+                        plans.append(f"--- {n:,} messages: {name}\n{explain(qs, name)}")
 
         names = list(results[sizes[0]])
         header = f"{'query':<34}" + "".join(f"{f'{n:,} p50':>12}{f'{n:,} p99':>12}" for n in sizes)
@@ -305,9 +453,19 @@ def main() -> None:
                 row += f"{percentile(results[sizes[-1]][name], 99) / percentile(results[sizes[0]][name], 99):>11.2f}x"
             print(row)
         big, small = sizes[-1], sizes[0]
+        print("new / old, timed alternately in this run (p50, p99):")
+        for name in names:
+            if f"old: {name}" in results[big]:
+                ratios = "  ".join(
+                    f"{n:,}: {percentile(results[n][name], q) / percentile(results[n][f'old: {name}'], q):5.2f}x"
+                    for n in sizes
+                    for q in (50, 99)
+                )
+                print(f"  {name:<34} {ratios}")
         print("goals at the largest size (p99, ms):")
         for name in names:
             p99 = percentile(results[big][name], 99)
+            p99_gc = percentile(results[big][name].without_gc, 99)
             if name.startswith("old:"):
                 continue
             if name.startswith("ingest"):
@@ -321,7 +479,10 @@ def main() -> None:
                 if len(sizes) > 1 and name.startswith(("list", "GET list")):
                     ratio = p99 / percentile(results[small][name], 99)
                     extra = f" ratio to {small:,} {ratio:.2f}x (<= 1.5x: {'MET' if ratio <= 1.5 else 'NOT MET'})"
-            print(f"  {name:<34} {p99:8.2f} <= {goal:5.0f}: {'MET' if p99 <= goal else 'NOT MET'}{extra}")
+            print(
+                f"  {name:<34} {p99:8.2f} <= {goal:5.0f}: {'MET' if p99 <= goal else 'NOT MET'}"
+                f" (without GC {p99_gc:6.2f}: {'MET' if p99_gc <= goal else 'NOT MET'}){extra}"
+            )
         if args.plans:
             Path(args.plans).write_text("\n\n".join(plans) + "\n")
             print(f"plans written to {args.plans}")
