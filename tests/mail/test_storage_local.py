@@ -1,0 +1,34 @@
+"""Raw MIME in local storage: written whole (a temporary file, then a rename), idempotent,
+and a truncated object left by a crash of an older writer is repaired, not trusted."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from mail.storage import mail_storage, raw_read, raw_store
+
+
+def test_it_stores_bytes_under_their_hash_readable_and_leaves_no_temporary_file(settings: Any) -> None:
+    raw = b"Subject: hi\r\n\r\n" + b"x" * 200_000
+
+    key, sha = raw_store(raw)
+
+    assert raw_read(key) == raw and key.endswith(f"{sha}.eml")
+    folder = Path(mail_storage().path(key)).parent
+    assert sorted(p.name for p in folder.iterdir()) == [f"{sha}.eml"]
+    assert oct(os.stat(mail_storage().path(key)).st_mode & 0o777) == "0o644"
+    assert raw_store(raw) == (key, sha)
+
+
+def test_it_repairs_a_truncated_object_instead_of_trusting_it(settings: Any) -> None:
+    raw = b"Subject: crash\r\n\r\n" + b"y" * 10_000
+    key, _ = raw_store(raw)
+    path = mail_storage().path(key)
+    with open(path, "r+b") as fh:  # what a writer killed mid-write leaves
+        fh.truncate(100)
+
+    raw_store(raw)
+
+    assert raw_read(key) == raw
