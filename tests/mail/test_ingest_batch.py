@@ -201,3 +201,31 @@ def test_a_batch_across_accounts_wakes_only_each_agents_own_endpoints(
 
     woken = sorted(Delivery.objects.values_list("endpoint_id", "event__agent__agent_id"))
     assert woken == sorted([(every_agent.pk, "owner"), (every_agent.pk, "teammate"), (teammate_only.pk, "teammate")])
+
+
+def test_each_events_item_lists_its_own_attachments_without_reading_them_back(owner: Any) -> None:
+    raws = [
+        build_mail(
+            to=owner.address,
+            subject="two",
+            attachments=[("a.txt", "text/plain", b"a"), ("b.pdf", "application/pdf", b"%PDF")],
+        ),
+        build_mail(to=owner.address, subject="none"),
+        build_mail(to=owner.address, subject="one", attachments=[("c.csv", "text/csv", b"x,y")]),
+    ]
+    ids = _accept(raws, owner.address)
+
+    with CaptureQueriesContext(connection) as captured:
+        deliveries_process(ids)
+
+    items = {e.payload["Subject"]: e.payload for e in Event.objects.filter(type="message.received")}
+    for subject, filenames in (("two", ["a.txt", "b.pdf"]), ("none", []), ("one", ["c.csv"])):
+        message = Message.objects.get(subject=subject)
+        assert [a["Filename"] for a in items[subject]["Attachments"]] == filenames
+        assert sorted(a["AttachmentID"] for a in items[subject]["Attachments"]) == sorted(
+            message.attachments.values_list("id", flat=True)
+        )
+        assert items[subject]["Labels"] == []
+    # The new rows are known: no SELECT of labels or attachments while processing.
+    selects = [q["sql"] for q in captured.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]
+    assert not [sql for sql in selects if "mail_messagelabel" in sql or "mail_attachment" in sql]
