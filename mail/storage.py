@@ -3,6 +3,7 @@ archive storage while a message is archived. Local files in embedded mode, S3 in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -56,12 +57,18 @@ def _local_write(path: str, raw: bytes) -> None:
         os.makedirs(directory, exist_ok=True)
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(raw)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
+        try:
+            view = memoryview(raw)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        # A full disk must not leave a stray temporary file per failed mail.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 def _storage_for(archived: bool) -> Storage:

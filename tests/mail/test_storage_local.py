@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mail.storage import mail_storage, raw_read, raw_store
 
 
@@ -33,3 +35,20 @@ def test_it_repairs_a_truncated_object_instead_of_trusting_it(settings: Any) -> 
     raw_store(raw)
 
     assert raw_read(key) == raw
+
+
+def test_a_failed_write_raises_and_leaves_neither_object_nor_temporary_file(monkeypatch: Any) -> None:
+    raw = b"Subject: disk full\r\n\r\nbody\r\n"
+
+    def full(fd: int, data: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("mail.storage.os.write", full)
+    with pytest.raises(OSError):
+        raw_store(raw)
+    monkeypatch.undo()
+
+    key, _ = raw_store(b"Subject: other\r\n\r\n")  # makes sure the folder exists to look in
+    folder = Path(mail_storage().path(key)).parent.parent
+    assert not [p for p in folder.rglob("*.tmp")]
+    assert not [p for p in folder.rglob("*.eml") if p.read_bytes() == raw]
