@@ -19,12 +19,14 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     cleanup,
+    disk_cost,
     django_setup,
     fresh_pg_database,
     machine,
@@ -193,6 +195,7 @@ def main() -> None:
         return
 
     print(f"machine: {machine()}")
+    print(disk_cost(tempfile.gettempdir()))
     results = []
     for engine in args.engines.split(","):
         child_args = [

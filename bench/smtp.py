@@ -4,10 +4,10 @@ the listener, counted until every one is indexed, against a null aiosmtpd sink (
 and drops) driven by the same clients on the same machine in the same run.
 
     python bench/smtp.py [--clients 16] [--messages 1500] [--engine postgres|sqlite]
-                         [--workers 2] [--concurrency 2]
+                         [--workers 2] [--concurrency 2] [--listeners 1]
 
-The system under test is the scale-out topology as ``make run-stack`` runs it: one
-``manage.py smtpd`` and ``--workers`` ``celery -A assmbl worker`` processes (prefork,
+The system under test is the scale-out topology as ``make run-stack`` runs it:
+``--listeners`` ``manage.py smtpd --reuse-port`` processes sharing the port and ``--workers`` ``celery -A assmbl worker`` processes (prefork,
 ``--concurrency`` children each) on Redis, on PostgreSQL (durable: fsync on, the listener
 commits with synchronous_commit on, the workers with it off, as run-stack sets them) or a
 SQLite file. Goal: >= 500 msg/s and >= 40 % of the sink.
@@ -41,6 +41,7 @@ from _common import (  # noqa: E402
     PYTHON,
     ROOT,
     cleanup,
+    disk_cost,
     django_setup,
     fresh_pg_database,
     machine,
@@ -172,6 +173,9 @@ def main() -> None:
         "--workers", type=int, default=2, help="celery worker processes (0: the listener alone, nothing is indexed)"
     )
     parser.add_argument("--concurrency", type=int, default=2, help="prefork children per worker")
+    parser.add_argument(
+        "--listeners", type=int, default=1, help="SMTP listener processes sharing the port (run-stack: SMTP_LISTENERS)"
+    )
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument(
         "--auth",
@@ -232,17 +236,19 @@ def main() -> None:
         mails = [realistic_mail(i, agent.address, seed=7) for i in range(args.messages)]
         warm = [realistic_mail(i, agent.address, seed=8) for i in range(args.clients * 2)]
 
+        disk_before = disk_cost(data_dir)
         sink, sink_cpu = sink_rate(mails, agent.address, args.clients)
 
         port = free_port()
         bindir = Path(PYTHON).parent
         # BENCH_LISTENER_PREFIX wraps the listener, e.g. "py-spy record -o smtpd.svg --threads --".
         prefix = os.environ.get("BENCH_LISTENER_PREFIX", "").split()
-        procs.append(
-            subprocess.Popen(
-                [*prefix, PYTHON, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env
-            )
-        )
+        listen = [PYTHON, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)]
+        if args.listeners > 1:
+            listen.append("--reuse-port")
+        for n in range(args.listeners):
+            procs.append(subprocess.Popen([*(prefix if n == 0 else []), *listen], cwd=ROOT, env=env))
+        listeners = procs[: args.listeners]
         for n in range(args.workers):
             procs.append(
                 subprocess.Popen(
@@ -273,7 +279,7 @@ def main() -> None:
         base_count = Message.objects.filter(agent=agent).count()
 
         roots = {
-            "listener": procs[0].pid,
+            "listener": None,
             "celery": None,
             "postgres": _pidfile(Path(pg_dir) / "postmaster.pid") if pg_dir else None,
             "redis": _pidfile(Path(redis_dir) / "redis.pid"),
@@ -291,11 +297,17 @@ def main() -> None:
         hz = os.sysconf("SC_CLK_TCK")
         cpu: dict[str, float] = {}
         for name, pid in roots.items():
-            pids = [p.pid for p in procs[1:]] if name == "celery" else ([pid] if pid else [])
+            if name == "celery":
+                pids = [p.pid for p in procs[args.listeners :]]
+            elif name == "listener":
+                pids = [p.pid for p in listeners]
+            else:
+                pids = [pid] if pid else []
             # Processes that ended during the run are not counted (none should).
             cpu[name] = sum(_tree_ticks(after, p) - _tree_ticks(before, p) for p in pids) / hz
         own = os.times()
         cpu["bench clients"] = own.user + own.system - own_before.user - own_before.system
+        disk_after = disk_cost(data_dir)
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGINT if prefix and proc is procs[0] else signal.SIGTERM)
@@ -316,6 +328,7 @@ def main() -> None:
         f"engine={args.engine} clients={args.clients} messages={args.messages} bytes~{sum(map(len, mails)) // len(mails)} "
         f"celery={args.workers}x{args.concurrency} errors={errors}"
     )
+    print(f"{disk_before} before the run; {disk_after.removeprefix('disk: ')} after it")
     print(f"sink (null aiosmtpd)       : {sink:8.0f} msg/s   cpu {1000 * sink_cpu / len(mails):.2f} ms/msg")
     print(
         f"listener 250s (accepted)   : {len(mails) / accept_seconds:8.0f} msg/s   cpu {1000 * cpu['listener'] / len(mails):.2f} ms/msg"
@@ -324,7 +337,7 @@ def main() -> None:
     print(f"ratio listener / sink      : {len(mails) / accept_seconds / sink:8.3f}")
     print(f"ratio end-to-end / sink    : {rate / sink:8.3f}")
     print(
-        f"processes: 1 listener, {args.workers} celery workers x {args.concurrency} children, PostgreSQL"
+        f"processes: {args.listeners} listener(s), {args.workers} celery workers x {args.concurrency} children, PostgreSQL"
         f" ({args.engine}), Redis, this script ({args.clients} client threads)"
     )
     print(

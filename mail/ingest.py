@@ -33,7 +33,7 @@ from mail.attachments import attachment_parts_store
 from mail.models import Attachment, InboundDelivery, Message
 from mail.parsing import HashingReader, ParsedMail, parse_mail_stream
 from mail.serializers import message_item
-from mail.storage import raw_open, raw_store
+from mail.storage import raw_open, raw_store, raw_sync
 from mail.threads import ThreadLinks
 from webhooks.services import events_record
 
@@ -74,8 +74,8 @@ class Arrival:
     envelope_from: str = ""
     external_id: str | None = None
     authentication: dict[str, Any] | None = None
-    # (key, sha256) when the caller already wrote the bytes with raw_store (the SMTP
-    # listener does, in parallel threads, before its group commit).
+    # (key, sha256) when the caller already wrote the bytes with raw_store(sync=False) (the
+    # SMTP listener does, in parallel threads, before its group commit syncs them).
     stored: tuple[str, str] | None = None
 
 
@@ -102,7 +102,7 @@ def deliveries_accept(arrivals: list[Arrival], *, queue: bool = True) -> list[Ac
     ``deliveries_queue`` (the listener gathers several commits into one task)."""
     deliveries = []
     for arrival in arrivals:
-        key, sha = arrival.stored or raw_store(arrival.raw)
+        key, sha = arrival.stored or raw_store(arrival.raw, sync=False)
         deliveries.append(
             InboundDelivery(
                 source=arrival.source,
@@ -115,6 +115,8 @@ def deliveries_accept(arrivals: list[Arrival], *, queue: bool = True) -> list[Ac
                 authentication=arrival.authentication or {},
             )
         )
+    # One sync for the batch, before the commit that promises its bytes.
+    raw_sync(list(dict.fromkeys(d.storage_key for d in deliveries)))
     accepted = _record(deliveries, queue=queue)
     # Durable now; the caller has not acknowledged yet (RFC 5321: the window where a
     # crash makes the client retry). The reliability tests kill the process here.

@@ -34,7 +34,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from directory.authn import authentication_check, header_from_address
+from directory.authn import authentication_check, header_block, header_from_address
 from directory.models import Agent
 from directory.services import agent_for_address
 from directory.trust import agent_blocks_anyone, sender_blocked
@@ -175,16 +175,17 @@ def _data_check(
     ("", the SPF/DKIM verdict, (key, sha256) of the bytes already written to storage). DNS
     with short timeouts: this runs in an executor thread, many in parallel."""
     agents = [cache.agent_lookup(rcpt) for rcpt in rcpt_tos]
-    # When every recipient blocks nobody (the cached answer), the header need not be read.
-    header_from = "" if all(a is None or cache.blocks_nobody(a) for a in agents) else header_from_address(raw)
+    headers = header_block(raw)
+    # When every recipient blocks nobody (the cached answer), the From need not be checked.
+    header_from = "" if all(a is None or cache.blocks_nobody(a) for a in agents) else header_from_address(headers)
     if header_from:
         reasons = [cache.blocked_reason(agent, header_from) if agent is not None else "" for agent in agents]
         if reasons and all(reasons):
             return f"550 5.7.1 {reasons[0]}", None, None
-    authentication = authentication_check(raw=raw, peer_ip=peer_ip, helo=helo, mail_from=mail_from)
+    authentication = authentication_check(raw=raw, peer_ip=peer_ip, helo=helo, mail_from=mail_from, headers=headers)
     # The object write here, in parallel threads, rather than one after another in the
     # committer, which is then told where they are and only records them.
-    return "", authentication, raw_store(raw)
+    return "", authentication, raw_store(raw, sync=False)
 
 
 @_db_job
@@ -354,7 +355,30 @@ class IngestHandler:
 
 
 class IngestController(Controller):
+    """``reuse_port``: several listener processes share the port (``SO_REUSEPORT``), the
+    kernel spreading connections over them. One Python process gets at most one core;
+    ``serve --stack`` runs ``SMTP_LISTENERS`` of them."""
+
     handler: IngestHandler
+
+    def __init__(self, handler: IngestHandler, *, reuse_port: bool = False, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.reuse_port = reuse_port
+
+    def _create_server(self) -> Any:
+        if not self.reuse_port:
+            return super()._create_server()
+        return self.loop.create_server(
+            self._factory_invoker, host=self.hostname, port=self.port, ssl=self.ssl_context, reuse_port=True
+        )
+
+    def _trigger_server(self) -> None:
+        if not self.reuse_port:
+            super()._trigger_server()
+            return
+        # aiosmtpd connects to its own port to check that the server builds; with a shared
+        # port that connection may reach a sibling process, so build it on our loop instead.
+        self.loop.call_soon_threadsafe(self._factory_invoker)
 
     def factory(self) -> SMTP:
         return SMTP(

@@ -4,11 +4,13 @@ archive storage while a message is archived. Local files in embedded mode, S3 in
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
 import threading
-from typing import IO
+from typing import IO, Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
@@ -25,16 +27,67 @@ def raw_key(sha256: str) -> str:
     return f"{sha256[:2]}/{sha256}.eml"
 
 
-def raw_store(raw: bytes) -> tuple[str, str]:
-    """Store bytes under their content address; returns (key, sha256). Idempotent."""
+def raw_store(raw: bytes, *, sync: bool = True) -> tuple[str, str]:
+    """Store bytes under their content address; returns (key, sha256). Idempotent.
+
+    ``sync=False``: the caller stores several objects and then makes them all durable at
+    once with ``raw_sync`` before it commits anything that points at them."""
     sha = hashlib.sha256(raw).hexdigest()
     key = raw_key(sha)
     storage = mail_storage()
     if isinstance(storage, FileSystemStorage):
         _local_write(storage.path(key), raw)
+        if sync:
+            raw_sync([key])
     elif not storage.exists(key):
         storage.save(key, ContentFile(raw))
     return key, sha
+
+
+def raw_sync(keys: list[str]) -> None:
+    """Make stored objects durable: the caller commits a delivery row next and answers 250
+    (or deletes the SQS message), which must survive a power cut as the committed row does.
+
+    S3 has nothing to do (an object is durable when its PUT returns). File storage with
+    ``MAIL_STORAGE_FSYNC``: one ``syncfs`` of the storage's file system for the whole batch
+    (Linux), which costs about what a single fsync does, where each file and its folder
+    synced one by one cost two fsyncs per mail (bench/README.md); elsewhere, that."""
+    storage = mail_storage()
+    if not keys or not settings.MAIL_STORAGE_FSYNC or not isinstance(storage, FileSystemStorage):
+        return
+    paths = [storage.path(key) for key in keys]
+    if _syncfs is not None:
+        fd = os.open(os.path.dirname(paths[0]), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if _syncfs(fd) != 0:
+                error = ctypes.get_errno()
+                raise OSError(error, f"syncfs: {os.strerror(error)}")
+        finally:
+            os.close(fd)
+        return
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    folders = {os.path.dirname(path) for path in paths}
+    for folder in sorted(folders | {os.path.dirname(f) for f in folders}):  # a new folder is an entry in its parent
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _libc_syncfs() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError):  # not Linux/glibc
+        return None
+
+
+_syncfs = _libc_syncfs()
 
 
 def _local_write(path: str, raw: bytes) -> None:
@@ -43,7 +96,8 @@ def _local_write(path: str, raw: bytes) -> None:
     ``FileSystemStorage.save`` writes in place, so a process killed mid-write left a
     truncated object that the next ``exists()`` check trusted; it was also half of the
     SMTP listener's time per mail (directory checks, a file lock, chunked writes). An
-    object already there with the right size is the same bytes (its name is their hash)."""
+    object already there with the right size is the same bytes (its name is their hash).
+    Durable only after ``raw_sync``."""
     try:
         if os.stat(path).st_size == len(raw):
             return

@@ -1,15 +1,22 @@
 """Raw MIME in local storage: written whole (a temporary file, then a rename), idempotent,
-and a truncated object left by a crash of an older writer is repaired, not trusted."""
+a truncated object left by a crash of an older writer is repaired, not trusted, and with
+MAIL_STORAGE_FSYNC it is synced to disk before anything that points at it commits."""
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mail import storage
+from mail.ingest import Arrival, deliveries_accept
+from mail.models import InboundDelivery
 from mail.storage import mail_storage, raw_read, raw_store
+from tests.mime import build_mail
 
 
 def test_it_stores_bytes_under_their_hash_readable_and_leaves_no_temporary_file(settings: Any) -> None:
@@ -52,3 +59,97 @@ def test_a_failed_write_raises_and_leaves_neither_object_nor_temporary_file(monk
     folder = Path(mail_storage().path(key)).parent.parent
     assert not [p for p in folder.rglob("*.tmp")]
     assert not [p for p in folder.rglob("*.eml") if p.read_bytes() == raw]
+
+
+class _SyncSpy:
+    """Stands in for libc's ``syncfs``: records, at each call, which of ``watched`` exist
+    and how many delivery rows are committed, then runs the real one."""
+
+    def __init__(self, real: Any, watched: list[str] = (), result: int | None = None) -> None:  # type: ignore[assignment]
+        self.real, self.watched, self.result = real, list(watched), result
+        self.calls: list[tuple[list[bool], int]] = []
+
+    def __call__(self, fd: int) -> int:
+        self.calls.append(([os.path.exists(p) for p in self.watched], InboundDelivery.objects.count()))
+        if self.result is not None:
+            ctypes.set_errno(5)
+            return self.result
+        return int(self.real(fd))
+
+
+def _path_of(raw: bytes) -> str:
+    sha = hashlib.sha256(raw).hexdigest()
+    return mail_storage().path(f"{sha[:2]}/{sha}.eml")
+
+
+needs_syncfs = pytest.mark.skipif(storage._syncfs is None, reason="no syncfs on this platform")
+
+
+@needs_syncfs
+def test_with_fsync_a_stored_object_is_synced_once_it_is_in_place(settings: Any, monkeypatch: Any, db: Any) -> None:
+    settings.MAIL_STORAGE_FSYNC = True
+    raw = b"Subject: durable\r\n\r\n" + os.urandom(3000)
+    spy = _SyncSpy(storage._syncfs, [_path_of(raw)])
+    monkeypatch.setattr(storage, "_syncfs", spy)
+
+    raw_store(raw)
+
+    assert spy.calls == [([True], 0)]
+
+
+@needs_syncfs
+def test_a_batch_is_synced_once_after_every_object_and_before_its_commit(
+    settings: Any, monkeypatch: Any, owner: Any
+) -> None:
+    settings.MAIL_STORAGE_FSYNC = True
+    raws = [build_mail(to=owner.address, subject=f"batch {n}", body=os.urandom(8).hex()) for n in range(5)]
+    spy = _SyncSpy(storage._syncfs, [_path_of(raw) for raw in raws])
+    monkeypatch.setattr(storage, "_syncfs", spy)
+
+    deliveries_accept([Arrival(raw, "smtp", [owner.address]) for raw in raws])
+
+    # One sync: every object already in place, no delivery row committed yet.
+    assert spy.calls == [([True] * 5, 0)]
+    assert InboundDelivery.objects.count() == 5
+
+
+@needs_syncfs
+def test_a_failed_sync_fails_the_accept_and_commits_nothing(settings: Any, monkeypatch: Any, owner: Any) -> None:
+    settings.MAIL_STORAGE_FSYNC = True
+    monkeypatch.setattr(storage, "_syncfs", _SyncSpy(storage._syncfs, result=-1))
+
+    with pytest.raises(OSError):
+        deliveries_accept([Arrival(build_mail(to=owner.address, subject="eio"), "smtp", [owner.address])])
+
+    assert InboundDelivery.objects.count() == 0
+
+
+def test_without_syncfs_each_file_and_its_folders_are_synced(settings: Any, monkeypatch: Any) -> None:
+    settings.MAIL_STORAGE_FSYNC = True
+    monkeypatch.setattr(storage, "_syncfs", None)
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr("mail.storage.os.fsync", fsync)
+    raw = b"Subject: portable\r\n\r\n" + os.urandom(100)
+    final = _path_of(raw)
+
+    raw_store(raw)
+
+    assert synced[0] == final
+    assert set(synced[1:]) == {os.path.dirname(final), os.path.dirname(os.path.dirname(final))}
+
+
+def test_without_fsync_nothing_is_synced(settings: Any, monkeypatch: Any) -> None:
+    settings.MAIL_STORAGE_FSYNC = False
+    spy = _SyncSpy(storage._syncfs)
+    monkeypatch.setattr(storage, "_syncfs", spy)
+    monkeypatch.setattr("mail.storage.os.fsync", lambda fd: pytest.fail("fsync called"))
+
+    key, _ = raw_store(b"Subject: fast\r\n\r\n" + os.urandom(100))
+
+    assert spy.calls == [] and raw_read(key).startswith(b"Subject: fast")

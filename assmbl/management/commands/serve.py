@@ -45,11 +45,21 @@ def web_command(http_port: int, web_workers: int, threads: int, host: str = "127
     ]
 
 
-def embedded_processes(http_port: int, smtp_port: int, web_workers: int, celery_concurrency: int) -> dict[str, list[str]]:
-    python = sys.executable
+def smtp_commands(smtp_port: int, listeners: int = 1) -> dict[str, list[str]]:
+    """One listener, or several sharing the port (``SO_REUSEPORT``): a listener is one
+    Python process, so it uses at most one core."""
+    command = [sys.executable, "manage.py", "smtpd", "--host", settings.SMTP_HOST, "--port", str(smtp_port)]
+    if listeners <= 1:
+        return {"smtp": command}
+    return {f"smtp{n}": [*command, "--reuse-port"] for n in range(1, listeners + 1)}
+
+
+def embedded_processes(
+    http_port: int, smtp_port: int, web_workers: int, celery_concurrency: int, smtp_listeners: int = 1
+) -> dict[str, list[str]]:
     return {
         "web": web_command(http_port, web_workers, 4),
-        "smtp": [python, "manage.py", "smtpd", "--host", settings.SMTP_HOST, "--port", str(smtp_port)],
+        **smtp_commands(smtp_port, smtp_listeners),
         "worker": [
             _bin("celery"), "-A", "assmbl", "worker", "--beat",
             "--loglevel", "INFO", "--concurrency", str(celery_concurrency),
@@ -59,13 +69,19 @@ def embedded_processes(http_port: int, smtp_port: int, web_workers: int, celery_
 
 
 def stack_processes(
-    *, http_port: int, smtp_port: int, web_workers: int, web_threads: int, celery_workers: int, celery_concurrency: int
+    *,
+    http_port: int,
+    smtp_port: int,
+    web_workers: int,
+    web_threads: int,
+    celery_workers: int,
+    celery_concurrency: int,
+    smtp_listeners: int = 1,
 ) -> dict[str, list[str]]:
     """The long-running processes of the production topology (engines excluded)."""
-    python = sys.executable
     procs: dict[str, list[str]] = {
         "web": web_command(http_port, web_workers, web_threads),
-        "smtp": [python, "manage.py", "smtpd", "--host", settings.SMTP_HOST, "--port", str(smtp_port)],
+        **smtp_commands(smtp_port, smtp_listeners),
         # Exactly one beat in the whole deployment, or periodic tasks run twice.
         "beat": [
             _bin("celery"), "-A", "assmbl", "beat", "--loglevel", "INFO",
@@ -177,6 +193,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--http-port", type=int, default=int(os.environ.get("HTTP_PORT", "8000")))
         parser.add_argument("--smtp-port", type=int, default=settings.SMTP_PORT)
+        parser.add_argument(
+            "--smtp-listeners",
+            type=int,
+            default=int(os.environ.get("SMTP_LISTENERS", "1")),
+            help="SMTP listener processes sharing the port (SO_REUSEPORT)",
+        )
         parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")))
         parser.add_argument("--web-threads", type=int, default=int(os.environ.get("WEB_THREADS", "8")))
         parser.add_argument("--celery-workers", type=int, default=int(os.environ.get("CELERY_WORKERS", "2")))
@@ -193,7 +215,9 @@ class Command(BaseCommand):
             return
         broker_folders()
         code = supervise(
-            embedded_processes(opts["http_port"], opts["smtp_port"], opts["web_workers"], opts["celery_concurrency"]),
+            embedded_processes(
+                opts["http_port"], opts["smtp_port"], opts["web_workers"], opts["celery_concurrency"], opts["smtp_listeners"]
+            ),
             dict(os.environ),
             self.stderr.write,
         )
@@ -226,6 +250,7 @@ class Command(BaseCommand):
                 web_threads=opts["web_threads"],
                 celery_workers=opts["celery_workers"],
                 celery_concurrency=opts["celery_concurrency"],
+                smtp_listeners=opts["smtp_listeners"],
             )
             self.stdout.write(f"stack: {', '.join(commands)} on http://127.0.0.1:{opts['http_port']} smtp 127.0.0.1:{opts['smtp_port']}")
             worker_env = {**env, "DB_SYNCHRONOUS_COMMIT": os.environ.get("WORKER_SYNCHRONOUS_COMMIT", "off")}

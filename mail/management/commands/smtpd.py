@@ -16,9 +16,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=settings.SMTP_HOST)
         parser.add_argument("--port", type=int, default=settings.SMTP_PORT)
+        parser.add_argument(
+            "--reuse-port",
+            action="store_true",
+            help="share the port with other listener processes (SO_REUSEPORT): one per core",
+        )
 
-    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
-        controller = smtp_controller(host, port)
+    def handle(self, *args: Any, host: str, port: int, reuse_port: bool, **options: Any) -> None:
+        controller = smtp_controller(host, port, reuse_port=reuse_port)
         controller.start()
         self.stdout.write(f"SMTP listener on {host}:{port} for @{settings.MAIL_DOMAIN}")
         stop = threading.Event()
