@@ -112,8 +112,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024, minimum=
 
 # --- Storage: raw MIME and attachments -------------------------------------------------------
 MAIL_STORAGE = env_str("MAIL_STORAGE", "file")  # "file" | "s3"
-# File storage: raw MIME is synced to disk (file, then folder) before its delivery row
-# commits, so the listener's 250 survives a power cut. 0 only on a disposable machine.
+# File storage: raw MIME is synced to disk (one syncfs per accepted batch) before its
+# delivery rows commit, so the listener's 250 survives a power cut. 0 only on a disposable
+# machine.
 MAIL_STORAGE_FSYNC = env_bool("MAIL_STORAGE_FSYNC", True)
 AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
 AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None
