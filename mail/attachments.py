@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import re
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from directory.models import Agent
 from mail.models import Attachment, Message
 from mail.parsing import ParsedMail, parse_message_object, part_decode_to, sanitize_filename, walk_parts
 from mail.storage import mail_storage, raw_open
+
+log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
@@ -370,11 +373,39 @@ def _verify_stored(attachment: Attachment) -> None:
 
 def attachment_open(attachment: Attachment) -> IO[bytes]:
     """A binary file object over an attachment's bytes (for building the outbound MIME,
-    or for a download). Inbound parts stored before parts were kept separately are
-    extracted from the raw MIME."""
+    or for a download). An inbound part without its stored object (stored before parts
+    were kept separately, or pruned by a delete that raced with this message's ingest:
+    ``attachment_objects_prune``) is extracted from the raw MIME."""
     if attachment.storage_key:
-        return _s3_stream(attachment.storage_key) if is_s3() else mail_storage().open(attachment.storage_key, "rb")
+        try:
+            return _s3_stream(attachment.storage_key) if is_s3() else mail_storage().open(attachment.storage_key, "rb")
+        except Exception as exc:
+            if attachment.part_index is None or not _is_missing(exc):
+                raise
+            log.warning("attachment %s: part object %s missing; extracting it", attachment.pk, attachment.storage_key)
     return ContentFile(_extract_part(attachment), name=attachment.filename or attachment.id)
+
+
+def _is_missing(exc: Exception) -> bool:
+    if isinstance(exc, FileNotFoundError):
+        return True
+    response = getattr(exc, "response", None)  # botocore's ClientError
+    return isinstance(response, dict) and response.get("Error", {}).get("Code") in ("NoSuchKey", "404")
+
+
+def attachment_objects_prune(keys: list[str]) -> None:
+    """Delete the stored objects of these attachment keys that no attachment row references
+    any more (called after a message delete commits). Parts are content-addressed and
+    shared by every message carrying the same bytes, so a key still referenced stays. An
+    ingest storing the same part at this moment may find it gone later; its download then
+    extracts the part from the raw MIME (``attachment_open``)."""
+    held = set(Attachment.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
+    storage = mail_storage()
+    for key in sorted(set(keys) - held):
+        try:
+            storage.delete(key)
+        except Exception:  # storage trouble must not fail the delete that already committed
+            log.warning("could not delete attachment object %s", key, exc_info=True)
 
 
 def _extract_part(attachment: Attachment) -> bytes:

@@ -272,6 +272,8 @@ class Attachment(models.Model):
         indexes = [
             # The expiry sweep: pending/uploaded uploads past expires_at.
             models.Index(fields=["state", "expires_at"], name="mail_attachment_state_expiry"),
+            # A message delete: is this stored object still referenced by another attachment?
+            models.Index(fields=["storage_key"], name="mail_attachment_storage_key"),
         ]
 
     def __str__(self) -> str:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from assmbl.errors import Conflict, NotFound, ValidationFailed
 from mail import storage
+from mail.attachments import attachment_objects_prune
 from mail.models import Message, MessageLabel
 
 log = logging.getLogger(__name__)
@@ -135,12 +136,16 @@ def message_archive_set(*, message: Message, archived: bool) -> Message:
 
 
 def message_delete(*, message: Message) -> None:
-    """Delete the index row and, when no other message still references it, the raw object."""
+    """Delete the index row and, when no other message still references them, the raw
+    object and the stored attachment parts (deleted mail must not linger in storage)."""
     with transaction.atomic():
         siblings = _siblings(message)
         if not any(m.pk == message.pk for m in siblings):
             return
-        Message.objects.filter(pk=message.pk).delete()
+        part_keys = list(message.attachments.exclude(storage_key="").values_list("storage_key", flat=True))
+        Message.objects.filter(pk=message.pk).delete()  # its attachment rows with it
+        if part_keys:
+            transaction.on_commit(lambda: attachment_objects_prune(part_keys))
         key = message.storage_key
         if not key:
             return

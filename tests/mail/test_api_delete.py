@@ -75,3 +75,52 @@ def test_deleting_the_archived_copy_drops_the_archive_copy_the_other_no_longer_n
         assert owner.client.delete(f"/v1/messages/{mine.id}").status_code == 204
     assert not storage.raw_exists(mine.storage_key, archived=True)
     assert b"".join(teammate.client.get(f"/v1/messages/{theirs.id}/raw").streaming_content) == raw
+
+
+def _part_exists(message: Message) -> bool:
+    (key,) = message.attachments.values_list("storage_key", flat=True)
+    return storage.mail_storage().exists(key)
+
+
+def test_deleting_a_message_deletes_its_attachment_objects(owner: Any, deliver: Any, committed: Any) -> None:
+    message = receive(deliver, owner, attachments=[("plan.pdf", "application/pdf", b"%PDF only mine")])
+    (key,) = message.attachments.values_list("storage_key", flat=True)
+    assert key.startswith("parts/") and storage.mail_storage().exists(key)
+
+    with committed():
+        assert owner.client.delete(f"/v1/messages/{message.id}").status_code == 204
+
+    assert not storage.mail_storage().exists(key)
+
+
+def test_an_attachment_object_shared_with_another_message_stays_until_the_last_goes(
+    owner: Any, teammate: Any, deliver: Any, committed: Any
+) -> None:
+    same = [("report.csv", "text/csv", b"a,b\n1,2\n")]
+    mine = receive(deliver, owner, subject="first", attachments=same)
+    theirs = receive(deliver, teammate, subject="second", attachments=same)
+    assert mine.storage_key != theirs.storage_key  # two mails, one part object
+    (key,) = set(Message.objects.filter(pk__in=[mine.pk, theirs.pk]).values_list("attachments__storage_key", flat=True))
+
+    with committed():
+        assert owner.client.delete(f"/v1/messages/{mine.id}").status_code == 204
+    assert _part_exists(theirs)
+    download = teammate.client.get(f"/v1/messages/{theirs.id}/attachments/{theirs.attachments.get().id}")
+    assert b"".join(download.streaming_content) == b"a,b\n1,2\n"
+
+    with committed():
+        assert teammate.client.delete(f"/v1/messages/{theirs.id}").status_code == 204
+    assert not storage.mail_storage().exists(key)
+
+
+def test_a_part_object_pruned_under_a_message_is_extracted_from_its_raw_mime(owner: Any, deliver: Any) -> None:
+    """A delete that raced with the ingest of the same bytes may remove a part another
+    message is about to reference: its download still works, from the raw MIME."""
+    message = receive(deliver, owner, attachments=[("notes.txt", "text/plain", b"still here")])
+    attachment = message.attachments.get()
+    storage.mail_storage().delete(attachment.storage_key)
+
+    response = owner.client.get(f"/v1/messages/{message.id}/attachments/{attachment.id}")
+
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"still here"

@@ -17,6 +17,7 @@ from mail.serializers import message_item
 from mail.storage import mail_storage
 from tests.factories import MessageFactory
 from tests.mail.test_api_attachments import outbound_mime
+from tests.mime import build_mail
 from tests.s3 import moto_server, s3_storages
 
 BUCKET = "assmbl-mail-test"
@@ -133,3 +134,33 @@ def test_attachment_open_reads_an_s3_upload(s3: Any, owner: Any) -> None:
     [att] = attachments_for_send(agent=owner.agent, attachment_ids=[ticket["AttachmentID"]])
     with attachment_open(att) as fh:
         assert fh.read() == b"\x89PNG...."
+
+
+def test_a_missing_s3_part_is_extracted_from_the_raw_mime_and_a_delete_prunes_parts(
+    s3: Any, owner: Any, deliver: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    accepted = deliver(
+        build_mail(to=owner.address, attachments=[("a.bin", "application/octet-stream", b"\x01" * 64)]),
+        to=owner.address,
+    )
+    message = Message.objects.get(delivery=accepted.delivery)
+    attachment = message.attachments.get()
+    assert mail_storage().exists(attachment.storage_key)
+
+    mail_storage().delete(attachment.storage_key)  # S3 answers NoSuchKey now
+    with attachment_open(attachment) as fh:
+        assert fh.read() == b"\x01" * 64
+
+    accepted = deliver(
+        build_mail(
+            to=owner.address, subject="again", attachments=[("b.bin", "application/octet-stream", b"\x02" * 64)]
+        ),
+        to=owner.address,
+    )
+    second = Message.objects.get(delivery=accepted.delivery)
+    key = second.attachments.get().storage_key
+    with django_capture_on_commit_callbacks(execute=True):
+        assert owner.client.delete(f"/v1/messages/{second.id}").status_code == 204
+    assert not mail_storage().exists(key)
+    # The other message's part (already gone above) is not a reason for an error here.
+    assert Message.objects.filter(pk=message.pk).exists()
