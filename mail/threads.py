@@ -50,8 +50,9 @@ class ThreadLinks:
         self._by_message_id: dict[tuple[int, str], _Row] = {}
         self._by_parent: dict[tuple[int, str], _Row] = {}
         threaded = Message.objects.filter(agent_id__in=agent_ids).exclude(thread_id="")
-        if linked:
-            for agent_pk, ref, *row in threaded.filter(internet_message_id__in=linked).values_list(
+        # A message's own Message-ID too: the received copy of mail an agent sent itself.
+        if linked or message_ids:
+            for agent_pk, ref, *row in threaded.filter(internet_message_id__in=linked | message_ids).values_list(
                 "agent_id", "internet_message_id", "received_at", "id", "thread_id"
             ):
                 self._keep(self._by_message_id, (agent_pk, ref), tuple(row))
@@ -79,6 +80,10 @@ class ThreadLinks:
     def thread_for(
         self, *, agent: Agent, message_id: str, in_reply_to: str, references: list[str], subject: str
     ) -> str:
+        if message_id and (agent.pk, message_id) in self._by_message_id:
+            # Another copy of this very message is in the mailbox (the agent sent it to
+            # itself, or it arrived twice by different routes): one message, one thread.
+            return self._by_message_id[(agent.pk, message_id)][2]
         linked = _linked(in_reply_to, references)
         if linked:
             parents = [self._by_message_id[(agent.pk, ref)] for ref in linked if (agent.pk, ref) in self._by_message_id]

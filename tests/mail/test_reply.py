@@ -149,3 +149,15 @@ def test_an_agent_to_agent_chain_is_one_thread(owner: Any, teammate: Any, post: 
     ]
     b_thread = teammate.client.get(f"/v1/threads/{b_inbound.thread_id}").json()
     assert [i["Direction"] for i in b_thread["items"]] == ["inbound", "outbound", "inbound"]
+
+
+def test_mail_an_agent_sends_itself_is_one_thread(owner: Any, post: Any) -> None:
+    """The sent copy and the received copy carry one Message-ID: one message, one thread."""
+    sent = post(owner, "/v1/send", {"to": owner.address, "subject": "Note to self", "body": "Remember."}).json()
+    outbound = Message.objects.get(pk=sent["MessageID"])
+    inbound = Message.objects.get(agent=owner.agent, direction=Message.Direction.INBOUND)
+    assert inbound.internet_message_id == outbound.internet_message_id
+
+    assert inbound.thread_id == outbound.thread_id
+    thread = owner.client.get(f"/v1/threads/{outbound.thread_id}").json()
+    assert [i["Direction"] for i in thread["items"]] == ["outbound", "inbound"]
