@@ -57,27 +57,27 @@ def raw_sync(keys: list[str]) -> None:
         return
     paths = [storage.path(key) for key in keys]
     if _syncfs is not None:
-        fd = os.open(os.path.dirname(paths[0]), os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            if _syncfs(fd) != 0:
-                error = ctypes.get_errno()
-                raise OSError(error, f"syncfs: {os.strerror(error)}")
-        finally:
-            os.close(fd)
+        _sync_path(os.path.dirname(paths[0]), _syncfs_checked)
         return
     for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _sync_path(path, os.fsync)
     folders = {os.path.dirname(path) for path in paths}
     for folder in sorted(folders | {os.path.dirname(f) for f in folders}):  # a new folder is an entry in its parent
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _sync_path(folder, os.fsync)
+
+
+def _sync_path(path: str, sync: Any) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        sync(fd)
+    finally:
+        os.close(fd)
+
+
+def _syncfs_checked(fd: int) -> None:
+    if _syncfs(fd) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"syncfs: {os.strerror(error)}")
 
 
 def _libc_syncfs() -> Any:
