@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,12 +263,13 @@ def _read(delivery: InboundDelivery) -> ParsedMail:
     # Streamed from storage into the parser: a large message is never held whole beside
     # its parse tree. Size and hash (unknown for objects SES stored) come in the same pass.
     with raw_open(delivery.storage_key) as stream:
+        if delivery.sha256:  # hashed when accepted
+            return parse_mail_stream(stream)
         reader = HashingReader(stream)
         parsed = parse_mail_stream(reader)
         reader.drain()
-    if not delivery.sha256:
-        delivery.sha256 = reader.sha256.hexdigest()
-        delivery.size = reader.size
+    delivery.sha256 = reader.sha256.hexdigest()
+    delivery.size = reader.size
     return parsed
 
 
@@ -362,24 +364,11 @@ def _index(units: list[_Unit]) -> None:
         for att in unit.parsed.attachments
     ]
     Attachment.objects.bulk_create(attachments)
-    _relations_known(messages, attachments)
     senders_observe(messages=messages)
-    messages_received(messages)
-
-
-def _relations_known(messages: list[Message], attachments: list[Attachment]) -> None:
-    """A message indexed just now has no labels and exactly these attachments: recorded as
-    prefetched (as ``prefetch_related`` would), its event item costs no query."""
-    of: dict[str, list[Attachment]] = defaultdict(list)
+    attachments_of: dict[str, list[Attachment]] = defaultdict(list)
     for attachment in attachments:
-        of[attachment.message_id].append(attachment)
-    for message in messages:
-        known = {}
-        for name, rows in (("labels", []), ("attachments", of[message.pk])):
-            queryset = getattr(message, name).get_queryset()
-            queryset._result_cache, queryset._prefetch_done = rows, True
-            known[name] = queryset
-        message._prefetched_objects_cache = known
+        attachments_of[attachment.message_id].append(attachment)
+    messages_received(messages, attachments_of=attachments_of)
 
 
 def _message_for(unit: _Unit, facts: SenderFacts, links: ThreadLinks) -> Message:
@@ -438,9 +427,16 @@ def message_received(message: Message) -> None:
 _EVENT_OF = {Message.Disposition.INBOX: "message.received", Message.Disposition.QUARANTINED: "message.quarantined"}
 
 
-def messages_received(messages: list[Message]) -> None:
+def messages_received(messages: list[Message], *, attachments_of: Mapping[str, list[Attachment]] | None = None) -> None:
     """``message_received`` for a batch. Held and blocked mail is for staff, not the agent,
-    so it makes no event."""
+    so it makes no event.
+
+    ``attachments_of``: for messages indexed just now, which have no labels yet and
+    exactly these attachments (by message id), so their items need no query."""
     announced = [m for m in messages if m.disposition in _EVENT_OF]
-    prefetch_related_objects(announced, "labels", "attachments")
-    events_record([(m.agent, _EVENT_OF[m.disposition], message_item(m)) for m in announced])
+    if attachments_of is None:
+        prefetch_related_objects(announced, "labels", "attachments")
+        items = [message_item(m) for m in announced]
+    else:
+        items = [message_item(m, labels=[], attachments=attachments_of.get(m.pk, [])) for m in announced]
+    events_record([(m.agent, _EVENT_OF[m.disposition], item) for m, item in zip(announced, items, strict=True)])

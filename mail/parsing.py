@@ -187,7 +187,18 @@ def part_text(part: EmailMessage) -> str:
 
 
 def make_preview(text: str) -> str:
-    return _WS.sub(" ", text.replace("\x00", "")).strip()[:PREVIEW_CHARS]
+    """The first PREVIEW_CHARS of the text with whitespace runs collapsed and NULs dropped.
+
+    Collapses a growing prefix rather than the whole body (a few KB for every mail): the
+    collapsed prefix is a prefix of the collapsed whole, and once it is longer than
+    PREVIEW_CHARS (a run collapses to one space, so the cut keeps no trailing space that a
+    strip of the whole would have removed), the rest of the body cannot change the answer."""
+    limit = PREVIEW_CHARS * 2
+    while True:
+        head = _WS.sub(" ", text[:limit].replace("\x00", "")).lstrip()
+        if limit >= len(text) or len(head) > PREVIEW_CHARS:
+            return head.rstrip()[:PREVIEW_CHARS]
+        limit *= 4
 
 
 def _is_attachment(part: EmailMessage) -> tuple[bool, str]:
