@@ -134,9 +134,14 @@ def raw_open(key: str, *, archived: bool = False) -> IO[bytes]:
     an object shared by several recipients' messages may sit in either while one of
     them is archived and another is not."""
     preferred, other = _storage_for(archived), _storage_for(not archived)
-    if not preferred.exists(key) and other.exists(key):
-        return other.open(key, "rb")
-    return preferred.open(key, "rb")
+    try:
+        # Opened first, asked later: the usual case costs no existence check (on S3, a
+        # HEAD request per message read). Both storages raise FileNotFoundError.
+        return preferred.open(key, "rb")
+    except FileNotFoundError:
+        if not other.exists(key):
+            raise
+    return other.open(key, "rb")
 
 
 def raw_read(key: str, *, archived: bool = False) -> bytes:

@@ -74,6 +74,17 @@ def test_it_keeps_a_shared_object_for_the_unarchived_copy(owner: Any, teammate: 
     assert b"".join(teammate.client.get(f"/v1/messages/{theirs.id}/raw").streaming_content) == raw
 
 
+def test_it_still_serves_a_message_whose_object_moved_but_whose_flag_did_not(owner: Any, deliver: Any) -> None:
+    # The move happens inside the archive transaction; if that transaction then fails to
+    # commit, the row says "not archived" while the object sits in the archive storage.
+    message = receive(deliver, owner, subject="Moved")
+    raw = storage.raw_read(message.storage_key)
+    storage.raw_move(message.storage_key, to_archive=True)
+    assert not storage.raw_exists(message.storage_key)
+    assert b"".join(owner.client.get(f"/v1/messages/{message.id}/raw").streaming_content) == raw
+    assert "Subject: Moved" in owner.client.get(f"/v1/messages/{message.id}").json()["raw_mime"]
+
+
 @pytest.mark.parametrize("value", ["true", 1, None])
 def test_it_accepts_only_a_json_boolean(owner: Any, value: Any) -> None:
     message = MessageFactory(agent=owner.agent)
