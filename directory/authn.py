@@ -380,6 +380,19 @@ def _networks(relays: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress
     return networks
 
 
+def authentication_relayed(headers: email.message.Message, *, peer_ip: str) -> dict[str, Any] | None:
+    """The verdict a trusted relay wrote (``authentication_results_trusted``), completed as
+    ``authentication_check`` completes its own; None when there is none to trust. Needs no
+    DNS, so the SMTP listener may call it on its event loop. May raise on a header it
+    cannot read."""
+    trusted = authentication_results_trusted(headers, peer_ip=peer_ip)
+    if trusted is None:
+        return None
+    return authentication_for_sender(
+        {**trusted, "single_from": single_from_mailbox(headers)}, header_from_address(headers)
+    )
+
+
 def authentication_check(
     *, raw: bytes, peer_ip: str, helo: str, mail_from: str, headers: email.message.Message | None = None
 ) -> dict[str, Any]:
@@ -387,15 +400,15 @@ def authentication_check(
     call it from an executor, never on the event loop. ``headers``: its ``header_block``,
     when the caller has parsed it already."""
     headers = header_block(raw) if headers is None else headers
-    sender = header_from_address(headers)
-    single_from = single_from_mailbox(headers)
     try:
-        trusted = authentication_results_trusted(headers, peer_ip=peer_ip)
+        relayed = authentication_relayed(headers, peer_ip=peer_ip)
     except Exception:
         log.exception("unreadable Authentication-Results from a trusted relay")
-        trusted = None
-    if trusted is not None:
-        return authentication_for_sender({**trusted, "single_from": single_from}, sender)
+        relayed = None
+    if relayed is not None:
+        return relayed
+    sender = header_from_address(headers)
+    single_from = single_from_mailbox(headers)
     resolve = resolver()
     spf_result, spf_domain = spf_check(ip=peer_ip, mail_from=mail_from, helo=helo, resolve=resolve)
     dkim_result, dkim_domains = dkim_check(raw, resolve=resolve)
