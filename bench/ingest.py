@@ -55,8 +55,12 @@ def child(args: argparse.Namespace) -> None:
     from mail.ingest import Arrival, deliveries_accept, deliveries_process, delivery_accept, delivery_process
     from mail.models import InboundDelivery, Message
 
-    agent, _ = agent_create(agent_id="bench", account=Account.objects.create(name="bench"))
-    mails = [realistic_mail(i, agent.address, seed=args.seed) for i in range(args.n)]
+    account = Account.objects.create(name="bench")
+    # Mail i goes to agent i % --agents: one mailbox, or a batch spread over many.
+    agents = [agent_create(agent_id=f"bench{k}", account=account)[0] for k in range(args.agents)]
+    to = [agents[i % len(agents)].address for i in range(args.n)]
+    agent = agents[0]
+    mails = [realistic_mail(i, to[i], seed=args.seed) for i in range(args.n)]
     warm = [realistic_mail(i, agent.address, seed=args.seed + 1) for i in range(50)]
     for raw in warm:  # imports, caches, prepared connections
         delivery_process(delivery_accept(raw=raw, source="smtp", envelope_recipients=[agent.address]).delivery.id)
@@ -80,7 +84,7 @@ def child(args: argparse.Namespace) -> None:
     batch = args.batch
     t0, c0 = time.perf_counter(), time.process_time()
     for start in range(0, len(mails), batch):
-        arrivals = [Arrival(raw, "smtp", [agent.address]) for raw in mails[start : start + batch]]
+        arrivals = [Arrival(mails[i], "smtp", [to[i]]) for i in range(start, min(start + batch, len(mails)))]
         ids.extend(a.delivery.id for a in deliveries_accept(arrivals))
     t_accept, c_accept = time.perf_counter() - t0, time.process_time() - c0
     from django.db import connection
@@ -97,7 +101,7 @@ def child(args: argparse.Namespace) -> None:
         profiler.disable()
         profiler.dump_stats(args.profile)
 
-    parallel_per_s = _parallel(args, agent) if args.procs > 1 else 0.0
+    parallel_per_s = _parallel(args, to) if args.procs > 1 else 0.0
 
     from django.test.utils import CaptureQueriesContext
 
@@ -108,7 +112,7 @@ def child(args: argparse.Namespace) -> None:
     with CaptureQueriesContext(connection) as q_process:
         delivery_process(did)
 
-    indexed = Message.objects.filter(agent=agent).count()
+    indexed = Message.objects.filter(agent__in=agents).count()
     assert indexed == args.n * (2 if args.procs > 1 else 1) + 51, indexed
     assert not InboundDelivery.objects.exclude(status="processed").exists()
     n = args.n
@@ -116,6 +120,7 @@ def child(args: argparse.Namespace) -> None:
         json.dumps(
             {
                 "batch": batch,
+                "agents": args.agents,
                 "engine": connection.vendor
                 + (" (worker async commit)" if args.worker_async_commit and connection.vendor == "postgresql" else ""),
                 "n": n,
@@ -138,7 +143,7 @@ def child(args: argparse.Namespace) -> None:
     cleanup(data_dir)
 
 
-def _parallel(args: argparse.Namespace, agent: object) -> float:
+def _parallel(args: argparse.Namespace, to: list[str]) -> float:
     """The same pipeline in ``--procs`` forked processes at once (as Celery workers and the
     listener share the machine): each accepts a batch and processes it, on its own
     connection. Returns msg/s over the wall time of all of them."""
@@ -146,7 +151,7 @@ def _parallel(args: argparse.Namespace, agent: object) -> float:
 
     from mail.ingest import Arrival, deliveries_accept, deliveries_process
 
-    mails = [realistic_mail(i, agent.address, seed=args.seed + 3) for i in range(args.n)]
+    mails = [(realistic_mail(i, to[i], seed=args.seed + 3), to[i]) for i in range(args.n)]
     shares = [mails[k :: args.procs] for k in range(args.procs)]
     connections.close_all()
     t0 = time.perf_counter()
@@ -158,7 +163,7 @@ def _parallel(args: argparse.Namespace, agent: object) -> float:
             try:
                 for start in range(0, len(share), args.batch):
                     accepted = deliveries_accept(
-                        [Arrival(raw, "smtp", [agent.address]) for raw in share[start : start + args.batch]]
+                        [Arrival(raw, "smtp", [address]) for raw, address in share[start : start + args.batch]]
                     )
                     deliveries_process([a.delivery.id for a in accepted])
             except BaseException:
@@ -185,6 +190,7 @@ def main() -> None:
         "--batch", type=int, default=100, help="deliveries per accept and per process call (1 = one at a time)"
     )
     parser.add_argument("--engines", default="sqlite,postgres")
+    parser.add_argument("--agents", type=int, default=1, help="spread the mail over this many recipient agents")
     parser.add_argument("--profile", default="", help="cProfile output (.prof) of the timed pipeline, per engine")
     parser.add_argument(
         "--worker-async-commit",
@@ -211,6 +217,8 @@ def main() -> None:
             str(args.batch),
             "--procs",
             str(args.procs),
+            "--agents",
+            str(args.agents),
         ] + (["--worker-async-commit"] if args.worker_async_commit else [])
         if args.profile:
             child_args += ["--profile", f"{args.profile}.{engine}"]
@@ -228,7 +236,7 @@ def main() -> None:
                 pg_stop(pg_dir)
                 cleanup(pg_dir)
 
-    print(f"batch: {args.batch} deliveries per accept and per process call")
+    print(f"batch: {args.batch} deliveries per accept and per process call, to {args.agents} agent(s)")
     print(
         f"{'engine':<34} {'n':>6} {'bytes':>6} {'parse/s':>9} {'accept/s':>9} {'process/s':>10} {'pipeline/s':>11} "
         f"{'ratio':>6} {'procs':>5} {'parallel/s':>10} {'q/acc':>6} {'q/proc':>7} {'cpu acc':>8} {'cpu proc':>9}"

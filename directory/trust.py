@@ -21,8 +21,11 @@ import logging
 import re
 import secrets
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import reduce
+from operator import or_
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -97,14 +100,9 @@ class SenderFacts:
             if patterns
             else []
         )
-        self._records = (
-            {
-                (record.agent_id, record.address): record
-                for record in Sender.objects.filter(agent_id__in=agent_ids, address__in={s for _, s in pairs})
-            }
-            if pairs
-            else {}
-        )
+        self._records = {
+            (record.agent_id, record.address): record for record in _senders_of((a.pk, s) for a, s in pairs)
+        }
 
     def rule_for(self, agent: Agent, sender: str) -> SenderRule | None:
         return _narrowest(self._rules, agent, _candidates(sender))
@@ -118,6 +116,18 @@ class SenderFacts:
         return (rule is not None and rule.action == SenderRule.Action.BLOCK) or (
             record is not None and record.status == Sender.Status.BLOCKED
         )
+
+
+def _senders_of(pairs: Iterable[tuple[int, str]]) -> list[Sender]:
+    """The Sender rows of exactly these (agent id, address) pairs. Filtering on agents and
+    addresses separately would read every agent's row for every address of a batch spread
+    over many agents."""
+    by_agent: dict[int, set[str]] = defaultdict(set)
+    for agent_id, address in pairs:
+        by_agent[agent_id].add(address)
+    if not by_agent:
+        return []
+    return list(Sender.objects.filter(reduce(or_, (Q(agent_id=a, address__in=s) for a, s in by_agent.items()))))
 
 
 def agent_blocks_anyone(agent: Agent) -> bool:
@@ -190,10 +200,7 @@ def senders_observe(*, messages: list[Message]) -> None:
         return
     counts = Counter((m.agent_id, m.sender) for m in observed)
     Sender.objects.bulk_create([Sender(agent_id=a, address=s) for a, s in counts], ignore_conflicts=True)
-    senders = {
-        (r.agent_id, r.address): r
-        for r in Sender.objects.filter(agent_id__in={a for a, _ in counts}, address__in={s for _, s in counts})
-    }
+    senders = {(r.agent_id, r.address): r for r in _senders_of(counts)}
     # One UPDATE per distinct count (usually one or two for a batch), not one per message.
     by_count: dict[int, list[int]] = defaultdict(list)
     for key, n in counts.items():

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
@@ -280,27 +280,61 @@ def _mark_processed(
     for unit in units:
         outcomes[unit.delivery.pk][unit.agent.agent_id] = unit.outcome
     now = timezone.now()
-    # One UPDATE per distinct outcome (a batch usually has one or two), not bulk_update's
-    # CASE per row, which costs more to build than the rest of the batch.
-    groups: dict[tuple[str, int], list[InboundDelivery]] = defaultdict(list)
     for delivery in deliveries:
         delivery.status = InboundDelivery.Status.PROCESSED
         delivery.processed_at = now
         delivery.outcome = outcomes[delivery.pk]
         delivery.error = ""
-        groups[(json.dumps(delivery.outcome, sort_keys=True), delivery.attempts)].append(delivery)
         delivery.attempts += 1
+    if connection.vendor == "postgresql":
+        _mark_processed_postgres(deliveries, now)
+        return
+    # One UPDATE per distinct outcome, not bulk_update's CASE per row, which costs more to
+    # build than the rest of the batch. (Embedded mode: batches are small.)
+    groups: dict[tuple[str, int], list[InboundDelivery]] = defaultdict(list)
+    for delivery in deliveries:
+        groups[(json.dumps(delivery.outcome, sort_keys=True), delivery.attempts)].append(delivery)
     for (_, attempts), group in groups.items():
         InboundDelivery.objects.filter(pk__in=[d.pk for d in group]).update(
             status=InboundDelivery.Status.PROCESSED,
             processed_at=now,
             outcome=group[0].outcome,
-            attempts=attempts + 1,
+            attempts=attempts,
             error="",
         )
     for delivery in deliveries:
         if delivery.pk in hashed:
             InboundDelivery.objects.filter(pk=delivery.pk).update(sha256=delivery.sha256, size=delivery.size)
+
+
+def _mark_processed_postgres(deliveries: list[InboundDelivery], now: Any) -> None:
+    """The whole batch in one UPDATE from arrays. An outcome names its recipients, so a
+    batch spread over many agents has as many distinct outcomes as deliveries, and one
+    UPDATE per outcome cost 40 % more CPU per mail (bench/ingest.py --agents 50); the
+    size and hash learnt from an SES object ride along instead of an UPDATE each."""
+    meta = InboundDelivery._meta
+    table = connection.ops.quote_name(meta.db_table)
+    column = {f.name: connection.ops.quote_name(f.column) for f in meta.concrete_fields}
+    sql = (
+        f"UPDATE {table} AS d SET {column['status']} = %s, {column['processed_at']} = %s, {column['error']} = '', "
+        f"{column['outcome']} = v.outcome, {column['attempts']} = v.attempts, "
+        f"{column['sha256']} = v.sha256, {column['size']} = v.size "
+        "FROM UNNEST(%s::varchar[], %s::jsonb[], %s::integer[], %s::varchar[], %s::bigint[]) "
+        f"AS v(id, outcome, attempts, sha256, size) WHERE d.{column['id']} = v.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                InboundDelivery.Status.PROCESSED,
+                now,
+                [d.pk for d in deliveries],
+                [json.dumps(d.outcome) for d in deliveries],
+                [d.attempts for d in deliveries],
+                [d.sha256 for d in deliveries],
+                [d.size for d in deliveries],
+            ],
+        )
 
 
 def _index(units: list[_Unit]) -> None:
