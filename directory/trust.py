@@ -24,14 +24,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import reduce
-from operator import or_
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -119,15 +117,19 @@ class SenderFacts:
 
 
 def _senders_of(pairs: Iterable[tuple[int, str]]) -> list[Sender]:
-    """The Sender rows of exactly these (agent id, address) pairs. Filtering on agents and
-    addresses separately would read every agent's row for every address of a batch spread
-    over many agents."""
-    by_agent: dict[int, set[str]] = defaultdict(set)
-    for agent_id, address in pairs:
-        by_agent[agent_id].add(address)
-    if not by_agent:
+    """The Sender rows of exactly these (agent id, address) pairs, in one query. Filtering
+    on agents and addresses separately reads every agent's row for every address of a
+    batch spread over many agents; one ``Q`` per agent costs more to compile than the
+    query takes. A row-value ``IN (VALUES ...)`` is the same SQL on PostgreSQL and SQLite."""
+    unique = sorted(set(pairs))
+    if not unique:
         return []
-    return list(Sender.objects.filter(reduce(or_, (Q(agent_id=a, address__in=s) for a, s in by_agent.items()))))
+    meta = Sender._meta
+    quote = connection.ops.quote_name
+    agent_column, address_column = quote(meta.get_field("agent").column), quote(meta.get_field("address").column)
+    rows = ", ".join(["(%s, %s)"] * len(unique))
+    sql = f"SELECT * FROM {quote(meta.db_table)} WHERE ({agent_column}, {address_column}) IN (VALUES {rows})"
+    return list(Sender.objects.raw(sql, [value for pair in unique for value in pair]))
 
 
 def agent_blocks_anyone(agent: Agent) -> bool:
