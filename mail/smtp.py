@@ -48,6 +48,9 @@ REPLY_QUEUED = "250 2.0.0 OK: queued"
 REPLY_STORE_FAILED = "451 4.3.0 Temporary failure storing the message; try again"
 # Bounds the memory of the cache against a flood of distinct senders.
 CACHE_MAX_ENTRIES = 10_000
+# The longest header block the event loop parses itself (``_data_check_cached``): about a
+# millisecond of parsing, during which no other session is served.
+LOOP_HEADER_MAX = 64 * 1024
 # How often an executor thread re-checks its persistent connection (age, health ping).
 CONNECTION_CHECK_SECONDS = 1.0
 
@@ -180,6 +183,8 @@ def _data_check_cached(
     agents = [cache.agent(rcpt) for rcpt in rcpt_tos]
     if not agents or any(agent is None for agent in agents):
         return None
+    if raw.find(b"\n\n", 0, LOOP_HEADER_MAX) < 0 and raw.find(b"\n\r\n", 0, LOOP_HEADER_MAX) < 0:
+        return None  # a header block this long (or none) is parsed in a thread
     headers = header_block(raw)
     if not all(cache.blocks_nobody(agent) for agent in agents):
         header_from = header_from_address(headers)

@@ -125,3 +125,16 @@ def test_a_second_from_header_is_not_aligned_on_the_loop_either(
     assert thread_checks == []
     message = _message("two froms")
     assert message.authentication["aligned"] is False and message.authentication["single_from"] is False
+
+
+def test_a_header_block_too_long_for_the_loop_is_checked_in_a_thread(
+    smtp_listener: Any, owner: Any, behind_relay: None, thread_checks: list[str]
+) -> None:
+    padding = {f"X-Relay-Note-{n}": "n" * 900 for n in range(80)}  # 72 KB of headers
+    raw = VERDICT + build_mail(to=owner.address, sender="alice@example.com", subject="long head", headers=padding)
+    assert len(raw.split(b"\r\n\r\n", 1)[0]) > smtp.LOOP_HEADER_MAX
+
+    _send(smtp_listener, raw, owner.address)
+
+    assert thread_checks == ["alice@example.com"]
+    assert _message("long head").authentication["source"] == "authserv"
