@@ -180,6 +180,54 @@ def disk_cost(folder: str, files: int = 400) -> str:
     return f"disk: file create {1000 * created:.3f} ms cpu, fdatasync {1000 * synced:.3f} ms"
 
 
+def cpu_ticks() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, utime + stime in clock ticks) for every process."""
+    out: dict[int, tuple[int, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return out
+
+
+def tree_ticks(snapshot: dict[int, tuple[int, int]], root: int) -> int:
+    """CPU ticks of a process and its live descendants (prefork children, PG backends)."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in snapshot.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += snapshot.get(pid, (0, 0))[1]
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def pidfile(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def postgres_cpu_seconds(pidfile_path: str) -> float:
+    """CPU seconds a PostgreSQL cluster has used: the postmaster and its live backends, plus
+    the backends that have exited (reaped by the postmaster). 0.0 when it is not ours."""
+    root = pidfile(Path(pidfile_path)) if pidfile_path else None
+    if root is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{root}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    reaped = int(fields[13]) + int(fields[14])  # cutime + cstime
+    return (tree_ticks(cpu_ticks(), root) + reaped) / os.sysconf("SC_CLK_TCK")
+
+
 def machine() -> str:
     cpus = os.cpu_count()
     model = ""

@@ -32,6 +32,7 @@ from _common import (  # noqa: E402
     machine,
     pg_start,
     pg_stop,
+    postgres_cpu_seconds,
     realistic_mail,
     run_child,
     temp_dir,
@@ -82,6 +83,8 @@ def child(args: argparse.Namespace) -> None:
         profiler.enable()
     ids: list[str] = []
     batch = args.batch
+    pg_cluster = os.environ.get("BENCH_PG_PIDFILE", "")
+    pg0 = postgres_cpu_seconds(pg_cluster)
     t0, c0 = time.perf_counter(), time.process_time()
     for start in range(0, len(mails), batch):
         arrivals = [Arrival(mails[i], "smtp", [to[i]]) for i in range(start, min(start + batch, len(mails)))]
@@ -97,11 +100,15 @@ def child(args: argparse.Namespace) -> None:
     for start in range(0, len(ids), batch):
         deliveries_process(ids[start : start + batch])
     t_process, c_process = time.perf_counter() - t0, time.process_time() - c0
+    pg_single = postgres_cpu_seconds(pg_cluster) - pg0
     if profiler:
         profiler.disable()
         profiler.dump_stats(args.profile)
 
-    parallel_per_s = _parallel(args, to) if args.procs > 1 else 0.0
+    pg0 = postgres_cpu_seconds(pg_cluster)
+    parallel_per_s, parallel_cpu = _parallel(args, to) if args.procs > 1 else (0.0, 0.0)
+    time.sleep(0.5)  # the children's backends exit (and are reaped) once they have gone
+    pg_parallel = postgres_cpu_seconds(pg_cluster) - pg0
 
     from django.test.utils import CaptureQueriesContext
 
@@ -133,6 +140,10 @@ def child(args: argparse.Namespace) -> None:
                 # shared machine, and it leaves out the database server's share.
                 "accept_cpu_ms": 1000 * c_accept / n,
                 "process_cpu_ms": 1000 * c_process / n,
+                # The cluster's CPU, when the benchmark started it (0 otherwise).
+                "pg_cpu_ms": 1000 * pg_single / n,
+                "parallel_cpu_ms": 1000 * parallel_cpu / n,
+                "parallel_pg_cpu_ms": 1000 * pg_parallel / n,
                 "procs": args.procs,
                 "parallel_per_s": parallel_per_s,
                 "queries_accept": len(q_accept.captured_queries),
@@ -143,10 +154,11 @@ def child(args: argparse.Namespace) -> None:
     cleanup(data_dir)
 
 
-def _parallel(args: argparse.Namespace, to: list[str]) -> float:
+def _parallel(args: argparse.Namespace, to: list[str]) -> tuple[float, float]:
     """The same pipeline in ``--procs`` forked processes at once (as Celery workers and the
     listener share the machine): each accepts a batch and processes it, on its own
-    connection. Returns msg/s over the wall time of all of them."""
+    connection. Returns msg/s over the wall time of all of them, and the CPU seconds the
+    forked processes used."""
     from django.db import connections
 
     from mail.ingest import Arrival, deliveries_accept, deliveries_process
@@ -154,7 +166,7 @@ def _parallel(args: argparse.Namespace, to: list[str]) -> float:
     mails = [(realistic_mail(i, to[i], seed=args.seed + 3), to[i]) for i in range(args.n)]
     shares = [mails[k :: args.procs] for k in range(args.procs)]
     connections.close_all()
-    t0 = time.perf_counter()
+    t0, before = time.perf_counter(), os.times()
     children = []
     for share in shares:
         pid = os.fork()
@@ -174,9 +186,10 @@ def _parallel(args: argparse.Namespace, to: list[str]) -> float:
             os._exit(code)
         children.append(pid)
     failed = [pid for pid in children if os.waitpid(pid, 0)[1] != 0]
-    elapsed = time.perf_counter() - t0
+    elapsed, after = time.perf_counter() - t0, os.times()
     assert not failed, f"{len(failed)} bench processes failed"
-    return args.n / elapsed
+    used = (after.children_user + after.children_system) - (before.children_user + before.children_system)
+    return args.n / elapsed, used
 
 
 def main() -> None:
@@ -230,7 +243,8 @@ def main() -> None:
                     pg_dir = temp_dir("bench-pg-")
                     base = pg_start(pg_dir, int(os.environ.get("BENCH_PG_PORT", "54338")), durable=True)
                 child_args += ["--database-url", fresh_pg_database(base, "bench_ingest")]
-            results.append(run_child(Path(__file__), child_args))
+            env = {"BENCH_PG_PIDFILE": str(Path(pg_dir) / "postmaster.pid")} if pg_dir else {}
+            results.append(run_child(Path(__file__), child_args, env=env))
         finally:
             if pg_dir:
                 pg_stop(pg_dir)
@@ -249,6 +263,18 @@ def main() -> None:
             f"{r['parallel_per_s']:>10.0f} {r['queries_accept']:>6} {r['queries_process']:>7} "
             f"{r['accept_cpu_ms']:>8.3f} {r['process_cpu_ms']:>9.3f}"
         )
+    for r in results:
+        if r["engine"].startswith("postgresql") and r["pg_cpu_ms"]:
+            line = (
+                f"cpu per mail, {r['engine']}: accept {r['accept_cpu_ms']:.2f} + process {r['process_cpu_ms']:.2f} ms "
+                f"+ PostgreSQL {r['pg_cpu_ms']:.2f} ms (one process)"
+            )
+            if r["parallel_per_s"]:
+                line += (
+                    f"; {r['procs']} processes {r['parallel_cpu_ms']:.2f} + PostgreSQL {r['parallel_pg_cpu_ms']:.2f} ms"
+                    f" at {r['parallel_per_s']:.0f} msg/s"
+                )
+            print(line)
     for r in results:
         if r["engine"].startswith("postgresql"):
             best = max(r["pipeline_per_s"], r["parallel_per_s"])

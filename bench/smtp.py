@@ -41,16 +41,19 @@ from _common import (  # noqa: E402
     PYTHON,
     ROOT,
     cleanup,
+    cpu_ticks,
     disk_cost,
     django_setup,
     fresh_pg_database,
     machine,
     pg_start,
     pg_stop,
+    pidfile,
     realistic_mail,
     redis_start,
     redis_stop,
     temp_dir,
+    tree_ticks,
 )
 
 GOAL_RATE, GOAL_RATIO = 500.0, 0.40
@@ -74,40 +77,6 @@ def wait_port(port: int, procs: list[subprocess.Popen[bytes]], timeout: float = 
                 raise RuntimeError("a process of the stack exited during startup") from None
             time.sleep(0.2)
     raise RuntimeError(f"nothing answers on port {port}")
-
-
-def _cpu_ticks() -> dict[int, tuple[int, int]]:
-    """pid -> (ppid, utime + stime in clock ticks) for every process."""
-    out: dict[int, tuple[int, int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-    return out
-
-
-def _tree_ticks(snapshot: dict[int, tuple[int, int]], root: int) -> int:
-    """CPU ticks of a process and its live descendants (prefork children, PG backends)."""
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in snapshot.items():
-        children.setdefault(ppid, []).append(pid)
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += snapshot.get(pid, (0, 0))[1]
-        todo.extend(children.get(pid, []))
-    return total
-
-
-def _pidfile(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def blast(port: int, mails: list[bytes], rcpt: str, clients: int) -> tuple[float, int]:
@@ -154,9 +123,9 @@ def sink_rate(mails: list[bytes], rcpt: str, clients: int) -> tuple[float, float
     proc = subprocess.Popen([PYTHON, "-c", code], stdin=subprocess.PIPE)
     try:
         wait_port(port, [proc])
-        before = _tree_ticks(_cpu_ticks(), proc.pid)
+        before = tree_ticks(cpu_ticks(), proc.pid)
         seconds, errors = blast(port, mails, rcpt, clients)
-        used = (_tree_ticks(_cpu_ticks(), proc.pid) - before) / os.sysconf("SC_CLK_TCK")
+        used = (tree_ticks(cpu_ticks(), proc.pid) - before) / os.sysconf("SC_CLK_TCK")
         assert errors == 0, errors
         return len(mails) / seconds, used
     finally:
@@ -281,10 +250,10 @@ def main() -> None:
         roots = {
             "listener": None,
             "celery": None,
-            "postgres": _pidfile(Path(pg_dir) / "postmaster.pid") if pg_dir else None,
-            "redis": _pidfile(Path(redis_dir) / "redis.pid"),
+            "postgres": pidfile(Path(pg_dir) / "postmaster.pid") if pg_dir else None,
+            "redis": pidfile(Path(redis_dir) / "redis.pid"),
         }
-        before, own_before = _cpu_ticks(), os.times()
+        before, own_before = cpu_ticks(), os.times()
         t0 = time.perf_counter()
         accept_seconds, errors = blast(port, mails, agent.address, args.clients)
         target = base_count + len(mails) - errors
@@ -293,7 +262,7 @@ def main() -> None:
             time.sleep(0.05)
         total = time.perf_counter() - t0
         indexed = count - base_count
-        after = _cpu_ticks()
+        after = cpu_ticks()
         hz = os.sysconf("SC_CLK_TCK")
         cpu: dict[str, float] = {}
         for name, pid in roots.items():
@@ -304,7 +273,7 @@ def main() -> None:
             else:
                 pids = [pid] if pid else []
             # Processes that ended during the run are not counted (none should).
-            cpu[name] = sum(_tree_ticks(after, p) - _tree_ticks(before, p) for p in pids) / hz
+            cpu[name] = sum(tree_ticks(after, p) - tree_ticks(before, p) for p in pids) / hz
         own = os.times()
         cpu["bench clients"] = own.user + own.system - own_before.user - own_before.system
         disk_after = disk_cost(data_dir)
