@@ -105,7 +105,8 @@ class Sender(models.Model):
         TRUSTED = "trusted", "Trusted"
         BLOCKED = "blocked", "Blocked"
 
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="senders")
+    # Looked up through directory_sender_agent_address (agent first), not an index of its own.
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="senders", db_index=False)
     address = models.CharField(max_length=320)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.UNKNOWN)
     verified_at = models.DateTimeField(null=True, blank=True)

@@ -92,12 +92,15 @@ class Message(models.Model):
         FAILED = "failed", "Failed"
 
     id = models.CharField(primary_key=True, max_length=40, default=PrefixedId("msg"), editable=False)
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: every index below starts with the agent (ingest maintains
+    # each index on every insert).
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="messages", db_index=False)
     direction = models.CharField(max_length=8, choices=Direction.choices)
     disposition = models.CharField(max_length=12, choices=Disposition.choices, default=Disposition.INBOX)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    # Looked up through mail_message_delivery_agent (delivery first), not an index of its own.
     delivery = models.ForeignKey(
-        InboundDelivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+        InboundDelivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages", db_index=False
     )
 
     from_header = models.TextField(blank=True)

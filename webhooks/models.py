@@ -25,7 +25,8 @@ class Event(models.Model):
     # The sequence is the pull cursor; the public id is the webhook-id receivers dedupe on.
     seq = models.BigAutoField(primary_key=True)
     id = models.CharField(max_length=40, unique=True, default=PrefixedId("evt"), editable=False)
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="events")
+    # Looked up through webhooks_event_agent_seq (agent first), not an index of its own.
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="events", db_index=False)
     type = models.CharField(max_length=40, choices=Type.choices)
     payload = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
