@@ -6,19 +6,13 @@ from django.db import migrations, models
 
 # PostgreSQL: Django adds a varchar_pattern_ops copy ("_like") of every indexed CharField for
 # LIKE 'x%' queries. Nothing queries these ids by prefix, and ingest paid for them on every
-# insert. Django's names for them (a hash of table and column, the same on every install).
+# insert. Django's names for them (a hash of table and column, the same on every install);
+# SQLite has no such copies, and IF EXISTS makes the statement a no-op there.
 _LIKE_INDEXES = [
     "mail_message_id_0facef5e_like",
     "mail_inbounddelivery_id_e0f1a93d_like",
     "mail_inbounddelivery_external_id_c45c163a_like",
 ]
-
-
-def _drop_like_indexes(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for name in _LIKE_INDEXES:
-        schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(name)}")
 
 
 class Migration(migrations.Migration):
@@ -50,5 +44,5 @@ class Migration(migrations.Migration):
                 to="mail.inbounddelivery",
             ),
         ),
-        migrations.RunPython(_drop_like_indexes, migrations.RunPython.noop),
+        migrations.RunSQL([f"DROP INDEX IF EXISTS {name}" for name in _LIKE_INDEXES], migrations.RunSQL.noop),
     ]

@@ -5,15 +5,10 @@ from django.db import migrations, models
 
 
 # PostgreSQL: the "_like" (varchar_pattern_ops) copy of the event id index; nothing queries
-# event ids by prefix, and every ingested message inserts an event.
-_LIKE_INDEXES = ["webhooks_event_id_136b0861_like"]
-
-
-def _drop_like_indexes(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for name in _LIKE_INDEXES:
-        schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(name)}")
+# event ids by prefix, and every ingested message inserts an event (a no-op on SQLite).
+_LIKE_INDEXES = [
+    "webhooks_event_id_136b0861_like",
+]
 
 
 class Migration(migrations.Migration):
@@ -30,5 +25,5 @@ class Migration(migrations.Migration):
                 db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="events", to="directory.agent"
             ),
         ),
-        migrations.RunPython(_drop_like_indexes, migrations.RunPython.noop),
+        migrations.RunSQL([f"DROP INDEX IF EXISTS {name}" for name in _LIKE_INDEXES], migrations.RunSQL.noop),
     ]
