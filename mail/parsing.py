@@ -132,8 +132,8 @@ def decode_header_value(value: Any) -> str:
     return _WS.sub(" ", text).strip().replace("\x00", "")
 
 
-def _addresses(msg: EmailMessage, name: str) -> list[str]:
-    values = [decode_header_value(v) for v in (msg.get_all(name) or [])]
+def _addresses(values: list[Any]) -> list[str]:
+    values = [decode_header_value(v) for v in values]
     result = []
     for _, addr in getaddresses(values):
         addr = addr.strip()
@@ -282,21 +282,45 @@ def walk_parts(msg: EmailMessage, budget: _Budget | None = None) -> list[tuple[i
     return out
 
 
+_INDEXED_HEADERS = frozenset(
+    ["from", "to", "cc", "reply-to", "subject", "message-id", "in-reply-to", "references"]
+    + ["x-agentmail-idempotency-key", "auto-submitted"]
+)
+
+
+def _indexed_headers(msg: EmailMessage) -> dict[str, list[Any]]:
+    """The headers the index reads, each name's values in order: ``msg.get(name)`` is the
+    first, ``msg.get_all(name)`` all of them, in one pass over the block instead of one
+    per name."""
+    values: dict[str, list[Any]] = {}
+    fetch = msg.policy.header_fetch_parse
+    for name, value in msg.raw_items():
+        key = name.lower()
+        if key in _INDEXED_HEADERS:
+            values.setdefault(key, []).append(fetch(name, value))
+    return values
+
+
 def _parse_headers(msg: EmailMessage, parsed: ParsedMail) -> None:
-    parsed.from_header = decode_header_value(msg.get("From"))
+    headers = _indexed_headers(msg)
+
+    def first(name: str) -> str:
+        return decode_header_value(headers[name][0]) if name in headers else ""
+
+    parsed.from_header = first("from")
     name, addr = parseaddr(parsed.from_header)
     parsed.from_name = name.strip()[:300]
     parsed.sender = addr.strip().lower()[:320] if "@" in addr else ""
-    parsed.to = _addresses(msg, "To")
-    parsed.cc = _addresses(msg, "Cc")
-    parsed.reply_to = _addresses(msg, "Reply-To")
-    parsed.subject = decode_header_value(msg.get("Subject"))
-    parsed.message_id = decode_header_value(msg.get("Message-ID"))[:998]
-    in_reply_to = _message_ids(decode_header_value(msg.get("In-Reply-To")))
+    parsed.to = _addresses(headers.get("to", []))
+    parsed.cc = _addresses(headers.get("cc", []))
+    parsed.reply_to = _addresses(headers.get("reply-to", []))
+    parsed.subject = first("subject")
+    parsed.message_id = first("message-id")[:998]
+    in_reply_to = _message_ids(first("in-reply-to"))
     parsed.in_reply_to = in_reply_to[0][:998] if in_reply_to else ""
-    parsed.references = [ref[:998] for ref in _message_ids(decode_header_value(msg.get("References")))][-50:]
-    parsed.idempotency_key = decode_header_value(msg.get("X-AgentMail-Idempotency-Key"))[:255]
-    parsed.auto_submitted = decode_header_value(msg.get("Auto-Submitted"))[:40]
+    parsed.references = [ref[:998] for ref in _message_ids(first("references"))][-50:]
+    parsed.idempotency_key = first("x-agentmail-idempotency-key")[:255]
+    parsed.auto_submitted = first("auto-submitted")[:40]
 
 
 def _parse_body(msg: EmailMessage, parsed: ParsedMail, budget: _Budget) -> None:
