@@ -1,8 +1,7 @@
 """The stdlib's compat32 parse tree, built without the feed parser for mail in the usual shape.
 
 ``email.feedparser`` reads a message line by line through generators, an eof-matcher
-stack and a line buffer: about half of what indexing a 5 KB mail costs in the worker
-(bench/ingest.py). Well-formed mail needs none of that machinery: its header blocks end
+stack and a line buffer: half of the worker's parse of a 5 KB mail (bench/ingest.py). Well-formed mail needs none of that machinery: its header blocks end
 with a blank line and its multipart bodies are cut by boundary lines found with
 ``str.find``. ``parse_tree`` builds, for such mail, the very tree the feed parser builds
 (the same ``email.message.Message`` objects, headers set through the same
