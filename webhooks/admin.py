@@ -30,9 +30,9 @@ class EndpointAdmin(admin.ModelAdmin):
     def state(self, endpoint: Endpoint) -> str:
         # Disabled endpoints stand out: staff are the ones told when a receiver dies.
         if not endpoint.enabled:
-            return format_html('<strong style="color:#ba2121">DISABLED</strong>')
+            return format_html('<strong style="color:{}">DISABLED</strong>', "#ba2121")
         if endpoint.failing_since:
-            return format_html('<span style="color:#c67b00">failing</span>')
+            return format_html('<span style="color:{}">failing</span>', "#c67b00")
         return "ok"
 
     @admin.action(description="Re-enable (resets the failure clock)")
