@@ -35,7 +35,7 @@ from mail.attachments import attachment_parts_store
 from mail.models import Attachment, InboundDelivery, Message
 from mail.parsing import HashingReader, ParsedMail, parse_mail_stream
 from mail.serializers import message_item
-from mail.storage import raw_open, raw_store, raw_sync
+from mail.storage import raw_discard, raw_open, raw_sync, raws_store
 from mail.threads import ThreadLinks
 from webhooks.services import events_record
 
@@ -103,8 +103,11 @@ def deliveries_accept(arrivals: list[Arrival], *, queue: bool = True) -> list[Ac
     ``queue=False``: the caller queues ``accepted_pending(...)`` itself with
     ``deliveries_queue`` (the listener gathers several commits into one task)."""
     deliveries = []
+    # What the caller has not stored yet goes to storage as one batch (one pack file in
+    # local storage, mail.packs).
+    written = iter(raws_store([a.raw for a in arrivals if a.stored is None]))
     for arrival in arrivals:
-        key, sha = arrival.stored or raw_store(arrival.raw, sync=False)
+        key, sha = arrival.stored or next(written)
         deliveries.append(
             InboundDelivery(
                 source=arrival.source,
@@ -120,6 +123,14 @@ def deliveries_accept(arrivals: list[Arrival], *, queue: bool = True) -> list[Ac
     # One sync for the batch, before the commit that promises its bytes.
     raw_sync(list(dict.fromkeys(d.storage_key for d in deliveries)))
     accepted = _record(deliveries, queue=queue)
+    for arrival, delivery, one in zip(arrivals, deliveries, accepted, strict=True):
+        if arrival.stored is None and not one.created and one.delivery.storage_key != delivery.storage_key:
+            # A redelivery: the delivery already held has its own copy of these bytes.
+            # Best effort: what is committed stands, and a stray record harms no one.
+            try:
+                raw_discard(delivery.storage_key)
+            except OSError:
+                log.warning("could not discard the unused copy %s", delivery.storage_key, exc_info=True)
     # Durable now; the caller has not acknowledged yet (RFC 5321: the window where a
     # crash makes the client retry). The reliability tests kill the process here.
     fault_point("ingest.after_accept")

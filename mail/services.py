@@ -156,17 +156,7 @@ def message_delete(*, message: Message) -> None:
         else:
             keep_mail = any(not m.archived for m in others)
             keep_archive = any(m.archived for m in others)
-            transaction.on_commit(lambda: _raw_prune(key, keep_mail=keep_mail, keep_archive=keep_archive))
-
-
-def _raw_prune(key: str, *, keep_mail: bool, keep_archive: bool) -> None:
-    """Drop the copy of a shared object that no remaining message needs (one left behind
-    by archiving with keep_source), but never the last copy."""
-    mail, archive = storage.mail_storage(), storage.archive_storage()
-    if not keep_mail and archive.exists(key) and mail.exists(key):
-        mail.delete(key)
-    if not keep_archive and mail.exists(key) and archive.exists(key):
-        archive.delete(key)
+            transaction.on_commit(lambda: storage.raw_prune(key, keep_mail=keep_mail, keep_archive=keep_archive))
 
 
 def message_refetch(*, message: Message) -> Message:

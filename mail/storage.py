@@ -1,5 +1,9 @@
-"""Where raw MIME lives: content-addressed objects in the mail storage, moved to the
-archive storage while a message is archived. Local files in embedded mode, S3 in production."""
+"""Where raw MIME lives: objects in the mail storage, moved to the archive storage while a
+message is archived. Local files in embedded mode, S3 in production.
+
+An object is content-addressed (``raw_store``: sent mail, the SMTP listener's checked mail,
+S3 mode) or, for a batch accepted into local storage, a record of a pack file
+(``raws_store``, ``mail.packs``). Every function here takes either kind of key."""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ import threading
 from typing import IO, Any
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import FileSystemStorage, Storage, storages
+
+from mail import packs
 
 
 def mail_storage() -> Storage:
@@ -44,6 +50,26 @@ def raw_store(raw: bytes, *, sync: bool = True) -> tuple[str, str]:
     return key, sha
 
 
+def raws_store(raws: list[bytes]) -> list[tuple[str, str]]:
+    """Store a batch (not yet durable: ``raw_sync`` its keys). In local storage the batch
+    is one pack file, not a new file per mail (mail.packs says why); in S3 one object
+    each. Returns (key, sha256) per raw, in order."""
+    storage = mail_storage()
+    if not raws:
+        return []
+    if not isinstance(storage, FileSystemStorage):
+        return [raw_store(raw, sync=False) for raw in raws]
+    keys = packs.pack_write(storage.path, raws)
+    return [(key, hashlib.sha256(raw).hexdigest()) for key, raw in zip(keys, raws, strict=True)]
+
+
+def raw_discard(key: str) -> None:
+    """Remove an object nothing points at (a redelivery's second copy). A content-
+    addressed object may be someone else's: only pack records are removed."""
+    if packs.is_pack_key(key):
+        _delete(mail_storage(), key)
+
+
 def raw_sync(keys: list[str]) -> None:
     """Make stored objects durable: the caller commits a delivery row next and answers 250
     (or deletes the SQS message), which must survive a power cut as the committed row does.
@@ -55,14 +81,21 @@ def raw_sync(keys: list[str]) -> None:
     storage = mail_storage()
     if not keys or not settings.MAIL_STORAGE_FSYNC or not isinstance(storage, FileSystemStorage):
         return
-    paths = [storage.path(key) for key in keys]
+    paths = list(dict.fromkeys(storage.path(packs.split_key(key)[0] if packs.is_pack_key(key) else key) for key in keys))
     if _syncfs is not None:
         _sync_path(os.path.dirname(paths[0]), _syncfs_checked)
         return
     for path in paths:
         _sync_path(path, os.fsync)
-    folders = {os.path.dirname(path) for path in paths}
-    for folder in sorted(folders | {os.path.dirname(f) for f in folders}):  # a new folder is an entry in its parent
+    # A new folder is an entry in its parent: every folder up to the storage's own.
+    root = os.path.normpath(storage.path(""))
+    folders: set[str] = set()
+    for path in paths:
+        folder = os.path.dirname(path)
+        while folder not in folders and len(folder) >= len(root):
+            folders.add(folder)
+            folder = os.path.dirname(folder)
+    for folder in sorted(folders):
         _sync_path(folder, os.fsync)
 
 
@@ -129,6 +162,33 @@ def _storage_for(archived: bool) -> Storage:
     return archive_storage() if archived else mail_storage()
 
 
+def _pack_path(storage: Storage, key: str) -> tuple[str, int, int] | None:
+    """Where a pack record's bytes are, when ``storage`` holds them in a pack: the mail
+    storage, local. (The archive storage holds its copy as a plain object named by the key.)"""
+    if not packs.is_pack_key(key) or storage is not mail_storage() or not isinstance(storage, FileSystemStorage):
+        return None
+    pack, offset, length = packs.split_key(key)
+    return storage.path(pack), offset, length
+
+
+def _open(storage: Storage, key: str) -> IO[bytes]:
+    located = _pack_path(storage, key)
+    return packs.record_open(*located) if located else storage.open(key, "rb")
+
+
+def _exists(storage: Storage, key: str) -> bool:
+    located = _pack_path(storage, key)
+    return packs.record_live(*located) if located else storage.exists(key)
+
+
+def _delete(storage: Storage, key: str) -> None:
+    located = _pack_path(storage, key)
+    if located:
+        packs.record_remove(*located)
+    else:
+        storage.delete(key)
+
+
 def raw_open(key: str, *, archived: bool = False) -> IO[bytes]:
     """Open from where the message says its bytes are, falling back to the other storage:
     an object shared by several recipients' messages may sit in either while one of
@@ -137,11 +197,11 @@ def raw_open(key: str, *, archived: bool = False) -> IO[bytes]:
     try:
         # Opened first, asked later: the usual case costs no existence check (on S3, a
         # HEAD request per message read). Both storages raise FileNotFoundError.
-        return preferred.open(key, "rb")
+        return _open(preferred, key)
     except FileNotFoundError:
-        if not other.exists(key):
+        if not _exists(other, key):
             raise
-    return other.open(key, "rb")
+    return _open(other, key)
 
 
 def raw_read(key: str, *, archived: bool = False) -> bytes:
@@ -150,22 +210,37 @@ def raw_read(key: str, *, archived: bool = False) -> bytes:
 
 
 def raw_exists(key: str, *, archived: bool = False) -> bool:
-    return _storage_for(archived).exists(key)
+    return _exists(_storage_for(archived), key)
 
 
 def raw_move(key: str, *, to_archive: bool, keep_source: bool = False) -> None:
     """Copy the object to the other storage, then delete the source (unless another
     message still needs it there). Safe to repeat: after a crash the next call finds the
-    copy and only deletes."""
+    copy and only deletes. A pack record restored from the archive is written back into
+    its place in the pack."""
     source, target = (mail_storage(), archive_storage()) if to_archive else (archive_storage(), mail_storage())
-    if not target.exists(key):
-        with source.open(key, "rb") as fh:
-            target.save(key, fh)
-    if not keep_source and source.exists(key):
-        source.delete(key)
+    if not _exists(target, key):
+        with _open(source, key) as fh:
+            located = _pack_path(target, key)
+            if located:
+                packs.record_restore(*located, fh)
+            else:
+                target.save(key, fh if isinstance(fh, File) else File(fh, name=os.path.basename(key)))
+    if not keep_source and _exists(source, key):
+        _delete(source, key)
 
 
 def raw_delete(key: str) -> None:
     for storage in (mail_storage(), archive_storage()):
-        if storage.exists(key):
-            storage.delete(key)
+        if _exists(storage, key):
+            _delete(storage, key)
+
+
+def raw_prune(key: str, *, keep_mail: bool, keep_archive: bool) -> None:
+    """Drop the copy of a shared object that no remaining message needs (one left behind
+    by archiving with keep_source), but never the last copy."""
+    mail, archive = mail_storage(), archive_storage()
+    if not keep_mail and _exists(archive, key) and _exists(mail, key):
+        _delete(mail, key)
+    if not keep_archive and _exists(mail, key) and _exists(archive, key):
+        _delete(archive, key)

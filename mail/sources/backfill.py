@@ -21,6 +21,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage
 
+from mail import packs
 from mail.ingest import delivery_accept_stored, delivery_process
 from mail.models import InboundDelivery, Message
 from mail.storage import mail_storage, raw_open
@@ -45,8 +46,12 @@ def storage_objects(storage: Storage, prefix: str = "") -> Iterator[StoredObject
             for name in files:
                 path = Path(directory) / name
                 key = path.relative_to(root).as_posix()
-                if key.startswith(prefix):
-                    found.append(StoredObject(key, dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)))
+                modified = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
+                if key.startswith(packs.PREFIX) and key.endswith(packs.SUFFIX):
+                    # A pack holds a batch: each live record is an object.
+                    found.extend(StoredObject(k, modified) for k in packs.pack_records(str(path), key) if k.startswith(prefix))
+                elif key.startswith(prefix):
+                    found.append(StoredObject(key, modified))
         yield from sorted(found, key=lambda o: o.key)
         return
     # django-storages S3Storage: list the bucket under its location, keys back relative to it.

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mail import storage
+from mail import packs, storage
 from mail.ingest import Arrival, deliveries_accept
 from mail.models import InboundDelivery
 from mail.storage import mail_storage, raw_read, raw_store
@@ -69,8 +69,11 @@ class _SyncSpy:
         self.real, self.watched, self.result = real, list(watched), result
         self.calls: list[tuple[list[bool], int]] = []
 
+    def observe(self) -> Any:
+        return [os.path.exists(p) for p in self.watched]
+
     def __call__(self, fd: int) -> int:
-        self.calls.append(([os.path.exists(p) for p in self.watched], InboundDelivery.objects.count()))
+        self.calls.append((self.observe(), InboundDelivery.objects.count()))
         if self.result is not None:
             ctypes.set_errno(5)
             return self.result
@@ -97,20 +100,31 @@ def test_with_fsync_a_stored_object_is_synced_once_it_is_in_place(settings: Any,
     assert spy.calls == [([True], 0)]
 
 
+def _packs() -> dict[str, int]:
+    root = Path(mail_storage().path("packs"))
+    return {str(p): p.stat().st_size for p in root.rglob("*.pack")} if root.exists() else {}
+
+
 @needs_syncfs
-def test_a_batch_is_synced_once_after_every_object_and_before_its_commit(
+def test_a_batch_is_one_pack_synced_once_whole_and_before_its_commit(
     settings: Any, monkeypatch: Any, owner: Any
 ) -> None:
     settings.MAIL_STORAGE_FSYNC = True
     raws = [build_mail(to=owner.address, subject=f"batch {n}", body=os.urandom(8).hex()) for n in range(5)]
-    spy = _SyncSpy(storage._syncfs, [_path_of(raw) for raw in raws])
+    before = _packs()
+    spy = _SyncSpy(storage._syncfs)
+    spy.observe = lambda: {path: size for path, size in _packs().items() if path not in before}  # type: ignore[attr-defined]
     monkeypatch.setattr(storage, "_syncfs", spy)
 
     deliveries_accept([Arrival(raw, "smtp", [owner.address]) for raw in raws])
 
-    # One sync: every object already in place, no delivery row committed yet.
-    assert spy.calls == [([True] * 5, 0)]
-    assert InboundDelivery.objects.count() == 5
+    # One sync, of one new pack already holding every record, no delivery row committed yet.
+    ((new_packs, committed),) = spy.calls
+    assert committed == 0
+    assert list(new_packs.values()) == [sum(packs.HEADER_SIZE + len(raw) for raw in raws)]
+    assert {d.storage_key.rsplit("/", 1)[0] for d in InboundDelivery.objects.all()} == {
+        Path(next(iter(new_packs))).relative_to(mail_storage().location).as_posix()
+    }
 
 
 @needs_syncfs
