@@ -138,6 +138,12 @@ class Record(io.RawIOBase):
         self._pos += len(data)
         return len(data)
 
+    def readall(self) -> bytes:
+        # One pread for the rest, not RawIOBase's loop of 8 KB reads.
+        data = os.pread(self._fd, max(0, self.size - self._pos), self._start + self._pos)
+        self._pos += len(data)
+        return data
+
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
         self._pos = max(0, base + offset)
