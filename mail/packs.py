@@ -76,8 +76,8 @@ def pack_write(path_of: Callable[[str], str], raws: list[bytes]) -> list[str]:
     try:
         try:
             for raw in raws:
-                _write_all(fd, _header(LIVE, len(raw)))
-                _write_all(fd, raw)
+                write_all(fd, _header(LIVE, len(raw)))
+                write_all(fd, raw)
                 keys.append(record_key(pack, offset + HEADER_SIZE, len(raw)))
                 offset += HEADER_SIZE + len(raw)
         finally:
@@ -89,7 +89,8 @@ def pack_write(path_of: Callable[[str], str], raws: list[bytes]) -> list[str]:
     return keys
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (a write may take only part)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]

@@ -4,7 +4,8 @@ Uses the stdlib parser with ``policy.compat32``: on a typical 4.5 KB mail it is 
 of magnitude faster than ``policy.default`` + ``get_body()``, and it tolerates far more
 broken input. Mail in the usual shape gets the same compat32 tree from ``mail.mimetree``,
 built without the feed parser's line-by-line machinery. Headers are decoded here by hand;
-bodies are decoded only for the preview and attachments' sizes. Anything the limits refuse comes back as ``quarantine_reason``.
+bodies are decoded only for the preview and attachments' sizes. Anything the limits
+refuse comes back as ``quarantine_reason``.
 """
 
 from __future__ import annotations

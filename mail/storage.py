@@ -145,9 +145,7 @@ def _local_write(path: str, raw: bytes) -> None:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         try:
-            view = memoryview(raw)
-            while view:
-                view = view[os.write(fd, view) :]
+            packs.write_all(fd, raw)
         finally:
             os.close(fd)
         os.replace(temporary, path)
