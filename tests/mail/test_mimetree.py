@@ -177,3 +177,17 @@ def test_parse_mail_indexes_every_corpus_mail_as_without_it(monkeypatch: pytest.
     fast = [_parsed(raw) for raw in raws]
     monkeypatch.setattr(mimetree, "parse_tree", lambda raw: None)
     assert fast == [_parsed(raw) for raw in raws]
+
+
+def test_mail_in_the_usual_shape_never_reaches_the_feed_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = realistic_mail(5, "agent@agents.test")
+
+    class Refused(email.parser.BytesFeedParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise AssertionError("the feed parser ran")
+
+    monkeypatch.setattr(parsing.email.parser, "BytesFeedParser", Refused)
+
+    parsed = parsing.parse_mail(raw)
+    assert not parsed.quarantine_reason and parsed.subject.endswith("#5") and parsed.body_preview
+    assert parsing.parse_bytes(raw).get_content_type() == "multipart/alternative"
