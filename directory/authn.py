@@ -54,11 +54,13 @@ import ipaddress
 import logging
 import re
 from collections.abc import Callable
-from email.utils import getaddresses, parseaddr
+from email.utils import getaddresses
 from typing import Any
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+from mail.mimetree import parse_headers
 
 log = logging.getLogger(__name__)
 
@@ -286,33 +288,34 @@ def header_block(raw: bytes) -> email.message.Message:
     end = raw.find(b"\r\n\r\n")
     end = raw.find(b"\n\n") if end < 0 else end
     head = raw if end < 0 else raw[: end + 2]
-    return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+    headers = parse_headers(head)
+    if headers is None:
+        headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+    return headers
 
 
 def header_from_address(headers: email.message.Message) -> str:
     """The header From address (from ``header_block``)."""
-    from mail.parsing import decode_header_value
-
-    try:
-        _, addr = parseaddr(decode_header_value(headers.get("From")))
-    except Exception:  # hostile headers: no From, never a crash that turns into an SMTP 451 loop
-        return ""
-    return addr.strip().lower() if "@" in addr else ""
+    return header_from(headers)[0]
 
 
-def single_from_mailbox(headers: email.message.Message) -> bool:
-    """Exactly one From header naming exactly one mailbox. DKIM signs the *last* From header
-    while readers show the first, so a second From prepended to a genuinely signed message
-    would otherwise borrow its signature (and a multi-mailbox From is ambiguous too)."""
+def header_from(headers: email.message.Message) -> tuple[str, bool]:
+    """The header From address (lowercased; "" when there is none), and whether the mail
+    has exactly one From header naming exactly one mailbox. DKIM signs the *last* From
+    header while readers show the first, so a second From prepended to a genuinely signed
+    message would otherwise borrow its signature (and a multi-mailbox From is ambiguous
+    too). One parse of the From for both: the listener asks for every mail."""
     from mail.parsing import decode_header_value
 
     try:
         values = headers.get_all("From") or []
-        if len(values) != 1:
-            return False
-        return len([a for _, a in getaddresses([decode_header_value(values[0])]) if a]) == 1
-    except Exception:
-        return False
+        # parseaddr's answer is the first of these (it parses the same way).
+        mailboxes = getaddresses([decode_header_value(values[0])]) if values else []
+    except Exception:  # hostile headers: no From, never a crash that turns into an SMTP 451 loop
+        return "", False
+    addr = mailboxes[0][1] if mailboxes else ""
+    single = len(values) == 1 and len([a for _, a in mailboxes if a]) == 1
+    return (addr.strip().lower() if "@" in addr else ""), single
 
 
 _AR_METHOD = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)([^;]*)", re.I)
@@ -362,11 +365,17 @@ def authentication_results_trusted(headers: email.message.Message, *, peer_ip: s
 
 
 def _peer_trusted(peer_ip: str) -> bool:
+    return _peer_in(peer_ip, tuple(settings.AUTHSERV_TRUSTED_RELAYS))
+
+
+@functools.lru_cache(maxsize=1024)
+def _peer_in(peer_ip: str, relays: tuple[str, ...]) -> bool:
+    # Cached: the listener asks for every mail, and a front MTA connects from a few addresses.
     try:
         ip = ipaddress.ip_address(peer_ip)
     except ValueError:
         return False
-    return any(ip in network for network in _networks(tuple(settings.AUTHSERV_TRUSTED_RELAYS)))
+    return any(ip in network for network in _networks(relays))
 
 
 @functools.lru_cache(maxsize=8)
@@ -388,9 +397,8 @@ def authentication_relayed(headers: email.message.Message, *, peer_ip: str) -> d
     trusted = authentication_results_trusted(headers, peer_ip=peer_ip)
     if trusted is None:
         return None
-    return authentication_for_sender(
-        {**trusted, "single_from": single_from_mailbox(headers)}, header_from_address(headers)
-    )
+    sender, single_from = header_from(headers)
+    return authentication_for_sender({**trusted, "single_from": single_from}, sender)
 
 
 def authentication_check(
@@ -407,8 +415,7 @@ def authentication_check(
         relayed = None
     if relayed is not None:
         return relayed
-    sender = header_from_address(headers)
-    single_from = single_from_mailbox(headers)
+    sender, single_from = header_from(headers)
     resolve = resolver()
     spf_result, spf_domain = spf_check(ip=peer_ip, mail_from=mail_from, helo=helo, resolve=resolve)
     dkim_result, dkim_domains = dkim_check(raw, resolve=resolve)

@@ -51,6 +51,20 @@ def parse_tree(raw: bytes) -> Message | None:
     return root
 
 
+def parse_headers(head: bytes) -> Message | None:
+    """What ``email.parser.BytesHeaderParser(policy=compat32)`` returns for a header block
+    alone (its fields, then nothing or a blank line), or None for anything else. The SMTP
+    listener reads a few header fields of every mail on its event loop."""
+    if any(char in head for char in _OTHER_LINE_BREAKS):
+        return None
+    text = head.decode("ascii", "surrogateescape")
+    msg = Message(policy=_POLICY)
+    if text[_fields(msg, text, 0, len(text)) :] not in ("", "\r\n", "\n", "\r"):
+        return None
+    msg.set_payload("")
+    return msg
+
+
 def _entity(msg: Message, text: str, start: int, end: int, depth: int) -> None:
     """Fill ``msg`` from the lines ``text[start:end]``: its headers, then its body."""
     if depth > MAX_DEPTH:
@@ -65,13 +79,19 @@ def _entity(msg: Message, text: str, start: int, end: int, depth: int) -> None:
         msg.set_payload(text[body:end])
 
 
-def _headers(msg: Message, text: str, pos: int, end: int) -> int:
-    """Set the header block starting at ``pos`` on ``msg``; the body's start."""
+def _fields(msg: Message, text: str, pos: int, end: int) -> int:
+    """Set the header fields starting at ``pos`` on ``msg``; where they end."""
     while field := _FIELD.match(text, pos, end):
         # header_source_parse of the field's lines, given as one: the first line ends in a
         # line break, so its lstrip cannot reach the continuation lines.
         msg.set_raw(*_POLICY.header_source_parse([field.group()]))
         pos = field.end()
+    return pos
+
+
+def _headers(msg: Message, text: str, pos: int, end: int) -> int:
+    """Set the header block starting at ``pos`` on ``msg``; the body's start."""
+    pos = _fields(msg, text, pos, end)
     blank = _BLANK_LINE.match(text, pos, end)
     if blank is None:
         # Not a blank line: a continuation with nothing to continue, a line that is not a

@@ -120,3 +120,36 @@ def test_it_never_aligns_a_message_with_two_from_headers(fake_dns: Any, settings
     assert single["aligned"] is True
     assert double["aligned"] is False and double["dkim"] == "pass" and double["single_from"] is False
     assert not aligned_for(double, "ceo@mail.test")
+
+
+def test_the_from_address_and_single_from_over_the_corpus() -> None:
+    # One parse answers both questions; the stdlib's parseaddr is the oracle for the address.
+    from email.utils import getaddresses, parseaddr
+
+    from directory.authn import header_block, header_from
+    from mail.parsing import decode_header_value
+    from tests.mail.test_corpus import CORPUS_FILES, TESTDATA_FILES
+
+    raws = [p.read_bytes() for p in [*CORPUS_FILES, *TESTDATA_FILES] if p.stat().st_size < 2_000_000]
+    raws += [
+        b"From: a@x.test, b@x.test\r\nSubject: two mailboxes\r\n\r\nbody\r\n",
+        b"From: One <ONE@X.test>\r\nFrom: two@x.test\r\n\r\nbody\r\n",
+        b"Subject: no from\r\n\r\nbody\r\n",
+        b"From: =?utf-8?q?Ren=C3=A9?= <rene@x.test>\r\n\r\nbody\r\n",
+    ]
+    singles = 0
+    for raw in raws:
+        headers = header_block(raw)
+        values = headers.get_all("From") or []
+        try:
+            addr = parseaddr(decode_header_value(headers.get("From")))[1]
+            mailboxes = [a for _, a in getaddresses([decode_header_value(values[0])]) if a] if values else []
+        except Exception:
+            addr, mailboxes = "", []
+        expected = (addr.strip().lower() if "@" in addr else "", len(values) == 1 and len(mailboxes) == 1)
+        assert header_from(headers) == expected, raw[:300]
+        singles += expected[1]
+    assert header_from(header_block(raws[-4])) == ("a@x.test", False)
+    assert header_from(header_block(raws[-3])) == ("one@x.test", False)
+    assert header_from(header_block(raws[-1])) == ("rene@x.test", True)
+    assert singles > len(raws) // 2

@@ -191,3 +191,43 @@ def test_mail_in_the_usual_shape_never_reaches_the_feed_parser(monkeypatch: pyte
     parsed = parsing.parse_mail(raw)
     assert not parsed.quarantine_reason and parsed.subject.endswith("#5") and parsed.body_preview
     assert parsing.parse_bytes(raw).get_content_type() == "multipart/alternative"
+
+
+def _heads(raw: bytes) -> list[bytes]:
+    """Header blocks as ``directory.authn.header_block`` cuts them, and some that it does not."""
+    heads = [raw]
+    for blank in (b"\r\n\r\n", b"\n\n", b"\r\r"):
+        if (end := raw.find(blank)) >= 0:
+            heads += [raw[: end + len(blank) // 2], raw[: end + len(blank)]]
+    return heads
+
+
+def _check_headers(head: bytes) -> bool:
+    """True when parse_headers built the header parser's message, False when it declined."""
+    msg = mimetree.parse_headers(head)
+    if msg is None:
+        return False
+    assert _state(msg) == _state(email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)), head
+    return True
+
+
+def test_every_corpus_header_block_it_builds_is_the_header_parsers() -> None:
+    heads = [head for p in [*CORPUS_FILES, *TESTDATA_FILES] if p.stat().st_size < 2_000_000 for head in _heads(p.read_bytes())]
+    built = sum(_check_headers(head) for head in heads)
+    assert built >= len(heads) // 4, (built, len(heads))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_header_block(""), st.sampled_from(["", "\r\n", "\n", "\r", "body\r\n", " \r\n"]))
+def test_generated_header_blocks_it_builds_are_the_header_parsers(block: str, tail: str) -> None:
+    _check_headers((block + tail).encode("utf-8", "surrogateescape"))
+
+
+def test_the_listeners_header_block_skips_the_header_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    from directory import authn
+
+    raw = realistic_mail(6, "agent@agents.test")
+    monkeypatch.setattr(authn.email.parser, "BytesHeaderParser", None)  # any use fails
+    headers = authn.header_block(raw)
+    assert authn.header_from_address(headers) and headers["Subject"].endswith("#6")
+    assert headers.get_payload() == ""

@@ -1,0 +1,65 @@
+"""The listener's shortcut for MAIL and RCPT paths answers exactly as aiosmtpd's parser does."""
+
+from __future__ import annotations
+
+import pytest
+from aiosmtpd.smtp import SMTP
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mail.smtp import _PLAIN_PATH, IngestSMTP
+
+# Characters that matter to the path grammar, and a few that do not.
+ATEXT = "aZ09!#$%&'*+/=?^_`{|}~-"
+SPECIALS = '.@<>()[]\\",:; \t\r\x00é'
+piece = st.text(alphabet=ATEXT + SPECIALS, max_size=12)
+atom = st.text(alphabet=ATEXT + "-", min_size=1, max_size=8)
+plain = st.builds(
+    lambda local, domain, rest: f"<{'.'.join(local)}@{'.'.join(domain)}>{rest}",
+    st.lists(atom, min_size=1, max_size=3),
+    st.lists(st.text(alphabet="aZ09-", min_size=1, max_size=6), min_size=1, max_size=3),
+    st.sampled_from(["", " SIZE=5321", "  BODY=8BITMIME", "\t SMTPUTF8", "x", " (comment) SIZE=1", " \u00a0X", "> extra", " SIZE=1 \t"]),
+)
+
+
+def answer(session: SMTP, arg: str) -> object:
+    # Some malformed paths make the email package's tokenizer raise (IndexError): then
+    # both must raise alike.
+    try:
+        return session._getaddr(arg)
+    except Exception as exc:
+        return type(exc)
+
+
+@pytest.fixture(scope="module")
+def sessions() -> tuple[SMTP, SMTP]:
+    return IngestSMTP(object()), SMTP(object())
+
+
+@settings(max_examples=3000, deadline=None)
+@given(arg=st.one_of(plain, st.builds(lambda a, b, c: f"<{a}@{b}>{c}", piece, piece, piece), piece))
+def test_same_answer_as_aiosmtpd(sessions: tuple[SMTP, SMTP], arg: str) -> None:
+    ours, theirs = sessions
+    assert answer(ours, arg) == answer(theirs, arg)
+
+
+@pytest.mark.parametrize(
+    "arg, expected",
+    [
+        ("<agent@agents.example>", ("agent@agents.example", "")),
+        ("<first.last+tag@mail.example.org> SIZE=5321 BODY=8BITMIME", ("first.last+tag@mail.example.org", "SIZE=5321 BODY=8BITMIME")),
+        ("<a@b>  \t SMTPUTF8", ("a@b", "SMTPUTF8")),
+    ],
+)
+def test_plain_paths_take_the_shortcut(sessions: tuple[SMTP, SMTP], arg: str, expected: tuple[str, str]) -> None:
+    # The usual paths must not fall through to the slow parser (the point of the override).
+    assert _PLAIN_PATH.match(arg)
+    assert sessions[0]._getaddr(arg) == expected == sessions[1]._getaddr(arg)
+
+
+def test_local_part_limit_is_kept() -> None:
+    ours, theirs = IngestSMTP(object()), SMTP(object())
+    ours.local_part_limit = theirs.local_part_limit = 4
+    for arg in ("<abcd@x.example>", "<abcde@x.example> SIZE=1"):
+        assert ours._getaddr(arg) == theirs._getaddr(arg)
+    assert ours._getaddr("<abcde@x.example>") == (None, None)
