@@ -16,8 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import os
 import re
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -25,6 +27,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.files import File
 from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage, Storage
 from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -378,11 +381,18 @@ def attachment_open(attachment: Attachment) -> IO[bytes]:
     ``attachment_objects_prune``) is extracted from the raw MIME."""
     if attachment.storage_key:
         try:
-            return _s3_stream(attachment.storage_key) if is_s3() else mail_storage().open(attachment.storage_key, "rb")
+            fh = _s3_stream(attachment.storage_key) if is_s3() else mail_storage().open(attachment.storage_key, "rb")
         except Exception as exc:
             if attachment.part_index is None or not _is_missing(exc):
                 raise
             log.warning("attachment %s: part object %s missing; extracting it", attachment.pk, attachment.storage_key)
+        else:
+            if attachment.part_index is None or is_s3() or fh.size == attachment.size:
+                return fh
+            # A local part cut short (a crash while it was written, before it reached the
+            # disk): never serve it; the raw MIME, synced before its delivery committed, is whole.
+            fh.close()
+            log.warning("attachment %s: part object %s has the wrong size; extracting it", attachment.pk, attachment.storage_key)
     return ContentFile(_extract_part(attachment), name=attachment.filename or attachment.id)
 
 
@@ -483,11 +493,37 @@ def attachment_parts_store(*, parsed: ParsedMail) -> None:
         with tempfile.SpooledTemporaryFile(max_size=1024 * 1024) as tmp:
             att.sha256, att.size = part_decode_to(att.part, tmp)
             key = part_key(att.sha256)
-            if not storage.exists(key):
+            if not _part_stored(storage, key, att.size):
                 tmp.seek(0)
-                storage.save(key, File(tmp))
+                _part_save(storage, key, tmp)
         att.storage_key = key
         att.part = None
+
+
+def _part_stored(storage: Storage, key: str, size: int) -> bool:
+    """The part is there, whole. A local file of another size was cut short (written
+    when the machine went down): it is written again."""
+    if not isinstance(storage, FileSystemStorage):
+        return storage.exists(key)  # an S3 object appears whole or not at all
+    try:
+        return os.stat(storage.path(key)).st_size == size
+    except FileNotFoundError:
+        return False
+
+
+def _part_save(storage: Storage, key: str, tmp: IO[bytes]) -> None:
+    """Local parts are written beside their name and renamed into place, so a reader (or
+    a crash) never meets half a part under its name."""
+    if not isinstance(storage, FileSystemStorage):
+        storage.save(key, File(tmp))
+        return
+    temporary = f"{key}.{os.getpid()}.{threading.get_ident()}.tmp"
+    storage.save(temporary, File(tmp))
+    try:
+        os.replace(storage.path(temporary), storage.path(key))
+    except BaseException:
+        storage.delete(temporary)
+        raise
 
 
 def inbound_attachment_or_404(*, message: Message, attachment_id: str) -> Attachment:
