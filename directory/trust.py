@@ -108,6 +108,10 @@ class SenderFacts:
     def record_for(self, agent: Agent, sender: str) -> Sender | None:
         return self._records.get((agent.pk, sender.strip().lower()))
 
+    def records(self) -> dict[tuple[int, str], Sender]:
+        """The Sender rows loaded, by (agent id, address)."""
+        return dict(self._records)
+
     def blocks(self, agent: Agent, sender: str) -> bool:
         """A block rule is the narrowest match, or the sender is marked blocked."""
         rule, record = self.rule_for(agent, sender), self.record_for(agent, sender)
@@ -190,19 +194,21 @@ def trust_evaluate(
 # --- ingest hook ---------------------------------------------------------------------------
 
 
-def senders_observe(*, messages: list[Message]) -> None:
+def senders_observe(*, messages: list[Message], facts: SenderFacts | None = None) -> None:
     """Called by ingestion for a batch of newly indexed inbound messages (which already carry
     the verdicts normalised for their sender), inside their transaction, before their
     events: count each sender, complete a challenge answered by reply, or send a challenge
-    (on commit)."""
+    (on commit). ``facts``: the batch's, whose Sender rows are not read again."""
     from mail.models import Message as MessageModel
 
     observed = [m for m in messages if m.sender]
     if not observed:
         return
     counts = Counter((m.agent_id, m.sender) for m in observed)
-    Sender.objects.bulk_create([Sender(agent_id=a, address=s) for a, s in counts], ignore_conflicts=True)
-    senders = {(r.agent_id, r.address): r for r in _senders_of(counts)}
+    senders = facts.records() if facts is not None else {}
+    if missing := [key for key in counts if key not in senders]:
+        Sender.objects.bulk_create([Sender(agent_id=a, address=s) for a, s in missing], ignore_conflicts=True)
+        senders.update({(r.agent_id, r.address): r for r in _senders_of(missing)})
     # One UPDATE per distinct count (usually one or two for a batch), not one per message.
     by_count: dict[int, list[int]] = defaultdict(list)
     for key, n in counts.items():

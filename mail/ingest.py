@@ -410,7 +410,7 @@ def _index(units: list[_Unit]) -> None:
         for att in unit.parsed.attachments
     ]
     Attachment.objects.bulk_create(attachments)
-    senders_observe(messages=messages)
+    senders_observe(messages=messages, facts=facts)
     attachments_of: dict[str, list[Attachment]] = defaultdict(list)
     for attachment in attachments:
         attachments_of[attachment.message_id].append(attachment)

@@ -206,11 +206,20 @@ def make_preview(text: str) -> str:
         limit *= 4
 
 
+def _filename(part: EmailMessage) -> str | None:
+    """``part.get_filename()``, which parses the parameters of Content-Disposition and then
+    of Content-Type: a part whose two headers never say "name" (the usual text part) has
+    none, and that is found without parsing either."""
+    if "name" in str(part.get("content-disposition", "")).lower() or "name" in str(part.get("content-type", "")).lower():
+        return part.get_filename()
+    return None
+
+
 def _is_attachment(part: EmailMessage) -> tuple[bool, str]:
     disposition = (part.get("Content-Disposition") or "").split(";", 1)[0].strip().lower()
     if disposition == "attachment":
         return True, "attachment"
-    filename = part.get_filename()
+    filename = _filename(part)
     if filename:
         return True, disposition or "inline"
     maintype = part.get_content_maintype()
@@ -334,7 +343,7 @@ def _parse_body(msg: EmailMessage, parsed: ParsedMail, budget: _Budget) -> None:
             parsed.attachments.append(
                 ParsedAttachment(
                     part_index=index,
-                    filename=sanitize_filename(decode_header_value(part.get_filename() or ""))[:255],
+                    filename=sanitize_filename(decode_header_value(_filename(part) or ""))[:255],
                     content_type=part.get_content_type()[:255],
                     size=attachment_size(part),
                     content_id=decode_header_value(part.get("Content-ID") or "").strip("<>")[:255],

@@ -101,9 +101,13 @@ def test_sender_counts_add_up_across_a_batch(owner: Any) -> None:
     deliveries_process(
         _accept([build_mail(to=owner.address, sender="bob@example.com", subject="again")], owner.address)
     )
+    # Known and new senders in one batch: the known rows come from the batch's trust facts.
+    deliveries_process(
+        _accept([build_mail(to=owner.address, sender=s) for s in ("carol@example.com", "dave@example.com")], owner.address)
+    )
 
     counts = dict(Sender.objects.filter(agent=owner.agent).values_list("address", "message_count"))
-    assert counts == {"bob@example.com": 5, "carol@example.com": 1}
+    assert counts == {"bob@example.com": 5, "carol@example.com": 2, "dave@example.com": 1}
 
 
 def test_every_message_of_a_batch_makes_its_event_and_webhook_delivery(owner: Any, settings: Any) -> None:

@@ -38,3 +38,26 @@ def test_the_first_of_a_repeated_header_is_indexed_and_all_addresses_are() -> No
     )
     assert parsed.subject == "first"
     assert parsed.to == ["one@x.test", "two@x.test"]
+
+
+@pytest.mark.skipif(not CORPUS_FILES, reason="../shared/corpus is not beside this checkout")
+def test_the_filename_shortcut_is_get_filename() -> None:
+    raws = [p.read_bytes() for p in [*CORPUS_FILES, *TESTDATA_FILES] if p.stat().st_size < 2_000_000]
+    raws += [
+        build_mail(to="a@x.test", attachments=[("report.pdf", "application/pdf", b"%PDF")]),
+        b"Content-Type: text/plain; NAME*0*=utf-8''r%C3%A9; NAME*1=sum.txt\r\n\r\nbody\r\n",
+        b"Content-Type: image/png\r\nContent-Disposition: inline; FileName=\"a.png\"\r\n\r\nx\r\n",
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Disposition: inline\r\n\r\nbody\r\n",
+    ]
+    named = 0
+    for raw in raws:
+        for part in parsing.parse_bytes(raw).walk():
+            try:
+                expected = part.get_filename()
+            except Exception as exc:  # the stdlib on hostile parameters: both must raise alike
+                with pytest.raises(type(exc)):
+                    parsing._filename(part)
+                continue
+            assert parsing._filename(part) == expected, raw[:200]
+            named += expected is not None
+    assert named > 20
