@@ -7,8 +7,8 @@ with a blank line and its multipart bodies are cut by boundary lines found with
 (the same ``email.message.Message`` objects, headers set through the same
 ``policy.header_source_parse``, payloads, preambles and epilogues cut at the same
 characters) and answers None for anything else: a defect the stdlib would record, a
-``message/*`` or ``multipart/digest`` part, a Unix ``From`` line, a line break the stdlib
-splits on but this does not look for. Callers then use the feed parser, so odd mail is
+``message/delivery-status`` or ``multipart/digest`` part, a Unix ``From`` line, a line
+break the stdlib splits on but this does not look for. Callers then use the feed parser, so odd mail is
 parsed exactly as before. tests/mail/test_mimetree.py compares both trees over the
 broken-mail corpus and generated mail, field by field.
 """
@@ -71,12 +71,26 @@ def _entity(msg: Message, text: str, start: int, end: int, depth: int) -> None:
         raise _Decline
     body = _headers(msg, text, start, end)
     maintype = msg.get_content_maintype()
-    if maintype == "message" or msg.get_content_type() == "multipart/digest":
-        raise _Decline  # nested message parsing and digest's default part type
-    if maintype == "multipart":
+    if msg.get_content_type() in ("multipart/digest", "message/delivery-status"):
+        raise _Decline  # digest's default part type; delivery-status's header blocks
+    if maintype == "message":
+        # A forward or a bounce: the body is a message of its own, the part's one child.
+        inner = Message(policy=_POLICY)
+        msg.attach(inner)
+        _entity(inner, text, body, end, depth + 1)
+    elif maintype == "multipart":
         _multipart(msg, text, body, end, depth)
     else:
         msg.set_payload(text[body:end])
+
+
+def _last_started(msg: Message) -> Message:
+    """The message the feed parser began last while parsing ``msg`` (its ``_last``, which
+    takes the line ending before the next boundary): ``msg``, or, for a message/* part,
+    the message inside, however deep. A multipart resets it to itself once parsed."""
+    while msg.get_content_maintype() == "message":
+        msg = msg.get_payload(0)
+    return msg
 
 
 def _fields(msg: Message, text: str, pos: int, end: int) -> int:
@@ -139,8 +153,8 @@ def _strip_eol(value: str) -> str:
 
 def _multipart(msg: Message, text: str, body: int, end: int, depth: int) -> None:
     boundary = msg.get_boundary()
-    if boundary is None:
-        raise _Decline
+    if boundary is None or "\r" in boundary or "\n" in boundary:
+        raise _Decline  # no boundary, or one that no single line can match
     if str(msg.get("content-transfer-encoding", "8bit")).lower() not in ("7bit", "8bit", "binary"):
         raise _Decline
     lines = _boundary_lines(text, "--" + boundary, body, end)
@@ -157,9 +171,10 @@ def _multipart(msg: Message, text: str, body: int, end: int, depth: int) -> None
         part = Message(policy=_POLICY)
         msg.attach(part)
         _entity(part, text, part_start, lines[index + 1][0], depth + 1)
-        if part.get_content_maintype() == "multipart":
-            # The line ending before the boundary belongs to it; an empty epilogue is None.
-            part.epilogue = None if part.epilogue == "" else _strip_eol(part.epilogue)
+        # The line ending before the boundary belongs to it; an empty epilogue is None.
+        last = _last_started(part)
+        if last.get_content_maintype() == "multipart":
+            last.epilogue = None if last.epilogue == "" else _strip_eol(last.epilogue)
         else:
-            part._payload = _strip_eol(part._payload)  # type: ignore[attr-defined]
+            last._payload = _strip_eol(last._payload)  # type: ignore[attr-defined]
     msg.epilogue = text[lines[index][1] : end]

@@ -71,6 +71,14 @@ def test_the_usual_shapes_are_built_as_the_stdlib_builds_them() -> None:
         b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n\r\nline x--b\r\n\r\nmore\r\n'
         b"--bb\r\n\r\n--b x\r\n\r\n--b--\r\n",
         b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b \t\r\rlone CR\r--b--',
+        # Forwards and bounces: a message inside a part, or as the whole body.
+        b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nx\r\n",
+        b'Content-Type: multipart/mixed; boundary="f"\r\n\r\n--f\r\n\r\nSee below.\r\n--f\r\n'
+        b"Content-Type: message/rfc822\r\n\r\nSubject: forwarded\r\nFrom: a@x.test\r\n\r\noriginal\r\n\r\n--f--\r\n",
+        b'Content-Type: multipart/report; boundary="r"\r\n\r\n--r\r\n\r\nbounced\r\n--r\r\n'
+        b"Content-Type: message/rfc822\r\n\r\nContent-Type: multipart/alternative; boundary=i\r\n\r\n--i\r\n\r\nt\r\n"
+        b"--i--\r\ninner epilogue\r\n\r\n--r\r\nContent-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\n\r\n"
+        b"Subject: deep\r\n\r\nbody\r\n--r--\r\n",
     ]
     for raw in shapes:
         assert _check(raw), raw[:200]
@@ -87,7 +95,10 @@ def test_mail_the_stdlib_marks_or_treats_specially_is_declined() -> None:
         b'Content-Type: multipart/mixed; boundary="b"\r\n\r\nno boundary line at all\r\n',
         b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n--b\r\n\r\ntwice\r\n--b--\r\n',
         b'Content-Type: multipart/digest; boundary="b"\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n',
-        b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nx\r\n",
+        b"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\nAction: failed\r\n",
+        b"Content-Type: message/rfc822\r\n\r\n",
+        # A folded boundary parameter: no single line can match it.
+        b'Content-Type: multipart/mixed; boundary="a\r\n b"\r\n\r\n--a\r\n b\r\n\r\nx\r\n--a\r\n b--\r\n',
         b"Subject: form\x0cfeed\r\n\r\nbody\r\n",
         b'Content-Type: multipart/mixed; boundary="b"\r\nContent-Transfer-Encoding: base64\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n',
     ]
@@ -151,6 +162,8 @@ def _entity(draw: Any, depth: int = 0, boundaries: tuple[str, ...] = ()) -> str:
             body += draw(st.sampled_from(["", " ", "\t"])) + draw(st.sampled_from(["", "\r\n", "\n", "\r"]))
             body += "".join(draw(st.lists(_NOISE, max_size=3)))  # epilogue
         return head + body
+    if depth < 3 and draw(st.integers(0, 4)) == 0:
+        return draw(_header_block("message/rfc822")) + draw(_entity(depth + 1, boundaries))
     content_type = draw(st.sampled_from(["", "text/plain", "text/html; charset=utf-8", "message/rfc822", "image/png"]))
     lines = draw(st.lists(_near_misses(boundaries) | st.lists(_NOISE, max_size=4).map("".join), max_size=4))
     eol = draw(_EOL)
