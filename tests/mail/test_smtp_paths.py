@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from aiosmtpd.smtp import SMTP
 from hypothesis import given, settings
@@ -63,3 +65,30 @@ def test_local_part_limit_is_kept() -> None:
     for arg in ("<abcd@x.example>", "<abcde@x.example> SIZE=1"):
         assert ours._getaddr(arg) == theirs._getaddr(arg)
     assert ours._getaddr("<abcde@x.example>") == (None, None)
+
+
+def test_a_real_conversation_takes_either_way(smtp_listener: Any, owner: Any) -> None:
+    """Through the listener (smtplib): a plain path, and paths only aiosmtpd's parser reads
+    (a quoted local part, a comment, the null sender), all reach the envelope as they would
+    without the shortcut; a malformed one gets aiosmtpd's 553."""
+    import smtplib
+
+    from mail.models import InboundDelivery
+    from tests.mime import build_mail
+
+    senders = ["plain@example.com", '"quoted name"@example.com', ""]
+    with smtplib.SMTP(*smtp_listener) as client:
+        client.ehlo()
+        for sender in senders:
+            code, _ = client.docmd("MAIL", f"FROM:<{sender}>")
+            assert code == 250, sender
+            code, _ = client.docmd("RCPT", f"TO:<{owner.address}> (the agent)")
+            assert code == 250
+            code, _ = client.data(build_mail(to=owner.address, subject=f"from {sender or 'null'}"))
+            assert code == 250
+        assert client.docmd("MAIL", "FROM:<a@@b>")[0] == 553
+
+    # The null reverse-path (a bounce) is kept as "<>", as aiosmtpd and MTAs' logs write it.
+    assert sorted(InboundDelivery.objects.values_list("envelope_from", flat=True)) == sorted(
+        ["plain@example.com", '"quoted name"@example.com', "<>"]
+    )
