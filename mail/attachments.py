@@ -16,10 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import os
 import re
 import tempfile
-import threading
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -27,7 +25,6 @@ from django.conf import settings
 from django.core import signing
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage, Storage
 from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -36,7 +33,7 @@ from assmbl.errors import ApiError, Conflict, NotFound, PayloadTooLarge, Validat
 from directory.models import Agent
 from mail.models import Attachment, Message
 from mail.parsing import ParsedMail, parse_message_object, part_decode_to, sanitize_filename, walk_parts
-from mail.storage import mail_storage, raw_open
+from mail.storage import mail_storage, object_store, raw_open
 
 log = logging.getLogger(__name__)
 
@@ -485,7 +482,6 @@ def attachments_expire(*, now: dt.datetime | None = None, limit: int = 1000) -> 
 def attachment_parts_store(*, parsed: ParsedMail) -> None:
     """Store each decoded part once, content-addressed, and drop the bytes from memory.
     Idempotent: a second recipient of the same delivery, or a retried task, finds the keys."""
-    storage = mail_storage()
     for att in parsed.attachments:
         if att.storage_key or att.part is None:
             continue
@@ -493,37 +489,10 @@ def attachment_parts_store(*, parsed: ParsedMail) -> None:
         with tempfile.SpooledTemporaryFile(max_size=1024 * 1024) as tmp:
             att.sha256, att.size = part_decode_to(att.part, tmp)
             key = part_key(att.sha256)
-            if not _part_stored(storage, key, att.size):
-                tmp.seek(0)
-                _part_save(storage, key, tmp)
+            tmp.seek(0)
+            object_store(key, tmp, att.size)
         att.storage_key = key
         att.part = None
-
-
-def _part_stored(storage: Storage, key: str, size: int) -> bool:
-    """The part is there, whole. A local file of another size was cut short (written
-    when the machine went down): it is written again."""
-    if not isinstance(storage, FileSystemStorage):
-        return storage.exists(key)  # an S3 object appears whole or not at all
-    try:
-        return os.stat(storage.path(key)).st_size == size
-    except FileNotFoundError:
-        return False
-
-
-def _part_save(storage: Storage, key: str, tmp: IO[bytes]) -> None:
-    """Local parts are written beside their name and renamed into place, so a reader (or
-    a crash) never meets half a part under its name."""
-    if not isinstance(storage, FileSystemStorage):
-        storage.save(key, File(tmp))
-        return
-    temporary = f"{key}.{os.getpid()}.{threading.get_ident()}.tmp"
-    storage.save(temporary, File(tmp))
-    try:
-        os.replace(storage.path(temporary), storage.path(key))
-    except BaseException:
-        storage.delete(temporary)
-        raise
 
 
 def inbound_attachment_or_404(*, message: Message, attachment_id: str) -> Attachment:

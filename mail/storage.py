@@ -40,14 +40,22 @@ def raw_store(raw: bytes, *, sync: bool = True) -> tuple[str, str]:
     once with ``raw_sync`` before it commits anything that points at them."""
     sha = hashlib.sha256(raw).hexdigest()
     key = raw_key(sha)
+    object_store(key, raw, len(raw))
+    if sync:
+        raw_sync([key])
+    return key, sha
+
+
+def object_store(key: str, content: bytes | IO[bytes], size: int) -> None:
+    """Store a content-addressed object (its name is its bytes' hash: raw MIME, parts of
+    received mail) of ``size`` bytes, from bytes or a file at its start. Skipped when the
+    object is already there whole; locally written beside its name and renamed into
+    place (``_local_write``). Not synced."""
     storage = mail_storage()
     if isinstance(storage, FileSystemStorage):
-        _local_write(storage.path(key), raw)
-        if sync:
-            raw_sync([key])
-    elif not storage.exists(key):
-        storage.save(key, ContentFile(raw))
-    return key, sha
+        _local_write(storage.path(key), content, size)
+    elif not storage.exists(key):  # an S3 object appears whole or not at all
+        storage.save(key, ContentFile(content) if isinstance(content, bytes) else File(content))
 
 
 def raws_store(raws: list[bytes]) -> list[tuple[str, str]]:
@@ -81,7 +89,7 @@ def raw_sync(keys: list[str]) -> None:
     storage = mail_storage()
     if not keys or not settings.MAIL_STORAGE_FSYNC or not isinstance(storage, FileSystemStorage):
         return
-    paths = list(dict.fromkeys(storage.path(packs.split_key(key)[0] if packs.is_pack_key(key) else key) for key in keys))
+    paths = list(dict.fromkeys(_file_of(storage, key) for key in keys))
     if _syncfs is not None:
         _sync_path(os.path.dirname(paths[0]), _syncfs_checked)
         return
@@ -121,18 +129,20 @@ def _libc_syncfs() -> Any:
 
 
 _syncfs = _libc_syncfs()
+_COPY_CHUNK = 1024 * 1024
 
 
-def _local_write(path: str, raw: bytes) -> None:
+def _local_write(path: str, content: bytes | IO[bytes], size: int) -> None:
     """A local object, written whole or not at all: into a temporary file, then renamed.
 
     ``FileSystemStorage.save`` writes in place, so a process killed mid-write left a
     truncated object that the next ``exists()`` check trusted; it was also half of the
     SMTP listener's time per mail (directory checks, a file lock, chunked writes). An
-    object already there with the right size is the same bytes (its name is their hash).
-    Durable only after ``raw_sync``."""
+    object already there with the right size is the same bytes (its name is their hash);
+    one of another size was cut short (a crash before it reached the disk) and is written
+    again. Durable only after ``raw_sync``."""
     try:
-        if os.stat(path).st_size == len(raw):
+        if os.stat(path).st_size == size:
             return
     except FileNotFoundError:
         pass
@@ -145,7 +155,11 @@ def _local_write(path: str, raw: bytes) -> None:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         try:
-            packs.write_all(fd, raw)
+            if isinstance(content, bytes):
+                packs.write_all(fd, content)
+            else:
+                while chunk := content.read(_COPY_CHUNK):
+                    packs.write_all(fd, chunk)
         finally:
             os.close(fd)
         os.replace(temporary, path)
@@ -167,6 +181,12 @@ def _pack_path(storage: Storage, key: str) -> tuple[str, int, int] | None:
         return None
     pack, offset, length = packs.split_key(key)
     return storage.path(pack), offset, length
+
+
+def _file_of(storage: Storage, key: str) -> str:
+    """The local file that holds an object: its pack, for a pack record."""
+    located = _pack_path(storage, key)
+    return located[0] if located else storage.path(key)
 
 
 def _open(storage: Storage, key: str) -> IO[bytes]:
