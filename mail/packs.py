@@ -89,8 +89,13 @@ def pack_write(path_of: Callable[[str], str], raws: list[bytes]) -> list[str]:
     return keys
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until every byte is written (a write may take only part)."""
+def write_all(fd: int, data: bytes | IO[bytes]) -> None:
+    """``os.write`` until every byte is written (a write may take only part); ``data`` is
+    bytes, or a file read from where it stands to its end."""
+    if not isinstance(data, bytes):
+        while chunk := data.read(_COPY_CHUNK):
+            write_all(fd, chunk)
+        return
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]

@@ -129,7 +129,6 @@ def _libc_syncfs() -> Any:
 
 
 _syncfs = _libc_syncfs()
-_COPY_CHUNK = 1024 * 1024
 
 
 def _local_write(path: str, content: bytes | IO[bytes], size: int) -> None:
@@ -155,11 +154,7 @@ def _local_write(path: str, content: bytes | IO[bytes], size: int) -> None:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         try:
-            if isinstance(content, bytes):
-                packs.write_all(fd, content)
-            else:
-                while chunk := content.read(_COPY_CHUNK):
-                    packs.write_all(fd, chunk)
+            packs.write_all(fd, content)
         finally:
             os.close(fd)
         os.replace(temporary, path)
