@@ -61,3 +61,15 @@ def test_the_filename_shortcut_is_get_filename() -> None:
             assert parsing._filename(part) == expected, raw[:200]
             named += expected is not None
     assert named > 20
+
+
+def test_parts_without_a_name_never_parse_their_parameters_for_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from email.message import Message
+
+    def refused(self: Message, failobj: object = None) -> None:
+        raise AssertionError("get_filename ran")
+
+    monkeypatch.setattr(Message, "get_filename", refused)
+    parsed = parsing.parse_mail(build_mail(to="a@x.test", body="plain", html="<p>rich</p>"))
+
+    assert not parsed.quarantine_reason and parsed.body_preview == "plain" and not parsed.attachments

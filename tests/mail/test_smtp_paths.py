@@ -92,3 +92,10 @@ def test_a_real_conversation_takes_either_way(smtp_listener: Any, owner: Any) ->
     assert sorted(InboundDelivery.objects.values_list("envelope_from", flat=True)) == sorted(
         ["plain@example.com", '"quoted name"@example.com', "<>"]
     )
+
+
+def test_the_listeners_sessions_take_the_shortcut() -> None:
+    from mail.smtp import smtp_controller
+
+    # The override is wired: a session built as the listener builds it.
+    assert type(smtp_controller("127.0.0.1", 0).factory()) is IngestSMTP
