@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 from django.conf import settings
 from django.db import close_old_connections, connections
 
@@ -41,6 +41,7 @@ from directory.services import agent_for_address
 from directory.trust import agent_blocks_anyone, sender_blocked
 from mail.ingest import Arrival, accepted_pending, deliveries_accept, deliveries_queue
 from mail.models import InboundDelivery
+from mail.smtp_data import READ_LIMIT, data_read
 from mail.storage import raw_store
 
 log = logging.getLogger(__name__)
@@ -397,7 +398,44 @@ class IngestHandler:
 
 
 class IngestSMTP(SMTP):
-    """aiosmtpd's session, with a shortcut for the plain paths of MAIL and RCPT."""
+    """aiosmtpd's session, with a shortcut for the plain paths of MAIL and RCPT, and the
+    message of DATA read in a few large reads (``mail.smtp_data``) instead of a line at a
+    time. The session reads bytes (``decode_data=False``) for a handler with ``handle_DATA``."""
+
+    # aiosmtpd sizes the stream reader by its longest DATA line; ``data_read`` checks line
+    # lengths itself, and commands are still held to ``command_size_limits``.
+    line_length_limit = READ_LIMIT
+
+    def __init__(self, handler: Any, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        if self._decode_data:
+            raise ValueError("IngestSMTP hands the message over as bytes: decode_data must be False")
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            content, refusal = await data_read(self._reader, self.data_size_limit)
+        except asyncio.CancelledError:
+            log.info("connection lost during DATA")
+            self._writer.close()
+            raise
+        if refusal:
+            await self.push(refusal)
+            self._set_post_data_state()
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         # aiosmtpd parses every path with the email package's RFC 5322 tokenizer (and
