@@ -166,8 +166,17 @@ def _record(deliveries: list[InboundDelivery], *, queue: bool = True) -> list[Ac
     retry, the same bytes twice in one batch) resolve to the delivery already held."""
     with transaction.atomic():
         InboundDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
-        held = InboundDelivery.objects.in_bulk([d.external_id for d in deliveries], field_name="external_id")
-        accepted = [Accepted(held[d.external_id], held[d.external_id].id == d.id) for d in deliveries]
+        # Which row holds each external id: one of ours, inserted just now and complete in
+        # memory, or one held before, read whole (the listener's group commit reads back
+        # two columns a row, not every column of its own rows).
+        holder = dict(
+            InboundDelivery.objects.filter(external_id__in=[d.external_id for d in deliveries]).values_list(
+                "external_id", "id"
+            )
+        )
+        rows = {d.id: d for d in deliveries}
+        rows |= InboundDelivery.objects.in_bulk({pk for pk in holder.values() if pk not in rows})
+        accepted = [Accepted(rows[holder[d.external_id]], holder[d.external_id] == d.id) for d in deliveries]
         pending = accepted_pending(accepted)
         if queue and pending:
             transaction.on_commit(lambda: deliveries_queue(pending))

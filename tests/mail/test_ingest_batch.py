@@ -47,6 +47,27 @@ def test_the_same_bytes_twice_in_one_batch_are_one_delivery(owner: Any) -> None:
     assert InboundDelivery.objects.count() == 1
 
 
+def test_an_accepted_batch_reads_back_only_who_holds_each_external_id(owner: Any) -> None:
+    # New deliveries are complete in memory once inserted: the accept reads back two
+    # columns a row, and whole rows only for redeliveries (held before, as stored then).
+    first = build_mail(to=owner.address, subject="Earlier")
+    (earlier,) = deliveries_accept([Arrival(first, "smtp", [owner.address])])
+    InboundDelivery.objects.filter(pk=earlier.delivery.pk).update(status=InboundDelivery.Status.PROCESSED)
+    raws = [build_mail(to=owner.address, subject=f"New {i}") for i in range(3)]
+    arrivals = [Arrival(raw, "smtp", [owner.address]) for raw in raws]
+    with CaptureQueriesContext(connection) as captured:
+        accepted = deliveries_accept(arrivals)
+    selects = [q["sql"] for q in captured if q["sql"].lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 1 and '"envelope_recipients"' not in selects[0]
+    assert all(a.created and a.delivery.storage_key for a in accepted)
+
+    again = deliveries_accept([Arrival(first, "smtp", [owner.address]), *arrivals[:1]])
+    assert [a.created for a in again] == [False, False]
+    assert again[0].delivery.pk == earlier.delivery.pk
+    assert again[0].delivery.status == InboundDelivery.Status.PROCESSED
+    assert again[1].delivery.pk == accepted[0].delivery.pk
+
+
 def test_a_reply_in_the_same_batch_joins_its_parents_thread(owner: Any) -> None:
     parent = build_mail(to=owner.address, subject="Plan", headers={"Message-ID": "<plan@example.com>"})
     reply = build_mail(to=owner.address, subject="Re: Plan", headers={"In-Reply-To": "<plan@example.com>"})
