@@ -4,7 +4,7 @@ the listener, counted until every one is indexed, against a null aiosmtpd sink (
 and drops) driven by the same clients on the same machine in the same run, before and
 after the stack (the faster of the two is the baseline).
 
-    python bench/smtp.py [--clients 16] [--messages 1500] [--engine postgres|sqlite]
+    python bench/smtp.py [--clients 64] [--messages 6000] [--engine postgres|sqlite]
                          [--workers 2] [--concurrency 2] [--listeners 1]
 
 The system under test is the scale-out topology as ``make run-stack`` runs it:
@@ -136,8 +136,8 @@ def sink_rate(mails: list[bytes], rcpt: str, clients: int) -> tuple[float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--messages", type=int, default=1500)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--messages", type=int, default=6000)
     parser.add_argument("--engine", default="postgres", choices=["postgres", "sqlite"])
     parser.add_argument(
         "--workers", type=int, default=2, help="celery worker processes (0: the listener alone, nothing is indexed)"
