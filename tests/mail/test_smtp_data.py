@@ -195,3 +195,20 @@ def test_longest_line_of_a_large_message() -> None:
     data = b"\r\n".join(lines) + b"\rx\n"
     assert len(data) > 1 << 20
     assert _longest_line(data) == max(map(len, data.split(b"\r\n")))
+
+
+def test_a_client_that_hangs_up_mid_message_delivers_nothing(servers: tuple[Server, Server]) -> None:
+    # Half a message, then the connection closes: nothing reaches the handler, and the
+    # session's end does not disturb the next client.
+    for server in servers:
+        before = len(server.handler.contents)
+        with socket.create_connection((server.hostname, server.port), timeout=20) as sock:
+            replies = sock.makefile("rb")
+            replies.readline()
+            sock.sendall(b"EHLO c\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@agents.example>\r\nDATA\r\n")
+            while not replies.readline().startswith(b"354"):
+                pass
+            sock.sendall(b"Subject: cut\r\n\r\nhalf a line .\r\n")
+        after_data, noop, contents = converse(server, b"Subject: next\r\n\r\nwhole\r\n.\r\n", [], pipelined=False)
+        assert (after_data, noop) == (b"250 OK\r\n", b"250 OK\r\n")
+        assert server.handler.contents[before:] == contents == [b"Subject: next\r\n\r\nwhole\r\n"]
