@@ -34,6 +34,7 @@ from directory.trust import SenderFacts, senders_observe, trust_evaluate
 from mail.attachments import attachment_parts_store
 from mail.models import Attachment, InboundDelivery, Message
 from mail.parsing import HashingReader, ParsedMail, parse_mail_stream
+from mail.querysets import item_prefetches
 from mail.serializers import message_item
 from mail.storage import raw_discard, raw_open, raw_sync, raws_store
 from mail.threads import ThreadLinks
@@ -490,7 +491,7 @@ def messages_received(messages: list[Message], *, attachments_of: Mapping[str, l
     exactly these attachments (by message id), so their items need no query."""
     announced = [m for m in messages if m.disposition in _EVENT_OF]
     if attachments_of is None:
-        prefetch_related_objects(announced, "labels", "attachments")
+        prefetch_related_objects(announced, *item_prefetches(Message))
         items = [message_item(m) for m in announced]
     else:
         items = [message_item(m, labels=[], attachments=attachments_of.get(m.pk, [])) for m in announced]

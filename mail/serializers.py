@@ -16,6 +16,7 @@ from rest_framework import serializers
 from assmbl.errors import ValidationFailed
 from assmbl.query import cursor_decode
 from mail.models import Attachment, Message, MessageLabel
+from mail.querysets import ITEM_ATTACHMENTS, ITEM_LABELS
 from mail.services import label_validate
 
 
@@ -28,14 +29,19 @@ def rfc3339(value: dt.datetime | None) -> str | None:
 def message_item(
     message: Message, *, labels: list[MessageLabel] | None = None, attachments: list[Attachment] | None = None
 ) -> dict[str, Any]:
-    """Assumes labels and attachments are prefetched when called in a loop. A caller that
-    already holds them (ingestion: a message indexed just now has no labels and exactly
-    the attachments it created) passes them instead: building a related queryset per
-    message costs more than the rest of the item."""
+    """In a loop, the messages come from ``with_item_relations()`` (which sets their labels
+    and attachments as plain lists), or the caller already holds them and passes them
+    (ingestion: a message indexed just now has no labels and exactly the attachments it
+    created): building a related queryset per message costs more than the rest of the
+    item. Otherwise they are read here, two queries."""
     if labels is None:
-        labels = list(message.labels.all())
+        labels = getattr(message, ITEM_LABELS, None)
+        if labels is None:
+            labels = list(message.labels.all())
     if attachments is None:
-        attachments = list(message.attachments.all())
+        attachments = getattr(message, ITEM_ATTACHMENTS, None)
+        if attachments is None:
+            attachments = list(message.attachments.all())
     return {
         "MessageID": message.id,
         "AgentID": message.agent.agent_id,
@@ -70,10 +76,6 @@ def message_item(
         ],
         "Size": message.size,
     }
-
-
-def with_item_relations(queryset: Any) -> Any:
-    return queryset.select_related("agent").prefetch_related("labels", "attachments")
 
 
 # --- Input of the inbox API -------------------------------------------------------------------

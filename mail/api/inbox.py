@@ -59,10 +59,10 @@ class InboxView(AgentAPIView):
         )
         if "q" in params:
             # Not page_after: a search reads its page in up to three steps (search_first).
-            rows = qs.with_item_relations().search_first(params["q"], params["limit"] + 1, after=params.get("cursor"))
+            rows = qs.as_items().search_first(params["q"], params["limit"] + 1, after=params.get("cursor"))
             page = page_of(rows, limit=params["limit"])
         else:
-            page = page_after(qs.with_item_relations(), limit=params["limit"], after=params.get("cursor"))
+            page = page_after(qs.as_items(), limit=params["limit"], after=params.get("cursor"))
         return Response(page.body())
 
 

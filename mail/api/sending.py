@@ -26,7 +26,7 @@ from mail.idempotency import IdempotentResult, send_idempotently
 from mail.models import Message
 from mail.pagination import page_after
 from mail.sending import message_forward, message_reply, message_send, outgoing_parse
-from mail.serializers import PageQuerySerializer, ThreadQuerySerializer, with_item_relations
+from mail.serializers import PageQuerySerializer, ThreadQuerySerializer
 from mail.threads import thread_messages
 
 _IDEMPOTENCY_KEY = OpenApiParameter(
@@ -116,7 +116,7 @@ class SentView(AgentAPIView):
     )
     def get(self, request: Request) -> Response:
         params = query_params(request, PageQuerySerializer)
-        queryset = with_item_relations(Message.objects.for_agent(self.agent(request)).outbound())
+        queryset = Message.objects.for_agent(self.agent(request)).outbound().as_items()
         return Response(page_after(queryset, limit=params["limit"], after=params.get("cursor")).body())
 
 
@@ -129,7 +129,7 @@ class ThreadView(AgentAPIView):
     )
     def get(self, request: Request, thread_id: str) -> Response:
         params = query_params(request, ThreadQuerySerializer)
-        queryset = with_item_relations(thread_messages(agent=self.agent(request), thread_id=thread_id))
+        queryset = thread_messages(agent=self.agent(request), thread_id=thread_id).as_items()
         page = page_after(queryset, limit=params["limit"], after=params.get("cursor"))
         if not page.items and "cursor" not in params:
             raise NotFound("No such thread.", code="thread_not_found")

@@ -1,0 +1,82 @@
+"""Every listing of inbox items (inbox, search, sent, thread) reads a page in a fixed
+number of queries, and loads only what the item shows (MessageQuerySet.as_items): a column
+message_item reads but the listing does not load would cost a query per message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mail.models import Attachment, Message, MessageLabel
+from mail.querysets import ITEM_COLUMNS
+from mail.serializers import message_item
+from tests.factories import MessageFactory
+from tests.mail.inbox_helpers import receive
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def mailbox(owner: Any, deliver: Any) -> str:
+    """Five received mails with a label and an attachment each, and three sent replies in
+    the first one's thread, also labelled and with an attachment; returns the thread id."""
+    received = [
+        receive(deliver, owner, subject=f"Invoice {i}", attachments=[("a.txt", "text/plain", b"hi")]) for i in range(5)
+    ]
+    thread_id = received[0].thread_id
+    sent = [
+        MessageFactory(agent=owner.agent, direction=Message.Direction.OUTBOUND, status=Message.Status.SENT, thread_id=thread_id)
+        for _ in range(3)
+    ]
+    for message in [*received, *sent]:
+        MessageLabel.objects.create(message=message, name="x")
+    for message in sent:
+        Attachment.objects.create(
+            agent=owner.agent, message=message, kind=Attachment.Kind.UPLOAD, state=Attachment.State.CLAIMED, filename="b.txt"
+        )
+    return thread_id
+
+
+@pytest.mark.parametrize(
+    ("listing", "count", "queries"),
+    [
+        # the token, the page, its labels, its attachments
+        ("/v1/inbox", 5, 4),
+        # a search's page is a walk, the end of the walk (it found less than a page), the rows by id
+        ("/v1/inbox?q=invoice", 5, 6),
+        ("/v1/sent", 3, 4),
+        ("/v1/threads/{thread}", 4, 4),
+    ],
+)
+def test_a_listing_reads_its_page_in_a_fixed_number_of_queries(
+    owner: Any, mailbox: str, listing: str, count: int, queries: int, django_assert_num_queries: Any
+) -> None:
+    url = listing.format(thread=mailbox)
+    owner.client.get(url)  # the token's once-a-minute last_used_at touch
+    with django_assert_num_queries(queries):
+        response = owner.client.get(url)
+    assert response.status_code == 200, response.content
+    items = response.json()["items"]
+    assert len(items) == count
+    assert all(item["Labels"] == ["x"] and len(item["Attachments"]) == 1 for item in items)
+
+
+def test_an_item_built_from_a_listing_needs_no_further_query(
+    owner: Any, mailbox: str, django_assert_num_queries: Any
+) -> None:
+    rows = list(Message.objects.for_agent(owner.agent).as_items().order_by("received_at"))
+    assert len(rows) == 8
+    with django_assert_num_queries(0):
+        items = [message_item(m) for m in rows]
+    # Built from whole rows, the items are the same.
+    whole = [message_item(m) for m in Message.objects.for_agent(owner.agent).with_item_relations().order_by("received_at")]
+    assert items == whole
+
+
+def test_a_listing_loads_only_the_columns_of_the_item(owner: Any, mailbox: str) -> None:
+    message = Message.objects.for_agent(owner.agent).as_items().first()
+    assert message is not None
+    loaded = set(message.__dict__) & {field.attname for field in Message._meta.concrete_fields}
+    assert loaded == {column.replace("agent__agent_id", "agent_id") for column in ITEM_COLUMNS}
+    assert set(message.agent.__dict__) >= {"id", "agent_id"} and "created_at" not in message.agent.__dict__
