@@ -2,12 +2,19 @@ from __future__ import annotations
 
 import gc
 import os
+from importlib import import_module
 
+from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assmbl.settings")
 application = get_wsgi_application()
+# What the first request would otherwise load: the URLconf imports every view, and through
+# them DRF, drf-spectacular, boto3 and the rest (~38k objects that would stay in the
+# collector's reach for the life of the process).
+import_module(settings.ROOT_URLCONF)
 # Everything loaded so far (Django, the apps, their modules) lives as long as the process:
 # moved out of the collector's reach, a full collection no longer walks it. Full
 # collections were 50-200 ms pauses hitting one API request in 30 (bench/api.py --gc-freeze).
+gc.collect()
 gc.freeze()
