@@ -10,18 +10,18 @@ label rows, as the view does; "old:" rows time the formulations they replaced, i
 same run, for the ratio: main's search_first before 0006_search_mid (GET too, with the
 old method swapped in) is timed alternately with the new one, sample by sample, and the
 single-query formulations of before the search branch with 20 samples. Each row also
-gives p99 less the time Python's garbage collector ran inside the calls (a full
-collection costs 50-200 ms here and lands on about one call in 30, whatever the query);
---gc-freeze freezes the loaded objects first, as a server would after loading the app.
-When ``/v1/inbox`` exists the requests go through Django's test client (the whole view,
-auth, serializer); until then the querysets the API uses are evaluated and serialized
-with ``message_item`` (``mail/querysets.py`` + ``mail/serializers.py``).
+gives p99 less the time Python's garbage collector ran inside the calls. The app is
+loaded as gunicorn loads it (assmbl/wsgi.py: the URLconf and every view, then frozen out
+of the collector's reach) before timing; --no-gc-freeze leaves that out, and full
+collections then cost 20-200 ms and land on about one call in 30. "GET" rows call the
+WSGI application as gunicorn does (the whole request: middleware, auth, view, JSON); the
+others evaluate the querysets the API uses and build the items with ``message_item``
+(``mail/querysets.py`` + ``mail/serializers.py``).
 
-    python bench/api.py [--sizes 10000,1000000] [--repeat 200] [--keep] [--plans FILE] [--gc-freeze]
+    python bench/api.py [--sizes 10000,1000000] [--repeat 200] [--keep] [--plans FILE] [--no-gc-freeze]
 
 The pg_trgm GIN indexes on UPPER(subject|body_preview|sender|from_name) that the search
-needs are created here if the migrations did not (the inbox-api branch adds them in
-mail/migrations/0002_inbox_api_search.py); the script says which happened.
+needs come from the migrations; if they are missing the script creates them and says so.
 Goals at 1M: list p99 <= 15 ms and <= 1.5x the 10k figure; search p99 <= 100 ms;
 unread count p99 <= 10 ms.
 """
@@ -183,7 +183,7 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
     from django.urls import Resolver404, resolve
 
     from mail.models import Message
-    from mail.serializers import message_item, with_item_relations
+    from mail.serializers import message_item
 
     def inbox() -> Any:
         return Message.objects.for_agent(agent).in_inbox().not_archived().in_listing_order()
@@ -221,9 +221,7 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
 
     out: dict[str, tuple[Callable[[], Any], Any]] = {}
     if has_api:
-        from django.test import Client
-
-        client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+        client = WSGIClient(token)
         first = client.get(f"/v1/inbox?limit={PAGE}")
         assert first.status_code == 200, first.content[:300]
         urls = {
@@ -246,11 +244,11 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         if cursor:
             out["GET list next page (cursor)"] = (lambda: _ok(client.get(f"/v1/inbox?limit={PAGE}&cursor={cursor}")), None)
     for name, qs in querysets.items():
-        out[name] = (lambda qs=qs: [message_item(m) for m in with_item_relations(qs)[:PAGE]], qs)
+        out[name] = (lambda qs=qs: [message_item(m) for m in qs.as_items()[:PAGE]], qs)
     for name, term in searches.items():
         out[name] = (
-            lambda term=term: [message_item(m) for m in with_item_relations(inbox()).search_first(term, PAGE)],
-            lambda term=term: with_item_relations(inbox()).search_first(term, PAGE),
+            lambda term=term: [message_item(m) for m in inbox().as_items().search_first(term, PAGE)],
+            lambda term=term: inbox().as_items().search_first(term, PAGE),
         )
     # The search path of main before 0006_search_mid, same run, for the ratio; both must
     # give the rows of the one plain query.
@@ -260,8 +258,8 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         old_ids = [m.id for m in old_search_first(inbox(), term, PAGE)]
         assert new_ids == plain == old_ids, (name, len(new_ids), len(plain), len(old_ids))
         out[f"old: {name}"] = (
-            lambda term=term: [message_item(m) for m in old_search_first(with_item_relations(inbox()), term, PAGE)],
-            lambda term=term: old_search_first(with_item_relations(inbox()), term, PAGE),
+            lambda term=term: [message_item(m) for m in old_search_first(inbox().as_items(), term, PAGE)],
+            lambda term=term: old_search_first(inbox().as_items(), term, PAGE),
         )
     out = {name: out[name] for name in sorted(out, key=lambda name: name.startswith("old:"))}
     unread = Message.objects.for_agent(agent).in_inbox().not_archived().unread()
@@ -327,6 +325,28 @@ def _with_old_search(fn: Callable[[], Any]) -> Any:
         MessageQuerySet.search_first = new
 
 
+class WSGIClient:
+    """GET through the WSGI application, as gunicorn calls it for a request (middleware,
+    DRF, the view, the JSON body). Not Django's test Client: it connects two signal
+    receivers per request whose weakref finalizers outlive it, so a long run accumulates
+    objects that make every full garbage collection slower than in a server."""
+
+    def __init__(self, token: str) -> None:
+        from django.core.handlers.wsgi import WSGIHandler
+        from django.test import RequestFactory
+
+        self.factory = RequestFactory(HTTP_AUTHORIZATION=f"Bearer {token}")
+        self.handler = WSGIHandler()
+
+    def get(self, url: str) -> Any:
+        import json
+        from types import SimpleNamespace
+
+        status: list[str] = []
+        body = b"".join(self.handler(self.factory.get(url).environ, lambda s, headers: status.append(s)))
+        return SimpleNamespace(status_code=int(status[0].split()[0]), content=body, json=lambda: json.loads(body))
+
+
 def _ok(response: Any) -> Any:
     assert response.status_code == 200, response.content[:300]
     return response
@@ -366,9 +386,11 @@ def main() -> None:
     parser.add_argument("--plans", default="", help="write EXPLAIN ANALYZE of every query to this file")
     parser.add_argument(
         "--gc-freeze",
-        action="store_true",
-        help="gc.freeze() once set up, before timing, as a server would after loading the app: "
-        "full collections then skip the ~100k objects of the loaded code",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="load the app as gunicorn does (assmbl/wsgi.py: the URLconf and every view, then "
+        "gc.freeze()) before timing, so full collections skip the loaded code (default; "
+        "--no-gc-freeze times a process that never froze it)",
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -380,7 +402,9 @@ def main() -> None:
     try:
         base = os.environ.get("BENCH_DATABASE_URL") or pg_start(pg_dir, int(os.environ.get("BENCH_PG_PORT", "54338")), durable=False)
         url = fresh_pg_database(base, "bench_api")
-        django_setup(url, data_dir, API_RATE_LIMIT="100000000/min")
+        # Persistent connections, as in production (docs/scale.md; run-stack): with the
+        # default of 0 every request through the WSGI handler connects anew (~10 ms here).
+        django_setup(url, data_dir, API_RATE_LIMIT="100000000/min", DB_CONN_MAX_AGE="60")
         from directory.models import Account
         from directory.services import agent_create
 
@@ -409,9 +433,9 @@ def main() -> None:
         print(ensure_trgm())
 
         if args.gc_freeze:
-            gc.collect()
-            gc.freeze()
-            print(f"gc.freeze(): {gc.get_freeze_count():,} objects set aside from collections")
+            import assmbl.wsgi  # noqa: F401
+
+            print(f"assmbl.wsgi loaded: {gc.get_freeze_count():,} objects set aside from collections")
         results: dict[int, dict[str, list[float]]] = {}
         plans: list[str] = []
         for n, agent, token in mailboxes:
