@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from assmbl.faults import fault_point
@@ -34,7 +33,6 @@ from directory.trust import SenderFacts, senders_observe, trust_evaluate
 from mail.attachments import attachment_parts_store
 from mail.models import Attachment, InboundDelivery, Message
 from mail.parsing import HashingReader, ParsedMail, parse_mail_stream
-from mail.querysets import item_prefetches
 from mail.serializers import message_item
 from mail.storage import raw_discard, raw_open, raw_sync, raws_store
 from mail.threads import ThreadLinks
@@ -488,11 +486,12 @@ def messages_received(messages: list[Message], *, attachments_of: Mapping[str, l
     so it makes no event.
 
     ``attachments_of``: for messages indexed just now, which have no labels yet and
-    exactly these attachments (by message id), so their items need no query."""
+    exactly these attachments (by message id), so their items need no query. Without it
+    the labels and attachments are read in one query for the batch."""
     announced = [m for m in messages if m.disposition in _EVENT_OF]
     if attachments_of is None:
-        prefetch_related_objects(announced, *item_prefetches(Message))
-        items = [message_item(m) for m in announced]
+        fresh = Message.objects.filter(pk__in=[m.pk for m in announced]).with_item_relations().in_bulk()
+        items = [message_item(fresh[m.pk]) for m in announced]
     else:
         items = [message_item(m, labels=[], attachments=attachments_of.get(m.pk, [])) for m in announced]
     events_record([(m.agent, _EVENT_OF[m.disposition], item) for m, item in zip(announced, items, strict=True)])

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connections, models
-from django.db.models import ExpressionWrapper, F, FilteredRelation, Prefetch, Q
+from django.db.models import ExpressionWrapper, F, FilteredRelation, OuterRef, Q, Subquery
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import JSONObject
 
 # The columns GET /v1/inbox?q= searches (API.md), each with a pg_trgm GIN index on
 # UPPER(col) (mail/migrations/0002_inbox_api_search.py).
@@ -34,8 +35,11 @@ SEARCH_WALK_MAX = 30000
 _LABEL = "listed_label"
 _LABEL_AT, _LABEL_ID = "listed_label_received_at", "listed_label_message_id"
 
-# The plain lists with_item_relations() sets on each message, which message_item reads.
+# What with_item_relations() sets on each message, which message_item reads: the names
+# of its labels, and its attachments as dicts of ITEM_ATTACHMENT_COLUMNS (JSON arrays in
+# no particular order; None when there are none).
 ITEM_LABELS, ITEM_ATTACHMENTS = "item_labels", "item_attachments"
+ITEM_ATTACHMENT_COLUMNS = ("id", "filename", "content_type", "size", "content_id", "disposition", "part_index", "created_at")
 # The columns message_item (mail/serializers.py) reads: all that a listing loads
 # (as_items()). tests/mail/test_api_listing_queries.py fails when the two drift apart.
 ITEM_COLUMNS = (
@@ -213,13 +217,15 @@ class MessageQuerySet(models.QuerySet):
 
     def _rows_by_id(self, ids: list[str]) -> list[Any]:
         """The rows of ``ids``, in the order given (listing order), with the queryset's
-        select_related, prefetches and columns."""
+        select_related, prefetches, item relations and columns."""
         if not ids:
             return []
         # By id alone, not through this queryset's filters again: a row that changed
         # since the walk (archived, read) is still part of the page the walk found, so
         # the page keeps its size and has_more stays right.
         fetch = self.model._default_manager.db_manager(self.db).filter(pk__in=ids)
+        if ITEM_LABELS in self.query.annotations:
+            fetch = fetch.with_item_relations()
         fetch.query.select_related = self.query.select_related
         fetch.query.deferred_loading = self.query.deferred_loading
         rows = {row.pk: row for row in fetch.prefetch_related(*self._prefetch_related_lookups)}
@@ -291,23 +297,42 @@ class MessageQuerySet(models.QuerySet):
         return self.with_item_relations().only(*ITEM_COLUMNS)
 
     def with_item_relations(self) -> MessageQuerySet:
-        """What ``message_item`` reads, fetched in a fixed number of queries.
+        """What ``message_item`` reads, in the one query: the agent joined, and each
+        message's label names and attachments aggregated into JSON arrays by correlated
+        subqueries (ITEM_LABELS, ITEM_ATTACHMENTS; NULL when there are none).
 
-        The labels and attachments go to plain lists (ITEM_LABELS, ITEM_ATTACHMENTS), not
-        to the related managers' caches: filling those builds a queryset per message and
-        relation, and reading them back a manager and another queryset, which was ~40 %
-        of a 50-item page's server time (bench/README.md, ninth session)."""
-        return self.select_related("agent").prefetch_related(*item_prefetches(self.model))
+        Prefetching them instead cost two more round trips and the prefetch machinery (a
+        queryset per message and relation, filled and read back), which was ~40 % of a
+        50-item page's server time (bench/README.md, ninth session)."""
+        meta = self.model._meta
+        labels = meta.get_field("labels").related_model
+        attachments = meta.get_field("attachments").related_model
+        return self.select_related("agent").annotate(
+            **{
+                ITEM_LABELS: _json_array_of(labels.objects.filter(message=OuterRef("pk")), "message", F("name")),
+                ITEM_ATTACHMENTS: _json_array_of(
+                    attachments.objects.filter(message=OuterRef("pk")),
+                    "message",
+                    JSONObject(**{name: F(name) for name in ITEM_ATTACHMENT_COLUMNS}),
+                ),
+            }
+        )
 
 
-def item_prefetches(message_model: Any) -> list[Prefetch]:
-    """The prefetches of with_item_relations(), also for ``prefetch_related_objects`` on
-    messages already in hand."""
-    labels = message_model._meta.get_field("labels").related_model
-    return [
-        Prefetch("labels", queryset=labels.objects.only("message_id", "name"), to_attr=ITEM_LABELS),
-        Prefetch("attachments", to_attr=ITEM_ATTACHMENTS),
-    ]
+class JSONArrayAgg(models.Aggregate):
+    """The group's values as a JSON array: ``json_group_array`` on SQLite, ``jsonb_agg``
+    on PostgreSQL (JSON values, such as a JSONObject, nest as JSON, not as strings)."""
+
+    function = "JSON_GROUP_ARRAY"
+    output_field = models.JSONField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="JSONB_AGG", **extra)
+
+
+def _json_array_of(rows: models.QuerySet, group: str, value: Any) -> Subquery:
+    """A correlated subquery: ``value`` of each of ``rows``, as one JSON array."""
+    return Subquery(rows.order_by().values(group).annotate(values=JSONArrayAgg(value)).values("values"))
 
 
 def _matches(q: str, columns: Sequence[str]) -> Q:

@@ -15,8 +15,8 @@ from rest_framework import serializers
 
 from assmbl.errors import ValidationFailed
 from assmbl.query import cursor_decode
-from mail.models import Attachment, Message, MessageLabel
-from mail.querysets import ITEM_ATTACHMENTS, ITEM_LABELS
+from mail.models import Attachment, Message
+from mail.querysets import ITEM_ATTACHMENT_COLUMNS, ITEM_ATTACHMENTS, ITEM_LABELS
 from mail.services import label_validate
 
 
@@ -27,21 +27,24 @@ def rfc3339(value: dt.datetime | None) -> str | None:
 
 
 def message_item(
-    message: Message, *, labels: list[MessageLabel] | None = None, attachments: list[Attachment] | None = None
+    message: Message, *, labels: list[str] | None = None, attachments: list[Attachment] | None = None
 ) -> dict[str, Any]:
-    """In a loop, the messages come from ``with_item_relations()`` (which sets their labels
-    and attachments as plain lists), or the caller already holds them and passes them
-    (ingestion: a message indexed just now has no labels and exactly the attachments it
-    created): building a related queryset per message costs more than the rest of the
-    item. Otherwise they are read here, two queries."""
+    """In a loop, the messages come from ``with_item_relations()`` (which reads their label
+    names and attachments in the same query), or the caller already holds them and passes
+    them (ingestion: a message indexed just now has no labels and exactly the attachments
+    it created). Otherwise they are read here, two queries."""
     if labels is None:
-        labels = getattr(message, ITEM_LABELS, None)
-        if labels is None:
-            labels = list(message.labels.all())
+        if ITEM_LABELS in message.__dict__:
+            labels = message.__dict__[ITEM_LABELS] or []
+        else:
+            labels = [label.name for label in message.labels.all()]
     if attachments is None:
-        attachments = getattr(message, ITEM_ATTACHMENTS, None)
-        if attachments is None:
-            attachments = list(message.attachments.all())
+        if ITEM_ATTACHMENTS in message.__dict__:
+            rows = message.__dict__[ITEM_ATTACHMENTS] or []
+        else:
+            rows = [{name: getattr(att, name) for name in ITEM_ATTACHMENT_COLUMNS} for att in message.attachments.all()]
+    else:
+        rows = [{name: getattr(att, name) for name in ITEM_ATTACHMENT_COLUMNS} for att in attachments]
     return {
         "MessageID": message.id,
         "AgentID": message.agent.agent_id,
@@ -56,7 +59,7 @@ def message_item(
         "ReceivedAt": rfc3339(message.received_at),
         "SenderVerified": message.sender_verified,
         "Authentication": {key: message.authentication.get(key) for key in ("spf", "dkim", "dmarc", "aligned")},
-        "Labels": sorted(label.name for label in labels),
+        "Labels": sorted(labels),
         "IsRead": message.is_read,
         "Archived": message.archived,
         "Disposition": message.disposition,
@@ -64,15 +67,17 @@ def message_item(
         "InternetMessageID": message.internet_message_id,
         "Attachments": [
             {
-                "AttachmentID": att.id,
-                "Filename": att.filename,
-                "ContentType": att.content_type,
-                "Size": att.size,
-                "ContentID": att.content_id,
-                "Disposition": att.disposition,
+                "AttachmentID": row["id"],
+                "Filename": row["filename"],
+                "ContentType": row["content_type"],
+                "Size": row["size"],
+                "ContentID": row["content_id"],
+                "Disposition": row["disposition"],
             }
-            # In the order of the parts (uploads sent by the agent: in upload order).
-            for att in sorted(attachments, key=lambda a: (a.part_index or 0, a.created_at, a.id))
+            # In the order of the parts (uploads sent by the agent: in upload order). From
+            # with_item_relations() created_at is JSON text, in one format per database,
+            # whose order is the timestamps' (ISO 8601, UTC, fractions without trailing zeros).
+            for row in sorted(rows, key=lambda r: (r["part_index"] or 0, r["created_at"], r["id"]))
         ],
         "Size": message.size,
     }
