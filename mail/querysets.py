@@ -7,14 +7,14 @@ cannot be forgotten.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connections, models
-from django.db.models import ExpressionWrapper, F, FilteredRelation, OuterRef, Q, Subquery
+from django.db.models import ExpressionWrapper, F, FilteredRelation, Q
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import JSONObject
 
 # The columns GET /v1/inbox?q= searches (API.md), each with a pg_trgm GIN index on
 # UPPER(col) (mail/migrations/0002_inbox_api_search.py).
@@ -303,36 +303,36 @@ class MessageQuerySet(models.QuerySet):
 
         Prefetching them instead cost two more round trips and the prefetch machinery (a
         queryset per message and relation, filled and read back), which was ~40 % of a
-        50-item page's server time (bench/README.md, ninth session)."""
-        meta = self.model._meta
-        labels = meta.get_field("labels").related_model
-        attachments = meta.get_field("attachments").related_model
+        50-item page's server time (bench/README.md, ninth session). The subqueries are
+        SQL written once per database (_item_subqueries): built from ORM expressions,
+        resolving and compiling them cost ~2 ms a request, more than the page's SQL."""
+        labels, attachments = _item_subqueries(connections[self.db].vendor, self.model)
         return self.select_related("agent").annotate(
             **{
-                ITEM_LABELS: _json_array_of(labels.objects.filter(message=OuterRef("pk")), "message", F("name")),
-                ITEM_ATTACHMENTS: _json_array_of(
-                    attachments.objects.filter(message=OuterRef("pk")),
-                    "message",
-                    JSONObject(**{name: F(name) for name in ITEM_ATTACHMENT_COLUMNS}),
-                ),
+                ITEM_LABELS: RawSQL(labels, (), output_field=models.JSONField()),
+                ITEM_ATTACHMENTS: RawSQL(attachments, (), output_field=models.JSONField()),
             }
         )
 
 
-class JSONArrayAgg(models.Aggregate):
-    """The group's values as a JSON array: ``json_group_array`` on SQLite, ``jsonb_agg``
-    on PostgreSQL (JSON values, such as a JSONObject, nest as JSON, not as strings)."""
-
-    function = "JSON_GROUP_ARRAY"
-    output_field = models.JSONField()
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, function="JSONB_AGG", **extra)
-
-
-def _json_array_of(rows: models.QuerySet, group: str, value: Any) -> Subquery:
-    """A correlated subquery: ``value`` of each of ``rows``, as one JSON array."""
-    return Subquery(rows.order_by().values(group).annotate(values=JSONArrayAgg(value)).values("values"))
+@functools.cache
+def _item_subqueries(vendor: str, message_model: Any) -> tuple[str, str]:
+    """The SQL of with_item_relations()'s two subqueries: a JSON array of the message's
+    label names, and one of its attachments as objects of ITEM_ATTACHMENT_COLUMNS.
+    ``json_group_array`` on SQLite nests a ``json_object`` as JSON, not as a string."""
+    meta = message_model._meta
+    labels = meta.get_field("labels").related_model._meta
+    attachments = meta.get_field("attachments").related_model._meta
+    if vendor == "postgresql":
+        array, obj = "JSONB_AGG", "JSONB_BUILD_OBJECT"
+    else:
+        array, obj = "JSON_GROUP_ARRAY", "JSON_OBJECT"
+    message_id = f'"{meta.db_table}"."{meta.pk.column}"'
+    fields = ", ".join(f"'{name}', a.\"{attachments.get_field(name).column}\"" for name in ITEM_ATTACHMENT_COLUMNS)
+    return (
+        f'(SELECT {array}(l."name") FROM "{labels.db_table}" l WHERE l."message_id" = {message_id})',
+        f'(SELECT {array}({obj}({fields})) FROM "{attachments.db_table}" a WHERE a."message_id" = {message_id})',
+    )
 
 
 def _matches(q: str, columns: Sequence[str]) -> Q:
