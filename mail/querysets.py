@@ -37,7 +37,7 @@ _LABEL_AT, _LABEL_ID = "listed_label_received_at", "listed_label_message_id"
 
 # What with_item_relations() sets on each message, which message_item reads: the names
 # of its labels, and its attachments as dicts of ITEM_ATTACHMENT_COLUMNS (JSON arrays in
-# no particular order; None when there are none).
+# no particular order; None or [] when there are none, by database).
 ITEM_LABELS, ITEM_ATTACHMENTS = "item_labels", "item_attachments"
 ITEM_ATTACHMENT_COLUMNS = ("id", "filename", "content_type", "size", "content_id", "disposition", "part_index", "created_at")
 # The columns message_item (mail/serializers.py) reads: all that a listing loads

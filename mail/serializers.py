@@ -75,8 +75,8 @@ def message_item(
                 "Disposition": row["disposition"],
             }
             # In the order of the parts (uploads sent by the agent: in upload order). From
-            # with_item_relations() created_at is JSON text, in one format per database,
-            # whose order is the timestamps' (ISO 8601, UTC, fractions without trailing zeros).
+            # with_item_relations() created_at is text in one format per database, UTC, the
+            # fraction left out when zero: its text order is the timestamps' order.
             for row in sorted(rows, key=lambda r: (r["part_index"] or 0, r["created_at"], r["id"]))
         ],
         "Size": message.size,
