@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -339,9 +341,6 @@ class WSGIClient:
         self.handler = WSGIHandler()
 
     def get(self, url: str) -> Any:
-        import json
-        from types import SimpleNamespace
-
         status: list[str] = []
         body = b"".join(self.handler(self.factory.get(url).environ, lambda s, headers: status.append(s)))
         return SimpleNamespace(status_code=int(status[0].split()[0]), content=body, json=lambda: json.loads(body))

@@ -329,9 +329,11 @@ def _item_subqueries(vendor: str, message_model: Any) -> tuple[str, str]:
         array, obj = "JSON_GROUP_ARRAY", "JSON_OBJECT"
     message_id = f'"{meta.db_table}"."{meta.pk.column}"'
     fields = ", ".join(f"'{name}', a.\"{attachments.get_field(name).column}\"" for name in ITEM_ATTACHMENT_COLUMNS)
+    label_of, attachment_of = labels.get_field("message").column, attachments.get_field("message").column
     return (
-        f'(SELECT {array}(l."name") FROM "{labels.db_table}" l WHERE l."message_id" = {message_id})',
-        f'(SELECT {array}({obj}({fields})) FROM "{attachments.db_table}" a WHERE a."message_id" = {message_id})',
+        f'(SELECT {array}(l."{labels.get_field("name").column}") FROM "{labels.db_table}" l '
+        f'WHERE l."{label_of}" = {message_id})',
+        f'(SELECT {array}({obj}({fields})) FROM "{attachments.db_table}" a WHERE a."{attachment_of}" = {message_id})',
     )
 
 

@@ -38,12 +38,11 @@ def message_item(
             labels = message.__dict__[ITEM_LABELS] or []
         else:
             labels = [label.name for label in message.labels.all()]
-    if attachments is None:
-        if ITEM_ATTACHMENTS in message.__dict__:
-            rows = message.__dict__[ITEM_ATTACHMENTS] or []
-        else:
-            rows = [{name: getattr(att, name) for name in ITEM_ATTACHMENT_COLUMNS} for att in message.attachments.all()]
+    if attachments is None and ITEM_ATTACHMENTS in message.__dict__:
+        rows = message.__dict__[ITEM_ATTACHMENTS] or []
     else:
+        if attachments is None:
+            attachments = list(message.attachments.all())
         rows = [{name: getattr(att, name) for name in ITEM_ATTACHMENT_COLUMNS} for att in attachments]
     return {
         "MessageID": message.id,

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def mailbox(owner: Any, deliver: Any) -> str:
     """Five received mails with a label and an attachment each, and three sent replies in
-    the first one's thread, also labelled and with an attachment; returns the thread id."""
+    the first one's thread, also labelled, with four uploads each; returns the thread id."""
     received = [
         receive(deliver, owner, subject=f"Invoice {i}", attachments=[("a.txt", "text/plain", b"hi")]) for i in range(5)
     ]
