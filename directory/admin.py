@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from assmbl.admin import RecordAdmin
 from directory.models import Account, Agent, ApiToken, Challenge, Sender, SenderRule
 from directory.services import agent_create, agent_deactivate, agent_token_rotate, agent_update, token_revoke
 
@@ -165,7 +166,7 @@ class SenderRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(Challenge)
-class ChallengeAdmin(admin.ModelAdmin):
+class ChallengeAdmin(RecordAdmin):
     """Read-only: the token itself is never stored, only its hash."""
 
     list_display = ["address", "agent", "created_at", "expires_at", "used_at"]
@@ -173,6 +174,3 @@ class ChallengeAdmin(admin.ModelAdmin):
     search_fields = ["address", "agent__agent_id"]
     list_select_related = ["agent"]
     readonly_fields = ["agent", "address", "token_hash", "created_at", "expires_at", "used_at"]
-
-    def has_add_permission(self, request: object) -> bool:
-        return False

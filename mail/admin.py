@@ -20,6 +20,7 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from assmbl.admin import RecordAdmin
 from mail import moderation, services
 from mail.models import ArchiveJob, Attachment, InboundDelivery, Message, ModerationItem, SendRequest
 from mail.preview import message_preview, preview_csp
@@ -290,19 +291,16 @@ class ModerationQueueAdmin(MessageAdmin):
 
 
 @admin.register(InboundDelivery)
-class InboundDeliveryAdmin(admin.ModelAdmin):
+class InboundDeliveryAdmin(RecordAdmin):
     list_display = ["id", "source", "status", "envelope_from", "size", "received_at", "processed_at"]
     list_filter = ["source", "status"]
     search_fields = ["id", "external_id", "envelope_from"]
     show_full_result_count = False
     paginator = BoundedCountPaginator
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
 
 @admin.register(Attachment)
-class AttachmentAdmin(admin.ModelAdmin):
+class AttachmentAdmin(RecordAdmin):
     list_display = ["id", "agent", "kind", "state", "filename", "content_type", "size", "created_at"]
     list_filter = ["kind", "state"]
     raw_id_fields = ["message"]
@@ -312,7 +310,7 @@ class AttachmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(SendRequest)
-class SendRequestAdmin(admin.ModelAdmin):
+class SendRequestAdmin(RecordAdmin):
     list_display = ["agent", "key", "state", "response_status", "created_at", "expires_at"]
     list_filter = ["state"]
     show_full_result_count = False
@@ -349,6 +347,10 @@ class ArchiveJobAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The job's row is its task's only record of progress, and the log of who purged what.
+        return False
 
     def save_model(self, request: HttpRequest, obj: ArchiveJob, form: Any, change: bool) -> None:
         from mail.archival import archive_job_start

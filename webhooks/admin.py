@@ -5,12 +5,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from assmbl.admin import RecordAdmin, RecordInline
 from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from webhooks.services import delivery_retry, endpoint_replay, endpoint_update
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(RecordAdmin):
     list_display = ["id", "agent", "type", "created_at"]
     list_filter = ["type"]
     search_fields = ["id", "agent__agent_id"]
@@ -51,15 +52,13 @@ class EndpointAdmin(admin.ModelAdmin):
         self.message_user(request, f"Queued {total} deliveries.", messages.SUCCESS)
 
 
-class DeliveryAttemptInline(admin.TabularInline):
+class DeliveryAttemptInline(RecordInline):
     model = DeliveryAttempt
-    extra = 0
-    can_delete = False
     readonly_fields = ["number", "status_code", "latency_ms", "response_excerpt", "error", "created_at"]
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(RecordAdmin):
     list_display = ["id", "webhook_id", "endpoint", "state", "attempts", "last_status", "next_attempt_at", "created_at"]
     list_filter = ["state"]
     search_fields = ["id", "webhook_id", "endpoint__id", "endpoint__url"]
@@ -69,7 +68,10 @@ class DeliveryAdmin(admin.ModelAdmin):
     actions = ["retry_now"]
     show_full_result_count = False
 
-    @admin.action(description="Retry now")
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("webhooks.change_delivery")
+
+    @admin.action(description="Retry now", permissions=["retry"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         for delivery in queryset:
             delivery_retry(delivery=delivery)
@@ -77,7 +79,7 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(admin.ModelAdmin):
+class DeliveryAttemptAdmin(RecordAdmin):
     list_display = ["delivery", "number", "status_code", "latency_ms", "error", "created_at"]
     list_filter = ["status_code"]
     search_fields = ["delivery__id", "delivery__webhook_id"]
