@@ -33,18 +33,32 @@ def daily_counts(days: int = 30) -> dict[str, Any]:
     return {"days": days, "series": out}
 
 
-def _chart(series: list[dict[str, Any]], *, width: int = 720, height: int = 160) -> dict[str, Any]:
+def _chart(series: list[dict[str, Any]], *, width: int = 560, height: int = 176) -> dict[str, Any]:
+    """Bars in a ``width`` x ``height`` viewBox, which the page scales to its panel, with the
+    day under every seventh bar counting back from today (the last bar)."""
     top = max([1] + [max(d["received"], d["sent"]) for d in series])
-    base = height - 4
+    base = height - 18  # room for the date labels under the axis
     slot = width / len(series)
     w = max(1, int(slot / 2) - 1)
-    bars = []
+    bars, labels = [], []
     for i, d in enumerate(series):
         rh = round((base - 16) * d["received"] / top)
         sh = round((base - 16) * d["sent"] / top)
         x = round(i * slot)
         bars.append({**d, "x": x, "x2": x + w, "w": w, "received_h": rh, "received_y": base - rh, "sent_h": sh, "sent_y": base - sh})
-    return {"width": width, "height": height, "base": base, "bars": bars, "max": top}
+        if (len(series) - 1 - i) % 7 == 0:
+            day = dt.date.fromisoformat(d["day"])
+            labels.append({"text": f"{day:%b} {day.day}", **_label_anchor(x + w, width)})
+    return {"width": width, "height": height, "base": base, "label_y": height - 4, "bars": bars, "labels": labels, "max": top}
+
+
+def _label_anchor(centre: float, width: int, half: int = 22) -> dict[str, Any]:
+    """Centred under its bar, but never past either edge of the chart."""
+    if centre < half:
+        return {"x": 0, "anchor": "start"}
+    if centre > width - half:
+        return {"x": width, "anchor": "end"}
+    return {"x": round(centre), "anchor": "middle"}
 
 
 def dashboard() -> dict[str, Any]:

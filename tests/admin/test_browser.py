@@ -1,9 +1,12 @@
 """The console in a real browser: Playwright drives Debian's Chromium (never a downloaded
 one). A moderator filters the queue, opens hostile HTML that must neither run nor load
-anything, releases it, archives another message; the database shows both."""
+anything, releases it, archives another message; the database shows both. At 1,400 px the
+queue fits beside both sidebars and the dashboard's chart fits its panel, with dates. These
+tests also take the README's screenshots (docs/screenshots/)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import http.server
 import shutil
 import threading
@@ -13,9 +16,11 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
 
 from assmbl.groups import MODERATOR
 from mail.models import Message
+from tests.factories import MessageFactory
 from tests.mime import build_mail
 
 pytestmark = pytest.mark.browser
@@ -84,8 +89,6 @@ def test_a_moderator_reviews_hostile_mail_safely(live_server: Any, browser: Any,
     page.fill("#id_username", "mod")
     page.fill("#id_password", "mod-pass-123")
     page.click("input[type=submit]")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
 
     from playwright.sync_api import expect
 
@@ -93,7 +96,6 @@ def test_a_moderator_reviews_hostile_mail_safely(live_server: Any, browser: Any,
     page.click("#changelist-filter >> text=Held for moderation (policy)")
     page.wait_for_url("**disposition__exact=held**")
     expect(page.locator("#result_list tbody tr")).to_have_count(1)
-    page.screenshot(path=str(SCREENSHOTS / "moderation-queue.png"), full_page=True)
 
     page.click("#result_list tbody tr th a")
     page.wait_for_url("**/change/**")
@@ -101,6 +103,7 @@ def test_a_moderator_reviews_hostile_mail_safely(live_server: Any, browser: Any,
     # nh3 keeps the heading but strips its id, like every attribute it does not allow.
     assert frame.locator("h1").inner_text() == "Hello moderator"
     page.wait_for_timeout(500)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "message-detail.png"), full_page=True)
     assert dialogs == []
     assert page.title() != "pwned"
@@ -122,3 +125,60 @@ def test_a_moderator_reviews_hostile_mail_safely(live_server: Any, browser: Any,
     other.refresh_from_db()
     assert other.archived
     assert _Tracker.hits == []
+
+
+def _login(page: Any, live_server: Any) -> None:
+    User.objects.create_user("mod", password="mod-pass-123", is_staff=True).groups.add(Group.objects.get(name=MODERATOR))
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "mod")
+    page.fill("#id_password", "mod-pass-123")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+
+
+def _overflow(page: Any, selector: str) -> dict[str, int]:
+    return page.eval_on_selector(selector, "e => ({scroll: e.scrollWidth, client: e.clientWidth})")
+
+
+def test_the_queue_and_the_dashboard_fit_a_1400_pixel_window(live_server: Any, browser: Any, owner: Any) -> None:
+    agent = owner.agent
+    now = timezone.now()
+    MessageFactory(agent=agent, disposition="held", sender="alice.longname@customers.example.com",
+                   subject="Re: the quarterly invoice you asked about, with the corrected totals",
+                   quarantine_reason="sender is not verified for this agent", received_at=now - dt.timedelta(days=3))
+    MessageFactory(agent=agent, disposition="quarantined", sender="mailer-daemon@relay.example.net",
+                   subject="Undeliverable", received_at=now - dt.timedelta(days=1),
+                   quarantine_reason="parser error: HeaderParseError: expected atom at a start of dot-atom-text "
+                                     "but found '[unparseable]' in the From header of the message")
+    MessageFactory(agent=agent, disposition="blocked", sender="spam@bulk.example.org", subject="WIN NOW",
+                   quarantine_reason="sender is blocked")
+    MessageFactory(agent=agent, sender="bob@partner.example.com", subject="Unverified but delivered", sender_verified=False)
+    for days in range(0, 25, 2):
+        MessageFactory(agent=agent, direction="outbound", received_at=now - dt.timedelta(days=days))
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    _login(page, live_server)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+
+    panel = page.locator("#dashboard").bounding_box()
+    chart = page.locator("#mail-chart").bounding_box()
+    assert chart["x"] >= panel["x"] and chart["x"] + chart["width"] <= panel["x"] + panel["width"], (chart, panel)
+    assert chart["y"] >= panel["y"] and chart["y"] + chart["height"] <= panel["y"] + panel["height"], (chart, panel)
+    labels = page.locator("#mail-chart .date-label").all_text_contents()
+    assert len(labels) >= 4 and f"{now:%b} {now.day}" in labels, labels
+    for label in page.locator("#mail-chart .date-label").all():
+        box = label.bounding_box()
+        assert chart["x"] <= box["x"] and box["x"] + box["width"] <= chart["x"] + chart["width"], (box, chart)
+
+    page.goto(f"{live_server.url}/admin/mail/moderationitem/")
+    page.screenshot(path=str(SCREENSHOTS / "moderation-queue.png"), full_page=True)
+    results = _overflow(page, "#changelist .results")
+    assert results["scroll"] <= results["client"], results
+    window = _overflow(page, "html")
+    assert window["scroll"] <= window["client"], window
+    headers = page.locator("#result_list thead th").all_inner_texts()
+    assert "REASON" in [h.strip().upper() for h in headers], headers
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 4
+    text = page.locator("#result_list").inner_text()
+    assert "sender is not verified for this agent" in text and "HeaderParseError" in text

@@ -3,12 +3,15 @@ through the services, logged with the staff member."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.admin.models import LogEntry
 from django.test import Client
 
+from directory.models import Agent
 from mail.models import ArchiveJob, Message
+from tests.factories import MessageFactory
 from tests.mime import build_mail
 from webhooks.models import Event
 
@@ -112,3 +115,16 @@ def test_the_dashboard_shows_the_chart_and_queue(superuser_client: Client, owner
     body = superuser_client.get("/admin/").content.decode()
     assert 'id="mail-chart"' in body and "<rect" in body
     assert 'id="queue-size"' in body
+
+
+def test_the_queue_shows_why_each_message_is_there_under_reason(moderator_client: Client, owner: Any, deliver: Any) -> None:
+    Agent.objects.filter(pk=owner.agent.pk).update(policy="verified_only")
+    deliver(build_mail(to=owner.address, subject="From a stranger"), to=owner.address)
+    MessageFactory(agent=owner.agent, disposition="quarantined", quarantine_reason="MIME structure too deeply nested to parse")
+
+    page = moderator_client.get("/admin/mail/moderationitem/").content.decode()
+
+    assert Message.objects.get(subject="From a stranger").disposition == "held"
+    assert re.search(r'<th[^>]*class="[^"]*column-reason[^"]*"[^>]*>.*?>Reason<', page, re.S)
+    assert "Quarantine reason" not in page
+    assert "sender is not verified for this agent" in page and "MIME structure too deeply nested to parse" in page
