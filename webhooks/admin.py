@@ -128,7 +128,7 @@ class EndpointAdmin(admin.ModelAdmin):
         for endpoint in queryset:
             endpoint_rotate_secret(endpoint=endpoint)
             self.log_change(request, endpoint, "Rotated the signing secret")
-            self.message_user(request, f"{endpoint.id}: new signing secret, shown this once: {endpoint.secret}",
+            self.message_user(request, f"Endpoint {endpoint.id}: new signing secret, shown this once: {endpoint.secret}",
                               messages.WARNING)
 
     @admin.action(description="Replay the last 24 hours of events", permissions=["change"])
