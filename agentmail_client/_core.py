@@ -450,7 +450,8 @@ class _Endpoints(Generic[_J, _B, _N]):
     def block_sender(
         self, address_or_domain: str, *, agent_id: str | None = None, scope: str | None = None, note: str | None = None
     ) -> _J:
-        """POST /v1/directory/senders ``action: block``; ``scope="global"`` with an operator token."""
+        """POST /v1/directory/senders ``action: block``; ``scope="account"`` (operator token) for
+        every agent of the account."""
         return self._sender_entry("block", address_or_domain, agent_id, scope, note)
 
     def delete_sender(self, entry_id: str) -> _N:

@@ -95,6 +95,8 @@ if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "assmbl"}}
+# The API's rate-limit counters when CACHE_URL is not Redis: a file every local process shares.
+RATE_LIMIT_DB = DATA_DIR / "ratelimit.sqlite3"
 
 # --- Mail identity and limits --------------------------------------------------------------
 MAIL_DOMAIN = env_str("MAIL_DOMAIN", "agents.localhost").lower()
@@ -379,6 +381,7 @@ if TESTING:
     STATIC_ROOT = _test_dir / "static"
     STATIC_ROOT.mkdir()
     REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"token": env_str("API_RATE_LIMIT", "100000/min")}
+    RATE_LIMIT_DB = _test_dir / "ratelimit.sqlite3"
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # A file, not :memory:, so the SMTP listener's threads share the test database.
         DATABASES["default"]["TEST"] = {"NAME": str(_test_dir / "test.sqlite3")}

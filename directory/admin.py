@@ -145,14 +145,16 @@ class SenderAdmin(admin.ModelAdmin):
 
 @admin.register(SenderRule)
 class SenderRuleAdmin(admin.ModelAdmin):
-    list_display = ["pattern", "action", "scope", "agent", "note", "created_at"]
-    list_filter = ["action", ("agent", admin.EmptyFieldListFilter)]
-    search_fields = ["pattern", "agent__agent_id", "note"]
-    list_select_related = ["agent"]
+    """Staff alone make global rules (no account, no agent): every account's mail obeys them."""
+
+    list_display = ["pattern", "action", "scope", "account", "agent", "note", "created_at"]
+    list_filter = ["action", ("account", admin.EmptyFieldListFilter), ("agent", admin.EmptyFieldListFilter)]
+    search_fields = ["pattern", "agent__agent_id", "account__name", "note"]
+    list_select_related = ["agent", "account"]
 
     @admin.display(description="scope")
     def scope(self, rule: SenderRule) -> str:
-        return "agent" if rule.agent_id else "global"
+        return rule.scope
 
     def save_model(self, request: HttpRequest, obj: SenderRule, form: Any, change: bool) -> None:
         # Through the service, so a block made here emits sender.blocked like one made by the API.
@@ -161,7 +163,9 @@ class SenderRuleAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        rule = sender_entry_create(agent=obj.agent, address_or_domain=obj.pattern, action=obj.action, note=obj.note)
+        rule = sender_entry_create(
+            agent=obj.agent, account=obj.account, address_or_domain=obj.pattern, action=obj.action, note=obj.note
+        )
         obj.pk = rule.pk
 
 

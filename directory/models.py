@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from directory.querysets import AgentQuerySet, ApiTokenQuerySet
+from directory.querysets import AgentQuerySet, ApiTokenQuerySet, SenderRuleQuerySet
 
 # An email local part we can route without quoting: RFC 5321 dot-atom, lower case,
 # no leading/trailing/double dots, at most 64 characters.
@@ -126,32 +127,75 @@ class Sender(models.Model):
 
 
 class SenderRule(models.Model):
-    """An allow or block entry by address or domain, for one agent or for everyone.
+    """An allow or block entry by address or domain, for one agent, for every agent of an
+    account, or (staff only) for every account.
 
-    The narrowest scope wins: agent before global, address before domain.
+    A rule belongs to an account: an agent rule to its agent's account, an account rule to
+    the account itself. A rule with no account is global and only staff make it (the admin):
+    an operator's reach ends at its account. The narrowest scope wins: agent before account
+    before global, then address before domain.
     """
 
     class Action(models.TextChoices):
         ALLOW = "allow", "Allow"
         BLOCK = "block", "Block"
 
-    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="sender_rules")
+    account = models.ForeignKey(
+        Account,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="sender_rules",
+        help_text="empty: a global rule, for every account (staff only)",
+    )
+    agent = models.ForeignKey(
+        Agent,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="sender_rules",
+        help_text="empty: the rule covers every agent of the account",
+    )
     pattern = models.CharField(max_length=320, help_text="an address (a@b.com) or a domain (b.com)")
     action = models.CharField(max_length=5, choices=Action.choices)
     note = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = SenderRuleQuerySet.as_manager()
+
     class Meta:
         constraints = [
+            models.CheckConstraint(
+                name="directory_senderrule_agent_has_account",
+                condition=Q(agent__isnull=True) | Q(account__isnull=False),
+            ),
             models.UniqueConstraint(fields=["agent", "pattern"], name="directory_senderrule_agent_pattern"),
+            # Also what the trust lookup of an account's own rules walks (account, pattern IN ...).
             models.UniqueConstraint(
-                fields=["pattern"], condition=Q(agent__isnull=True), name="directory_senderrule_global_pattern"
+                fields=["account", "pattern"],
+                condition=Q(agent__isnull=True),
+                name="directory_senderrule_account_pattern",
+            ),
+            models.UniqueConstraint(
+                fields=["pattern"], condition=Q(account__isnull=True), name="directory_senderrule_global_pattern"
             ),
         ]
 
     def __str__(self) -> str:
-        scope = self.agent.agent_id if self.agent_id else "global"
+        scope = self.agent.agent_id if self.agent_id else self.account.name if self.account_id else "global"
         return f"{self.action} {self.pattern} ({scope})"
+
+    def clean(self) -> None:
+        # The admin's form: an agent rule always belongs to its agent's account.
+        if self.agent_id:
+            if self.account_id and self.account_id != self.agent.account_id:
+                raise ValidationError({"account": "An agent rule belongs to its agent's account."})
+            self.account_id = self.agent.account_id
+
+    @property
+    def scope(self) -> str:
+        """``agent``, ``account`` or ``global``: whom the rule covers."""
+        return "agent" if self.agent_id else "account" if self.account_id else "global"
 
     @property
     def is_domain(self) -> bool:

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.db import models
+from django.db.models import Q
 
 
 class AgentQuerySet(models.QuerySet):
@@ -14,3 +18,19 @@ class AgentQuerySet(models.QuerySet):
 class ApiTokenQuerySet(models.QuerySet):
     def live(self) -> ApiTokenQuerySet:
         return self.filter(revoked_at__isnull=True)
+
+
+class SenderRuleQuerySet(models.QuerySet):
+    def for_account(self, account: object) -> SenderRuleQuerySet:
+        """The rules an account's operator sees and may delete: its agents' and its own."""
+        return self.filter(account=account)
+
+    def applying_to(self, agents: Iterable[Any]) -> SenderRuleQuerySet:
+        """The rules that can decide mail to any of ``agents``: each agent's own, its
+        account's, and the global (staff) ones; never another account's."""
+        agents = list(agents)
+        return self.filter(
+            Q(agent__in=[a.pk for a in agents])
+            | Q(agent__isnull=True, account__in={a.account_id for a in agents})
+            | Q(account__isnull=True)
+        )

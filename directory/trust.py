@@ -79,10 +79,21 @@ def _candidates(sender: str) -> list[str]:
     return [sender, *parents] if "@" in sender else parents
 
 
+# Narrowest scope first: the agent's own rule, then its account's, then staff's global one.
+_SCOPE_RANK = {"agent": 0, "account": 1, "global": 2}
+
+
+def _covers(rule: SenderRule, agent: Agent) -> bool:
+    """Whether ``rule`` decides mail to ``agent``: never a rule of another agent or account."""
+    if rule.agent_id is not None:
+        return rule.agent_id == agent.pk
+    return rule.account_id is None or rule.account_id == agent.account_id
+
+
 def _narrowest(rules: Any, agent: Agent, candidates: list[str]) -> SenderRule | None:
     rank = {pattern: index for index, pattern in enumerate(candidates)}
-    matching = [r for r in rules if r.pattern in rank and r.agent_id in (None, agent.pk)]
-    return min(matching, key=lambda r: (r.agent_id is None, rank[r.pattern]), default=None)
+    matching = [r for r in rules if r.pattern in rank and _covers(r, agent)]
+    return min(matching, key=lambda r: (_SCOPE_RANK[r.scope], rank[r.pattern]), default=None)
 
 
 class SenderFacts:
@@ -91,13 +102,9 @@ class SenderFacts:
 
     def __init__(self, pairs: list[tuple[Agent, str]]) -> None:
         pairs = [(agent, sender.strip().lower()) for agent, sender in pairs if sender.strip()]
-        agent_ids = {agent.pk for agent, _ in pairs}
+        agents = {agent.pk: agent for agent, _ in pairs}.values()
         patterns = {pattern for _, sender in pairs for pattern in _candidates(sender)}
-        self._rules = (
-            list(SenderRule.objects.filter(Q(agent_id__in=agent_ids) | Q(agent__isnull=True), pattern__in=patterns))
-            if patterns
-            else []
-        )
+        self._rules = list(SenderRule.objects.applying_to(agents).filter(pattern__in=patterns)) if patterns else []
         self._records = {
             (record.agent_id, record.address): record for record in _senders_of((a.pk, s) for a, s in pairs)
         }
@@ -137,11 +144,11 @@ def _senders_of(pairs: Iterable[tuple[int, str]]) -> list[Sender]:
 
 
 def agent_blocks_anyone(agent: Agent) -> bool:
-    """Whether any sender can be blocked for ``agent``: a block rule of its own or a global
-    one, or a sender marked blocked. When none exists, ``sender_blocked`` is "" for every
+    """Whether any sender can be blocked for ``agent``: a block rule of its own, its
+    account's or a global one, or a sender marked blocked. When none exists, ``sender_blocked`` is "" for every
     sender (the SMTP listener caches that instead of asking per sender)."""
     return (
-        SenderRule.objects.filter(Q(agent=agent) | Q(agent__isnull=True), action=SenderRule.Action.BLOCK).exists()
+        SenderRule.objects.applying_to([agent]).filter(action=SenderRule.Action.BLOCK).exists()
         or Sender.objects.filter(agent=agent, status=Sender.Status.BLOCKED).exists()
     )
 

@@ -13,12 +13,16 @@ from directory.models import Account, Agent
 
 class Event(models.Model):
     class Type(models.TextChoices):
+        """Every event type the service records, and so every type an endpoint may subscribe
+        to: ``events_record`` refuses any other, and docs/webhooks.md describes each."""
+
         MESSAGE_RECEIVED = "message.received"
         MESSAGE_QUARANTINED = "message.quarantined"
         MESSAGE_SENT = "message.sent"
         MESSAGE_DELIVERED = "message.delivered"
         MESSAGE_BOUNCED = "message.bounced"
         MESSAGE_COMPLAINED = "message.complained"
+        MESSAGE_FAILED = "message.failed"
         SENDER_VERIFIED = "sender.verified"
         SENDER_BLOCKED = "sender.blocked"
 

@@ -99,9 +99,12 @@ def event_record(*, agent: Agent, type: str, payload: dict[str, Any]) -> Event:
 
 def events_record(items: list[tuple[Agent, str, dict[str, Any]]]) -> list[Event]:
     """Record several events (a batch of ingested mail) in three statements: the events,
-    the endpoints that want them, their delivery rows."""
+    the endpoints that want them, their delivery rows. A type outside ``Event.Type`` is a
+    bug (ValueError): it could be recorded but never subscribed to."""
     if not items:
         return []
+    if unknown := {type for _, type, _ in items} - set(Event.Type.values):
+        raise ValueError(f"unknown event types {sorted(unknown)}: add them to webhooks.models.Event.Type")
     events = Event.objects.bulk_create(
         [Event(agent=agent, type=type, payload=payload_fit(payload)) for agent, type, payload in items]
     )

@@ -2,7 +2,8 @@
 how agents of this deployment find each other.
 
 Agent tokens see and change their own entries; operator tokens act for any agent of their
-account (``agent_id``) and may add global rules (``scope: "global"``).
+account (``agent_id``) or for the whole account (``scope: "account"``). Nothing here reaches
+past the token's account: global rules (every account) are made by staff in the admin.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def sender_entry_item(entry: Sender | SenderRule) -> dict[str, Any]:
         "address_or_domain": entry.pattern,
         "status": "blocked" if entry.action == SenderRule.Action.BLOCK else "allowed",
         "action": entry.action,
-        "scope": "agent" if entry.agent_id else "global",
+        "scope": entry.scope,
         "agent_id": entry.agent.agent_id if entry.agent_id else None,
         "note": entry.note,
         "created_at": rfc3339(entry.created_at),
@@ -85,7 +86,7 @@ class SenderCreateInput(serializers.Serializer):
     address_or_domain = serializers.CharField(max_length=320)
     action = serializers.ChoiceField(choices=list(SenderAction.ALL))
     agent_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    scope = serializers.ChoiceField(choices=["agent", "global"], required=False, default="agent")
+    scope = serializers.ChoiceField(choices=["agent", "account", "global"], required=False, default="agent")
     note = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
 
 
@@ -97,7 +98,7 @@ class SenderEntrySchema(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["sender", "rule"])
     address_or_domain = serializers.CharField()
     status = serializers.CharField()
-    scope = serializers.ChoiceField(choices=["agent", "global"])
+    scope = serializers.ChoiceField(choices=["agent", "account", "global"])
     agent_id = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField(allow_null=True)
     last_seen_at = serializers.DateTimeField(allow_null=True, required=False)
@@ -158,7 +159,7 @@ class SendersView(APIView):
             rules = SenderRule.objects.filter(agent=agent)
         else:
             senders = Sender.objects.filter(agent__account=user.account)
-            rules = SenderRule.objects.filter(Q(agent__account=user.account) | Q(agent__isnull=True))
+            rules = SenderRule.objects.for_account(user.account)
         wanted = request.query_params.get("status", "").strip()
         if wanted:
             senders = senders.filter(status=wanted)
@@ -184,19 +185,31 @@ class SendersView(APIView):
         data = SenderCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
+        account, agent = user.account, None
         if values["scope"] == "global":
+            # A rule for every account is staff's (the admin): no token reaches past its account.
+            raise ValidationFailed(
+                "A global rule applies to every account; staff make it in the admin. Use scope: account.",
+                code="scope_not_allowed",
+            )
+        if values["scope"] == "account":
             if not user.is_operator:
-                raise Forbidden("Only an operator token may add a global rule.", code="forbidden_scope")
-            agent = None
+                raise Forbidden("Only an operator token may add a rule for the whole account.", code="forbidden_scope")
+            if values.get("agent_id"):
+                raise ValidationFailed("scope: account covers every agent; leave out agent_id.", code="invalid_scope")
         else:
             agent = _agent_for(user, values.get("agent_id") or None)
             if agent is None:
                 raise ValidationFailed(
-                    "agent_id is required with an operator token (or scope: global).", code="agent_id_required"
+                    "agent_id is required with an operator token (or scope: account).", code="agent_id_required"
                 )
         try:
             entry = sender_entry_create(
-                agent=agent, address_or_domain=values["address_or_domain"], action=values["action"], note=values["note"]
+                agent=agent,
+                account=account,
+                address_or_domain=values["address_or_domain"],
+                action=values["action"],
+                note=values["note"],
             )
         except ValidationError as exc:
             raise ValidationFailed(exc.messages[0], code=exc.code or "validation_error") from None
@@ -220,7 +233,7 @@ class SenderDetailView(APIView):
             elif kind == "rul":
                 rules = SenderRule.objects.filter(pk=pk)
                 if user.is_operator:
-                    entry = rules.filter(Q(agent__account=user.account) | Q(agent__isnull=True)).first()
+                    entry = rules.for_account(user.account).first()
                 else:
                     entry = rules.filter(agent=user.agent).first()
         if entry is None:

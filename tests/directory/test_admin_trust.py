@@ -40,3 +40,20 @@ def test_it_trusts_selected_senders(admin_client: Any, owner: Any) -> None:
 
     assert Sender.objects.get(pk=sender.pk).status == "trusted"
     assert not Challenge.objects.filter(address="bob@example.com").exists()
+
+
+def test_staff_add_a_global_rule_and_an_agent_rule_always_takes_its_agents_account(
+    admin_client: Any, owner: Any, stranger: Any
+) -> None:
+    made_global = admin_client.post(
+        "/admin/directory/senderrule/add/", {"agent": "", "account": "", "pattern": "spam.test", "action": "block"}
+    )
+    mismatched = admin_client.post(
+        "/admin/directory/senderrule/add/",
+        {"agent": owner.agent.pk, "account": stranger.agent.account.pk, "pattern": "x.test", "action": "block"},
+    )
+
+    assert made_global.status_code == 302
+    assert SenderRule.objects.get(pattern="spam.test").scope == "global"
+    assert mismatched.status_code == 200 and b"belongs to its agent" in mismatched.content
+    assert not SenderRule.objects.filter(pattern="x.test").exists()

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from directory.models import Sender, SenderRule
+import pytest
+from rest_framework.test import APIClient
+
+from directory.models import ApiToken, Sender, SenderRule
+from directory.services import sender_entry_create, token_create
+from directory.trust import sender_blocked
+from mail.models import Message
+from tests.mime import build_mail
 from webhooks.models import Event
 
 
@@ -57,9 +64,12 @@ def test_it_deletes_only_its_own_entries(owner: Any, teammate: Any) -> None:
     assert not Sender.objects.exists()
 
 
-def test_it_refuses_global_rules_and_other_agents_for_agent_tokens(owner: Any, teammate: Any) -> None:
+def test_it_refuses_global_and_account_rules_and_other_agents_for_agent_tokens(owner: Any, teammate: Any) -> None:
     global_rule = owner.client.post(
         "/v1/directory/senders", {"address_or_domain": "x.test", "action": "block", "scope": "global"}, format="json"
+    )
+    account_rule = owner.client.post(
+        "/v1/directory/senders", {"address_or_domain": "x.test", "action": "block", "scope": "account"}, format="json"
     )
     other = owner.client.post(
         "/v1/directory/senders",
@@ -67,12 +77,13 @@ def test_it_refuses_global_rules_and_other_agents_for_agent_tokens(owner: Any, t
         format="json",
     )
 
-    assert global_rule.status_code == 403 and global_rule.json()["error"]["code"] == "forbidden_scope"
+    assert global_rule.status_code == 400 and global_rule.json()["error"]["code"] == "scope_not_allowed"
+    assert account_rule.status_code == 403 and account_rule.json()["error"]["code"] == "forbidden_scope"
     assert other.status_code == 404 and other.json()["error"]["code"] == "agent_not_found"
     assert not SenderRule.objects.exists()
 
 
-def test_it_lets_an_operator_act_for_agents_of_its_account_and_globally(
+def test_it_lets_an_operator_act_for_agents_of_its_account_and_for_the_account(
     operator: Any, owner: Any, stranger: Any
 ) -> None:
     for_owner = operator.post(
@@ -85,8 +96,15 @@ def test_it_lets_an_operator_act_for_agents_of_its_account_and_globally(
         {"address_or_domain": "a@b.test", "action": "allow", "agent_id": "stranger"},
         format="json",
     )
-    global_rule = operator.post(
-        "/v1/directory/senders", {"address_or_domain": "spam.test", "action": "block", "scope": "global"}, format="json"
+    account_rule = operator.post(
+        "/v1/directory/senders",
+        {"address_or_domain": "spam.test", "action": "block", "scope": "account"},
+        format="json",
+    )
+    both = operator.post(
+        "/v1/directory/senders",
+        {"address_or_domain": "spam.test", "action": "block", "scope": "account", "agent_id": "owner"},
+        format="json",
     )
     missing = operator.post(
         "/v1/directory/senders", {"address_or_domain": "a@b.test", "action": "allow"}, format="json"
@@ -94,10 +112,104 @@ def test_it_lets_an_operator_act_for_agents_of_its_account_and_globally(
 
     assert for_owner.status_code == 201 and for_owner.json()["agent_id"] == "owner"
     assert for_stranger.status_code == 404
-    assert global_rule.status_code == 201 and global_rule.json()["scope"] == "global"
+    assert account_rule.status_code == 201
+    assert account_rule.json()["scope"] == "account" and account_rule.json()["agent_id"] is None
+    assert both.status_code == 400 and both.json()["error"]["code"] == "invalid_scope"
     assert missing.status_code == 400 and missing.json()["error"]["code"] == "agent_id_required"
     listed = operator.get("/v1/directory/senders?agent_id=owner").json()["items"]
     assert [i["address_or_domain"] for i in listed] == ["a@b.test"]
+    everything = operator.get("/v1/directory/senders").json()["items"]
+    assert {(i["address_or_domain"], i["scope"]) for i in everything} == {
+        ("a@b.test", "agent"),
+        ("spam.test", "account"),
+    }
+
+
+# --- two accounts: one operator's rules never reach the other account ----------------------
+
+
+@pytest.fixture
+def stranger_operator(stranger: Any) -> APIClient:
+    """The operator of the stranger's account."""
+    issued = token_create(kind=ApiToken.Kind.OPERATOR, account=stranger.agent.account)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
+    return client
+
+
+def test_an_operator_cannot_make_a_rule_for_every_account(stranger_operator: Any, owner: Any) -> None:
+    for action in ("block", "allow"):
+        response = stranger_operator.post(
+            "/v1/directory/senders",
+            {"address_or_domain": "partner.test", "action": action, "scope": "global"},
+            format="json",
+        )
+
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "scope_not_allowed"
+        assert set(response.json()["error"]) == {"code", "message", "details"}
+    assert not SenderRule.objects.exists()
+
+
+def test_an_operator_neither_sees_nor_deletes_another_accounts_rules(
+    operator: Any, stranger_operator: Any, owner: Any, stranger: Any
+) -> None:
+    ours = operator.post(
+        "/v1/directory/senders",
+        {"address_or_domain": "spam.test", "action": "block", "scope": "account"},
+        format="json",
+    ).json()
+    ours_for_owner = operator.post(
+        "/v1/directory/senders",
+        {"address_or_domain": "eve@spam.test", "action": "block", "agent_id": "owner"},
+        format="json",
+    ).json()
+    staff_global = sender_entry_create(agent=None, address_or_domain="global.test", action="block")
+
+    theirs = stranger_operator.get("/v1/directory/senders").json()["items"]
+
+    assert theirs == []
+    for entry_id in (ours["id"], ours_for_owner["id"], f"rul_{staff_global.pk}"):
+        response = stranger_operator.delete(f"/v1/directory/senders/{entry_id}")
+        assert response.status_code == 404 and response.json()["error"]["code"] == "sender_not_found"
+    # Staff's global rule is not the operator's to list or delete either.
+    assert operator.delete(f"/v1/directory/senders/rul_{staff_global.pk}").status_code == 404
+    assert "global.test" not in {i["address_or_domain"] for i in operator.get("/v1/directory/senders").json()["items"]}
+    assert SenderRule.objects.count() == 3
+    assert operator.delete(f"/v1/directory/senders/{ours['id']}").status_code == 204
+
+
+def test_an_account_rule_decides_mail_only_for_that_accounts_agents(
+    operator: Any, stranger_operator: Any, owner: Any, teammate: Any, stranger: Any, deliver: Any
+) -> None:
+    stranger_operator.post(
+        "/v1/directory/senders",
+        {"address_or_domain": "spam.test", "action": "block", "scope": "account"},
+        format="json",
+    )
+    operator.post(
+        "/v1/directory/senders",
+        {"address_or_domain": "spam.test", "action": "block", "agent_id": "teammate"},
+        format="json",
+    )
+    raw = build_mail(to=[owner.address, teammate.address, stranger.address], sender="ceo@spam.test")
+
+    deliver(raw, to=[owner.address, teammate.address, stranger.address])
+
+    dispositions = dict(Message.objects.values_list("agent__agent_id", "disposition"))
+    assert dispositions == {"owner": "inbox", "teammate": "blocked", "stranger": "blocked"}
+    assert sender_blocked(agent=owner.agent, sender="ceo@spam.test") == ""
+    assert sender_blocked(agent=stranger.agent, sender="ceo@spam.test")
+
+
+def test_a_staff_global_rule_still_decides_mail_for_every_account(owner: Any, stranger: Any, deliver: Any) -> None:
+    sender_entry_create(agent=None, address_or_domain="spam.test", action="block")
+
+    deliver(
+        build_mail(to=[owner.address, stranger.address], sender="ceo@spam.test"), to=[owner.address, stranger.address]
+    )
+
+    assert set(Message.objects.values_list("disposition", flat=True)) == {"blocked"}
 
 
 def test_it_validates_the_entry(owner: Any) -> None:
