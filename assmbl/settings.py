@@ -107,6 +107,7 @@ MAX_HEADER_BYTES = env_int("MAX_HEADER_BYTES", 128 * 1024, minimum=1024)
 MAX_MIME_DEPTH = env_int("MAX_MIME_DEPTH", 32, minimum=1)
 MAX_MIME_PARTS = env_int("MAX_MIME_PARTS", 1000, minimum=1)
 PARSE_TIME_BUDGET_SECONDS = env_int("PARSE_TIME_BUDGET_SECONDS", 10, minimum=1)
+# Recipients (to + cc + bcc) of one message sent through the API.
 MAX_RECIPIENTS = env_int("MAX_RECIPIENTS", 50, minimum=1)
 MAX_ATTACHMENT_BYTES = env_int("MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024, minimum=1)
 # JSON request bodies; Django answers larger ones with RequestDataTooBig, mapped to 413.
@@ -223,6 +224,15 @@ SPECTACULAR_SETTINGS = {
 # --- Local SMTP listener ------------------------------------------------------------------------
 SMTP_HOST = env_str("SMTP_HOST", "127.0.0.1")
 SMTP_PORT = env_int("SMTP_PORT", 2525, minimum=1)
+# Recipients of one SMTP transaction: RFC 5321 4.5.3.1.8 asks for at least 100; past the
+# limit RCPT gets 452 and the client sends the rest in another transaction.
+SMTP_MAX_RECIPIENTS = env_int("SMTP_MAX_RECIPIENTS", 100, minimum=100)
+# Open sessions one client address may hold in one listener process (0: no cap); the next
+# connection gets 421. AUTHSERV_TRUSTED_RELAYS (your own front MTA) are not capped.
+SMTP_MAX_SESSIONS_PER_IP = env_int("SMTP_MAX_SESSIONS_PER_IP", 20, minimum=0)
+# The longest a session may last, however busy it keeps (0: no limit); then 421 and close.
+# aiosmtpd's own timeout only ends a session that has been idle for five minutes.
+SMTP_SESSION_DEADLINE = env_int("SMTP_SESSION_DEADLINE", 600, minimum=0)
 
 # --- Django basics -------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

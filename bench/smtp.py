@@ -189,6 +189,8 @@ def main() -> None:
             "TOKEN_PEPPER": "bench-token-pepper-not-for-production",
             "DB_SYNCHRONOUS_COMMIT": "",
             "TRUST_DNS_RESOLVER": "directory.authn.dns_offline",
+            # Every client connects from 127.0.0.1 (a trusted relay only with --auth authserv).
+            "SMTP_MAX_SESSIONS_PER_IP": "0",
         }
         if args.auth == "authserv":
             env.update(AUTHSERV_ID="mx.agents.localhost", AUTHSERV_TRUSTED_RELAYS="127.0.0.1")

@@ -12,7 +12,14 @@ from django.utils.html import format_html
 
 from assmbl.admin import RecordAdmin
 from directory.models import Account, Agent, ApiToken, Challenge, Sender, SenderRule
-from directory.services import agent_create, agent_deactivate, agent_token_rotate, agent_update, token_revoke
+from directory.services import (
+    agent_create,
+    agent_deactivate,
+    agent_id_clean,
+    agent_token_rotate,
+    agent_update,
+    token_revoke,
+)
 
 
 @admin.register(Account)
@@ -25,6 +32,9 @@ class AgentForm(forms.ModelForm):
     class Meta:
         model = Agent
         fields = ["agent_id", "account", "display_name", "policy"]
+
+    def clean_agent_id(self) -> str:
+        return agent_id_clean(self.cleaned_data["agent_id"])
 
 
 @admin.register(Agent)

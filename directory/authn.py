@@ -326,7 +326,7 @@ def authentication_results_trusted(headers: email.message.Message, *, peer_ip: s
     """Verdicts from the topmost Authentication-Results header when it was written by our own
     receiving host (``AUTHSERV_ID``) and the connection came from a trusted relay; else None."""
     authserv_id = settings.AUTHSERV_ID
-    if not authserv_id or not peer_ip or not _peer_trusted(peer_ip):
+    if not authserv_id or not peer_ip or not peer_trusted(peer_ip):
         return None
     values = headers.get_all("Authentication-Results") or []
     if not values:
@@ -364,7 +364,8 @@ def authentication_results_trusted(headers: email.message.Message, *, peer_ip: s
     return authentication_normalise(out)
 
 
-def _peer_trusted(peer_ip: str) -> bool:
+def peer_trusted(peer_ip: str) -> bool:
+    """Whether the connection comes from one of ``AUTHSERV_TRUSTED_RELAYS``: our own front MTA."""
     return _peer_in(peer_ip, tuple(settings.AUTHSERV_TRUSTED_RELAYS))
 
 

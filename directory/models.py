@@ -19,6 +19,12 @@ validate_agent_id = RegexValidator(
     code="invalid_agent_id",
 )
 
+# RFC 5321 4.5.1: every domain accepts mail to postmaster (any case, with or without the
+# domain). It reaches staff, never a tenant: the agent of that id is the system's own
+# (``directory.services.postmaster_agent``), no operator may create one, and its mail is
+# always held for moderation (``directory.trust.trust_evaluate``).
+POSTMASTER = "postmaster"
+
 
 class Account(models.Model):
     """The tenant that owns agents; operator tokens act for one account."""

@@ -12,9 +12,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from directory.models import Account, Agent, ApiToken, Sender, SenderRule, validate_agent_id
+from directory.models import POSTMASTER, Account, Agent, ApiToken, Sender, SenderRule, validate_agent_id
 
 DEFAULT_ACCOUNT_NAME = "default"
+# Owns the system's own agents (``postmaster_agent``); no operator token belongs to it.
+SYSTEM_ACCOUNT_NAME = "assmbl:system"
+RESERVED_AGENT_IDS = frozenset({POSTMASTER})
 _TOKEN_PREFIX = {ApiToken.Kind.AGENT: "amk", ApiToken.Kind.OPERATOR: "amo"}
 
 
@@ -79,8 +82,7 @@ def agent_create(
     *, agent_id: str, account: Account | None = None, display_name: str = "", policy: str = Agent.Policy.OPEN
 ) -> tuple[Agent, IssuedToken]:
     """Create an agent and its first token. Raises ValidationError or AgentExists."""
-    agent_id = agent_id.strip().lower()
-    validate_agent_id(agent_id)
+    agent_id = agent_id_clean(agent_id)
     if policy not in Agent.Policy.values:
         raise ValidationError(f"policy must be one of {', '.join(Agent.Policy.values)}", code="invalid_policy")
     account = account or account_default()
@@ -91,6 +93,32 @@ def agent_create(
     except IntegrityError:
         raise AgentExists(agent_id) from None
     return agent, issued
+
+
+def agent_id_clean(agent_id: str) -> str:
+    """The agent id an operator or staff asked for, lower-cased; ValidationError when it is
+    not a routable local part or is reserved for the system."""
+    agent_id = agent_id.strip().lower()
+    validate_agent_id(agent_id)
+    if agent_id in RESERVED_AGENT_IDS:
+        raise ValidationError(
+            f"{agent_id} is reserved: its mail goes to the staff's moderation queue.", code="invalid_agent_id"
+        )
+    return agent_id
+
+
+def postmaster_agent() -> Agent:
+    """The system's postmaster mailbox, created on first use. Found by its id alone, active
+    or not: a postmaster address is always accepted."""
+    agent = Agent.objects.filter(agent_id=POSTMASTER).first()
+    if agent is not None:
+        return agent
+    account, _ = Account.objects.get_or_create(name=SYSTEM_ACCOUNT_NAME)
+    try:
+        with transaction.atomic():
+            return Agent.objects.create(agent_id=POSTMASTER, account=account, display_name="Postmaster (RFC 5321)")
+    except IntegrityError:  # created meanwhile by another session
+        return Agent.objects.get(agent_id=POSTMASTER)
 
 
 def agent_deactivate(*, agent: Agent) -> None:
@@ -110,11 +138,16 @@ def agents_for_addresses(addresses: list[str]) -> dict[str, Agent | None]:
     locals_ = {address: _agent_local(address) for address in addresses}
     wanted = {local for local in locals_.values() if local}
     found = {agent.agent_id: agent for agent in Agent.objects.active().filter(agent_id__in=wanted)} if wanted else {}
+    if POSTMASTER in wanted:
+        found[POSTMASTER] = postmaster_agent()
     return {address: found.get(local) if local else None for address, local in locals_.items()}
 
 
 def _agent_local(address: str) -> str:
-    local, _, domain = address.strip().lower().rpartition("@")
+    address = address.strip().lower()
+    if address == POSTMASTER:
+        return POSTMASTER  # RFC 5321 4.1.1.3: "<Postmaster>" without a domain
+    local, _, domain = address.rpartition("@")
     if not local or domain != settings.MAIL_DOMAIN:
         return ""
     # Plus-addressing: agent+tag@domain reaches agent.

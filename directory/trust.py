@@ -35,7 +35,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from directory import authn
-from directory.models import Agent, Challenge, Sender, SenderRule
+from directory.models import POSTMASTER, Agent, Challenge, Sender, SenderRule
 
 if TYPE_CHECKING:
     from mail.models import Message
@@ -184,6 +184,8 @@ def trust_evaluate(
     record = facts.record_for(agent, sender) if facts and sender else None
     if facts and sender and facts.blocks(agent, sender):
         return TrustDecision(False, "blocked", "sender is blocked")
+    if agent.agent_id == POSTMASTER:
+        return TrustDecision(False, "held", "mail to postmaster is for staff")
     known = bool(record and record.status in (Sender.Status.VERIFIED, Sender.Status.TRUSTED))
     if not known and authentication.get("internal"):
         known = _internal_same_account(agent, sender)

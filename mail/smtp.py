@@ -26,6 +26,7 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -35,7 +36,13 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from directory.authn import authentication_check, authentication_relayed, header_block, header_from_address
+from directory.authn import (
+    authentication_check,
+    authentication_relayed,
+    header_block,
+    header_from_address,
+    peer_trusted,
+)
 from directory.models import Agent
 from directory.services import agent_for_address
 from directory.trust import agent_blocks_anyone, sender_blocked
@@ -48,6 +55,9 @@ log = logging.getLogger(__name__)
 
 REPLY_QUEUED = "250 2.0.0 OK: queued"
 REPLY_STORE_FAILED = "451 4.3.0 Temporary failure storing the message; try again"
+REPLY_TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+REPLY_TOO_MANY_SESSIONS = "421 4.7.0 Too many connections from your address"
+REPLY_DEADLINE = "421 4.4.2 Session time limit exceeded; closing"
 # Bounds the memory of the cache against a flood of distinct senders.
 CACHE_MAX_ENTRIES = 10_000
 # The longest header block the event loop parses itself (``_data_check_cached``): about a
@@ -332,6 +342,30 @@ class GroupCommitter:
             self._batch = []
 
 
+class PeerSessions:
+    """The open sessions of each client address in one listener, for
+    ``SMTP_MAX_SESSIONS_PER_IP``. Used on the event loop only, so it needs no lock."""
+
+    def __init__(self) -> None:
+        self._open: Counter[str] = Counter()
+
+    def admit(self, ip: str) -> bool:
+        """Count a new session from ``ip``; False (and not counted) when it is one too many."""
+        limit = settings.SMTP_MAX_SESSIONS_PER_IP
+        if limit and self._open[ip] >= limit and not peer_trusted(ip):
+            return False
+        self._open[ip] += 1
+        return True
+
+    def release(self, ip: str) -> None:
+        self._open[ip] -= 1
+        if self._open[ip] <= 0:
+            del self._open[ip]
+
+    def count(self, ip: str) -> int:
+        return self._open[ip]
+
+
 class IngestHandler:
     """aiosmtpd handler. Database work runs in executor threads so the event loop keeps
     serving other sessions while one waits on a query or a commit."""
@@ -348,6 +382,10 @@ class IngestHandler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
+        # RFC 5321 4.5.3.1.10: 452, a temporary refusal (the client sends these recipients
+        # in another transaction). Before the lookup: recipients past the limit cost nothing.
+        if len(envelope.rcpt_tos) >= settings.SMTP_MAX_RECIPIENTS:
+            return REPLY_TOO_MANY_RECIPIENTS
         mail_from = envelope.mail_from or ""
         if not _rcpt_check_cached(self.cache, address, mail_from):
             loop = asyncio.get_running_loop()
@@ -360,8 +398,6 @@ class IngestHandler:
                 return "451 4.3.0 Temporary failure looking up the recipient; try again"
             if refusal:
                 return refusal
-        if len(envelope.rcpt_tos) >= settings.MAX_RECIPIENTS:
-            return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -400,16 +436,72 @@ class IngestHandler:
 class IngestSMTP(SMTP):
     """aiosmtpd's session, with a shortcut for the plain paths of MAIL and RCPT, and the
     message of DATA read in a few large reads (``mail.smtp_data``) instead of a line at a
-    time. The session reads bytes (``decode_data=False``) for a handler with ``handle_DATA``."""
+    time. The session reads bytes (``decode_data=False``) for a handler with ``handle_DATA``.
+
+    Two bounds on a session: ``peers`` (the listener's ``PeerSessions``) refuses a
+    connection from an address that already holds ``SMTP_MAX_SESSIONS_PER_IP``, and
+    ``SMTP_SESSION_DEADLINE`` ends a session that lasts longer, however busy it keeps."""
 
     # aiosmtpd sizes the stream reader by its longest DATA line; ``data_read`` checks line
     # lengths itself, and commands are still held to ``command_size_limits``.
     line_length_limit = READ_LIMIT
 
-    def __init__(self, handler: Any, **kwargs: Any) -> None:
+    def __init__(self, handler: Any, *, peers: PeerSessions | None = None, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         if self._decode_data:
             raise ValueError("IngestSMTP hands the message over as bytes: decode_data must be False")
+        self.peers = peers
+        self.peer_ip: str | None = None  # set once the session is admitted and counted
+        self.deadline_handle: asyncio.TimerHandle | None = None
+        self.deadline_passed = False
+        self.storing = False  # between the end of DATA and its answer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.peer_ip is not None:  # STARTTLS: the same session on a new transport
+            super().connection_made(transport)
+            return
+        peer = transport.get_extra_info("peername")
+        ip = peer[0] if isinstance(peer, tuple) else ""
+        if self.peers is not None and not self.peers.admit(ip):
+            # Refused before aiosmtpd starts the session (no 220): RFC 5321 3.1 allows a
+            # 421 greeting, after which the client quits and tries again later.
+            log.warning("refused a session from %s: %d already open", ip, self.peers.count(ip))
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(f"{REPLY_TOO_MANY_SESSIONS}\r\n".encode())
+            transport.close()
+            return
+        self.peer_ip = ip
+        super().connection_made(transport)
+        if settings.SMTP_SESSION_DEADLINE:
+            self.deadline_handle = self.loop.call_later(settings.SMTP_SESSION_DEADLINE, self._deadline_reached)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self.peer_ip is None:
+            return  # refused in connection_made: there is no session to end
+        if self.deadline_handle is not None:
+            self.deadline_handle.cancel()
+            self.deadline_handle = None
+        if self.peers is not None:
+            self.peers.release(self.peer_ip)
+            self.peers = None  # released once, whatever calls follow
+        super().connection_lost(error)
+
+    def _deadline_reached(self) -> None:
+        self.deadline_passed = True
+        if not self.storing:
+            self._deadline_close()
+        # Otherwise a mail is being checked and committed, and cutting the session now could
+        # leave it stored but unanswered (sent again by the client): smtp_DATA answers it,
+        # then closes.
+
+    def _deadline_close(self) -> None:
+        """421 and close. A DATA still being read is cut: nothing of it was handed over."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        log.info("%r session deadline reached", self.session.peer if self.session else None)
+        assert isinstance(self.transport, asyncio.WriteTransport)
+        self.transport.write(f"{REPLY_DEADLINE}\r\n".encode())
+        self.transport.close()
 
     async def smtp_DATA(self, arg: str) -> None:
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
@@ -433,7 +525,15 @@ class IngestSMTP(SMTP):
             self._set_post_data_state()
             return
         self.envelope.content = self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
+        self.storing = True
+        try:
+            status = await self._call_handler_hook("DATA")
+        finally:
+            self.storing = False
+            if self.deadline_passed:
+                # After the answer below (written before this session's task next yields),
+                # or after aiosmtpd's reply to a hook that raised.
+                self.loop.call_soon(self._deadline_close)
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
 
@@ -466,6 +566,11 @@ class IngestController(Controller):
     def __init__(self, handler: IngestHandler, *, reuse_port: bool = False, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.reuse_port = reuse_port
+        self.peers = PeerSessions()
+
+    def start(self) -> None:
+        self.peers = PeerSessions()  # a restarted listener owes nothing to its old sessions
+        super().start()
 
     def _create_server(self) -> Any:
         if not self.reuse_port:
@@ -490,6 +595,7 @@ class IngestController(Controller):
             decode_data=False,
             hostname=settings.MAIL_DOMAIN,
             ident="Assmbl Mail",
+            peers=self.peers,
         )
 
     def stop(self, no_assert: bool = False) -> None:

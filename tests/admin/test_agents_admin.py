@@ -73,3 +73,12 @@ def test_a_moderator_cannot_create_agents_or_rotate_tokens(moderator_client: Cli
     response = moderator_client.post("/admin/directory/agent/", {"action": "rotate_token", "_selected_action": [owner.agent.pk]})
     assert response.status_code == 403
     assert token_authenticate(owner.token) is not None
+
+
+def test_staff_cannot_create_an_agent_with_the_reserved_postmaster_id(superuser_client: Client, account: Any) -> None:
+    response = superuser_client.post(
+        "/admin/directory/agent/add/", {"agent_id": "Postmaster", "account": account.pk, "policy": "open"}
+    )
+    assert response.status_code == 200
+    assert "reserved" in response.content.decode()
+    assert not Agent.objects.filter(agent_id="postmaster").exists()

@@ -105,3 +105,11 @@ def test_another_accounts_agent_is_404(operator: Any, stranger: Any) -> None:
         assert foreign.status_code == unknown.status_code == 404
         assert foreign.content == unknown.content
     assert stranger.client.get("/v1/inbox").status_code == 200
+
+
+@pytest.mark.parametrize("agent_id", ["postmaster", "PostMaster"])
+def test_it_refuses_the_reserved_postmaster_id(operator: Any, agent_id: str) -> None:
+    response = operator.post("/v1/agents", {"agent_id": agent_id}, format="json")
+    assert response.status_code == 400 and error_code(response) == "invalid_agent_id"
+    assert "reserved" in response.json()["error"]["message"]
+    assert not Agent.objects.filter(agent_id="postmaster").exists()

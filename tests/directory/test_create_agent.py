@@ -53,3 +53,9 @@ def test_a_revoked_or_tampered_token_does_not_authenticate() -> None:
     assert token_authenticate(plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B")) is None
     Agent.objects.get().tokens.update(revoked_at="2026-01-01T00:00:00Z")
     assert token_authenticate(plaintext) is None
+
+
+def test_it_rejects_the_reserved_postmaster_id() -> None:
+    with pytest.raises(CommandError, match="reserved"):
+        call_command("create_agent", "postmaster", stdout=StringIO())
+    assert not Agent.objects.exists()
