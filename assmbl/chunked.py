@@ -14,8 +14,9 @@ from assmbl.envelope import TOO_LARGE, error_body
 
 class ChunkedRequestBody:
     """A chunked request body, which gunicorn decodes (``wsgi.input_terminated``) but hands
-    on without a CONTENT_LENGTH, is read to its end into a spool and passed on with its length. Django reads CONTENT_LENGTH bytes of a body, and
-    DRF none when it is absent, so such a body was parsed as empty.
+    on without a CONTENT_LENGTH, is read to its end into a spool and passed on with its
+    length. Django reads CONTENT_LENGTH bytes of a body, and DRF none when it is absent, so
+    such a body was parsed as empty.
 
     The spool holds at most the largest body any endpoint takes (an attachment upload); a
     larger body is 413 at once, unread. It stays in memory up to MAX_REQUEST_BYTES, then
@@ -34,7 +35,7 @@ class ChunkedRequestBody:
             return self.app(environ, start_response)
         limit = max(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0, settings.MAX_ATTACHMENT_BYTES)
         # Freed with the environ at the end of the request (a TemporaryFile has no name).
-        spool = tempfile.SpooledTemporaryFile(max_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0)
+        spool = tempfile.SpooledTemporaryFile(max_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 1024 * 1024)
         size = 0
         while chunk := environ["wsgi.input"].read(min(64 * 1024, limit + 1 - size)):
             size += len(chunk)
