@@ -25,6 +25,7 @@ _HTML_ERROR_CODES = {
     405: "method_not_allowed",
     500: "internal_error",
 }
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
 
 class ApiEnvelopeMiddleware:
@@ -57,7 +58,7 @@ class ApiEnvelopeMiddleware:
             status = response.status_code
             if status == 404:
                 return error_response(404, "not_found", "No such resource.")
-            return error_response(status, _HTML_ERROR_CODES.get(status, "error"), f"{HTTPStatus(status).phrase}.")
+            return error_response(status, _HTML_ERROR_CODES.get(status, "error"), f"{_PHRASES.get(status, 'Error')}.")
         return response
 
     def process_view(
