@@ -16,6 +16,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from assmbl.envelope import error_body
+
 log = logging.getLogger(__name__)
 
 
@@ -66,10 +68,6 @@ class RateLimited(ApiError):
     def __init__(self, message: str | None = None, *, retry_after: int = 1, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details}}
 
 
 def error_response(status_code: int, code: str, message: str, details: Any = None) -> JsonResponse:

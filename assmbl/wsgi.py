@@ -7,8 +7,10 @@ from importlib import import_module
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
+from assmbl.chunked import ChunkedRequestBody
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assmbl.settings")
-application = get_wsgi_application()
+application = ChunkedRequestBody(get_wsgi_application())
 # What the first request would otherwise load: the URLconf imports every view, and through
 # them DRF, drf-spectacular, boto3 and the rest (~38k objects that would stay in the
 # collector's reach for the life of the process).

@@ -36,9 +36,16 @@ def web_command(http_port: int, web_workers: int, threads: int, host: str = "127
         "assmbl.wsgi",
         "--bind", f"{host}:{http_port}",
         "--workers", str(web_workers),
-        # gthread: a long-poll holds a thread, not a whole worker process.
-        "--worker-class", "gthread",
+        # gthread: a long-poll holds a thread, not a whole worker process. Ours answers what
+        # gunicorn itself refuses with the JSON envelope, and says when it will close.
+        "--worker-class", "assmbl.gunicorn_worker.ThreadWorker",
         "--threads", str(threads),
+        # The longest request line gunicorn can bound (its default is 4094), so that an
+        # over-long q or cursor reaches the API, which says what is wrong with it; past
+        # these limits the worker answers 414/431 itself. 8 KB a header, 100 headers.
+        "--limit-request-line", "8190",
+        "--limit-request-field_size", "8190",
+        "--limit-request-fields", "100",
         "--timeout", "120",
         "--graceful-timeout", "20",
         "--access-logfile", "-",
