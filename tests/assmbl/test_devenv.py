@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from assmbl.devenv import devenv_read
+import pytest
+
+from assmbl.devenv import devenv_read, devenv_update
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = (
@@ -95,3 +97,26 @@ def test_a_second_make_run_keeps_the_secrets_and_records_its_new_ports(tmp_path:
     assert (second["SECRET_KEY"], second["TOKEN_PEPPER"]) == (first["SECRET_KEY"], first["TOKEN_PEPPER"])
     assert (first["HTTP_PORT"], second["HTTP_PORT"], second["DEBUG"]) == ("18417", "18418", "1")
     assert stat.S_IMODE((tmp_path / "dev.env").stat().st_mode) == 0o600
+
+
+def test_run_stack_adds_the_engines_it_started_so_the_other_shell_uses_the_same_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _make_run_records(tmp_path)
+    before = devenv_read(tmp_path / "dev.env")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    for name, value in before.items():
+        monkeypatch.setenv(name, value)  # what `manage.py serve --stack` holds after loading it
+
+    devenv_update({"DATABASE_URL": "postgres://assmbl@127.0.0.1:54320/assmbl"})
+
+    after = devenv_read(tmp_path / "dev.env")
+    assert after == {**before, "DATABASE_URL": "postgres://assmbl@127.0.0.1:54320/assmbl"}
+
+
+def test_without_dev_env_serve_stack_writes_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+
+    devenv_update({"DATABASE_URL": "postgres://assmbl@127.0.0.1:54320/assmbl"})
+
+    assert not (tmp_path / "dev.env").exists()
