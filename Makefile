@@ -17,11 +17,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 # Embedded mode: SQLite, local file storage, local SMTP listener, a Celery worker on
-# kombu's filesystem broker. DEBUG=1 only because it is a developer's machine.
+# kombu's filesystem broker. DEBUG=1 only because it is a developer's machine. The settings
+# (and the secrets generated on the first run) are recorded in $(DATA_DIR)/dev.env, where
+# manage.py in another shell finds them (assmbl/devenv.py).
 run: export DEBUG ?= 1
 run: export WEBHOOKS_ALLOW_LOOPBACK ?= 1
 run: venv
 	mkdir -p $(DATA_DIR)
+	$(BIN)/python -m assmbl.devenv
 	$(BIN)/python manage.py migrate --noinput -v 0
 	$(BIN)/python manage.py collectstatic --noinput -v 0
 	$(BIN)/python manage.py demo_agent
@@ -35,6 +38,7 @@ STACK_REDIS_PORT ?= 63790
 run-stack: export DEBUG ?= 1
 run-stack: venv
 	mkdir -p $(DATA_DIR)
+	$(BIN)/python -m assmbl.devenv
 	$(BIN)/python manage.py collectstatic --noinput -v 0
 	$(BIN)/python manage.py serve --stack --demo-agent --http-port $(HTTP_PORT) --smtp-port $(SMTP_PORT) \
 	  --pg-port $(STACK_PG_PORT) --redis-port $(STACK_REDIS_PORT)
@@ -48,24 +52,34 @@ migrate: venv
 # all with a throwaway Redis for the real-broker tests.
 test: test-sqlite test-postgres
 
-REDIS_DIR ?= /tmp/assmbl-redis-test
-REDIS_PORT ?= 63799
+# Each run has its own folder (the engines, and TMPDIR for pytest and the settings' temp
+# folders) and free ports, all gone afterwards, so that two runs on one machine never meet.
+# Narrow a run with e.g. `make test-sqlite TESTS=tests/assmbl XDIST=` (RELIABILITY= skips
+# test-postgres's proofs); REDIS_PORT= / PG_PORT= pin a port.
+TESTS ?=
+XDIST ?= -n 2
+RELIABILITY ?= tests/reliability
+REDIS_PORT ?=
+PG_PORT ?=
+free_port = $$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# 755: as root, scripts/pg.sh hands the cluster's folder to the postgres user, who must reach it.
+test_dir = tmp=$$(mktemp -d /tmp/assmbl-test.XXXXXX) && chmod 755 $$tmp && mkdir $$tmp/tmp && export TMPDIR=$$tmp/tmp && \
+	trap 'scripts/redis.sh stop $$tmp/redis 2>/dev/null; scripts/pg.sh stop $$tmp/pg 2>/dev/null; rm -rf $$tmp' EXIT && \
+	trap 'exit 130' INT TERM;
 # Empty when redis-server is absent: the Redis tests then skip and say why.
-with_redis = export TEST_REDIS_URL=$$(scripts/redis.sh start $(REDIS_DIR) $(REDIS_PORT) 2>/dev/null || true);
+with_redis = export TEST_REDIS_URL=$$(scripts/redis.sh start $$tmp/redis $(or $(REDIS_PORT),$(free_port)) 2>/dev/null || true);
 
 test-sqlite: venv
-	$(with_redis) $(BIN)/python -m pytest -q -n 2; \
-	rc=$$?; scripts/redis.sh stop $(REDIS_DIR) 2>/dev/null; exit $$rc
+	$(test_dir) $(with_redis) $(BIN)/python -m pytest -q $(XDIST) $(TESTS)
 
-PG_DIR ?= /tmp/assmbl-pg-test
-PG_PORT ?= 54329
 test-postgres: venv
-	url=$$(scripts/pg.sh start $(PG_DIR) $(PG_PORT)) || exit 1; \
+	$(test_dir) url=$$(scripts/pg.sh start $$tmp/pg $(or $(PG_PORT),$(free_port))) || exit 1; \
 	$(with_redis) \
-	DATABASE_URL=$$url $(BIN)/python -m pytest -q -n 2 -m "not browser and not reliability"; \
-	rc=$$?; \
-	DATABASE_URL=$$url $(BIN)/python -m pytest -q -m "reliability and postgres" tests/reliability; \
-	rc2=$$?; scripts/pg.sh stop $(PG_DIR); scripts/redis.sh stop $(REDIS_DIR) 2>/dev/null; \
+	DATABASE_URL=$$url $(BIN)/python -m pytest -q $(XDIST) -m "not browser and not reliability" $(TESTS); \
+	rc=$$?; rc2=0; \
+	if [ -n "$(RELIABILITY)" ]; then \
+	  DATABASE_URL=$$url $(BIN)/python -m pytest -q -m "reliability and postgres" $(RELIABILITY); rc2=$$?; \
+	fi; \
 	[ $$rc -eq 0 ] && [ $$rc2 -eq 0 ]
 
 # Benchmarks (bench/README.md): each prints its figures and a ratio against a baseline.

@@ -121,6 +121,15 @@ def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
     return delay
 
 
+def api_base_url(base_url: str) -> str:
+    """The API's root: ``base_url`` as given, or with ``/v1`` added to a bare server root
+    (``http://127.0.0.1:8000``), which has no API of its own."""
+    base_url = base_url.rstrip("/")
+    if urlsplit(base_url).path == "":
+        return f"{base_url}/v1"
+    return base_url
+
+
 def error_from_response(response: httpx.Response) -> AgentMailError:
     code, message, details = f"http_{response.status_code}", response.reason_phrase or "Error", None
     try:
@@ -131,6 +140,12 @@ def error_from_response(response: httpx.Response) -> AgentMailError:
         code = str(envelope.get("code") or code)
         message = str(envelope.get("message") or message)
         details = envelope.get("details")
+    elif response.status_code == 404:
+        # Every 404 of the API carries the envelope; a bare one comes from outside the API.
+        message = (
+            f"No API at {response.url}: the server answered a plain 404. base_url must be the "
+            "server's root plus /v1, e.g. http://127.0.0.1:8000/v1."
+        )
     cls = error_class(response.status_code)
     headers = dict(response.headers)
     if cls is RateLimitError:
@@ -241,7 +256,7 @@ class _Endpoints(Generic[_J, _B, _N]):
 
     def _configure(self, base_url: str, token: str, timeout: float, max_retries: int) -> None:
         """What both clients keep; each adds its own httpx client."""
-        self.base_url = base_url.rstrip("/")
+        self.base_url = api_base_url(base_url)
         self.timeout = timeout
         self.max_retries = max_retries
         self._auth = {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}

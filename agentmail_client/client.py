@@ -22,8 +22,9 @@ JSON = dict[str, Any]
 class AgentMailClient(_core._Endpoints[JSON, bytes, None]):
     """Client for the Assmbl Mail API.
 
-    ``base_url`` is the server root plus ``/v1`` (``http://127.0.0.1:8000/v1``); ``token`` an
-    agent token (or an operator token for the operator methods). Errors raise subclasses of
+    ``base_url`` is the server root plus ``/v1`` (``http://127.0.0.1:8000/v1``; a bare server
+    root gets ``/v1`` added); ``token`` an agent token (or an operator token for the operator
+    methods). Errors raise subclasses of
     ``AgentMailError``. Connection errors, 429 and 5xx are retried up to ``max_retries`` times
     with exponential backoff and full jitter; sends always carry an ``Idempotency-Key`` so a
     retry never sends twice.

@@ -28,7 +28,9 @@ TOKEN_PEPPER = env_str("TOKEN_PEPPER") or INSECURE_PLACEHOLDER
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The root of links we hand out (upload_url, challenge links). Unset: where `serve` serves,
+# which tells its processes its port as HTTP_PORT.
+PUBLIC_BASE_URL = (env_str("PUBLIC_BASE_URL") or f"http://127.0.0.1:{env_int('HTTP_PORT', 8000, minimum=1)}").rstrip("/")
 
 INSTALLED_APPS = [
     "assmbl.admin.AssmblAdminConfig",

@@ -30,7 +30,7 @@ export DATABASE_URL=$url DATA_DIR=$work DEBUG=0 LOG_LEVEL=WARNING DB_CONN_MAX_AG
   SECRET_KEY=bench-$RANDOM$RANDOM TOKEN_PEPPER=bench-$RANDOM$RANDOM API_RATE_LIMIT=100000000/min
 token=$("$PY" bench/_seed.py --database-url "$url" --data-dir "$work" --n "$SEED" | tail -n1)
 "$BIN/gunicorn" assmbl.wsgi --bind "127.0.0.1:$port" --workers "$WEB_WORKERS" --worker-class gthread \
-  --threads "$WEB_THREADS" --log-level warning >"$work/gunicorn.log" 2>&1 &
+  --threads "$WEB_THREADS" --log-level warning --no-control-socket >"$work/gunicorn.log" 2>&1 &
 gpid=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.2; done
 auth="Authorization: Bearer $token"

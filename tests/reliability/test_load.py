@@ -47,7 +47,7 @@ def test_list_and_search_hold_at_concurrency_32_with_no_errors(transactional_db:
     env = child_env(tmp_path, DB_CONN_MAX_AGE="60", LOG_LEVEL="WARNING", API_RATE_LIMIT="1000000/min")
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "assmbl.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-k", "gthread", "-w", "2", "--threads", "8", "--backlog", "256"],
+         "-k", "gthread", "-w", "2", "--threads", "8", "--backlog", "256", "--no-control-socket"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     # Half the clients page through the inbox, half search it (a common and a rare term).

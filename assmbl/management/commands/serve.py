@@ -25,6 +25,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from assmbl.devenv import devenv_update
+
 
 def _bin(name: str) -> str:
     return os.path.join(os.path.dirname(sys.executable), name)
@@ -49,6 +51,9 @@ def web_command(http_port: int, web_workers: int, threads: int, host: str = "127
         "--timeout", "120",
         "--graceful-timeout", "20",
         "--access-logfile", "-",
+        # gunicorn's default is one path per user ($XDG_RUNTIME_DIR or ~/.gunicorn): a second
+        # instance on the machine would unlink the first one's socket and take it over.
+        "--control-socket", str(settings.DATA_DIR / "gunicorn.ctl"),
     ]
 
 
@@ -102,6 +107,12 @@ def stack_processes(
             "--without-gossip", "--without-mingle",
         ]
     return procs
+
+
+def served_env(http_port: int) -> dict[str, str]:
+    """The environment of every process: HTTP_PORT is where the web server listens, from
+    which the settings derive PUBLIC_BASE_URL when it is not set."""
+    return {**os.environ, "HTTP_PORT": str(http_port)}
 
 
 def broker_folders() -> None:
@@ -225,7 +236,7 @@ class Command(BaseCommand):
             embedded_processes(
                 opts["http_port"], opts["smtp_port"], opts["web_workers"], opts["celery_concurrency"], opts["smtp_listeners"]
             ),
-            dict(os.environ),
+            served_env(opts["http_port"]),
             self.stderr.write,
         )
         self.stdout.write("stopped")
@@ -236,12 +247,13 @@ class Command(BaseCommand):
         data_dir = Path(settings.DATA_DIR)
         data_dir.mkdir(parents=True, exist_ok=True)
         engines = Engines(data_dir, opts["pg_port"], opts["redis_port"])
-        env = dict(os.environ)
+        env = served_env(opts["http_port"])
         code = 0
         try:
             if not opts["no_engines"]:
                 try:
                     env.update(engines.start())
+                    devenv_update(engines.env)
                 except subprocess.CalledProcessError as exc:
                     raise CommandError(f"could not start the engines: {exc.stderr}") from exc
             self.stdout.write(
