@@ -272,6 +272,12 @@ WEBHOOKS_DISPATCH_BATCH = env_int("WEBHOOKS_DISPATCH_BATCH", 50, minimum=1)
 WEBHOOKS_MAX_IN_FLIGHT = env_int("WEBHOOKS_MAX_IN_FLIGHT", 200, minimum=1)
 # Threads of the webhooks worker: attempts wait on the network, not the CPU.
 WEBHOOKS_WORKER_CONCURRENCY = env_int("WEBHOOKS_WORKER_CONCURRENCY", 8, minimum=1)
+# How long a queued delivery waits for its task before the dispatcher takes the task for lost
+# (a broker restarted without its data; a filesystem-broker worker killed holding it) and
+# queues it again. Longer than a full queue takes to drain, WEBHOOKS_MAX_IN_FLIGHT attempts of
+# up to WEBHOOKS_TIMEOUT_SECONDS on WEBHOOKS_WORKER_CONCURRENCY threads (200 x 15 s / 8 = 6
+# min): a task that was only slow finds its row taken and does nothing.
+WEBHOOKS_QUEUE_LEASE_SECONDS = env_int("WEBHOOKS_QUEUE_LEASE_SECONDS", 900, minimum=60)
 WEBHOOKS_DISABLE_AFTER_DAYS = env_int("WEBHOOKS_DISABLE_AFTER_DAYS", 5, minimum=1)
 # Events older than this may be pruned (manage.py prune_events); older cursors get 410.
 WEBHOOKS_EVENT_RETENTION_DAYS = env_int("WEBHOOKS_EVENT_RETENTION_DAYS", 30, minimum=1)

@@ -48,12 +48,6 @@ MAX_RETRY_AFTER = timedelta(hours=10)
 # How long a row is reserved for the worker attempting it; longer than the request timeout,
 # so it only lapses when a worker died mid-attempt (then it is retried).
 CLAIM_LEASE = timedelta(seconds=60)
-# How long a queued row waits for its task before the dispatcher takes the task for lost (a
-# broker restart without persistence, a filesystem-broker worker killed mid-task) and queues
-# it again. Longer than a full queue takes to drain: WEBHOOKS_MAX_IN_FLIGHT attempts of up to
-# WEBHOOKS_TIMEOUT_SECONDS each on WEBHOOKS_WORKER_CONCURRENCY threads (200 x 15 s / 8 = 6 min
-# by default); a slow task that turns up after all finds its row taken and does nothing.
-QUEUE_LEASE = timedelta(minutes=15)
 ROTATION_OVERLAP = timedelta(hours=24)
 REPLAY_LIMIT = 10_000
 
@@ -336,7 +330,7 @@ def deliveries_claim(*, event_seq: int | None = None, limit: int | None = None) 
     unlocked and the conditional update alone decides. The bound is checked before the claim,
     so dispatchers claiming at the same instant may pass it by their own few rows."""
     now = timezone.now()
-    since = now - QUEUE_LEASE
+    since = now - timedelta(seconds=settings.WEBHOOKS_QUEUE_LEASE_SECONDS)
     room = settings.WEBHOOKS_MAX_IN_FLIGHT - Delivery.objects.queued(since).count()
     limit = min(limit or settings.WEBHOOKS_DISPATCH_BATCH, room)
     if limit <= 0:
@@ -352,13 +346,13 @@ def deliveries_claim(*, event_seq: int | None = None, limit: int | None = None) 
 
 def deliveries_release(*, ids: list[str]) -> None:
     """Give back claimed rows whose task could not be queued (the broker is down): the next
-    dispatcher run queues them, instead of waiting out QUEUE_LEASE."""
+    dispatcher run queues them, instead of waiting out WEBHOOKS_QUEUE_LEASE_SECONDS."""
     Delivery.objects.filter(pk__in=ids, queued_at__isnull=False).update(queued_at=None)
 
 
 def _attempt_start(delivery_id: str, now: datetime) -> bool:
     """Move a queued row to "attempt in progress" (leased until now + CLAIM_LEASE), once: a
-    second task for the same row (re-queued after QUEUE_LEASE, redelivered by the broker)
+    second task for the same row (taken for lost and queued again, redelivered by the broker)
     finds it no longer queued, and does nothing."""
     return bool(
         Delivery.objects.filter(

@@ -5,8 +5,9 @@ The schedule lives in the database (``Delivery.next_attempt_at``), not in Celery
 batch of due rows and fans each attempt out to its own task, so a receiver that hangs until the
 timeout occupies one worker slot and never delays the others. Every task here runs on the
 ``webhooks`` queue (CELERY_TASK_ROUTES), which has workers of its own: however long it grows,
-mail is indexed and sent by other workers. It cannot grow past WEBHOOKS_MAX_IN_FLIGHT attempts:
-the dispatcher queues no more, and never queues a row twice (``deliveries_claim``).
+mail is indexed and sent by other workers. It holds at most WEBHOOKS_MAX_IN_FLIGHT attempts
+(the dispatcher queues no more, and never queues a row twice: ``deliveries_claim``), besides
+one cheap kick per new event and beat's ticks, which expire rather than pile up.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from assmbl.celery import app as celery_app
 from directory.models import Agent
 from tests.webhooks.conftest import Receiver, Reply
 from webhooks.models import Delivery, Event
-from webhooks.services import QUEUE_LEASE, deliveries_claim, endpoint_create, event_record
+from webhooks.services import deliveries_claim, endpoint_create, event_record
 from webhooks.tasks import dispatch_due_deliveries, dispatch_event, send_delivery
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -94,13 +94,14 @@ def test_concurrent_dispatchers_claim_disjoint_batches(
 
 
 def test_a_queued_delivery_is_not_queued_again_however_long_its_task_waits(
-    owner: Any, loopback_allowed: None, queue: Queue
+    owner: Any, loopback_allowed: None, queue: Queue, settings: Any
 ) -> None:
+    lease = timedelta(seconds=settings.WEBHOOKS_QUEUE_LEASE_SECONDS)
     with time_machine.travel(T0, tick=False) as clock:
         _owe(owner.agent, "http://127.0.0.1:9/never", 3)
         assert dispatch_due_deliveries() == 3
         # A minute, then ten, behind a long queue: the tasks are still coming.
-        for wait in (timedelta(minutes=1), timedelta(minutes=10), QUEUE_LEASE - timedelta(seconds=1)):
+        for wait in (timedelta(minutes=1), timedelta(minutes=10), lease - timedelta(seconds=1)):
             clock.move_to(T0 + wait)
             assert dispatch_due_deliveries() == 0
 
@@ -109,14 +110,14 @@ def test_a_queued_delivery_is_not_queued_again_however_long_its_task_waits(
 
 
 def test_a_second_task_for_the_same_delivery_makes_no_second_attempt(
-    owner: Any, receiver: Receiver, queue: Queue
+    owner: Any, receiver: Receiver, queue: Queue, settings: Any
 ) -> None:
     receiver.script = [Reply(500)] * 3
     with time_machine.travel(T0, tick=False) as clock:
         _owe(owner.agent, receiver.url(), 1)
         assert dispatch_due_deliveries() == 1
         # Taken for lost (a broker restart) once its lease lapses: queued a second time.
-        clock.move_to(T0 + QUEUE_LEASE + timedelta(seconds=1))
+        clock.move_to(T0 + timedelta(seconds=settings.WEBHOOKS_QUEUE_LEASE_SECONDS + 1))
         assert dispatch_due_deliveries() == 1
         assert len(queue) == 2
 
