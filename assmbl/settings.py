@@ -201,6 +201,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# Each class of work has its own queue and its own workers (manage.py serve), so a backlog of
+# webhook attempts to a receiver that is down never delays indexing or sending. `celery`, the
+# default queue, takes the housekeeping (archive jobs, purges). A worker started without -Q
+# consumes all four, so a one-worker deployment still runs everything.
+CELERY_TASK_QUEUES = {q: {"exchange": q, "routing_key": q} for q in ("ingest", "send", "webhooks", "celery")}
+CELERY_TASK_ROUTES = {
+    "mail.tasks.process_deliveries": {"queue": "ingest"},
+    "mail.tasks.sweep_stored_deliveries": {"queue": "ingest"},
+    "mail.tasks.send_message": {"queue": "send"},
+    "mail.tasks.sweep_queued_messages": {"queue": "send"},
+    "webhooks.tasks.*": {"queue": "webhooks"},
+}
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -270,6 +282,17 @@ WEBHOOKS_TIMEOUT_SECONDS = env_int("WEBHOOKS_TIMEOUT_SECONDS", 15, minimum=1)
 # An event's payload (the inbox item) is truncated to fit this many bytes of JSON.
 WEBHOOKS_MAX_PAYLOAD_BYTES = env_int("WEBHOOKS_MAX_PAYLOAD_BYTES", 65536, minimum=4096)
 WEBHOOKS_DISPATCH_BATCH = env_int("WEBHOOKS_DISPATCH_BATCH", 50, minimum=1)
+# At most this many deliveries queued for the webhooks worker at once; the rest wait in the
+# database, due, until the queue has room (webhooks.services.deliveries_claim).
+WEBHOOKS_MAX_IN_FLIGHT = env_int("WEBHOOKS_MAX_IN_FLIGHT", 200, minimum=1)
+# Threads of the webhooks worker: attempts wait on the network, not the CPU.
+WEBHOOKS_WORKER_CONCURRENCY = env_int("WEBHOOKS_WORKER_CONCURRENCY", 8, minimum=1)
+# How long a queued delivery waits for its task before the dispatcher takes the task for lost
+# (a broker restarted without its data; a filesystem-broker worker killed holding it) and
+# queues it again. Longer than a full queue takes to drain, WEBHOOKS_MAX_IN_FLIGHT attempts of
+# up to WEBHOOKS_TIMEOUT_SECONDS on WEBHOOKS_WORKER_CONCURRENCY threads (200 x 15 s / 8 = 6
+# min): a task that was only slow finds its row taken and does nothing.
+WEBHOOKS_QUEUE_LEASE_SECONDS = env_int("WEBHOOKS_QUEUE_LEASE_SECONDS", 900, minimum=60)
 WEBHOOKS_DISABLE_AFTER_DAYS = env_int("WEBHOOKS_DISABLE_AFTER_DAYS", 5, minimum=1)
 # Events older than this may be pruned (manage.py prune_events); older cursors get 410.
 WEBHOOKS_EVENT_RETENTION_DAYS = env_int("WEBHOOKS_EVENT_RETENTION_DAYS", 30, minimum=1)
@@ -278,6 +301,8 @@ WEBHOOKS_EVENTS_VISIBILITY_LAG_MS = env_int("WEBHOOKS_EVENTS_VISIBILITY_LAG_MS",
 CELERY_BEAT_SCHEDULE["dispatch-webhook-deliveries"] = {
     "task": "webhooks.tasks.dispatch_due_deliveries",
     "schedule": 3.0,
+    # A tick that waited past the next one is dropped, not run late: ticks never pile up.
+    "options": {"expires": 3.0},
 }
 CELERY_BEAT_SCHEDULE["prune-events"] = {"task": "webhooks.tasks.prune_events", "schedule": 3600.0}
 # --- Attachments ---------------------------------------------------------------------------------

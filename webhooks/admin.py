@@ -144,7 +144,7 @@ class DeliveryAttemptInline(RecordInline):
 
 @admin.register(Delivery)
 class DeliveryAdmin(RecordAdmin):
-    list_display = ["id", "webhook_id", "endpoint", "state", "attempts", "last_status", "next_attempt_at", "created_at"]
+    list_display = ["id", "webhook_id", "endpoint", "state", "attempts", "last_status", "next_attempt_at", "queued_at", "created_at"]
     list_filter = ["state"]
     search_fields = ["id", "webhook_id", "endpoint__id", "endpoint__url"]
     list_select_related = ["endpoint"]

@@ -122,6 +122,15 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
     def due(self, now: Any) -> DeliveryQuerySet:
         return self.filter(state=Delivery.State.PENDING, next_attempt_at__lte=now, endpoint__enabled=True)
 
+    def queued(self, since: Any) -> DeliveryQuerySet:
+        """Pending rows whose task was queued after ``since`` and has not started yet."""
+        return self.filter(state=Delivery.State.PENDING, queued_at__gte=since)
+
+    def unqueued(self, since: Any) -> DeliveryQuerySet:
+        """Rows no live task holds: never queued, or queued before ``since`` (a task lost with
+        the broker or a killed worker)."""
+        return self.filter(models.Q(queued_at__isnull=True) | models.Q(queued_at__lt=since))
+
     def for_endpoint(self, endpoint: Endpoint) -> DeliveryQuerySet:
         return self.filter(endpoint=endpoint)
 
@@ -141,8 +150,12 @@ class Delivery(models.Model):
     webhook_id = models.CharField(max_length=40)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
-    # Also the claim lease: a dispatcher pushes it forward while an attempt is in flight.
+    # Also the attempt's lease: a worker pushes it forward while its attempt is in progress.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Set when a dispatcher queues the row's task, cleared when the task starts the attempt:
+    # a queued row is not queued again however long the queue, and counts against
+    # WEBHOOKS_MAX_IN_FLIGHT.
+    queued_at = models.DateTimeField(null=True, blank=True)
     last_status = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -157,6 +170,10 @@ class Delivery(models.Model):
         indexes = [
             # The dispatcher's claim: pending rows whose next attempt is due.
             models.Index(fields=["state", "next_attempt_at"], name="webhooks_delivery_due"),
+            # The dispatcher's count of queued rows; partial, so it holds only those few.
+            models.Index(
+                fields=["queued_at"], condition=models.Q(queued_at__isnull=False), name="webhooks_delivery_queued"
+            ),
             # GET /v1/webhooks/{id}/deliveries, newest first.
             models.Index(fields=["endpoint", "-created_at"], name="webhooks_delivery_endpoint"),
         ]

@@ -45,8 +45,8 @@ RETRY_SCHEDULE: tuple[timedelta, ...] = (
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 JITTER = 0.1  # up to +10% of the delay, so a recovering receiver isn't hit by a thundering herd
 MAX_RETRY_AFTER = timedelta(hours=10)
-# How long a claimed row is reserved for the worker that claimed it; longer than the request
-# timeout, so a claim only lapses when a worker died mid-attempt (then it is retried).
+# How long a row is reserved for the worker attempting it; longer than the request timeout,
+# so it only lapses when a worker died mid-attempt (then it is retried).
 CLAIM_LEASE = timedelta(seconds=60)
 ROTATION_OVERLAP = timedelta(hours=24)
 REPLAY_LIMIT = 10_000
@@ -322,20 +322,46 @@ def delivery_retry(*, delivery: Delivery) -> Delivery:
 
 
 def deliveries_claim(*, event_seq: int | None = None, limit: int | None = None) -> list[str]:
-    """Claim up to ``limit`` due deliveries for this worker by pushing their next attempt a
-    lease into the future. ``skip_locked`` lets several dispatchers run side by side on
-    PostgreSQL without waiting on each other; SQLite has no row locks and serialises writers,
-    so there the select simply runs unlocked."""
+    """Claim due deliveries for queueing: at most ``limit`` (WEBHOOKS_DISPATCH_BATCH), and no
+    more than the room left under WEBHOOKS_MAX_IN_FLIGHT queued rows. A row already queued is
+    never claimed again while its task may still come, however long the queue: each claim is
+    a conditional update whose row count says whether this dispatcher won it. The caller
+    queues one ``send_delivery`` task per id (and releases the ids it could not queue).
+
+    ``skip_locked`` lets several dispatchers run side by side on PostgreSQL without waiting on
+    each other; SQLite has no row locks and serialises writers, so there the select runs
+    unlocked and the conditional update alone decides. The bound is checked before the claim,
+    so dispatchers claiming at the same instant may pass it by their own few rows."""
     now = timezone.now()
-    limit = limit or settings.WEBHOOKS_DISPATCH_BATCH
+    since = now - timedelta(seconds=settings.WEBHOOKS_QUEUE_LEASE_SECONDS)
+    room = settings.WEBHOOKS_MAX_IN_FLIGHT - Delivery.objects.queued(since).count()
+    limit = min(limit or settings.WEBHOOKS_DISPATCH_BATCH, room)
+    if limit <= 0:
+        return []
     with transaction.atomic():
-        rows = Delivery.objects.due(now).select_for_update(skip_locked=True, of=("self",))
+        rows = Delivery.objects.due(now).unqueued(since).select_for_update(skip_locked=True, of=("self",))
         if event_seq is not None:
             rows = rows.filter(event_id=event_seq)
-        ids = list(rows.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
-        if ids:
-            Delivery.objects.filter(pk__in=ids).update(next_attempt_at=now + CLAIM_LEASE)
-    return ids
+        candidates = list(rows.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+        claimable = Delivery.objects.filter(state=Delivery.State.PENDING, next_attempt_at__lte=now).unqueued(since)
+        return [pk for pk in candidates if claimable.filter(pk=pk).update(queued_at=now)]
+
+
+def deliveries_release(*, ids: list[str]) -> None:
+    """Give back claimed rows whose task could not be queued (the broker is down): the next
+    dispatcher run queues them, instead of waiting out WEBHOOKS_QUEUE_LEASE_SECONDS."""
+    Delivery.objects.filter(pk__in=ids, queued_at__isnull=False).update(queued_at=None)
+
+
+def _attempt_start(delivery_id: str, now: datetime) -> bool:
+    """Move a queued row to "attempt in progress" (leased until now + CLAIM_LEASE), once: a
+    second task for the same row (taken for lost and queued again, redelivered by the broker)
+    finds it no longer queued, and does nothing."""
+    return bool(
+        Delivery.objects.filter(
+            pk=delivery_id, state=Delivery.State.PENDING, queued_at__isnull=False, next_attempt_at__lte=now
+        ).update(queued_at=None, next_attempt_at=now + CLAIM_LEASE)
+    )
 
 
 def _signature(endpoint: Endpoint, msg_id: str, at: datetime, body: str) -> str:
@@ -416,9 +442,13 @@ def delivery_attempt(*, delivery_id: str) -> Delivery | None:
     transaction, so a slow receiver never holds a database lock."""
     delivery = Delivery.objects.select_related("endpoint", "event").filter(pk=delivery_id).first()
     if delivery is None or delivery.state != Delivery.State.PENDING or not delivery.endpoint.enabled:
+        deliveries_release(ids=[delivery_id])
         return delivery
-    endpoint, event = delivery.endpoint, delivery.event
     now = timezone.now()
+    if not _attempt_start(delivery_id, now):
+        return delivery
+    delivery.queued_at, delivery.next_attempt_at = None, now + CLAIM_LEASE
+    endpoint, event = delivery.endpoint, delivery.event
     outcome = _send(endpoint, delivery, event, now)
     with transaction.atomic():
         delivery.attempts += 1

@@ -16,3 +16,5 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-webhook-deliveries": {"task": "webhooks.tasks.dispatch_due_deliveries", "schedule": 2.0},
 }
 TRUST_DNS_RESOLVER = "directory.authn.dns_offline"
+# Redis restarts here without its data, losing queued webhook tasks: queue them again soon.
+WEBHOOKS_QUEUE_LEASE_SECONDS = 60

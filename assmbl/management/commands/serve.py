@@ -66,17 +66,31 @@ def smtp_commands(smtp_port: int, listeners: int = 1) -> dict[str, list[str]]:
     return {f"smtp{n}": [*command, "--reuse-port"] for n in range(1, listeners + 1)}
 
 
+def webhooks_worker_command(*extra: str) -> list[str]:
+    """The webhooks queue's own worker: threads, since an attempt waits on the receiver (up
+    to WEBHOOKS_TIMEOUT_SECONDS), not on the CPU, and one process holds them all."""
+    return [
+        _bin("celery"), "-A", "assmbl", "worker", "--queues", "webhooks", "--hostname", "webhooks@%h",
+        "--pool", "threads", "--concurrency", str(settings.WEBHOOKS_WORKER_CONCURRENCY),
+        "--loglevel", "INFO", *extra,
+    ]
+
+
 def embedded_processes(
     http_port: int, smtp_port: int, web_workers: int, celery_concurrency: int, smtp_listeners: int = 1
 ) -> dict[str, list[str]]:
     return {
         "web": web_command(http_port, web_workers, 4),
         **smtp_commands(smtp_port, smtp_listeners),
+        # Mail (indexing, sending, housekeeping) and webhooks on separate workers: attempts
+        # to a receiver that is down never hold a slot that a mail waits for.
         "worker": [
             _bin("celery"), "-A", "assmbl", "worker", "--beat",
+            "--queues", "ingest,send,celery", "--hostname", "worker@%h",
             "--loglevel", "INFO", "--concurrency", str(celery_concurrency),
             "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
         ],
+        "webhooks": webhooks_worker_command(),
     }
 
 
@@ -100,12 +114,21 @@ def stack_processes(
             "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
         ],
     }
+    # One set of workers per queue, so neither sending nor webhook attempts can hold up
+    # indexing: worker1..N index mail, "send" sends it and does the housekeeping, "webhooks"
+    # makes the webhook attempts.
     for n in range(1, celery_workers + 1):
         procs[f"worker{n}"] = [
-            _bin("celery"), "-A", "assmbl", "worker", "--loglevel", "INFO",
+            _bin("celery"), "-A", "assmbl", "worker", "--queues", "ingest", "--loglevel", "INFO",
             "--concurrency", str(celery_concurrency), "--hostname", f"worker{n}@%h",
             "--without-gossip", "--without-mingle",
         ]
+    procs["send"] = [
+        _bin("celery"), "-A", "assmbl", "worker", "--queues", "send,celery", "--loglevel", "INFO",
+        "--concurrency", str(celery_concurrency), "--hostname", "send@%h",
+        "--without-gossip", "--without-mingle",
+    ]
+    procs["webhooks"] = webhooks_worker_command("--without-gossip", "--without-mingle")
     return procs
 
 
