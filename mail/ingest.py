@@ -396,6 +396,7 @@ def _index(units: list[_Unit]) -> None:
             )
             .exclude(idempotency_key="")
             .exclude(idempotency_sender="")
+            .order_by()
             .values_list("agent_id", "idempotency_sender", "idempotency_key", "id")
         }
         if scoped
