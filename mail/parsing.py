@@ -143,8 +143,9 @@ def header_text(value: Any) -> str:
         return value.encode("utf-8", "replace").decode("utf-8", "replace")
 
 
-# A run of RFC 2047 encoded words with only whitespace between them (which RFC 2047 §6.2
-# drops); the stdlib's decode_header takes the same words.
+# A run of RFC 2047 encoded words with only whitespace between them, which RFC 2047 §6.2
+# drops when decoding (the stdlib's decode_header does, given the run alone). Encoded
+# text may hold a space, as the stdlib tolerates.
 _ENCODED_WORD = r"=\?[^?\s]*\?[qQbB]\?[\x21-\x3e\x40-\x7e ]*?\?="
 _ENCODED_WORDS = re.compile(rf"{_ENCODED_WORD}(?:\s+{_ENCODED_WORD})*")
 
