@@ -54,13 +54,13 @@ import ipaddress
 import logging
 import re
 from collections.abc import Callable
-from email.utils import getaddresses
 from typing import Any
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 from mail.mimetree import parse_headers
+from mail.parsing import header_mailboxes
 
 log = logging.getLogger(__name__)
 
@@ -304,13 +304,12 @@ def header_from(headers: email.message.Message) -> tuple[str, bool]:
     has exactly one From header naming exactly one mailbox. DKIM signs the *last* From
     header while readers show the first, so a second From prepended to a genuinely signed
     message would otherwise borrow its signature (and a multi-mailbox From is ambiguous
-    too). One parse of the From for both: the listener asks for every mail."""
-    from mail.parsing import decode_header_value
-
+    too). One parse of the From for both: the listener asks for every mail. The address
+    is read as ingestion reads it (``header_mailboxes``: before any encoded word is
+    decoded), so a block or a verdict applies to the address the mail really names."""
     try:
         values = headers.get_all("From") or []
-        # parseaddr's answer is the first of these (it parses the same way).
-        mailboxes = getaddresses([decode_header_value(values[0])]) if values else []
+        mailboxes = header_mailboxes(values[:1])
     except Exception:  # hostile headers: no From, never a crash that turns into an SMTP 451 loop
         return "", False
     addr = mailboxes[0][1] if mailboxes else ""

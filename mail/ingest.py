@@ -205,6 +205,17 @@ class _Unit:
     agent: Agent
     parsed: ParsedMail
     outcome: str = ""
+    # Whose idempotency key the mail carries (idempotency_scope), and the message that
+    # already holds it from that sender, when this one is a duplicate.
+    scope: str = ""
+    duplicate_of: str = ""
+
+    @property
+    def scoped_key(self) -> tuple[int, str, str] | None:
+        """(agent, sender, key) when the key deduplicates: a key and a sender to own it."""
+        if not (self.scope and self.parsed.idempotency_key):
+            return None
+        return (self.agent.pk, self.scope, self.parsed.idempotency_key)
 
 
 def deliveries_process(delivery_ids: list[str]) -> list[InboundDelivery]:
@@ -369,25 +380,33 @@ def _index(units: list[_Unit]) -> None:
             "delivery_id", "agent_id"
         )
     )
-    keys = {u.parsed.idempotency_key for u in units if u.parsed.idempotency_key}
-    used_keys = (
-        set(
-            Message.objects.inbound()
-            .filter(agent_id__in=agent_ids, idempotency_key__in=keys)
-            .values_list("agent_id", "idempotency_key")
-        )
-        if keys
-        else set()
+    for unit in units:
+        unit.scope = idempotency_scope(delivery=unit.delivery, sender=unit.parsed.sender)
+    scoped = {key for u in units if (key := u.scoped_key)}
+    # Which scoped keys the mailboxes hold already: one query a batch, on the index of
+    # mail_message_inbound_sender_key.
+    received: dict[tuple[int, str, str], str] = (
+        {
+            (agent_pk, sender, key): pk
+            for agent_pk, sender, key, pk in Message.objects.inbound()
+            .filter(
+                agent_id__in=agent_ids,
+                idempotency_sender__in={sender for _, sender, _ in scoped},
+                idempotency_key__in={key for _, _, key in scoped},
+            )
+            .exclude(idempotency_key="")
+            .exclude(idempotency_sender="")
+            .order_by()
+            .values_list("agent_id", "idempotency_sender", "idempotency_key", "id")
+        }
+        if scoped
+        else {}
     )
     todo = []
     for unit in units:
         if (unit.delivery.pk, unit.agent.pk) in indexed:
             unit.outcome = "indexed"
-        elif unit.parsed.idempotency_key and (unit.agent.pk, unit.parsed.idempotency_key) in used_keys:
-            unit.outcome = "duplicate"
         else:
-            if unit.parsed.idempotency_key:
-                used_keys.add((unit.agent.pk, unit.parsed.idempotency_key))
             todo.append(unit)
     if not todo:
         return
@@ -395,8 +414,13 @@ def _index(units: list[_Unit]) -> None:
     links = ThreadLinks([(u.agent.pk, u.parsed.message_id, [u.parsed.in_reply_to, *u.parsed.references]) for u in todo])
     messages = []
     for unit in todo:
+        key = unit.scoped_key
+        unit.duplicate_of = received.get(key, "") if key else ""
         message = _message_for(unit, facts, links)
-        links.add(message)
+        if key and not unit.duplicate_of:
+            received[key] = message.id
+        if not unit.duplicate_of:
+            links.add(message)
         messages.append(message)
     Message.objects.bulk_create(messages)
     attachments = [
@@ -418,11 +442,26 @@ def _index(units: list[_Unit]) -> None:
         for att in unit.parsed.attachments
     ]
     Attachment.objects.bulk_create(attachments)
-    senders_observe(messages=messages, facts=facts)
+    # A duplicate is kept for staff only: it counts for no sender and answers no challenge.
+    senders_observe(messages=[m for m in messages if m.disposition != Message.Disposition.DUPLICATE], facts=facts)
     attachments_of: dict[str, list[Attachment]] = defaultdict(list)
     for attachment in attachments:
         attachments_of[attachment.message_id].append(attachment)
     messages_received(messages, attachments_of=attachments_of)
+
+
+def idempotency_scope(*, delivery: InboundDelivery, sender: str) -> str:
+    """Whose X-AgentMail-Idempotency-Key a received mail carries: the sending agent for
+    mail from this service's own agents (the envelope sender our backend wrote), the From
+    address when the mail is authenticated for it (SPF or DKIM aligned, one From), else
+    "". Anyone can write any key into a mail, and agents' mail shows its key to its
+    recipients: a key deduplicates only mail from the same authenticated sender, so a
+    stranger cannot make an agent's later mail vanish by sending its key first."""
+    if delivery.authentication.get("internal"):
+        return delivery.envelope_from.strip().lower()[:320]
+    if sender and authn.aligned_for(delivery.authentication, sender):
+        return sender
+    return ""
 
 
 def _message_for(unit: _Unit, facts: SenderFacts, links: ThreadLinks) -> Message:
@@ -430,6 +469,15 @@ def _message_for(unit: _Unit, facts: SenderFacts, links: ThreadLinks) -> Message
     decision = trust_evaluate(agent=agent, sender=parsed.sender, authentication=delivery.authentication, facts=facts)
     quarantined = bool(parsed.quarantine_reason)
     disposition = Message.Disposition.QUARANTINED if quarantined else decision.disposition
+    reason = parsed.quarantine_reason or decision.reason
+    if unit.duplicate_of:
+        # Kept, out of the inbox and without an event (API.md: Idempotency), where staff
+        # see it among the messages, as they see held and blocked mail.
+        disposition = Message.Disposition.DUPLICATE
+        reason = (
+            f"X-AgentMail-Idempotency-Key {parsed.idempotency_key!r} from {unit.scope} "
+            f"was already received as {unit.duplicate_of}"
+        )
     unit.outcome = "indexed" if disposition == Message.Disposition.INBOX else disposition
     return Message(
         agent=agent,
@@ -460,6 +508,8 @@ def _message_for(unit: _Unit, facts: SenderFacts, links: ThreadLinks) -> Message
             subject=parsed.subject,
         ),
         idempotency_key=parsed.idempotency_key,
+        # A duplicate leaves the key to the message that holds it.
+        idempotency_sender="" if unit.duplicate_of else unit.scope,
         auto_submitted=parsed.auto_submitted,
         sender_verified=decision.sender_verified and not quarantined,
         # The verdicts as they apply to this From address (what the API shows).
@@ -469,7 +519,7 @@ def _message_for(unit: _Unit, facts: SenderFacts, links: ThreadLinks) -> Message
             else delivery.authentication
         ),
         parse_status=parsed.parse_status,
-        quarantine_reason=parsed.quarantine_reason or decision.reason,
+        quarantine_reason=reason,
     )
 
 

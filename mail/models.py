@@ -76,6 +76,7 @@ class Message(models.Model):
         QUARANTINED = "quarantined", "Quarantined (could not be parsed safely)"
         HELD = "held", "Held for moderation (policy)"
         BLOCKED = "blocked", "Blocked sender"
+        DUPLICATE = "duplicate", "Duplicate (its idempotency key was already received)"
 
     class ParseStatus(models.TextChoices):
         OK = "ok", "Parsed"
@@ -122,8 +123,11 @@ class Message(models.Model):
     in_reply_to = models.CharField(max_length=998, blank=True)
     references = models.TextField(blank=True)
     thread_id = models.CharField(max_length=40, blank=True)
-    # X-AgentMail-Idempotency-Key of inbound mail (unique per agent), or the send's key.
+    # X-AgentMail-Idempotency-Key of inbound mail, or the send's key.
     idempotency_key = models.CharField(max_length=255, blank=True)
+    # Inbound: whose key it is, the authenticated sender (mail.ingest.idempotency_scope);
+    # empty when the sender is not authenticated, and then the key deduplicates nothing.
+    idempotency_sender = models.CharField(max_length=320, blank=True)
     auto_submitted = models.CharField(max_length=40, blank=True)
 
     is_read = models.BooleanField(default=False)
@@ -149,11 +153,13 @@ class Message(models.Model):
             models.UniqueConstraint(
                 fields=["delivery", "agent"], condition=Q(delivery__isnull=False), name="mail_message_delivery_agent"
             ),
-            # Inbound X-AgentMail-Idempotency-Key: the second message with a known key is a duplicate.
+            # Inbound X-AgentMail-Idempotency-Key: the second message with a key this agent
+            # already received from the same authenticated sender is a duplicate. Also the
+            # index of ingest's one duplicate lookup a batch.
             models.UniqueConstraint(
-                fields=["agent", "idempotency_key"],
-                condition=Q(direction="inbound") & ~Q(idempotency_key=""),
-                name="mail_message_inbound_idem_key",
+                fields=["agent", "idempotency_sender", "idempotency_key"],
+                condition=Q(direction="inbound") & ~Q(idempotency_key="") & ~Q(idempotency_sender=""),
+                name="mail_message_inbound_sender_key",
             ),
         ]
         indexes = [

@@ -21,9 +21,9 @@ import threading
 import time
 import unicodedata
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
+from email.header import Header, decode_header, make_header
 from email.message import Message as EmailMessage
-from email.utils import getaddresses, parseaddr
+from email.utils import getaddresses
 from html.parser import HTMLParser
 from typing import IO, Any
 
@@ -115,28 +115,83 @@ class _Budget:
             signal.signal(signal.SIGALRM, self._previous)
 
 
-def decode_header_value(value: Any) -> str:
-    """A header as text: RFC 2047 words decoded, unknown charsets and raw 8-bit survived."""
+def header_text(value: Any) -> str:
+    """A header value as written, as text: raw 8-bit bytes (RFC 6532 puts UTF-8 in headers,
+    and the listener advertises SMTPUTF8) decoded as UTF-8, an invalid byte as U+FFFD;
+    encoded words left as they are. Addresses are parsed from this, before any encoded
+    word is decoded."""
     if value is None:
         return ""
+    if isinstance(value, Header):
+        # compat32 hands a value with 8-bit bytes back as a Header of charset unknown-8bit,
+        # whose str() makes each byte U+FFFD; its chunks hold the bytes as written.
+        return b"".join(
+            chunk if isinstance(chunk, bytes) else chunk.encode("utf-8", "surrogateescape")
+            for chunk, _ in decode_header(value)
+        ).decode("utf-8", "replace")
     if not isinstance(value, str):
         try:
             return str(value)
         except Exception:
             return ""
+    if value.isascii():
+        return value
     try:
-        text = str(make_header(decode_header(value)))
+        # The parsers keep 8-bit bytes as lone surrogates (surrogateescape).
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8", "replace")
+
+
+# A run of RFC 2047 encoded words with only whitespace between them, which RFC 2047 §6.2
+# drops when decoding (the stdlib's decode_header does, given the run alone). Encoded
+# text may hold a space, as the stdlib tolerates.
+_ENCODED_WORD = r"=\?[^?\s]*\?[qQbB]\?[\x21-\x3e\x40-\x7e ]*?\?="
+_ENCODED_WORDS = re.compile(rf"{_ENCODED_WORD}(?:\s+{_ENCODED_WORD})*")
+
+
+def _decode_words(text: str) -> str:
+    """RFC 2047 decoding of text that may hold raw non-ASCII too: ``decode_header`` turns
+    non-ASCII text outside encoded words into backslash escapes, so only the runs of
+    encoded words go through it."""
+    if text.isascii():
+        return str(make_header(decode_header(text)))
+    out, pos = [], 0
+    for match in _ENCODED_WORDS.finditer(text):
+        out.append(text[pos : match.start()])
+        try:
+            out.append(str(make_header(decode_header(match.group()))))
+        except Exception:
+            out.append(match.group())
+        pos = match.end()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def decode_header_value(value: Any) -> str:
+    """A header as text: raw UTF-8 and RFC 2047 words decoded, unknown charsets and
+    invalid bytes survived."""
+    text = header_text(value)
+    try:
+        text = _decode_words(text)
     except Exception:
-        text = value
-    # Surrogates come from undecodable 8-bit bytes kept by the parser; they cannot be stored.
+        pass
+    # Surrogates come from encoded words in unknown-8bit; they cannot be stored.
     text = text.encode("utf-8", "replace").decode("utf-8", "replace")
     return _WS.sub(" ", text).strip().replace("\x00", "")
 
 
+def header_mailboxes(values: list[Any]) -> list[tuple[str, str]]:
+    """(display name as written, address) of each mailbox of address header values,
+    parsed from the headers as written: an encoded word may hide "@", "," or "<", which
+    are text once decoded, never address syntax (RFC 2047 §5). Decode the display names
+    with ``decode_header_value``."""
+    return getaddresses([_WS.sub(" ", header_text(v)) for v in values])
+
+
 def _addresses(values: list[Any]) -> list[str]:
-    values = [decode_header_value(v) for v in values]
     result = []
-    for _, addr in getaddresses(values):
+    for _, addr in header_mailboxes(values):
         addr = addr.strip()
         if addr and "@" in addr:
             result.append(addr)
@@ -210,13 +265,23 @@ def _filename(part: EmailMessage) -> str | None:
     """``part.get_filename()``, which parses the parameters of Content-Disposition and then
     of Content-Type: a part whose two headers never say "name" (the usual text part) has
     none, and that is found without parsing either."""
-    if "name" in str(part.get("content-disposition", "")).lower() or "name" in str(part.get("content-type", "")).lower():
-        return part.get_filename()
-    return None
+    disposition, ctype = part.get("content-disposition", ""), part.get("content-type", "")
+    if "name" not in str(disposition).lower() and "name" not in str(ctype).lower():
+        return None
+    if isinstance(disposition, Header) or isinstance(ctype, Header):
+        # Raw 8-bit bytes in the parameters (a UTF-8 filename): get_param parses the str()
+        # of compat32's Header, one U+FFFD per byte, so the parameters are read from a copy
+        # of the two headers as text.
+        headers = EmailMessage(policy=email.policy.compat32)
+        for name, value in (("Content-Disposition", disposition), ("Content-Type", ctype)):
+            if value:
+                headers[name] = header_text(value)
+        return headers.get_filename()
+    return part.get_filename()
 
 
 def _is_attachment(part: EmailMessage) -> tuple[bool, str]:
-    disposition = (part.get("Content-Disposition") or "").split(";", 1)[0].strip().lower()
+    disposition = header_text(part.get("Content-Disposition")).split(";", 1)[0].strip().lower()
     if disposition == "attachment":
         return True, "attachment"
     filename = _filename(part)
@@ -258,7 +323,7 @@ def attachment_size(part: EmailMessage) -> int:
     payload = part.get_payload()
     if not isinstance(payload, str):
         return 0
-    cte = (part.get("Content-Transfer-Encoding") or "").strip().lower()
+    cte = header_text(part.get("Content-Transfer-Encoding")).strip().lower()
     if cte == "base64":
         chars = len(payload) - sum(payload.count(ws) for ws in ("\r", "\n", " ", "\t"))
         tail = payload[-8:].rstrip()
@@ -318,8 +383,9 @@ def _parse_headers(msg: EmailMessage, parsed: ParsedMail) -> None:
         return decode_header_value(headers[name][0]) if name in headers else ""
 
     parsed.from_header = first("from")
-    name, addr = parseaddr(parsed.from_header)
-    parsed.from_name = name.strip()[:300]
+    mailboxes = header_mailboxes(headers["from"][:1]) if "from" in headers else []
+    name, addr = mailboxes[0] if mailboxes else ("", "")
+    parsed.from_name = decode_header_value(name)[:300]
     parsed.sender = addr.strip().lower()[:320] if "@" in addr else ""
     parsed.to = _addresses(headers.get("to", []))
     parsed.cc = _addresses(headers.get("cc", []))
@@ -457,7 +523,7 @@ def part_decode_to(part: EmailMessage, out: IO[bytes]) -> tuple[str, int]:
     compat32's get_payload(decode=True) first copies the whole encoded text to bytes.
     Broken base64 falls back to the stdlib's lenient decoder, as small parts always do."""
     payload = part.get_payload()
-    cte = (part.get("Content-Transfer-Encoding") or "").strip().lower()
+    cte = header_text(part.get("Content-Transfer-Encoding")).strip().lower()
     if cte == "base64" and isinstance(payload, str) and len(payload) >= 4 * _B64_CHUNK:
         start = out.tell()
         try:

@@ -10,7 +10,7 @@ from typing import Any
 import nh3
 
 from mail.models import Message
-from mail.parsing import decode_header_value, parse_message_object, part_text, walk_parts
+from mail.parsing import decode_header_value, header_text, parse_message_object, part_text, walk_parts
 from mail.storage import raw_read
 
 _ALLOWED_TAGS = set(nh3.ALLOWED_TAGS) | {"img", "center", "font", "span", "div", "table", "tbody", "thead", "tr", "td", "th"}
@@ -51,7 +51,7 @@ def message_preview(message: Message, *, max_text: int = 200_000) -> Preview:
     except Exception:
         return preview
     for _, part in parts:
-        if part.is_multipart() or (part.get("Content-Disposition") or "").lower().startswith("attachment"):
+        if part.is_multipart() or header_text(part.get("Content-Disposition")).lower().startswith("attachment"):
             continue
         ctype = part.get_content_type()
         if ctype == "text/plain" and not preview.text:

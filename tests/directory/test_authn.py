@@ -123,14 +123,19 @@ def test_it_never_aligns_a_message_with_two_from_headers(fake_dns: Any, settings
 
 
 def test_the_from_address_and_single_from_over_the_corpus() -> None:
-    # One parse answers both questions; the stdlib's parseaddr is the oracle for the address.
+    # One parse answers both questions; the stdlib's parseaddr of the header as written
+    # (raw UTF-8 decoded, encoded words not) is the oracle for the address.
     from email.utils import getaddresses, parseaddr
 
     from directory.authn import header_block, header_from
-    from mail.parsing import decode_header_value
-    from tests.mail.test_corpus import CORPUS_FILES, TESTDATA_FILES
+    from mail.parsing import header_text
 
-    raws = [p.read_bytes() for p in [*CORPUS_FILES, *TESTDATA_FILES] if p.stat().st_size < 2_000_000]
+    def as_written(value: Any) -> str:
+        return " ".join(header_text(value).split())
+    from tests.mail.corpus import corpus_required, real_mails
+
+    corpus_required()
+    raws = real_mails(max_bytes=2_000_000)
     raws += [
         b"From: a@x.test, b@x.test\r\nSubject: two mailboxes\r\n\r\nbody\r\n",
         b"From: One <ONE@X.test>\r\nFrom: two@x.test\r\n\r\nbody\r\n",
@@ -142,8 +147,8 @@ def test_the_from_address_and_single_from_over_the_corpus() -> None:
         headers = header_block(raw)
         values = headers.get_all("From") or []
         try:
-            addr = parseaddr(decode_header_value(headers.get("From")))[1]
-            found = getaddresses([decode_header_value(values[0])]) if values else []
+            addr = parseaddr(as_written(headers.get("From")))[1]
+            found = getaddresses([as_written(values[0])]) if values else []
         except Exception:
             addr, found = "", []
         if len(found) > 1:
@@ -158,3 +163,33 @@ def test_the_from_address_and_single_from_over_the_corpus() -> None:
     assert header_from(header_block(raws[-3])) == ("one@x.test", False)
     assert header_from(header_block(raws[-1])) == ("rene@x.test", True)
     assert singles > len(raws) // 2
+
+
+@pytest.mark.parametrize(
+    ("from_header", "expected"),
+    [
+        # An encoded "@" in the display name is text, not the address (RFC 2047 §5).
+        (b"=?utf-8?q?ok=40fine=2Etest?= <eve@blocked.test>", ("eve@blocked.test", True)),
+        # An encoded comma does not split one mailbox in two.
+        (b"=?utf-8?q?Doe=2C_John?= <john@trusted.test>", ("john@trusted.test", True)),
+        # RFC 6532: a raw UTF-8 address is read as UTF-8.
+        ("José <josé@exämple.test>".encode(), ("josé@exämple.test", True)),
+    ],
+)
+def test_the_from_address_is_parsed_before_display_names_are_decoded(from_header: bytes, expected: Any) -> None:
+    from directory.authn import header_block, header_from
+
+    assert header_from(header_block(b"From: " + from_header + b"\r\nSubject: s\r\n\r\nbody\r\n")) == expected
+
+
+def test_a_trusted_sender_with_an_encoded_comma_in_the_name_stays_aligned(fake_dns: Any, settings: Any) -> None:
+    settings.AUTHSERV_ID = "mx.agents.localhost"
+    settings.AUTHSERV_TRUSTED_RELAYS = ["127.0.0.1"]
+    raw = (
+        b"Authentication-Results: mx.agents.localhost; dkim=pass header.d=trusted.test; spf=none\r\n"
+        b"From: =?utf-8?q?Doe=2C_John?= <john@trusted.test>\r\nSubject: s\r\n\r\nbody\r\n"
+    )
+
+    verdict = authentication_check(raw=raw, peer_ip="127.0.0.1", helo="h", mail_from="")
+
+    assert verdict["aligned"] is True and verdict["single_from"] is True and verdict["from_domain"] == "trusted.test"

@@ -104,3 +104,32 @@ def test_it_does_not_let_a_prepended_from_borrow_a_genuine_signature(
     assert message.sender == "ceo@mail.test"
     assert message.sender_verified is False and message.authentication["aligned"] is False
     assert message.authentication["single_from"] is False
+
+
+def test_it_refuses_a_blocked_header_from_hidden_behind_an_encoded_display_name(
+    smtp_listener: Any, owner: Any, fake_dns: Any
+) -> None:
+    # Decoded first, the display name "ok@fine.test" was taken for the address.
+    sender_entry_create(agent=None, address_or_domain="blocked.test", action="block")
+    raw = (
+        b"From: =?utf-8?q?ok=40fine=2Etest?= <eve@blocked.test>\r\nTo: " + owner.address.encode() + b"\r\n"
+        b"Subject: hello\r\n\r\nbody\r\n"
+    )
+
+    with _smtp(smtp_listener) as client, pytest.raises(smtplib.SMTPDataError) as refused:
+        client.sendmail("bounces@innocent.test", [owner.address], raw)
+
+    assert refused.value.smtp_code == 550 and refused.value.smtp_error.startswith(b"5.7.1")
+    assert not InboundDelivery.objects.exists()
+
+
+def test_it_refuses_a_blocked_raw_utf8_header_from_at_data(smtp_listener: Any, owner: Any, fake_dns: Any) -> None:
+    # RFC 6532: the address itself in UTF-8, as an SMTPUTF8 client sends it.
+    sender_entry_create(agent=None, address_or_domain="josé@exämple.test", action="block")
+    raw = f"From: José <josé@exämple.test>\r\nTo: {owner.address}\r\nSubject: hola\r\n\r\nbody\r\n".encode()
+
+    with _smtp(smtp_listener) as client, pytest.raises(smtplib.SMTPDataError) as refused:
+        client.sendmail("bounces@innocent.test", [owner.address], raw)
+
+    assert refused.value.smtp_code == 550 and refused.value.smtp_error.startswith(b"5.7.1")
+    assert not InboundDelivery.objects.exists()

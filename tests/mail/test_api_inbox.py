@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -150,6 +151,20 @@ def test_it_searches_subject_preview_sender_and_from_name_case_insensitively(own
     by_name = receive(deliver, owner, sender="Invoice Robot <robot@example.org>", subject="y")
     receive(deliver, owner, subject="Lunch?")
     assert set(ids(owner.client.get("/v1/inbox?q=invoice"))) == {by_subject.id, by_body.id, by_sender.id, by_name.id}
+
+
+def test_it_finds_mail_whose_raw_utf8_headers_name_the_query(owner: Any, deliver: Any) -> None:
+    # RFC 6532: UTF-8 straight in the header block, no encoded words.
+    raw = (Path(__file__).parent / "testdata" / "raw-utf8-headers.eml").read_bytes()
+    deliver(raw, to=owner.address)
+    receive(deliver, owner, subject="Jose without the accent")
+
+    response = owner.client.get("/v1/inbox", {"q": "José"})
+
+    assert [item["Subject"] for item in response.json()["items"]] == ["Café José naïve reçu"]
+    assert [item["Subject"] for item in owner.client.get("/v1/inbox", {"q": "jdöe@mächine"}).json()["items"]] == [
+        "Café José naïve reçu"
+    ]
 
 
 @pytest.mark.parametrize("literal", ["%", "_", "\\"])

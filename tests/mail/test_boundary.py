@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mail import boundary
-from tests.mail.test_corpus import CORPUS_FILES, TESTDATA_FILES
+from tests.mail.corpus import corpus_required, real_mails
 from tests.mime import build_mail
 
 _GROUPS = ("sep", "end", "ws", "linesep")
@@ -94,7 +94,8 @@ def test_it_parses_every_corpus_mail_to_the_same_tree() -> None:
         b"Content-Type: text/plain\r\n\r\nbody\r\n--a.b(c)*+?--  \r\n\r\nepilogue\r\n",
         b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\none\n--bX\n--b\r\r\ntwo\n--b--\n",
     ]
-    raws = edge_cases + [p.read_bytes() for p in [*CORPUS_FILES, *TESTDATA_FILES] if p.stat().st_size < 2_000_000]
+    corpus_required()
+    raws = edge_cases + real_mails(max_bytes=2_000_000)
     assert len(raws) > 3
     multipart = 0
     for raw in raws:

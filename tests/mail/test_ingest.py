@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from directory.services import sender_entry_create
 from mail.ingest import delivery_process
 from mail.models import InboundDelivery, Message
 from mail.storage import raw_read
@@ -67,24 +69,61 @@ def test_processing_a_delivery_twice_makes_no_second_item(owner: Any, deliver: A
     assert Event.objects.filter(type="message.received").count() == 1
 
 
+# SPF passed for the From's domain: the mail is authenticated for alice@example.com.
+ALIGNED = {"spf": "pass", "spf_domain": "example.com", "dkim": "none", "dkim_domains": [], "single_from": True, "source": "local"}
+
+
 def test_a_known_idempotency_key_is_recorded_as_a_duplicate(owner: Any, deliver: Any) -> None:
     headers = {"X-AgentMail-Idempotency-Key": "order-7"}
-    deliver(build_mail(to=owner.address, body="first", headers=headers), to=owner.address)
-    second = deliver(build_mail(to=owner.address, body="second", headers=headers), to=owner.address)
+    deliver(build_mail(to=owner.address, body="first", headers=headers), to=owner.address, authentication=ALIGNED)
+    second = deliver(build_mail(to=owner.address, body="second", headers=headers), to=owner.address, authentication=ALIGNED)
 
-    assert Message.objects.count() == 1
-    assert Message.objects.get().body_preview == "first"
+    first = Message.objects.in_inbox().get()
+    assert first.body_preview == "first"
     second.delivery.refresh_from_db()
     assert second.delivery.outcome == {"owner": "duplicate"}
     assert Event.objects.filter(type="message.received").count() == 1
+    # Kept where staff see it, naming the message that holds the key.
+    duplicate = Message.objects.get(disposition=Message.Disposition.DUPLICATE)
+    assert duplicate.delivery == second.delivery and duplicate.body_preview == "second"
+    assert first.id in duplicate.quarantine_reason and "alice@example.com" in duplicate.quarantine_reason
+    assert Message.objects.in_moderation_queue().filter(pk=duplicate.pk).exists()
 
 
 def test_the_same_idempotency_key_for_another_agent_is_not_a_duplicate(owner: Any, teammate: Any, deliver: Any) -> None:
     headers = {"X-AgentMail-Idempotency-Key": "order-7"}
-    deliver(build_mail(to=owner.address, headers=headers), to=owner.address)
-    deliver(build_mail(to=teammate.address, headers=headers), to=teammate.address)
+    deliver(build_mail(to=owner.address, headers=headers), to=owner.address, authentication=ALIGNED)
+    deliver(build_mail(to=teammate.address, headers=headers), to=teammate.address, authentication=ALIGNED)
 
-    assert Message.objects.count() == 2
+    assert Message.objects.in_inbox().count() == 2
+
+
+def test_a_key_from_an_unauthenticated_sender_deduplicates_nothing(owner: Any, deliver: Any) -> None:
+    headers = {"X-AgentMail-Idempotency-Key": "order-7"}
+    deliver(build_mail(to=owner.address, body="first", headers=headers), to=owner.address)
+    second = deliver(build_mail(to=owner.address, body="second", headers=headers), to=owner.address)
+
+    assert sorted(Message.objects.in_inbox().values_list("body_preview", flat=True)) == ["first", "second"]
+    second.delivery.refresh_from_db()
+    assert second.delivery.outcome == {"owner": "indexed"}
+    assert Event.objects.filter(type="message.received").count() == 2
+
+
+def test_a_strangers_mail_with_a_key_does_not_hide_the_authenticated_senders_mail_with_it(owner: Any, deliver: Any) -> None:
+    # The stranger even writes alice's address in From; nothing authenticates it.
+    headers = {"X-AgentMail-Idempotency-Key": "order-7"}
+    deliver(build_mail(to=owner.address, body="spoof", headers=headers), to=owner.address)
+    deliver(
+        build_mail(to=owner.address, sender="Eve <eve@evil.test>", body="eve", headers=headers),
+        to=owner.address,
+        authentication={**ALIGNED, "spf_domain": "evil.test"},
+    )
+    real = deliver(build_mail(to=owner.address, body="real", headers=headers), to=owner.address, authentication=ALIGNED)
+
+    real.delivery.refresh_from_db()
+    assert real.delivery.outcome == {"owner": "indexed"}
+    assert sorted(Message.objects.in_inbox().values_list("body_preview", flat=True)) == ["eve", "real", "spoof"]
+    assert Event.objects.filter(type="message.received").count() == 3
 
 
 def test_a_received_message_emits_an_event_with_the_inbox_item(owner: Any, deliver: Any) -> None:
@@ -136,3 +175,52 @@ def test_replies_share_the_thread_of_their_parent(owner: Any, deliver: Any) -> N
     deliver(reply, to=owner.address)
 
     assert Message.objects.values_list("thread_id", flat=True).distinct().count() == 1
+
+
+# Headers as written: addresses are parsed before encoded words are decoded, and raw UTF-8
+# (RFC 6532) is read as UTF-8.
+TESTDATA = Path(__file__).parent / "testdata"
+
+
+def test_a_block_applies_to_the_address_behind_an_encoded_display_name(owner: Any, deliver: Any) -> None:
+    sender_entry_create(agent=owner.agent, address_or_domain="blocked.test", action="block")
+    deliver((TESTDATA / "encoded-word-address-in-display-name.eml").read_bytes(), to=owner.address)
+
+    message = Message.objects.get()
+    assert (message.sender, message.from_name) == ("eve@blocked.test", "ok@fine.test")
+    assert message.disposition == Message.Disposition.BLOCKED
+    assert not Event.objects.filter(type="message.received").exists()
+
+
+def test_a_trusted_sender_with_an_encoded_comma_in_the_name_stays_verified(owner: Any, deliver: Any) -> None:
+    sender_entry_create(agent=owner.agent, address_or_domain="john@trusted.test", action="trust")
+    raw = (
+        b"From: =?utf-8?q?Doe=2C_John?= <john@trusted.test>\r\nTo: owner@agents.localhost\r\n"
+        b"Subject: report\r\n\r\nbody\r\n"
+    )
+    dkim = {"spf": "none", "dkim": "pass", "dkim_domains": ["trusted.test"], "single_from": True, "source": "local"}
+    deliver(raw, to=owner.address, authentication=dkim)
+
+    message = Message.objects.get()
+    assert (message.sender, message.from_name) == ("john@trusted.test", "Doe, John")
+    assert message.sender_verified is True and message.authentication["aligned"] is True
+
+
+def test_raw_utf8_headers_are_indexed_as_utf8_and_rules_on_such_addresses_match(owner: Any, deliver: Any) -> None:
+    sender_entry_create(agent=owner.agent, address_or_domain="jdöe@mächine.example", action="block")
+    deliver((TESTDATA / "raw-utf8-headers.eml").read_bytes(), to=owner.address)
+
+    message = Message.objects.get()
+    assert message.subject == "Café José naïve reçu"
+    assert (message.from_name, message.sender) == ("Jöhn Doe", "jdöe@mächine.example")
+    assert message.to == ["märy@exämple.net", "owner@agents.localhost"]
+    assert message.disposition == Message.Disposition.BLOCKED
+
+
+def test_a_raw_utf8_attachment_filename_is_indexed_with_the_name_decoded(owner: Any, deliver: Any) -> None:
+    deliver((TESTDATA / "raw-utf8-attachment-filename.eml").read_bytes(), to=owner.address)
+
+    message = Message.objects.get()
+    assert message.disposition == Message.Disposition.INBOX and not message.quarantine_reason
+    item = owner.client.get(f"/v1/messages/{message.id}").json()
+    assert [a["Filename"] for a in item["Attachments"]] == ["ФНС_РФ558.zip"]

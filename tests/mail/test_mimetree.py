@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mail import mimetree, parsing
-from tests.mail.test_corpus import CORPUS_FILES, TESTDATA_FILES
+from tests.mail.corpus import corpus_required, real_mails
 from tests.mime import build_mail
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -106,9 +106,9 @@ def test_mail_the_stdlib_marks_or_treats_specially_is_declined() -> None:
         assert not _check(raw), raw
 
 
-@pytest.mark.skipif(not CORPUS_FILES, reason="../shared/corpus is not beside this checkout")
 def test_every_corpus_mail_it_builds_is_the_stdlib_tree() -> None:
-    raws = [p.read_bytes() for p in [*CORPUS_FILES, *TESTDATA_FILES] if p.stat().st_size < 2_000_000]
+    corpus_required()
+    raws = real_mails(max_bytes=2_000_000)
     built = sum(_check(raw) for raw in raws)
     # Real mail is mostly well formed: the fast path must take a good share of it.
     assert built >= len(raws) // 3, (built, len(raws))
@@ -183,9 +183,9 @@ def _parsed(raw: bytes) -> parsing.ParsedMail:
     return parsed
 
 
-@pytest.mark.skipif(not CORPUS_FILES, reason="../shared/corpus is not beside this checkout")
 def test_parse_mail_indexes_every_corpus_mail_as_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    raws = [p.read_bytes() for p in [*CORPUS_FILES, *TESTDATA_FILES] if p.stat().st_size < 2_000_000]
+    corpus_required()
+    raws = real_mails(max_bytes=2_000_000)
     raws.append(realistic_mail(3, "agent@agents.test"))
     fast = [_parsed(raw) for raw in raws]
     monkeypatch.setattr(mimetree, "parse_tree", lambda raw: None)
@@ -225,7 +225,7 @@ def _check_headers(head: bytes) -> bool:
 
 
 def test_every_corpus_header_block_it_builds_is_the_header_parsers() -> None:
-    heads = [head for p in [*CORPUS_FILES, *TESTDATA_FILES] if p.stat().st_size < 2_000_000 for head in _heads(p.read_bytes())]
+    heads = [head for raw in real_mails(max_bytes=2_000_000) for head in _heads(raw)]
     built = sum(_check_headers(head) for head in heads)
     assert built >= len(heads) // 4, (built, len(heads))
 

@@ -3,16 +3,19 @@ in the same order, as ``Message.get`` and ``get_all`` give, over every corpus ma
 
 from __future__ import annotations
 
+from email.header import Header
+from typing import Any
+
 import pytest
 
-from mail import parsing
-from tests.mail.test_corpus import CORPUS_FILES, TESTDATA_FILES
+from mail import mimetree, parsing
+from tests.mail.corpus import TESTDATA, corpus_required, real_mails
 from tests.mime import build_mail
 
 
-@pytest.mark.skipif(not CORPUS_FILES, reason="../shared/corpus is not beside this checkout")
 def test_indexed_headers_are_what_get_and_get_all_return() -> None:
-    raws = [p.read_bytes() for p in [*CORPUS_FILES, *TESTDATA_FILES] if p.stat().st_size < 2_000_000]
+    corpus_required()
+    raws = real_mails(max_bytes=2_000_000)
     raws.append(
         build_mail(to="a@x.test", headers={"Cc": "b@x.test", "X-AgentMail-Idempotency-Key": "k1", "Reply-To": "r@x.test"})
     )
@@ -40,9 +43,9 @@ def test_the_first_of_a_repeated_header_is_indexed_and_all_addresses_are() -> No
     assert parsed.to == ["one@x.test", "two@x.test"]
 
 
-@pytest.mark.skipif(not CORPUS_FILES, reason="../shared/corpus is not beside this checkout")
 def test_the_filename_shortcut_is_get_filename() -> None:
-    raws = [p.read_bytes() for p in [*CORPUS_FILES, *TESTDATA_FILES] if p.stat().st_size < 2_000_000]
+    corpus_required()
+    raws = real_mails(max_bytes=2_000_000)
     raws += [
         build_mail(to="a@x.test", attachments=[("report.pdf", "application/pdf", b"%PDF")]),
         b"Content-Type: text/plain; NAME*0*=utf-8''r%C3%A9; NAME*1=sum.txt\r\n\r\nbody\r\n",
@@ -52,6 +55,8 @@ def test_the_filename_shortcut_is_get_filename() -> None:
     named = 0
     for raw in raws:
         for part in parsing.parse_bytes(raw).walk():
+            if any(isinstance(part.get(h), Header) for h in ("content-disposition", "content-type")):
+                continue  # raw 8-bit parameters: read as UTF-8 (the tests below), not as U+FFFD
             try:
                 expected = part.get_filename()
             except Exception as exc:  # the stdlib on hostile parameters: both must raise alike
@@ -73,3 +78,58 @@ def test_parts_without_a_name_never_parse_their_parameters_for_one(monkeypatch: 
     parsed = parsing.parse_mail(build_mail(to="a@x.test", body="plain", html="<p>rich</p>"))
 
     assert not parsed.quarantine_reason and parsed.body_preview == "plain" and not parsed.attachments
+
+
+
+@pytest.fixture(params=["mimetree", "feedparser"])
+def parse_mail(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """parse_mail on both trees: mail.mimetree's, and the feed parser's it falls back to."""
+    if request.param == "feedparser":
+        monkeypatch.setattr(mimetree, "parse_tree", lambda raw: None)
+    return parsing.parse_mail
+
+
+def test_raw_utf8_headers_are_read_as_utf8(parse_mail: Any) -> None:
+    raw = (TESTDATA / "raw-utf8-headers.eml").read_bytes()
+
+    parsed = parse_mail(raw)
+
+    assert parsed.subject == "Café José naïve reçu"
+    assert (parsed.from_name, parsed.sender) == ("Jöhn Doe", "jdöe@mächine.example")
+    assert parsed.from_header == "Jöhn Doe <jdöe@mächine.example>"
+    assert parsed.to == ["märy@exämple.net", "owner@agents.localhost"]
+    assert parsed.message_id == "<utf8-headers@mächine.example>"
+
+
+def test_the_fast_tree_builds_raw_utf8_mail() -> None:
+    for name in ("raw-utf8-headers.eml", "raw-utf8-attachment-filename.eml"):
+        assert mimetree.parse_tree((TESTDATA / name).read_bytes()) is not None
+
+
+def test_invalid_utf8_in_a_header_keeps_what_is_valid(parse_mail: Any) -> None:
+    parsed = parse_mail("From: a@x.test\r\nSubject: café ".encode() + b"\xff\xfe end\r\n\r\nbody\r\n")
+
+    assert parsed.subject == "café \ufffd\ufffd end"
+
+
+def test_a_raw_utf8_attachment_filename_is_indexed_decoded(parse_mail: Any) -> None:
+    parsed = parse_mail((TESTDATA / "raw-utf8-attachment-filename.eml").read_bytes())
+
+    assert not parsed.quarantine_reason
+    assert [(a.filename, a.disposition, a.content_type) for a in parsed.attachments] == [
+        ("ФНС_РФ558.zip", "attachment", "application/octet-stream")
+    ]
+
+
+def test_an_encoded_word_in_a_display_name_is_never_read_as_an_address(parse_mail: Any) -> None:
+    parsed = parse_mail((TESTDATA / "encoded-word-address-in-display-name.eml").read_bytes())
+
+    assert (parsed.sender, parsed.from_name) == ("eve@blocked.test", "ok@fine.test")
+    # An encoded comma does not split a mailbox; an encoded address is not one more recipient.
+    assert parsed.to == ["john@trusted.test", "owner@agents.localhost"]
+
+
+def test_a_display_name_mixing_raw_utf8_and_encoded_words_keeps_both(parse_mail: Any) -> None:
+    parsed = parse_mail("From: Zoë =?utf-8?q?M=C3=BCller?= <zoe@x.test>\r\n\r\nbody\r\n".encode())
+
+    assert (parsed.from_name, parsed.sender) == ("Zoë Müller", "zoe@x.test")

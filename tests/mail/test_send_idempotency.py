@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from mail.models import Message, SendRequest
 from mail.tasks import purge_send_requests
+from tests.mime import build_mail
+from webhooks.models import Event
 
 pytestmark = pytest.mark.django_db
 
@@ -138,3 +140,41 @@ def test_the_purge_task_forgets_expired_keys_only(owner: Any, post: Any) -> None
 def test_the_purge_runs_periodically(settings: Any) -> None:
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "mail.tasks.purge_send_requests" in tasks
+
+
+def test_a_strangers_mail_with_the_key_first_does_not_swallow_an_agents_send(
+    owner: Any, teammate: Any, post: Any, deliver: Any
+) -> None:
+    # Outbound mail shows its key to recipients: a stranger mails the teammate with the
+    # key the owner is about to use, even claiming the owner's address in From.
+    spoof = build_mail(
+        to=teammate.address, sender=owner.address, subject="Spoof", headers={"X-AgentMail-Idempotency-Key": "invoice-1"}
+    )
+    deliver(spoof, to=teammate.address)
+
+    response = post(owner, "/v1/send", {**BODY, "to": teammate.address}, key="invoice-1")
+
+    assert response.status_code == 202
+    inbox = Message.objects.for_agent(teammate.agent).in_inbox()
+    assert sorted(inbox.values_list("subject", flat=True)) == ["Invoice", "Spoof"]
+    sent = inbox.get(subject="Invoice")
+    assert sent.delivery.outcome == {"teammate": "indexed"}
+    assert [e.payload["MessageID"] for e in Event.objects.filter(agent=teammate.agent, type="message.received")] == [
+        inbox.get(subject="Spoof").id,
+        sent.id,
+    ]
+
+
+def test_an_agents_key_received_again_after_the_send_key_expired_is_a_duplicate(
+    owner: Any, teammate: Any, post: Any
+) -> None:
+    first = post(owner, "/v1/send", {**BODY, "to": teammate.address}, key="invoice-1")
+    SendRequest.objects.all().delete()  # the 24 hours of the send key are over
+    again = post(owner, "/v1/send", {**BODY, "to": teammate.address}, key="invoice-1")
+
+    assert again.json()["MessageID"] != first.json()["MessageID"]
+    received = Message.objects.for_agent(teammate.agent).inbound()
+    assert received.in_inbox().count() == 1
+    duplicate = received.get(disposition=Message.Disposition.DUPLICATE)
+    assert duplicate.delivery.outcome == {"teammate": "duplicate"}
+    assert Event.objects.filter(agent=teammate.agent, type="message.received").count() == 1

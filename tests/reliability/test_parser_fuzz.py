@@ -5,7 +5,6 @@ each within the parse time budget."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,16 +16,9 @@ from hypothesis import strategies as st
 from mail.models import Message
 from mail.parsing import parse_mail
 from mail.storage import raw_read
+from tests.mail.corpus import real_mails
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
-TESTDATA = Path(__file__).resolve().parents[1] / "mail" / "testdata"
-SEEDS = sorted(
-    p.read_bytes()
-    for folder in (CORPUS, TESTDATA)
-    if folder.is_dir()
-    for p in folder.rglob("*")
-    if p.is_file() and p.suffix not in {".md", ".tsv"} and "LICENSE" not in p.name and p.stat().st_size < 64_000
-)
+SEEDS = sorted(real_mails(max_bytes=64_000))
 
 
 @st.composite
