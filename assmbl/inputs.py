@@ -29,9 +29,9 @@ MAX_HEADER_VALUE = 998
 # C1 controls, and U+2028/U+2029. Python's email package splits header values on every
 # str.splitlines() boundary (VT, FF, FS, GS, RS, NEL, LS, PS), so any of them is a line
 # break in the built MIME: header injection or a silently cut value.
-HEADER_TEXT_PATTERN = "^[^\\x00-\\x08\\x0a-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
+HEADER_TEXT_PATTERN = "^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"
 # Bodies may hold any text but NUL (SMTP cannot carry it; PostgreSQL cannot store it).
-TEXT_PATTERN = "^[^\\x00]*$"
+TEXT_PATTERN = "^[^\\u0000]*$"
 
 
 def unicode_class(predicate: Callable[[str], bool]) -> str:

@@ -66,6 +66,9 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
 
 
+_BLANK = {"type": "string", "maxLength": 0}
+
+
 class InputSerializerScheme(OpenApiSerializerExtension):
     """An ``assmbl.inputs.InputSerializer`` refuses unknown fields, so its schema says
     ``additionalProperties: false``; ``schema_extra`` adds what fields cannot say alone
@@ -79,6 +82,11 @@ class InputSerializerScheme(OpenApiSerializerExtension):
         if not self.target.__class__.__dict__.get("__doc__"):
             schema.pop("description", None)  # not the base class's docstring
         schema["additionalProperties"] = False
+        for prop in schema.get("properties", {}).values():
+            # spectacular adds "" as a oneOf branch next to a pattern that may refuse it;
+            # ours accept it too, and "" matching both branches would fail a oneOf.
+            if _BLANK in prop.get("oneOf", []):
+                prop["anyOf"] = prop.pop("oneOf")
         schema.update(getattr(self.target, "schema_extra", {}))
         return schema
 

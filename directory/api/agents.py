@@ -10,7 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.urls import path
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -145,6 +145,13 @@ class AgentsView(OperatorAPIView):
         operation_id="agents_create",
         summary="Create an agent; its token is returned once",
         request=AgentCreateSerializer,
+        examples=[
+            OpenApiExample(
+                "A support agent",
+                value={"agent_id": "support", "display_name": "Support bot", "policy": "open"},
+                request_only=True,
+            )
+        ],
         responses={201: AgentWithTokenSerializer, **error_responses(400, 409, 413, 415)},
     )
     def post(self, request: Request) -> Response:

@@ -11,7 +11,7 @@ from typing import Any
 from django.http import FileResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -102,6 +102,9 @@ class MessageLabelsView(AgentAPIView):
         operation_id="message_labels_patch",
         summary="Add and remove labels atomically",
         request=LabelsPatchSerializer,
+        examples=[
+            OpenApiExample("Triage", value={"add": ["needs-review", "urgent"], "remove": ["inbox"]}, request_only=True)
+        ],
         responses={200: InboxItemSchema, **error_responses(400, 404, 413, 415)},
     )
     def patch(self, request: Request, message_id: str) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.urls import path
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -54,6 +54,19 @@ class SendView(_IdempotentSendView):
         summary="Send a new message",
         request=SendInput,
         parameters=[_IDEMPOTENCY_KEY],
+        examples=[
+            OpenApiExample(
+                "A note with a custom header",
+                value={
+                    "to": "bob@example.com",
+                    "cc": ["ops@example.com"],
+                    "subject": "Order 42",
+                    "body": "Your order shipped.",
+                    "headers": {"X-Order-Id": "42"},
+                },
+                request_only=True,
+            ),
+        ],
         responses={202: _ACCEPTED, **error_responses(400, 409, 413, 415)},
     )
     def post(self, request: Request) -> Response:
@@ -68,6 +81,7 @@ class ReplyView(_IdempotentSendView):
         summary="Reply (or reply-all) to a message",
         request=ReplyInput,
         parameters=[_IDEMPOTENCY_KEY],
+        examples=[OpenApiExample("Reply to all", value={"body": "Thanks, received.", "reply_all": True}, request_only=True)],
         responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415)},
     )
     def post(self, request: Request, message_id: str) -> Response:
