@@ -30,6 +30,9 @@ MAX_HEADER_VALUE = 998
 # str.splitlines() boundary (VT, FF, FS, GS, RS, NEL, LS, PS), so any of them is a line
 # break in the built MIME: header injection or a silently cut value.
 HEADER_TEXT_PATTERN = "^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"
+# What str.isspace() calls white space, written out (tests/test_schema.py checks it against
+# Python's tables): a schema's `\s` is ECMA's, which differs from Python's (FS, GS, RS, US).
+SPACE_CLASS = r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028-\u2029\u202f\u205f\u3000"
 # Bodies may hold any text but NUL (SMTP cannot carry it; PostgreSQL cannot store it).
 TEXT_PATTERN = "^[^\\u0000]*$"
 
@@ -64,9 +67,11 @@ class StrictCharField(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("trim_whitespace", False)
         super().__init__(**kwargs)
-        # The pattern replaces DRF's NUL check, so the schema carries it (as `pattern`).
+        # The pattern replaces DRF's NUL check, so the schema carries it (as `pattern`). A
+        # schema has one pattern: a caller's own (which must refuse NUL too) replaces it.
         self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
-        self.validators.append(RegexValidator(self.pattern, self.pattern_message, code=self.pattern_code))
+        if not any(isinstance(v, RegexValidator) for v in self.validators):
+            self.validators.append(RegexValidator(self.pattern, self.pattern_message, code=self.pattern_code))
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):

@@ -19,6 +19,7 @@ from assmbl.errors import ValidationFailed
 from assmbl.inputs import (
     HEADER_TEXT_PATTERN,
     MAX_HEADER_VALUE,
+    SPACE_CLASS,
     CursorField,
     HeaderTextField,
     InputSerializer,
@@ -134,7 +135,6 @@ CONTROL_OR_FORMAT_CLASS = (
     r"\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2"
     r"\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
 )
-SPACE_CLASS = r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028-\u2029\u202f\u205f\u3000"
 LABEL_SCHEMA = {
     "type": "string",
     "minLength": 1,
@@ -142,7 +142,7 @@ LABEL_SCHEMA = {
     "pattern": f"^[^{CONTROL_OR_FORMAT_CLASS}]*[^{CONTROL_OR_FORMAT_CLASS}{SPACE_CLASS}][^{CONTROL_OR_FORMAT_CLASS}]*$",
 }
 # q: not empty or only white space (as str.strip() sees it), at most 256 characters.
-QUERY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_LENGTH, "pattern": "[^\\s\\x1c-\\x1f\\x85]"}
+QUERY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_LENGTH, "pattern": f"[^{SPACE_CLASS}]"}
 
 
 @extend_schema_field(LABEL_SCHEMA)

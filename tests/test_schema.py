@@ -25,11 +25,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from assmbl.inputs import HEADER_TEXT_PATTERN, unicode_class
+from assmbl.inputs import HEADER_TEXT_PATTERN, SPACE_CLASS, unicode_class
 from directory.models import ApiToken
 from directory.services import token_create
 from mail.models import Message
-from mail.serializers import CONTROL_OR_FORMAT_CLASS, SPACE_CLASS
+from mail.serializers import CONTROL_OR_FORMAT_CLASS
 from mail.services import _label_forbidden
 from tests.factories import MessageFactory
 from tests.mime import build_mail

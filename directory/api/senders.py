@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from assmbl.errors import ApiError, NotFound, ValidationFailed
-from assmbl.inputs import InputSerializer, StrictCharField, StrictChoiceField, input_validate
+from assmbl.inputs import SPACE_CLASS, InputSerializer, StrictCharField, StrictChoiceField, input_validate
 from assmbl.openapi import error_responses
 from assmbl.query import query_params
 from directory.auth import TokenUser
@@ -84,10 +84,10 @@ def _agent_for(user: TokenUser, agent_id: str | None) -> Agent | None:
 
 
 # directory.services.sender_pattern_clean's rule, as written by a client: an address
-# (anything without white space, then @) or a bare domain of two or more labels of letters,
-# digits and hyphens (an IDN in its xn-- form); case and a trailing dot do not matter.
+# (anything without white space or NUL, then @) or a bare domain of two or more labels of
+# letters, digits and hyphens (an IDN in its xn-- form); case and a trailing dot do not matter.
 _LABEL = "[A-Za-z0-9-]{1,63}"
-SENDER_PATTERN = rf"^([^\s@]+@)?{_LABEL}(\.{_LABEL})+\.?$"
+SENDER_PATTERN = rf"^([^@\u0000{SPACE_CLASS}]+@)?{_LABEL}(\.{_LABEL})+\.?$"
 
 
 class SenderCreateInput(InputSerializer):
