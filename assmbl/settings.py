@@ -350,6 +350,13 @@ INSTALLED_APPS = [*INSTALLED_APPS, "drf_spectacular_sidecar"]
 SPECTACULAR_SETTINGS["SWAGGER_UI_DIST"] = "SIDECAR"
 SPECTACULAR_SETTINGS["SWAGGER_UI_FAVICON_HREF"] = "SIDECAR"
 SPECTACULAR_SETTINGS["REDOC_DIST"] = "SIDECAR"
+# --- Input schema (issue 21): a PATCH body's schema states its own required fields (read and
+# archive need theirs) instead of a "Patched" copy with none; OpenAPI links for stateful tests.
+SPECTACULAR_SETTINGS["COMPONENT_SPLIT_PATCH"] = False
+# 3.1: JSON Schema 2020-12, so a schema can say what the server checks (propertyNames of
+# the X- headers of a send, `not`).
+SPECTACULAR_SETTINGS["OAS_VERSION"] = "3.1.0"
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = ["drf_spectacular.hooks.postprocess_schema_enums", "assmbl.openapi.add_links"]
 # --- Sending ---------------------------------------------------------------------------------------
 # Bot-loop breaker: more than LOOP_MAX_MESSAGES agent-to-agent messages in one thread
 # within LOOP_WINDOW_SECONDS → 429 loop_detected.

@@ -23,7 +23,8 @@ from assmbl.errors import Conflict, ValidationFailed
 from directory.models import Agent
 from mail.models import Message, SendRequest
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Printable ASCII: what an HTTP header carries unchanged through every proxy and WSGI.
+_PRINTABLE = re.compile(r"[\x20-\x7e]+")
 # A request that crashed between reservation and completion must not hold its key for
 # 24 hours: after this long an in-flight reservation is taken over by the next retry.
 STALE_RESERVATION = dt.timedelta(minutes=5)
@@ -41,7 +42,7 @@ class IdempotentResult:
 
 
 def idempotency_key_clean(value: str) -> str:
-    if not 1 <= len(value) <= 255 or _CONTROL.search(value):
+    if not 1 <= len(value) <= 255 or not _PRINTABLE.fullmatch(value):
         raise ValidationFailed(
             "Idempotency-Key must be 1 to 255 printable characters.", code="invalid_idempotency_key"
         )

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from assmbl.errors import PayloadTooLarge, RateLimited, ValidationFailed
+from assmbl.inputs import HEADER_TEXT_PATTERN
 from directory.models import Agent
 from mail.attachments import attachment_open, attachments_for_send, attachments_mark_claimed
 from mail.models import Attachment, Message
@@ -31,13 +32,7 @@ from mail.parsing import html_to_text, make_preview
 from mail.storage import raw_read, raw_store
 from mail.threads import thread_id_for
 
-SEND_FIELDS = {"to", "cc", "bcc", "subject", "body", "html", "reply_to", "headers", "attachments"}
-REPLY_FIELDS = {"body", "html", "reply_all", "attachments"}
-FORWARD_FIELDS = {"to", "body"}
-# Headers a caller may never set: they are ours (From is always the agent) or the
-# library's (MIME structure); only X- headers pass, and these X- ones are reserved too.
-_HEADER_NAME = re.compile(r"^X-[A-Za-z0-9][A-Za-z0-9-]{0,75}$")
-_RESERVED_X_HEADERS = {"x-agentmail-idempotency-key"}
+HEADER_TEXT = re.compile(HEADER_TEXT_PATTERN)
 _RE_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
 _FWD_PREFIX = re.compile(r"^\s*(fwd?)\s*:", re.IGNORECASE)
 
@@ -64,15 +59,6 @@ class Outgoing:
         return [*self.to, *self.cc, *self.bcc]
 
 
-def _no_line_breaks(field_name: str, value: str) -> None:
-    # A CR or LF in a header value is header injection; the email library would raise
-    # BadHeaderError (a 500) much later, so refuse it up front with the field named.
-    if "\r" in value or "\n" in value:
-        raise ValidationFailed(
-            f"{field_name} must not contain line breaks.", code="header_injection", details={"field": field_name}
-        )
-
-
 def bare_address(address: str) -> str:
     return parseaddr(address)[1].lower()
 
@@ -81,20 +67,23 @@ def is_agent_address(address: str) -> bool:
     return bare_address(address).rpartition("@")[2] == settings.MAIL_DOMAIN
 
 
-def addresses_clean(field_name: str, value: Any, *, required: bool = False) -> list[str]:
-    """A string or a list of strings, each one valid address → formatted addresses."""
-    if value is None or value == [] or value == "":
+def addresses_clean(field_name: str, value: list[str], *, required: bool = False) -> list[str]:
+    """Strings fit for a header (``mail.serializers.AddressesField``), each one address
+    → formatted addresses."""
+    if not value:
         if required:
             raise ValidationFailed(f"{field_name} is required.", code="missing_field", details={"field": field_name})
         return []
-    values = [value] if isinstance(value, str) else value
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise ValidationFailed(
-            f"{field_name} must be an address or a list of addresses.", code="invalid_address", details={"field": field_name}
-        )
     cleaned = []
-    for item in values:
-        _no_line_breaks(field_name, item)
+    for item in value:
+        if not HEADER_TEXT.match(item):
+            # The API refuses these at validation; a reply's recipients come from a received
+            # mail, which may carry anything.
+            raise ValidationFailed(
+                f"{field_name} must not contain control characters or line breaks.",
+                code="header_injection",
+                details={"field": field_name},
+            )
         parsed = getaddresses([item])
         name, address = parsed[0] if len(parsed) == 1 else ("", "")
         try:
@@ -109,76 +98,19 @@ def addresses_clean(field_name: str, value: Any, *, required: bool = False) -> l
     return cleaned
 
 
-def _text_field(data: dict[str, Any], name: str, *, header: bool = False) -> str | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationFailed(f"{name} must be a string.", code="invalid_field", details={"field": name})
-    if header:
-        _no_line_breaks(name, value)
-    return value
-
-
-def _check_fields(data: Any, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ValidationFailed("The body must be a JSON object.", code="invalid_body")
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ValidationFailed(f"Unknown field: {', '.join(unknown)}.", code="unknown_field", details={"unknown": unknown})
-    return data
-
-
-def _headers_clean(value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValidationFailed("headers must be an object.", code="invalid_header", details={"field": "headers"})
-    headers = {}
-    for name, header_value in value.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name) or name.lower() in _RESERVED_X_HEADERS:
-            raise ValidationFailed(
-                f"Only X- headers may be set; {name!r} is not allowed.", code="invalid_header", details={"header": name}
-            )
-        if not isinstance(header_value, str) or len(header_value) > 998:
-            raise ValidationFailed(f"{name} must be a string of at most 998 characters.", code="invalid_header", details={"header": name})
-        _no_line_breaks(name, header_value)
-        headers[name] = header_value
-    return headers
-
-
-def _attachment_ids_clean(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValidationFailed("attachments must be a list of AttachmentIDs.", code="invalid_field", details={"field": "attachments"})
-    return list(dict.fromkeys(value))
-
-
-def _content_clean(data: dict[str, Any]) -> tuple[str | None, str | None]:
-    body, html = _text_field(data, "body"), _text_field(data, "html")
-    if body is None and html is None:
-        raise ValidationFailed("body or html is required.", code="missing_field", details={"field": "body"})
-    return body, html
-
-
-def outgoing_parse(data: Any) -> Outgoing:
-    """The body of POST /v1/send, validated."""
-    data = _check_fields(data, SEND_FIELDS)
-    subject = _text_field(data, "subject", header=True)
-    if subject is None:
-        raise ValidationFailed("subject is required.", code="missing_field", details={"field": "subject"})
-    body, html = _content_clean(data)
+def outgoing_parse(data: dict[str, Any]) -> Outgoing:
+    """The validated body of POST /v1/send (``mail.serializers.SendInput``) as a message:
+    each address checked and formatted."""
     return Outgoing(
-        to=addresses_clean("to", data.get("to"), required=True),
-        cc=addresses_clean("cc", data.get("cc")),
-        bcc=addresses_clean("bcc", data.get("bcc")),
-        reply_to=addresses_clean("reply_to", data.get("reply_to")),
-        subject=subject,
-        body=body,
-        html=html,
-        headers=_headers_clean(data.get("headers")),
-        attachment_ids=_attachment_ids_clean(data.get("attachments")),
+        to=addresses_clean("to", data["to"], required=True),
+        cc=addresses_clean("cc", data.get("cc", [])),
+        bcc=addresses_clean("bcc", data.get("bcc", [])),
+        reply_to=addresses_clean("reply_to", data.get("reply_to", [])),
+        subject=data["subject"],
+        body=data.get("body"),
+        html=data.get("html"),
+        headers=dict(data.get("headers") or {}),
+        attachment_ids=list(dict.fromkeys(data.get("attachments") or [])),
     )
 
 
@@ -383,13 +315,10 @@ def _references_for(original: Message) -> list[str]:
     return refs
 
 
-def message_reply(*, agent: Agent, original: Message, data: Any, idempotency_key: str = "") -> Message:
-    """Reply (or reply-all) to a message of this agent's mailbox."""
-    data = _check_fields(data, REPLY_FIELDS)
-    body, html = _content_clean(data)
-    reply_all = data.get("reply_all", False)
-    if not isinstance(reply_all, bool):
-        raise ValidationFailed("reply_all must be true or false.", code="invalid_field", details={"field": "reply_all"})
+def message_reply(*, agent: Agent, original: Message, data: dict[str, Any], idempotency_key: str = "") -> Message:
+    """Reply (or reply-all) to a message of this agent's mailbox; ``data`` is the validated
+    ``mail.serializers.ReplyInput``."""
+    body, html, reply_all = data.get("body"), data.get("html"), data.get("reply_all", False)
     own = _own_addresses(agent)
     if original.direction == Message.Direction.OUTBOUND:
         # Following up on our own message goes to the same people again.
@@ -407,7 +336,7 @@ def message_reply(*, agent: Agent, original: Message, data: Any, idempotency_key
         subject=_reply_subject(original.subject),
         body=body,
         html=html,
-        attachment_ids=_attachment_ids_clean(data.get("attachments")),
+        attachment_ids=list(dict.fromkeys(data.get("attachments") or [])),
     )
     # A reply to another agent is machine-generated mail to a machine (RFC 3834): say so,
     # so that well-behaved auto-responders on the other side do not answer it.
@@ -422,16 +351,15 @@ def message_reply(*, agent: Agent, original: Message, data: Any, idempotency_key
     )
 
 
-def message_forward(*, agent: Agent, original: Message, data: Any, idempotency_key: str = "") -> Message:
+def message_forward(*, agent: Agent, original: Message, data: dict[str, Any], idempotency_key: str = "") -> Message:
     """Forward a message with the original attached as message/rfc822 (quoted when its
-    raw MIME is not available)."""
-    data = _check_fields(data, FORWARD_FIELDS)
-    note = _text_field(data, "body") or ""
+    raw MIME is not available); ``data`` is the validated ``mail.serializers.ForwardInput``."""
+    note = data.get("body") or ""
     forwarded_raw = raw_read(original.storage_key, archived=original.archived) if original.storage_key else None
     if forwarded_raw is None:
         note = f"{note}\n\n---------- Forwarded message ----------\nFrom: {original.from_header}\nSubject: {original.subject}\n\n{original.body_preview}"
     outgoing = Outgoing(
-        to=addresses_clean("to", data.get("to"), required=True),
+        to=addresses_clean("to", data["to"], required=True),
         subject=_forward_subject(original.subject),
         body=note,
     )

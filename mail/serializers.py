@@ -7,15 +7,29 @@ path (every listing, every event) and field names are PascalCase (API.md).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
+from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from assmbl.errors import ValidationFailed
+from assmbl.inputs import (
+    HEADER_TEXT_PATTERN,
+    MAX_HEADER_VALUE,
+    SPACE_CLASS,
+    CursorField,
+    HeaderTextField,
+    InputSerializer,
+    StrictCharField,
+    StrictIntegerField,
+)
+from assmbl.inputs import StrictBooleanField as StrictBooleanJSONField
 from assmbl.query import cursor_decode
 from mail.models import Attachment, Message
+from mail.parsing import sanitize_filename
 from mail.querysets import ITEM_ATTACHMENT_COLUMNS, ITEM_ATTACHMENTS, ITEM_LABELS
 from mail.services import label_validate
 
@@ -109,18 +123,58 @@ class StrictBooleanField(serializers.Field):
         return bool(value)
 
 
-@extend_schema_field(OpenApiTypes.BOOL)
-class StrictJSONBooleanField(serializers.Field):
-    default_error_messages = {"invalid": "Must be a JSON boolean (true or false)."}
+# JSON bodies take JSON booleans only (assmbl.inputs); the name is kept for the callers.
+StrictJSONBooleanField = StrictBooleanJSONField
 
-    def to_internal_value(self, data: Any) -> bool:
-        if data is True or data is False:
-            return data
-        self.fail("invalid")
-        raise AssertionError
 
-    def to_representation(self, value: bool) -> bool:
-        return bool(value)
+# label_validate's rule as a schema: 1-64 characters, not only white space (str.isspace), no
+# control character, no format character of the BMP (mail.services._label_forbidden). The classes are written out
+# from Python's Unicode tables (tests/test_schema.py checks them against unicodedata), so
+# the schema and the check agree whatever Unicode version the client's regex engine has.
+CONTROL_OR_FORMAT_CLASS = (
+    r"\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2"
+    r"\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+)
+LABEL_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "pattern": f"^[^{CONTROL_OR_FORMAT_CLASS}]*[^{CONTROL_OR_FORMAT_CLASS}{SPACE_CLASS}][^{CONTROL_OR_FORMAT_CLASS}]*$",
+}
+# q: not empty or only white space (as str.strip() sees it), at most 256 characters.
+QUERY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_LENGTH, "pattern": f"[^{SPACE_CLASS}]"}
+
+
+@extend_schema_field(LABEL_SCHEMA)
+class LabelQueryField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, trim_whitespace=False, **kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if data is serializers.empty:
+            return super().run_validation(data)
+        # Before DRF's blank check, so an empty label is invalid_label like any bad one.
+        return label_validate(data)
+
+
+@extend_schema_field(QUERY_SCHEMA)
+class SearchQueryField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, trim_whitespace=False, **kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if data is serializers.empty:
+            return super().run_validation(data)
+        if not data.strip():
+            raise ValidationFailed("q must not be empty when given.", code="empty_query")
+        if len(data) > MAX_QUERY_LENGTH:
+            raise ValidationFailed(f"q is at most {MAX_QUERY_LENGTH} characters.", code="query_too_long")
+        return data
+
+
+@extend_schema_field({"type": "string", "enum": ["false", "0"]})
+class FalseOnlyBooleanField(StrictBooleanField):
+    pass
 
 
 class PageQuerySerializer(serializers.Serializer):
@@ -128,7 +182,7 @@ class PageQuerySerializer(serializers.Serializer):
     limit 1..100 (never a silent clamp), the cursor decoded to (received_at, id)."""
 
     limit = serializers.IntegerField(min_value=1, max_value=100, default=25)
-    cursor = serializers.CharField(required=False, allow_blank=False, max_length=1000, trim_whitespace=False)
+    cursor = CursorField()
 
     def validate_cursor(self, value: str) -> tuple[dt.datetime, str]:
         return cursor_decode(value)
@@ -143,35 +197,24 @@ class ThreadQuerySerializer(PageQuerySerializer):
 class InboxQuerySerializer(PageQuerySerializer):
     """Query parameters of GET /v1/inbox."""
 
-    q = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    label = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    is_read = StrictBooleanField(required=False)
-    include_archived = StrictBooleanField(required=False, default=False)
-    verified_only = StrictBooleanField(required=False, default=False)
-
-    def validate_q(self, value: str) -> str:
-        if not value.strip():
-            raise ValidationFailed("q must not be empty when given.", code="empty_query")
-        if len(value) > MAX_QUERY_LENGTH:
-            raise ValidationFailed(f"q is at most {MAX_QUERY_LENGTH} characters.", code="query_too_long")
-        return value
-
-    def validate_label(self, value: str) -> str:
-        return label_validate(value)
+    q = SearchQueryField(help_text="case-insensitive substring of Subject, BodyPreview, Sender or the From name; % _ \\ are literal")
+    label = LabelQueryField(help_text="only messages carrying this label (exact)")
+    is_read = StrictBooleanField(required=False, help_text="only read (true) or unread (false) messages")
+    include_archived = StrictBooleanField(required=False, default=False, help_text="include archived messages")
+    verified_only = StrictBooleanField(required=False, default=False, help_text="only messages whose SenderVerified is true")
 
 
 class UnreadCountQuerySerializer(serializers.Serializer):
     """Query parameters of GET /v1/inbox/unread-count: the inbox filters but q and cursor."""
 
-    label = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    is_read = StrictBooleanField(required=False)
-    verified_only = StrictBooleanField(required=False, default=False)
+    label = LabelQueryField(help_text="only messages carrying this label (exact)")
+    is_read = StrictBooleanField(required=False, help_text="only read (true) or unread (false) messages")
+    verified_only = StrictBooleanField(required=False, default=False, help_text="only messages whose SenderVerified is true")
     # Accepted so that a client can pass its inbox filters unchanged, but archived mail is
     # never counted (API.md): asking for it is an error rather than a silently wrong count.
-    include_archived = StrictBooleanField(required=False, default=False)
-
-    def validate_label(self, value: str) -> str:
-        return label_validate(value)
+    include_archived = FalseOnlyBooleanField(
+        required=False, default=False, help_text="only false is accepted: archived mail is never counted"
+    )
 
     def validate_include_archived(self, value: bool) -> bool:
         if value:
@@ -179,9 +222,10 @@ class UnreadCountQuerySerializer(serializers.Serializer):
         return value
 
 
+@extend_schema_field(LABEL_SCHEMA)
 class LabelField(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(allow_blank=True, trim_whitespace=False, max_length=None, **kwargs)
+        super().__init__(trim_whitespace=False, max_length=None, **kwargs)
 
     def run_validation(self, data: Any = serializers.empty) -> Any:
         # Before DRF's own null/blank checks, so every bad label gets the same code.
@@ -193,14 +237,236 @@ class LabelField(serializers.CharField):
         return label_validate(data)
 
 
-class LabelsPatchSerializer(serializers.Serializer):
+class LabelsPatchSerializer(InputSerializer):
+    """Labels to add and to remove, in one transaction."""
+
     add = serializers.ListField(child=LabelField(), required=False, default=list, max_length=100)
     remove = serializers.ListField(child=LabelField(), required=False, default=list, max_length=100)
 
 
-class ReadPatchSerializer(serializers.Serializer):
-    is_read = StrictJSONBooleanField()
+class ReadPatchSerializer(InputSerializer):
+    """Mark the message read (true) or unread (false)."""
+
+    is_read = StrictBooleanJSONField()
 
 
-class ArchivePatchSerializer(serializers.Serializer):
-    archived = StrictJSONBooleanField()
+class ArchivePatchSerializer(InputSerializer):
+    """Archive (true) or restore (false) the message."""
+
+    archived = StrictBooleanJSONField()
+
+
+# --- Input of the sending API -------------------------------------------------------------------
+# Shape only: an address's syntax, the recipient limit and attachment ownership are
+# mail.sending's rules. Codes are the ones docs/sending.md documents.
+
+# Headers a caller may never set: they are ours (From is always the agent) or the
+# library's (MIME structure); only X- headers pass, and the idempotency one is ours too.
+HEADER_NAME_PATTERN = "^X-[A-Za-z0-9][A-Za-z0-9-]{0,75}$"
+RESERVED_HEADER_PATTERN = "^" + "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in "X-AgentMail-Idempotency-Key") + "$"
+_SENDING_CODES = {
+    "required": "missing_field",
+    "header_injection": "header_injection",
+    "invalid_header": "invalid_header",
+    "*": "invalid_field",
+}
+_ADDRESS_ITEM = {"type": "string", "format": "email", "maxLength": MAX_HEADER_VALUE}
+
+
+_ADDRESSES_DESCRIPTION = "an address (`a@example.com` or `Name <a@example.com>`) or a list of them"
+
+
+@extend_schema_field(
+    {
+        "anyOf": [_ADDRESS_ITEM, {"type": "array", "items": _ADDRESS_ITEM, "minItems": 1, "maxItems": 50}],
+        "description": _ADDRESSES_DESCRIPTION,
+    }
+)
+class AddressesField(serializers.Field):
+    """An address or a list of addresses, as strings fit for a header; ``mail.sending``
+    checks that each one is an address. Optional ones may be null, "" or []."""
+
+    default_error_messages = {"invalid": "Must be an address or a list of addresses."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._item = HeaderTextField(allow_blank=True)
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if not self.required and data in (None, "", []):
+            return True, []
+        if self.required and data in (None, "", []):
+            self.fail("required")
+        return super().validate_empty_values(data)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        values = [data] if isinstance(data, str) else data
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValidationFailed(
+                f"{self.field_name} must be an address or a list of addresses.",
+                code="invalid_address",
+                details={"field": self.field_name},
+            )
+        for value in values:
+            self._item.run_validation(value)
+        return values
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field(
+    {
+        "anyOf": [
+            _ADDRESS_ITEM,
+            {"type": "string", "maxLength": 0},
+            {"type": "array", "items": _ADDRESS_ITEM, "maxItems": 50},
+            {"type": "null"},
+        ],
+        "description": f"{_ADDRESSES_DESCRIPTION}; null, \"\" and [] are none",
+    }
+)
+class OptionalAddressesField(AddressesField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, allow_null=True, **kwargs)
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {
+            "type": "string",
+            "maxLength": MAX_HEADER_VALUE,
+            "pattern": HEADER_TEXT_PATTERN,
+        },
+        "propertyNames": {"pattern": HEADER_NAME_PATTERN, "not": {"pattern": RESERVED_HEADER_PATTERN}},
+        "maxProperties": 50,
+        "description": "extra X- headers (not X-AgentMail-Idempotency-Key)",
+    }
+)
+class ExtraHeadersField(serializers.DictField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=HeaderTextField(allow_blank=True), **kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        if not isinstance(data, dict):
+            raise ValidationFailed("headers must be an object.", code="invalid_header", details={"field": "headers"})
+        if len(data) > 50:
+            raise ValidationFailed("At most 50 headers.", code="invalid_header", details={"field": "headers"})
+        for name in data:
+            if not re.match(HEADER_NAME_PATTERN, name) or re.match(RESERVED_HEADER_PATTERN, name):
+                raise ValidationFailed(
+                    f"Only X- headers may be set; {name!r} is not allowed.",
+                    code="invalid_header",
+                    details={"header": name, "field": "headers"},
+                )
+        return super().to_internal_value(data)
+
+
+class _Content(InputSerializer):
+    """``body`` and/or ``html``: at least one."""
+
+    error_codes = _SENDING_CODES
+    body = StrictCharField(required=False, allow_blank=True, allow_null=True, help_text="body or html is required")
+    html = StrictCharField(required=False, allow_blank=True, allow_null=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("body") is None and attrs.get("html") is None:
+            raise ValidationFailed("body or html is required.", code="missing_field", details={"field": "body"})
+        return attrs
+
+
+_ONE_OF_BODY_OR_HTML = {
+    "anyOf": [
+        {"required": ["body"], "properties": {"body": {"type": "string"}}},
+        {"required": ["html"], "properties": {"html": {"type": "string"}}},
+    ]
+}
+_ATTACHMENT_IDS = {"help_text": "AttachmentIDs of completed uploads", "required": False, "max_length": 100}
+
+
+class SendInput(_Content):
+    """The body of POST /v1/send."""
+
+    schema_extra = _ONE_OF_BODY_OR_HTML
+    to = AddressesField()
+    cc = OptionalAddressesField()
+    bcc = OptionalAddressesField()
+    reply_to = OptionalAddressesField()
+    subject = HeaderTextField(allow_blank=True)
+    headers = ExtraHeadersField(required=False)
+    attachments = serializers.ListField(child=StrictCharField(max_length=64), **_ATTACHMENT_IDS)
+
+    class Meta:
+        ref_name = "SendRequest"
+
+
+class ReplyInput(_Content):
+    """The body of POST /v1/messages/{id}/reply."""
+
+    schema_extra = _ONE_OF_BODY_OR_HTML
+    reply_all = StrictBooleanJSONField(required=False, default=False)
+    attachments = serializers.ListField(child=StrictCharField(max_length=64), **_ATTACHMENT_IDS)
+
+    class Meta:
+        ref_name = "ReplyRequest"
+
+
+class ForwardInput(InputSerializer):
+    """The body of POST /v1/messages/{id}/forward."""
+
+    error_codes = _SENDING_CODES
+    to = AddressesField()
+    body = StrictCharField(
+        required=False, allow_blank=True, allow_null=True, help_text="a note above the forwarded message"
+    )
+
+    class Meta:
+        ref_name = "ForwardRequest"
+
+
+# --- Input of the attachments API ---------------------------------------------------------------
+
+# What mail.parsing.sanitize_filename leaves non-empty: a last path component with at least
+# one character that is not white space, a dot or a control or format character.
+FILENAME_PATTERN = "^[^\\x00]*[^\\s./\\\\\\p{C}][^/\\\\\\x00]*$"
+CONTENT_TYPE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
+
+
+def _filename_validate(value: str) -> None:
+    if not sanitize_filename(value):
+        raise serializers.ValidationError("A non-empty file name is required.")
+
+
+@extend_schema_field({"type": "string", "maxLength": 1000, "pattern": FILENAME_PATTERN})
+class FilenameField(StrictCharField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=1000, validators=[_filename_validate], **kwargs)
+
+
+@extend_schema_field({"type": "integer", "minimum": 0, "maximum": settings.MAX_ATTACHMENT_BYTES})
+class AttachmentSizeField(StrictIntegerField):
+    """Over MAX_ATTACHMENT_BYTES is mail.attachments' 413 attachment_too_large."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, **kwargs)
+
+
+class AttachmentCreateInput(InputSerializer):
+    """Reserve an upload: what the bytes will be."""
+
+    filename = FilenameField(help_text="shown and sent sanitised: the last path component, no control characters")
+    content_type = StrictCharField(
+        validators=[RegexValidator(CONTENT_TYPE_PATTERN, "A media type such as application/pdf is required.")],
+        help_text="a media type such as application/pdf",
+    )
+    size = AttachmentSizeField(help_text="in bytes")
+    sha256 = StrictCharField(
+        required=False,
+        allow_null=True,
+        validators=[RegexValidator("^[0-9A-Fa-f]{64}$", "The SHA-256 of the bytes, as 64 hexadecimal characters.")],
+        help_text="64 hexadecimal characters",
+    )
+
+    class Meta:
+        ref_name = "AttachmentCreate"

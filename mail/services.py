@@ -24,6 +24,11 @@ MAX_LABELS = 20
 MAX_LABEL_LENGTH = 64
 
 
+def _label_forbidden(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    return category in ("Cc", "Cs") or (category == "Cf" and ch <= "\uffff")
+
+
 def label_validate(name: object) -> str:
     """A label is 1-64 characters, not white space only, no control characters (API.md)."""
     if not isinstance(name, str):
@@ -34,9 +39,13 @@ def label_validate(name: object) -> str:
         )
     if not name.strip():
         raise ValidationFailed("A label cannot be white space only.", code="invalid_label", details={"label": name})
-    # Category C* covers control, format, surrogate and unassigned code points: none of
-    # them can be typed or displayed reliably, and NUL breaks PostgreSQL text columns.
-    if any(unicodedata.category(ch).startswith("C") for ch in name):
+    # Controls (NUL breaks PostgreSQL text columns) and the format characters of the BMP
+    # (bidi overrides, zero-width joiners: they hide or reorder what is shown); a lone
+    # surrogate cannot be stored. Unassigned and private-use code points pass (which are
+    # unassigned depends on the Unicode version), and so do the format characters beyond
+    # the BMP (tag characters spell the subdivision flag emoji): the schema
+    # (mail.serializers.LABEL_SCHEMA) states exactly this rule.
+    if any(_label_forbidden(ch) for ch in name):
         raise ValidationFailed(
             "A label cannot contain control characters.", code="invalid_label", details={"label": name}
         )

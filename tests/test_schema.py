@@ -25,9 +25,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from assmbl.inputs import HEADER_TEXT_PATTERN, SPACE_CLASS, unicode_class
 from directory.models import ApiToken
 from directory.services import token_create
 from mail.models import Message
+from mail.serializers import CONTROL_OR_FORMAT_CLASS
+from mail.services import _label_forbidden
 from tests.factories import MessageFactory
 from tests.mime import build_mail
 
@@ -66,6 +69,52 @@ def test_the_schema_documents_bearer_auth_and_the_error_envelope(client: Any) ->
         "verified_only",
     }
     assert {"200", "400", "401", "429"} <= set(inbox["responses"])
+
+
+def _component(schema: dict[str, Any], ref: str) -> dict[str, Any]:
+    return schema["components"]["schemas"][ref.rpartition("/")[2]]
+
+
+def _json_body(schema: dict[str, Any], path: str, method: str) -> dict[str, Any]:
+    ref = schema["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return _component(schema, ref)
+
+
+def test_every_json_body_refuses_unknown_fields_as_its_schema_says(client: Any) -> None:
+    schema = client.get("/v1/schema?format=json").json()
+    bodies = [
+        (path, method)
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+    assert len(bodies) >= 12
+    for path, method in bodies:
+        assert _json_body(schema, path, method)["additionalProperties"] is False, (path, method)
+
+
+def test_the_schema_states_the_bounds_the_server_checks(client: Any) -> None:
+    schema = client.get("/v1/schema?format=json").json()
+    sent = {p["name"]: p["schema"] for p in schema["paths"]["/v1/sent"]["get"]["parameters"]}
+    assert sent["limit"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}
+    assert _json_body(schema, "/v1/messages/{message_id}/read", "patch")["required"] == ["is_read"]
+    assert _json_body(schema, "/v1/messages/{message_id}/archive", "patch")["required"] == ["archived"]
+    display_name = _json_body(schema, "/v1/agents/{agent_id}", "patch")["properties"]["display_name"]
+    assert display_name["anyOf"] == [
+        {"type": "string", "maxLength": 200, "pattern": HEADER_TEXT_PATTERN},
+        {"type": "string", "maxLength": 0},
+    ]
+    subject = _json_body(schema, "/v1/send", "post")["properties"]["subject"]["anyOf"][0]
+    assert subject == {"type": "string", "maxLength": 998, "pattern": HEADER_TEXT_PATTERN}
+    reply = schema["paths"]["/v1/messages/{message_id}/reply"]["post"]["requestBody"]
+    assert reply["required"] is True and "anyOf" in _component(schema, reply["content"]["application/json"]["schema"]["$ref"])
+    links = schema["paths"]["/v1/send"]["post"]["responses"]["202"]["links"]
+    assert links["message_get"] == {"operationId": "message_get", "parameters": {"message_id": "$response.body#/MessageID"}}
+
+
+def test_the_label_pattern_is_the_label_rule_from_pythons_unicode_tables() -> None:
+    assert unicode_class(_label_forbidden) == CONTROL_OR_FORMAT_CLASS
+    assert unicode_class(str.isspace) == SPACE_CLASS
 
 
 def test_spectacular_validates_the_schema_with_no_warning(tmp_path: Any) -> None:

@@ -9,6 +9,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_serializer,
     inline_serializer,
 )
@@ -18,11 +19,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from assmbl.errors import NotFound, ValidationFailed
+from assmbl.errors import ApiError, NotFound, ValidationFailed
+from assmbl.inputs import InputSerializer, StrictBooleanField, StrictCharField, input_validate
 from assmbl.openapi import error_responses
 from directory.auth import IsAgent, TokenUser
 from webhooks.events import MAX_WAIT, Cursor, event_item, events_page, events_wait
-from webhooks.models import Delivery, Endpoint
+from webhooks.models import Delivery, Endpoint, Event
 from webhooks.services import (
     endpoint_create,
     endpoint_delete,
@@ -57,7 +59,32 @@ def _endpoint_or_404(user: TokenUser, endpoint_id: str) -> Endpoint:
 def _reject_unknown(data: Any, allowed: set[str]) -> None:
     unknown = sorted(set(data) - allowed) if hasattr(data, "keys") else []
     if unknown:
-        raise ValidationFailed(f"Unknown fields: {', '.join(unknown)}.", code="unknown_field")
+        raise ValidationFailed(
+            f"Unknown query parameter: {unknown[0]}.", code="unknown_parameter", details={"unknown": unknown}
+        )
+
+
+class AgentsNotAllowed(ApiError):
+    # The token's kind decides, not the body's shape: a 403, like a global sender rule
+    # asked for with an agent token.
+    status_code = 403
+    code = "agents_not_allowed"
+    default_detail = "An agent token registers webhooks for its own agent only."
+
+
+# The receiver must be reachable: http(s), on a public address (webhooks.egress decides).
+_URL = {"type": "string", "format": "uri", "maxLength": 2000, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}
+
+
+@extend_schema_field(_URL)
+class WebhookUrlField(StrictCharField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=2000, **kwargs)
+
+
+@extend_schema_field({"type": "string", "enum": list(Event.Type.values)})
+class EventTypeField(StrictCharField):
+    """One of the event types; webhooks.services refuses the others (unknown_event_type)."""
 
 
 class EndpointOutput(serializers.ModelSerializer[Endpoint]):
@@ -102,12 +129,19 @@ class WebhookListView(APIView):
     permission_classes = [IsAgentOrOperator]
 
     @extend_schema_serializer(component_name="WebhookCreate")
-    class InputSerializer(serializers.Serializer[Any]):
-        url = serializers.CharField(max_length=2000)
-        event_types = serializers.ListField(child=serializers.CharField(max_length=40), required=False, max_length=20)
-        enabled = serializers.BooleanField(required=False, default=True)
-        description = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
-        agents = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=1000)
+    class InputSerializer(InputSerializer):
+        """A new webhook endpoint."""
+
+        url = WebhookUrlField()
+        event_types = serializers.ListField(child=EventTypeField(), required=False, max_length=20)
+        enabled = StrictBooleanField(required=False, default=True)
+        description = StrictCharField(max_length=200, required=False, default="", allow_blank=True)
+        agents = serializers.ListField(
+            child=StrictCharField(max_length=64),
+            required=False,
+            max_length=1000,
+            help_text="operator tokens only (an agent token: absent, or its own id)",
+        )
 
     @extend_schema(
         operation_id="webhooks_list",
@@ -123,10 +157,7 @@ class WebhookListView(APIView):
         responses={201: EndpointWithSecretOutput, **error_responses(400, 413, 415)},
     )
     def post(self, request: Request) -> Response:
-        _reject_unknown(request.data, set(self.InputSerializer().fields))
-        payload = self.InputSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
+        data = input_validate(self.InputSerializer, request.data)
         user: TokenUser = request.user
         if user.is_operator:
             endpoint = endpoint_create(
@@ -140,9 +171,7 @@ class WebhookListView(APIView):
         else:
             assert user.agent is not None
             if data.get("agents") not in (None, [user.agent.agent_id]):
-                raise ValidationFailed(
-                    "An agent token registers webhooks for its own agent only.", code="agents_not_allowed"
-                )
+                raise AgentsNotAllowed()
             endpoint = endpoint_create(
                 account=user.account,
                 url=data["url"],
@@ -158,13 +187,15 @@ class WebhookDetailView(APIView):
     permission_classes = [IsAgentOrOperator]
 
     @extend_schema_serializer(component_name="WebhookUpdate")
-    class InputSerializer(serializers.Serializer[Any]):
-        url = serializers.CharField(max_length=2000, required=False)
-        event_types = serializers.ListField(child=serializers.CharField(max_length=40), required=False, max_length=20)
-        enabled = serializers.BooleanField(required=False)
-        description = serializers.CharField(max_length=200, required=False, allow_blank=True)
-        agents = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=1000)
-        all_agents = serializers.BooleanField(required=False)
+    class InputSerializer(InputSerializer):
+        """What may change about a webhook endpoint (agents and all_agents: operator tokens only)."""
+
+        url = WebhookUrlField(required=False)
+        event_types = serializers.ListField(child=EventTypeField(), required=False, max_length=20)
+        enabled = StrictBooleanField(required=False)
+        description = StrictCharField(max_length=200, required=False, allow_blank=True)
+        agents = serializers.ListField(child=StrictCharField(max_length=64), required=False, max_length=1000)
+        all_agents = StrictBooleanField(required=False)
 
     @extend_schema(operation_id="webhooks_retrieve", responses={200: EndpointOutput, **error_responses(404)})
     def get(self, request: Request, endpoint_id: str) -> Response:
@@ -177,14 +208,9 @@ class WebhookDetailView(APIView):
     )
     def patch(self, request: Request, endpoint_id: str) -> Response:
         endpoint = _endpoint_or_404(request.user, endpoint_id)
-        _reject_unknown(request.data, set(self.InputSerializer().fields))
-        payload = self.InputSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
+        data = input_validate(self.InputSerializer, request.data)
         if not request.user.is_operator and ("agents" in data or "all_agents" in data):
-            raise ValidationFailed(
-                "An agent token registers webhooks for its own agent only.", code="agents_not_allowed"
-            )
+            raise AgentsNotAllowed()
         endpoint = endpoint_update(
             endpoint=endpoint,
             url=data.get("url"),
@@ -222,10 +248,19 @@ class WebhookReplayView(APIView):
     permission_classes = [IsAgentOrOperator]
 
     @extend_schema_serializer(component_name="WebhookReplay")
-    class InputSerializer(serializers.Serializer[Any]):
-        event_id = serializers.CharField(max_length=40, required=False)
+    class InputSerializer(InputSerializer):
+        """One event again (event_id), or every event of a time range (since, until)."""
+
+        event_id = StrictCharField(max_length=40, required=False)
         since = serializers.DateTimeField(required=False)
-        until = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False, help_text="after since")
+
+        schema_extra = {
+            "oneOf": [
+                {"required": ["event_id"], "not": {"required": ["since"]}},
+                {"required": ["since"], "not": {"required": ["event_id"]}},
+            ]
+        }
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             if ("event_id" in attrs) == ("since" in attrs):
@@ -246,10 +281,7 @@ class WebhookReplayView(APIView):
     )
     def post(self, request: Request, endpoint_id: str) -> Response:
         endpoint = _endpoint_or_404(request.user, endpoint_id)
-        _reject_unknown(request.data, set(self.InputSerializer().fields))
-        payload = self.InputSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
+        data = input_validate(self.InputSerializer, request.data)
         count = endpoint_replay(
             endpoint=endpoint, event_id=data.get("event_id"), since=data.get("since"), until=data.get("until")
         )
@@ -327,7 +359,11 @@ class EventListView(APIView):
     @extend_schema(
         operation_id="events_list",
         parameters=[
-            OpenApiParameter("after", OpenApiTypes.STR, description="next_cursor of the previous page"),
+            OpenApiParameter(
+                "after",
+                {"type": "string", "minLength": 1, "maxLength": 200, "format": "event-cursor"},
+                description="next_cursor of the previous page (opaque)",
+            ),
             OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100}, description="default 100"),
             OpenApiParameter(
                 "wait",
@@ -361,7 +397,7 @@ class EventListView(APIView):
         limit = _int_param(request, "limit", default=100, low=1, high=100)
         wait = _int_param(request, "wait", default=0, low=0, high=MAX_WAIT)
         after_raw = request.query_params.get("after")
-        after = Cursor.decode(after_raw) if after_raw else None
+        after = Cursor.decode(after_raw) if after_raw is not None else None
         agent = request.user.agent
         if wait:
             page = events_wait(agent=agent, after=after, limit=limit, wait=wait)

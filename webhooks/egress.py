@@ -59,6 +59,10 @@ def system_resolver(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise UnsafeUrl(f"The host {host!r} does not resolve.") from exc
+    except UnicodeError as exc:
+        # getaddrinfo IDNA-encodes the name first: an empty label or one over 63
+        # characters (RFC 1035 §2.3.4) fails there, before any lookup.
+        raise UnsafeUrl(f"The host {host!r} is not a valid host name.") from exc
     return [str(info[4][0]) for info in infos]
 
 

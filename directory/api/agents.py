@@ -8,19 +8,27 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.urls import path
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from assmbl.errors import Conflict, NotFound, ValidationFailed
+from assmbl.inputs import (
+    CursorField,
+    HeaderTextField,
+    InputSerializer,
+    StrictCharField,
+    StrictChoiceField,
+    input_validate,
+)
 from assmbl.openapi import error_responses
 from assmbl.query import cursor_decode, cursor_encode, query_params
 from directory.auth import IsOperator
-from directory.models import Agent
+from directory.models import Agent, validate_agent_id
 from directory.services import AgentExists, agent_create, agent_deactivate, agent_token_rotate, agent_update
 
 
@@ -33,15 +41,33 @@ class AgentSerializer(serializers.ModelSerializer):
         ref_name = "Agent"
 
 
-class AgentCreateSerializer(serializers.Serializer):
-    agent_id = serializers.CharField(max_length=64)
-    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    policy = serializers.ChoiceField(choices=Agent.Policy.choices, required=False, default=Agent.Policy.OPEN)
+# An email local part (directory.models.AGENT_ID_RE), in either case: ids are stored lower-cased.
+AGENT_ID_PATTERN = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$"
+_DISPLAY_NAME = {"max_length": 200, "allow_blank": True, "help_text": "the From display name of the agent's mail"}
 
 
-class AgentUpdateSerializer(serializers.Serializer):
-    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    policy = serializers.ChoiceField(choices=Agent.Policy.choices, required=False)
+class AgentCreateSerializer(InputSerializer):
+    """A new agent: its id (the local part of its address), display name and policy."""
+
+    agent_id = StrictCharField(
+        max_length=64,
+        validators=[RegexValidator(AGENT_ID_PATTERN, validate_agent_id.message, code="invalid_agent_id")],
+    )
+    display_name = HeaderTextField(required=False, default="", **_DISPLAY_NAME)
+    policy = StrictChoiceField(choices=Agent.Policy.choices, required=False, default=Agent.Policy.OPEN)
+
+    class Meta:
+        ref_name = "AgentCreate"
+
+
+class AgentUpdateSerializer(InputSerializer):
+    """What an operator may change about an agent."""
+
+    display_name = HeaderTextField(required=False, **_DISPLAY_NAME)
+    policy = StrictChoiceField(choices=Agent.Policy.choices, required=False)
+
+    class Meta:
+        ref_name = "AgentUpdate"
 
 
 class AgentWithTokenSerializer(AgentSerializer):
@@ -71,7 +97,7 @@ class TokenSerializer(serializers.Serializer):
 
 class AgentListQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=25)
-    cursor = serializers.CharField(required=False, trim_whitespace=False)
+    cursor = CursorField()
 
 
 class OperatorAPIView(APIView):
@@ -87,12 +113,6 @@ class OperatorAPIView(APIView):
         return agent
 
 
-def _validated(serializer_class: type[Any], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 def _agent_body(agent: Agent, token: str | None = None) -> dict[str, Any]:
     body = dict(AgentSerializer(agent).data)
     if token is not None:
@@ -104,10 +124,7 @@ class AgentsView(OperatorAPIView):
     @extend_schema(
         operation_id="agents_list",
         summary="List the account's agents",
-        parameters=[
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1..100, default 25"),
-            OpenApiParameter("cursor", OpenApiTypes.STR, description="next_cursor of the previous page"),
-        ],
+        parameters=[AgentListQuerySerializer],
         responses={200: AgentPageSerializer, **error_responses(400)},
     )
     def get(self, request: Request) -> Response:
@@ -128,10 +145,17 @@ class AgentsView(OperatorAPIView):
         operation_id="agents_create",
         summary="Create an agent; its token is returned once",
         request=AgentCreateSerializer,
+        examples=[
+            OpenApiExample(
+                "A support agent",
+                value={"agent_id": "support", "display_name": "Support bot", "policy": "open"},
+                request_only=True,
+            )
+        ],
         responses={201: AgentWithTokenSerializer, **error_responses(400, 409, 413, 415)},
     )
     def post(self, request: Request) -> Response:
-        data = _validated(AgentCreateSerializer, request.data)
+        data = input_validate(AgentCreateSerializer, request.data)
         try:
             agent, issued = agent_create(
                 agent_id=data["agent_id"],
@@ -161,7 +185,7 @@ class AgentView(OperatorAPIView):
     )
     def patch(self, request: Request, agent_id: str) -> Response:
         agent = self.agent_or_404(request, agent_id)
-        data = _validated(AgentUpdateSerializer, request.data)
+        data = input_validate(AgentUpdateSerializer, request.data)
         agent = agent_update(agent=agent, **data)
         return Response(_agent_body(agent))
 

@@ -15,9 +15,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from assmbl.inputs import input_validate
 from assmbl.openapi import error_responses
 from mail.api.common import AgentAPIView, message_for_agent_or_404
-from mail.api.schema import AttachmentCreateSchema, DownloadUrlSchema, UploadItemSchema, UploadTicketSchema
+from mail.api.schema import DownloadUrlSchema, UploadItemSchema, UploadTicketSchema
 from mail.attachments import (
     UploadTicket,
     attachment_create,
@@ -31,7 +32,7 @@ from mail.attachments import (
     is_s3,
 )
 from mail.models import Attachment
-from mail.serializers import rfc3339
+from mail.serializers import AttachmentCreateInput, rfc3339
 
 
 def upload_item(attachment: Attachment) -> dict[str, Any]:
@@ -63,16 +64,16 @@ class AttachmentsView(AgentAPIView):
     @extend_schema(
         operation_id="attachment_create",
         summary="Reserve an upload: the URL the bytes go to",
-        request=AttachmentCreateSchema,
+        request=AttachmentCreateInput,
         responses={201: UploadTicketSchema, **error_responses(400, 413, 415)},
     )
     def post(self, request: Request) -> Response:
-        data = request.data if isinstance(request.data, dict) else {}
+        data = input_validate(AttachmentCreateInput, request.data)
         ticket = attachment_create(
             agent=self.agent(request),
-            filename=data.get("filename"),
-            content_type=data.get("content_type"),
-            size=data.get("size"),
+            filename=data["filename"],
+            content_type=data["content_type"],
+            size=data["size"],
             sha256=data.get("sha256"),
         )
         return Response(ticket_item(ticket), status=status.HTTP_201_CREATED)

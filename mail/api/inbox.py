@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -20,33 +19,11 @@ from mail.serializers import (
 )
 
 
-def _bool_param(name: str, description: str) -> OpenApiParameter:
-    return OpenApiParameter(name, OpenApiTypes.STR, enum=["true", "false", "1", "0"], description=description)
-
-
-_FILTER_PARAMS = [
-    OpenApiParameter("label", OpenApiTypes.STR, description="only messages carrying this label (exact)"),
-    _bool_param("is_read", "only read (true) or unread (false) messages"),
-    _bool_param("verified_only", "only messages whose SenderVerified is true (default false)"),
-]
-
-
 class InboxView(AgentAPIView):
     @extend_schema(
         operation_id="inbox_list",
         summary="List the inbox, oldest first",
-        parameters=[
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1..100, default 25"),
-            OpenApiParameter("cursor", OpenApiTypes.STR, description="next_cursor of the previous page (opaque)"),
-            OpenApiParameter(
-                "q",
-                OpenApiTypes.STR,
-                description="case-insensitive substring of Subject, BodyPreview, Sender or the From name; "
-                "not empty, at most 256 characters; % _ \\ are literal",
-            ),
-            *_FILTER_PARAMS,
-            _bool_param("include_archived", "include archived messages (default false)"),
-        ],
+        parameters=[InboxQuerySerializer],
         responses={200: InboxPageSchema, **error_responses(400)},
     )
     def get(self, request: Request) -> Response:
@@ -70,10 +47,7 @@ class UnreadCountView(AgentAPIView):
     @extend_schema(
         operation_id="inbox_unread_count",
         summary="Count unread messages (archived never counted)",
-        parameters=[
-            *_FILTER_PARAMS,
-            _bool_param("include_archived", "only false is accepted: archived is never counted"),
-        ],
+        parameters=[UnreadCountQuerySerializer],
         responses={200: UnreadCountSchema, **error_responses(400)},
     )
     def get(self, request: Request) -> Response:

@@ -11,12 +11,13 @@ from typing import Any
 from django.http import FileResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from assmbl.errors import NotFound
+from assmbl.inputs import input_validate
 from assmbl.openapi import error_responses
 from mail import services, storage
 from mail.api.common import AgentAPIView, message_for_agent_or_404
@@ -40,12 +41,6 @@ def _raw_text(message: Message) -> str:
     # Mail is bytes in many charsets; JSON needs text. Invalid UTF-8 is replaced, and the
     # exact bytes are always at /raw.
     return raw.decode("utf-8", errors="replace")
-
-
-def _validated(serializer_class: type[Any], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 class MessageView(AgentAPIView):
@@ -107,11 +102,14 @@ class MessageLabelsView(AgentAPIView):
         operation_id="message_labels_patch",
         summary="Add and remove labels atomically",
         request=LabelsPatchSerializer,
+        examples=[
+            OpenApiExample("Triage", value={"add": ["needs-review", "urgent"], "remove": ["inbox"]}, request_only=True)
+        ],
         responses={200: InboxItemSchema, **error_responses(400, 404, 413, 415)},
     )
     def patch(self, request: Request, message_id: str) -> Response:
         message = message_for_agent_or_404(self.agent(request), message_id)
-        data = _validated(LabelsPatchSerializer, request)
+        data = input_validate(LabelsPatchSerializer, request.data)
         message = services.message_labels_patch(message=message, add=data["add"], remove=data["remove"])
         return Response(message_item(message))
 
@@ -125,7 +123,7 @@ class MessageReadView(AgentAPIView):
     )
     def patch(self, request: Request, message_id: str) -> Response:
         message = message_for_agent_or_404(self.agent(request), message_id)
-        data = _validated(ReadPatchSerializer, request)
+        data = input_validate(ReadPatchSerializer, request.data)
         return Response(message_item(services.message_read_set(message=message, is_read=data["is_read"])))
 
 
@@ -138,7 +136,7 @@ class MessageArchiveView(AgentAPIView):
     )
     def patch(self, request: Request, message_id: str) -> Response:
         message = message_for_agent_or_404(self.agent(request), message_id)
-        data = _validated(ArchivePatchSerializer, request)
+        data = input_validate(ArchivePatchSerializer, request.data)
         return Response(message_item(services.message_archive_set(message=message, archived=data["archived"])))
 
 

@@ -1,5 +1,6 @@
-"""Documentation-only serializers: the inbox item as ``mail.serializers.message_item``
-builds it, so the OpenAPI schema says exactly what the API returns."""
+"""Documentation-only serializers of responses: the inbox item as
+``mail.serializers.message_item`` builds it, so the OpenAPI schema says exactly what the API
+returns. Requests are described by the input serializers that validate them."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ class AttachmentItemSchema(serializers.Serializer):
 
 
 class AuthenticationSchema(serializers.Serializer):
-    spf = serializers.JSONField(allow_null=True)
-    dkim = serializers.JSONField(allow_null=True)
-    dmarc = serializers.JSONField(allow_null=True)
-    aligned = serializers.JSONField(allow_null=True)
+    spf = serializers.JSONField()  # any JSON value, null included
+    dkim = serializers.JSONField()  # any JSON value, null included
+    dmarc = serializers.JSONField()  # any JSON value, null included
+    aligned = serializers.JSONField()  # any JSON value, null included
 
 
 class InboxItemSchema(serializers.Serializer):
@@ -90,42 +91,6 @@ class ThreadPageSchema(InboxItemPageSchema):
         ref_name = "ThreadPage"
 
 
-_ADDRESSES = "an address or a list of addresses"
-
-
-class SendRequestSchema(serializers.Serializer):
-    to = serializers.JSONField(help_text=_ADDRESSES)
-    cc = serializers.JSONField(required=False, help_text=_ADDRESSES)
-    bcc = serializers.JSONField(required=False, help_text=_ADDRESSES)
-    reply_to = serializers.JSONField(required=False, help_text=_ADDRESSES)
-    subject = serializers.CharField(allow_blank=True)
-    body = serializers.CharField(required=False, allow_blank=True, help_text="body or html is required")
-    html = serializers.CharField(required=False, allow_blank=True)
-    headers = serializers.DictField(child=serializers.CharField(), required=False, help_text="X- headers only")
-    attachments = serializers.ListField(child=serializers.CharField(), required=False, help_text="AttachmentIDs")
-
-    class Meta:
-        ref_name = "SendRequest"
-
-
-class ReplyRequestSchema(serializers.Serializer):
-    body = serializers.CharField(required=False, allow_blank=True, help_text="body or html is required")
-    html = serializers.CharField(required=False, allow_blank=True)
-    reply_all = serializers.BooleanField(required=False, default=False)
-    attachments = serializers.ListField(child=serializers.CharField(), required=False, help_text="AttachmentIDs")
-
-    class Meta:
-        ref_name = "ReplyRequest"
-
-
-class ForwardRequestSchema(serializers.Serializer):
-    to = serializers.JSONField(help_text=_ADDRESSES)
-    body = serializers.CharField(required=False, allow_blank=True, help_text="a note above the forwarded message")
-
-    class Meta:
-        ref_name = "ForwardRequest"
-
-
 class SendAcceptedSchema(serializers.Serializer):
     MessageID = serializers.CharField()
     Status = serializers.CharField()
@@ -145,16 +110,6 @@ class UploadTicketSchema(serializers.Serializer):
 
     class Meta:
         ref_name = "UploadTicket"
-
-
-class AttachmentCreateSchema(serializers.Serializer):
-    filename = serializers.CharField()
-    content_type = serializers.CharField(help_text="a media type such as application/pdf")
-    size = serializers.IntegerField(min_value=0)
-    sha256 = serializers.CharField(required=False, help_text="64 hexadecimal characters")
-
-    class Meta:
-        ref_name = "AttachmentCreate"
 
 
 class UploadItemSchema(serializers.Serializer):

@@ -5,41 +5,30 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.urls import path
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from assmbl.errors import NotFound
+from assmbl.inputs import input_validate
 from assmbl.openapi import error_responses
 from assmbl.query import query_params
 from mail.api.common import AgentAPIView, message_for_agent_or_404
-from mail.api.schema import (
-    ForwardRequestSchema,
-    InboxItemPageSchema,
-    ReplyRequestSchema,
-    SendAcceptedSchema,
-    SendRequestSchema,
-    ThreadPageSchema,
-)
+from mail.api.schema import InboxItemPageSchema, SendAcceptedSchema, ThreadPageSchema
 from mail.idempotency import IdempotentResult, send_idempotently
 from mail.models import Message
 from mail.pagination import page_after
 from mail.sending import message_forward, message_reply, message_send, outgoing_parse
-from mail.serializers import PageQuerySerializer, ThreadQuerySerializer
+from mail.serializers import ForwardInput, PageQuerySerializer, ReplyInput, SendInput, ThreadQuerySerializer
 from mail.threads import thread_messages
 
 _IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
     location=OpenApiParameter.HEADER,
-    description="1 to 255 printable characters; the same key and body replay the first response",
+    description="1 to 255 printable ASCII characters; the same key and body replay the first response",
 )
 _ACCEPTED = OpenApiResponse(response=SendAcceptedSchema, description="Queued for delivery (or a replay)")
-_PAGE_PARAMS = [
-    OpenApiParameter("limit", OpenApiTypes.INT, description="1..100"),
-    OpenApiParameter("cursor", OpenApiTypes.STR, description="next_cursor of the previous page (opaque)"),
-]
 
 
 def _respond(result: IdempotentResult) -> Response:
@@ -63,31 +52,44 @@ class SendView(_IdempotentSendView):
     @extend_schema(
         operation_id="send",
         summary="Send a new message",
-        request=SendRequestSchema,
+        request=SendInput,
         parameters=[_IDEMPOTENCY_KEY],
+        examples=[
+            OpenApiExample(
+                "A note with a custom header",
+                value={
+                    "to": "bob@example.com",
+                    "cc": ["ops@example.com"],
+                    "subject": "Order 42",
+                    "body": "Your order shipped.",
+                    "headers": {"X-Order-Id": "42"},
+                },
+                request_only=True,
+            ),
+        ],
         responses={202: _ACCEPTED, **error_responses(400, 409, 413, 415)},
     )
     def post(self, request: Request) -> Response:
         agent = self.agent(request)
-        return self.run(
-            request,
-            lambda key: message_send(agent=agent, outgoing=outgoing_parse(request.data), idempotency_key=key),
-        )
+        outgoing = outgoing_parse(input_validate(SendInput, request.data))
+        return self.run(request, lambda key: message_send(agent=agent, outgoing=outgoing, idempotency_key=key))
 
 
 class ReplyView(_IdempotentSendView):
     @extend_schema(
         operation_id="message_reply",
         summary="Reply (or reply-all) to a message",
-        request=ReplyRequestSchema,
+        request=ReplyInput,
         parameters=[_IDEMPOTENCY_KEY],
+        examples=[OpenApiExample("Reply to all", value={"body": "Thanks, received.", "reply_all": True}, request_only=True)],
         responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415)},
     )
     def post(self, request: Request, message_id: str) -> Response:
         agent = self.agent(request)
         original = message_for_agent_or_404(agent, message_id)
+        data = input_validate(ReplyInput, request.data)
         return self.run(
-            request, lambda key: message_reply(agent=agent, original=original, data=request.data, idempotency_key=key)
+            request, lambda key: message_reply(agent=agent, original=original, data=data, idempotency_key=key)
         )
 
 
@@ -95,15 +97,16 @@ class ForwardView(_IdempotentSendView):
     @extend_schema(
         operation_id="message_forward",
         summary="Forward a message, the original attached",
-        request=ForwardRequestSchema,
+        request=ForwardInput,
         parameters=[_IDEMPOTENCY_KEY],
         responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415)},
     )
     def post(self, request: Request, message_id: str) -> Response:
         agent = self.agent(request)
         original = message_for_agent_or_404(agent, message_id)
+        data = input_validate(ForwardInput, request.data)
         return self.run(
-            request, lambda key: message_forward(agent=agent, original=original, data=request.data, idempotency_key=key)
+            request, lambda key: message_forward(agent=agent, original=original, data=data, idempotency_key=key)
         )
 
 
@@ -111,7 +114,7 @@ class SentView(AgentAPIView):
     @extend_schema(
         operation_id="sent_list",
         summary="List sent messages",
-        parameters=_PAGE_PARAMS,
+        parameters=[PageQuerySerializer],
         responses={200: InboxItemPageSchema, **error_responses(400)},
     )
     def get(self, request: Request) -> Response:
@@ -124,7 +127,7 @@ class ThreadView(AgentAPIView):
     @extend_schema(
         operation_id="thread_get",
         summary="The messages of a thread, oldest first",
-        parameters=_PAGE_PARAMS,
+        parameters=[ThreadQuerySerializer],
         responses={200: ThreadPageSchema, **error_responses(400, 404)},
     )
     def get(self, request: Request, thread_id: str) -> Response:

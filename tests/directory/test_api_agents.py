@@ -113,3 +113,33 @@ def test_it_refuses_the_reserved_postmaster_id(operator: Any, agent_id: str) -> 
     assert response.status_code == 400 and error_code(response) == "invalid_agent_id"
     assert "reserved" in response.json()["error"]["message"]
     assert not Agent.objects.filter(agent_id="postmaster").exists()
+
+
+@pytest.mark.parametrize("display_name", [0, True, ["Support"], None])
+def test_it_refuses_a_display_name_that_is_not_a_string(operator: Any, owner: Any, display_name: Any) -> None:
+    response = operator.patch("/v1/agents/owner", {"display_name": display_name}, format="json")
+
+    assert response.status_code == 400
+    assert error_code(response) == "validation_error"
+    assert "display_name" in response.json()["error"]["details"]
+    assert Agent.objects.get(pk=owner.agent.pk).display_name == ""
+
+
+@pytest.mark.parametrize("display_name", ["Bot\r\nBcc: x@example.com", "Bot\x0bX", "Bot\x00", "x" * 201])
+def test_it_refuses_a_display_name_unfit_for_a_from_header(operator: Any, display_name: str) -> None:
+    response = operator.post("/v1/agents", {"agent_id": "bot", "display_name": display_name}, format="json")
+
+    assert response.status_code == 400
+    assert error_code(response) == "validation_error"
+    assert "display_name" in response.json()["error"]["details"]
+    assert not Agent.objects.filter(agent_id="bot").exists()
+
+
+def test_it_refuses_an_unknown_field_instead_of_ignoring_it(operator: Any, owner: Any) -> None:
+    response = operator.patch("/v1/agents/owner", {"display_name": "O", "is_active": False}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unknown_field"
+    assert response.json()["error"]["details"] == {"unknown": ["is_active"], "field": "is_active"}
+    agent = Agent.objects.get(pk=owner.agent.pk)
+    assert agent.display_name == "" and agent.is_active

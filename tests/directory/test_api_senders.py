@@ -237,3 +237,11 @@ def test_it_looks_up_agents_of_the_deployment_by_id_or_address(owner: Any, stran
     assert by_id == [{"agent_id": "stranger", "address": stranger.address, "display_name": ""}]
     assert by_address == by_id and foreign == []
     assert owner.client.get("/v1/directory/agents").status_code == 400
+
+
+@pytest.mark.parametrize("url", ["/v1/directory/senders?colour=red", "/v1/directory/agents?q=owner&colour=red"])
+def test_an_unknown_query_parameter_is_400(owner: Any, url: str) -> None:
+    response = owner.client.get(url)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unknown_parameter"

@@ -30,12 +30,24 @@ def test_it_marks_read_and_unread(owner: Any, deliver: Any) -> None:
     assert ids(owner.client.get("/v1/inbox?is_read=false")) == [message.id]
 
 
-@pytest.mark.parametrize("body", [{"is_read": "true"}, {"is_read": 1}, {"is_read": None}, {}, {"read": True}])
+@pytest.mark.parametrize("body", [{"is_read": "true"}, {"is_read": 1}, {"is_read": 0}, {"is_read": None}, {}])
 def test_it_accepts_only_a_json_boolean(owner: Any, body: Any) -> None:
     message = MessageFactory(agent=owner.agent)
     response = owner.client.patch(f"/v1/messages/{message.id}/read", body, format="json")
     assert response.status_code == 400
     assert error_code(response) == "validation_error"
+
+
+def test_it_rejects_an_unknown_field_instead_of_ignoring_it(owner: Any) -> None:
+    message = MessageFactory(agent=owner.agent)
+    response = owner.client.patch(f"/v1/messages/{message.id}/read", {"is_read": True, "read": True}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "unknown_field",
+        "message": "Unknown field: read.",
+        "details": {"unknown": ["read"], "field": "read"},
+    }
+    assert MessageFactory._meta.model.objects.get(pk=message.pk).is_read is False
 
 
 def test_unread_count_counts_unread_and_excludes_archived(owner: Any) -> None:

@@ -98,6 +98,9 @@ def test_it_is_404_for_another_agents_message(owner: Any, teammate: Any, deliver
         ({"body": "x", "reply_all": "yes"}, "invalid_field"),
         ({"body": "x", "to": "someone@example.com"}, "unknown_field"),
         ({"body": 5}, "invalid_field"),
+        ({"body": "x", "reply_all": 0}, "invalid_field"),
+        ({"body": "a\x00b"}, "invalid_field"),
+        ({"html": "<p>a\x00b</p>"}, "invalid_field"),
     ],
 )
 def test_it_rejects_bad_input(owner: Any, deliver: Any, post: Any, body: dict[str, Any], code: str) -> None:

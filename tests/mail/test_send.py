@@ -215,3 +215,81 @@ def test_a_comma_separated_string_is_not_silently_split(owner: Any, post: Any) -
 
     assert response.status_code == 400
     assert response.json()["error"]["details"]["field"] == "to"
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Hi\x0b\x0cX-Injected: 1",  # VT and FF: line breaks to Python's email package
+        "Hi\x1cX-Injected: 1",  # FS: another str.splitlines() boundary
+        "Hi\x85X-Injected: 1",  # NEL
+        "Hi\u2028X-Injected: 1",  # LINE SEPARATOR
+        "Hi\x00there",
+        "Hi\x7fthere",
+    ],
+)
+def test_it_refuses_any_control_character_or_line_break_in_the_subject(owner: Any, post: Any, subject: str) -> None:
+    response = post(owner, "/v1/send", {"to": "bob@example.com", "subject": subject, "body": "b"})
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "header_injection"
+    assert response.json()["error"]["details"] == {"field": "subject"}
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"to": "Bob\x00 <bob@example.com>", "subject": "s", "body": "b"}, "to"),
+        ({"to": "bob@example.com", "cc": ["Ann\x0b <ann@example.com>"], "subject": "s", "body": "b"}, "cc"),
+        ({"to": "bob@example.com", "subject": "s", "body": "b", "headers": {"X-Order": "1\x0c2"}}, "headers.X-Order"),
+        ({"to": "bob@example.com", "subject": "s", "body": "b", "headers": {"X-Order": "1\x002"}}, "headers.X-Order"),
+    ],
+)
+def test_it_refuses_control_characters_in_names_and_header_values(
+    owner: Any, post: Any, body: dict[str, Any], field: str
+) -> None:
+    response = post(owner, "/v1/send", body)
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "header_injection"
+    assert response.json()["error"]["details"]["field"] == field
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["body", "html"])
+def test_it_refuses_a_nul_character_in_the_body_or_html(owner: Any, post: Any, field: str) -> None:
+    response = post(owner, "/v1/send", {"to": "bob@example.com", "subject": "s", field: "a\x00b"})
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "invalid_field"
+    assert response.json()["error"]["details"] == {"field": field}
+    assert not Message.objects.exists()
+
+
+def test_it_refuses_a_subject_over_998_characters_and_takes_one_of_998(owner: Any, post: Any) -> None:
+    huge = post(owner, "/v1/send", {"to": "bob@example.com", "subject": "x" * 900_000, "body": "b"})
+
+    assert huge.status_code == 400
+    assert huge.json()["error"]["code"] == "invalid_field"
+    assert huge.json()["error"]["details"] == {"field": "subject"}
+    assert not Message.objects.exists()
+    assert post(owner, "/v1/send", {"to": "bob@example.com", "subject": "x" * 998, "body": "b"}).status_code == 202
+
+
+def test_it_refuses_a_header_value_over_998_characters(owner: Any, post: Any) -> None:
+    body = {"to": "bob@example.com", "subject": "s", "body": "b", "headers": {"X-Long": "v" * 999}}
+
+    response = post(owner, "/v1/send", body)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"field": "headers.X-Long"}
+
+
+@pytest.mark.parametrize("subject", [0, True, ["s"], {"s": 1}])
+def test_it_refuses_a_subject_that_is_not_a_string(owner: Any, post: Any, subject: Any) -> None:
+    response = post(owner, "/v1/send", {"to": "bob@example.com", "subject": subject, "body": "b"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_field"
+    assert response.json()["error"]["details"] == {"field": "subject"}

@@ -109,7 +109,7 @@ def test_a_rejected_request_releases_its_key(owner: Any, post: Any) -> None:
     assert "Idempotent-Replayed" not in good.headers
 
 
-@pytest.mark.parametrize("key", ["", "x" * 256, "bad\tkey"])
+@pytest.mark.parametrize("key", ["", "x" * 256, "bad\tkey", "cl\xe9", "k\x85ey"])
 def test_it_rejects_a_malformed_key(owner: Any, post: Any, key: str) -> None:
     response = post(owner, "/v1/send", BODY, key=key)
 

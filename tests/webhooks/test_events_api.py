@@ -67,7 +67,7 @@ def test_a_cursor_older_than_the_retention_is_410(owner: Any, settings: Any) -> 
 
 
 def test_bad_parameters_are_400(owner: Any) -> None:
-    for query in ("limit=0", "limit=101", "wait=61", "wait=x", "after=!!", "colour=red"):
+    for query in ("limit=0", "limit=101", "wait=61", "wait=x", "after=!!", "after=", "colour=red"):
         response = owner.client.get(f"/v1/events?{query}")
         assert response.status_code == 400, query
 

@@ -54,7 +54,8 @@ def test_it_refuses_an_unknown_event_type(owner: Any, receiver: Receiver) -> Non
 def test_an_agent_cannot_register_for_another_agent(owner: Any, teammate: Any, receiver: Receiver) -> None:
     response = owner.client.post("/v1/webhooks", {"url": receiver.url(), "agents": ["teammate"]}, format="json")
 
-    assert response.status_code == 400 and response.json()["error"]["code"] == "agents_not_allowed"
+    # The token's kind forbids it, whatever the body: 403, as for a global sender rule.
+    assert response.status_code == 403 and response.json()["error"]["code"] == "agents_not_allowed"
 
 
 def test_another_agents_webhook_is_a_404(owner: Any, teammate: Any, stranger: Any, receiver: Receiver) -> None:
@@ -160,3 +161,23 @@ def test_deliveries_lists_the_attempts(owner: Any, receiver: Receiver, django_ca
 
 def test_anonymous_is_401(anonymous: Any) -> None:
     assert anonymous.get("/v1/webhooks").status_code == 401
+
+
+@pytest.mark.parametrize("host", ["a" * 64 + ".example.com", "a..example.com"])
+def test_it_refuses_a_host_name_that_cannot_be_one_with_400(owner: Any, host: str) -> None:
+    response = owner.client.post("/v1/webhooks", {"url": f"https://{host}/hook"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unsafe_url"
+    assert not Endpoint.objects.exists()
+
+
+@pytest.mark.parametrize("body", [{"enabled": "false"}, {"enabled": 0}, {"description": 5}, {"secret": "x"}])
+def test_an_update_takes_json_types_and_known_fields_only(owner: Any, receiver: Receiver, body: dict[str, Any]) -> None:
+    created = owner.client.post("/v1/webhooks", {"url": receiver.url()}, format="json").json()
+
+    response = owner.client.patch(f"/v1/webhooks/{created['id']}", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] in {"validation_error", "unknown_field"}
+    assert Endpoint.objects.get(pk=created["id"]).enabled

@@ -49,6 +49,9 @@ def web_command(http_port: int, web_workers: int, threads: int, host: str = "127
         "--limit-request-field_size", "8190",
         "--limit-request-fields", "100",
         "--timeout", "120",
+        # The longest query the schema allows (q and label percent-encoded as 4-byte UTF-8,
+        # a cursor) fits; over it gunicorn answers a bare, non-JSON 414.
+        "--limit-request-line", "8190",
         "--graceful-timeout", "20",
         "--access-logfile", "-",
         # gunicorn's default is one path per user ($XDG_RUNTIME_DIR or ~/.gunicorn): a second
