@@ -16,7 +16,7 @@ class ChunkedRequestBody:
     """A chunked request body, which gunicorn decodes (``wsgi.input_terminated``) but hands
     on without a CONTENT_LENGTH, is read to its end into a spool and passed on with its
     length. Django reads CONTENT_LENGTH bytes of a body, and DRF none when it is absent, so
-    such a body was parsed as empty.
+    without this such a body would be parsed as empty.
 
     The spool holds at most the largest body any endpoint takes (an attachment upload); a
     larger body is 413 at once, unread. It stays in memory up to MAX_REQUEST_BYTES, then

@@ -4,8 +4,8 @@ Django inserts a batch of rows as ``INSERT ... SELECT * FROM UNNEST(%s::varchar[
 one array per column. With client-side binding (Django's default) psycopg writes each
 array in PostgreSQL's text form, and its stock dumper escapes ``"`` and ``\\`` with a regex
 whose replacement runs a Python function per match on Python 3.11. An event's JSON
-payload has about a hundred quotes, so ingesting a batch of mail spent more time escaping
-arrays than parsing the mail (bench/ingest.py).
+payload has about a hundred quotes, so with the stock dumper a batch of mail takes longer
+to escape than to parse (100 event payloads: 10.6 ms to dump, 0.35 ms with this one).
 
 This dumper quotes every element and escapes it with ``bytes.replace``, which runs in C.
 PostgreSQL accepts double quotes around any element ("You can put double quotes around

@@ -367,11 +367,11 @@ if SES_CONFIGURATION_SET:
     ANYMAIL["AMAZON_SES_CONFIGURATION_SET_NAME"] = SES_CONFIGURATION_SET
 CELERY_BEAT_SCHEDULE["purge-send-requests"] = {"task": "mail.tasks.purge_send_requests", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["sweep-queued-messages"] = {"task": "mail.tasks.sweep_queued_messages", "schedule": 120.0}
-# --- Reliability (issue 12) ------------------------------------------------------------------
+# --- Reliability -----------------------------------------------------------------------------
 # The sweeper re-queues inbound deliveries still unprocessed after this many seconds (a task
 # lost with a killed worker or a restarted broker). Processing is idempotent.
 DELIVERY_SWEEP_AFTER_SECONDS = env_int("DELIVERY_SWEEP_AFTER_SECONDS", 120, minimum=1)
-# --- scale (issue 11: run-stack, PostgreSQL + Redis topology) ---------------------------------
+# --- Scale: the run-stack topology (PostgreSQL + Redis) ---------------------------------------
 # Persistent connections (DB_CONN_MAX_AGE, above; run-stack uses 60) save a connect per request
 # or task; the health check makes a connection that PostgreSQL dropped (restart, failover,
 # idle timeout) reconnect on the next request instead of failing it.

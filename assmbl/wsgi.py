@@ -16,7 +16,7 @@ application = ChunkedRequestBody(get_wsgi_application())
 # collector's reach for the life of the process).
 import_module(settings.ROOT_URLCONF)
 # Everything loaded so far (Django, the apps, their modules) lives as long as the process:
-# moved out of the collector's reach, a full collection no longer walks it. Full
-# collections were 50-200 ms pauses hitting one API request in 30 (bench/api.py --gc-freeze).
+# frozen, a full collection does not walk it. Walking it makes each full collection a
+# 50-200 ms pause, on about one API request in 30 (bench/api.py --no-gc-freeze).
 gc.collect()
 gc.freeze()

@@ -1,4 +1,4 @@
-"""Admin console response times with a seeded mailbox (issue 10: < 300 ms at 100k).
+"""Admin console response times with a seeded mailbox (goal: every page < 300 ms at 100k).
 
     DATABASE_URL=postgres://... python bench/admin.py [--messages 100000] [--repeat 15]
 

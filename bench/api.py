@@ -7,9 +7,9 @@ mailbox, minutes not hours), then measures server-side p50/p99 of:
   rare token), label filter, is_read=false filter, unread count.
 Searches use MessageQuerySet.search_first and the label filter with_label's walk of the
 label rows, as the view does; "old:" rows time the formulations they replaced, in the
-same run, for the ratio: main's search_first before 0006_search_mid (GET too, with the
-old method swapped in) is timed alternately with the new one, sample by sample, and the
-single-query formulations of before the search branch with 20 samples. Each row also
+same run, for the ratio: the windowed search_first that 0006_search_mid superseded (GET
+too, with that method swapped in) is timed alternately with the current one, sample by
+sample, and the single-query search and label formulations with 20 samples. Each row also
 gives p99 less the time Python's garbage collector ran inside the calls. The app is
 loaded as gunicorn loads it (assmbl/wsgi.py: the URLconf and every view, then frozen out
 of the collector's reach) before timing; --no-gc-freeze leaves that out, and full
@@ -239,7 +239,7 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         for name, url in urls.items():
             out[f"GET {name}"] = (lambda url=url: _ok(client.get(url)), None)
             if "search" in name:
-                # The same request with main's search_first before 0006_search_mid.
+                # The same request with the windowed search_first that 0006_search_mid superseded.
                 out[f"old: GET {name}"] = (lambda url=url: _with_old_search(lambda: _ok(client.get(url))), None)
         # A deep page: follow the API's own cursor for a few pages, then reuse it.
         cursor = first.json().get("next_cursor") or first.json().get("NextCursor")
@@ -252,7 +252,7 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
             lambda term=term: [message_item(m) for m in inbox().as_items().search_first(term, PAGE)],
             lambda term=term: inbox().as_items().search_first(term, PAGE),
         )
-    # The search path of main before 0006_search_mid, same run, for the ratio; both must
+    # The windowed search that 0006_search_mid superseded, same run, for the ratio; both must
     # give the rows of the one plain query.
     for name, term in searches.items():
         plain = list(inbox().search(term).in_listing_order().values_list("id", flat=True)[:PAGE])
@@ -277,7 +277,7 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
 
 
 def old_search_first(qs: Any, q: str, n: int, *, after: Any = None) -> list[Any]:
-    """MessageQuerySet.search_first as it was on main before 0006_search_mid (17:00 UTC):
+    """MessageQuerySet.search_first as it was before migration 0006_search_mid:
     windows bounded by an index-only query, each walked with the four UPPER(col || '')
     LIKEs as a filter, the rows fetched by each window's query; timed as "old:" rows."""
     import math
@@ -449,7 +449,7 @@ def main() -> None:
                     results[n][name], results[n][f"old: {name}"] = timed_pair(fn, old_fn, args.repeat)
                     todo = [(name, qs), (f"old: {name}", old_qs)]
                 else:
-                    # The single-query formulations of before the search branch take
+                    # The single-query formulations (one LIKE query, the inbox join) take
                     # ~1 s each at 1M: a few samples give their ratio.
                     legacy = name.startswith("old:") and name not in [f"old: {k}" for k in runs]
                     results[n][name] = timed(fn, min(args.repeat, 20) if legacy else args.repeat)

@@ -8,7 +8,7 @@ through /proc/self/clear_refs) over the RSS before the phase:
             as they are in the SMTP listener)
   process   delivery_process: read back, parse, index (what a worker does)
 Goal: <= 3x the message size of extra RSS. Streaming a 25 MB attachment download is
-measured by the attachments developer in bench/attachments_memory.py.
+measured by bench/attachments_memory.py.
 
     python bench/memory.py [--mb 25]
 """

@@ -159,7 +159,7 @@ class MessageAdmin(admin.ModelAdmin):
     list_display = ["short_id", "agent", "direction", "disposition", "sender", "subject", "received_at", "is_read", "archived", "sender_verified"]
     list_filter = ["direction", "disposition", "sender_verified", LabelFilter, "is_read", "archived", "parse_status", "received_at", "agent"]
     list_select_related = ["agent"]
-    search_fields = ["subject"]  # replaced by the API's q semantics in get_search_results
+    search_fields = ["subject"]  # shows the search box; get_search_results searches as the API's q
     search_help_text = "Subject, preview, sender or From name contain the text (as the API's q)."
     show_full_result_count = False
     paginator = BoundedCountPaginator

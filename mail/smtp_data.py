@@ -2,7 +2,7 @@
 
 aiosmtpd reads DATA a line at a time (``readuntil(b"\\r\\n")``) from a stream reader whose
 limit is one line (1,001 bytes), so the socket is paused and resumed again and again for
-each mail: a fifth of the listener's CPU per mail (bench/README.md, eighth session).
+each mail: a fifth of the listener's CPU per mail (bench/HISTORY.md, eighth session).
 ``data_read`` reads up to each ``.\\r\\n`` instead (a handful of reads for the usual mail,
 from a reader with a larger limit) and gives aiosmtpd's answers: the same content
 (dot-unstuffed, RFC 5321 4.5.2), and for a line too long or too much data the same

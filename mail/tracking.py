@@ -1,6 +1,6 @@
 """Delivery tracking: anymail's Amazon SES tracking webhook (SNS → this URL) normalises
 SES delivery, bounce and complaint notifications into anymail ``tracking`` signals, which
-update the outbound message's status through ``mail.sending.message_track``.
+update the outbound message's status through ``mail.dispatch.message_track``.
 
 Configure the SES configuration set's event destination (or the identity's notification
 topics) to an SNS topic subscribed to ``<PUBLIC_BASE_URL>/anymail/amazon_ses/tracking/``.

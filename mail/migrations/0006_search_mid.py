@@ -4,8 +4,8 @@
 (``_search_walk``): the test there is ``search_upper LIKE UPPER(%s)`` on this column, the
 four searched columns (subject, body_preview, sender, from_name) upper-cased once at
 write time and joined by U+0001, instead of four ``UPPER(col) LIKE ...`` per row. UPPER()
-was most of the walk's cost (17k rows: 34 ms with the four UPPERs, 18 ms on this column,
-bench/README.md "api.py"), which is what lets a mid-frequency term (0.1-2 % of the
+is most of the walk's cost (17k rows: 34 ms with the four UPPERs, 18 ms on this column,
+bench/HISTORY.md "api.py"), which is what lets a mid-frequency term (0.1-2 % of the
 mailbox) walk to its page instead of paying the trigram bitmap.
 
 A stored generated column: PostgreSQL keeps it right on every INSERT and UPDATE,
