@@ -350,7 +350,7 @@ INSTALLED_APPS = [*INSTALLED_APPS, "drf_spectacular_sidecar"]
 SPECTACULAR_SETTINGS["SWAGGER_UI_DIST"] = "SIDECAR"
 SPECTACULAR_SETTINGS["SWAGGER_UI_FAVICON_HREF"] = "SIDECAR"
 SPECTACULAR_SETTINGS["REDOC_DIST"] = "SIDECAR"
-# --- Input schema (issue 21): a PATCH body's schema states its own required fields (read and
+# --- Input schema: a PATCH body's schema states its own required fields (read and
 # archive need theirs) instead of a "Patched" copy with none; OpenAPI links for stateful tests.
 SPECTACULAR_SETTINGS["COMPONENT_SPLIT_PATCH"] = False
 # 3.1: JSON Schema 2020-12, so a schema can say what the server checks (propertyNames of
