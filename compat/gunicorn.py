@@ -26,7 +26,7 @@ gunicorn internals relied on (re-check each on an upgrade):
 - ``gunicorn.http.wsgi.default_environ``, ``Response(req, sock, cfg)`` and
   ``util.write_nonblock``, used as gunicorn's own ``handle_error`` uses them.
 
-Differential test: tests/assmbl/test_gunicorn_worker.py starts the server as ``serve``
+Differential test: tests/compat/test_gunicorn.py starts the server as ``serve``
 does and checks every answer over raw sockets.
 """
 
