@@ -30,8 +30,9 @@ aiosmtpd's internals and is here, each override with its reason:
 Re-check all of the above on an aiosmtpd upgrade, then add the version to
 ``CHECKED_VERSIONS`` (tests/compat/test_aiosmtpd.py fails until then). Differential tests,
 ours against stock aiosmtpd over real sockets or on the same input:
-tests/mail/test_smtp_data.py (DATA), tests/mail/test_smtp_paths.py (paths),
-tests/mail/test_smtp_data_check.py and tests/compat/test_aiosmtpd.py.
+tests/mail/test_smtp_data.py (DATA), tests/mail/test_smtp_paths.py (paths) and
+tests/compat/test_aiosmtpd.py (a whole conversation); ``make compat-check`` runs them with
+the listener's crash test.
 """
 
 from __future__ import annotations
