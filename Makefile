@@ -93,3 +93,10 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) var
+
+# After upgrading a library that compat/ adapts (or Python): the version checks and the
+# differential tests, ours against the stock library's (compat/__init__.py).
+.PHONY: compat-check
+compat-check: venv
+	$(BIN)/python -m pytest -q tests/compat tests/mail/test_smtp_data.py tests/mail/test_smtp_paths.py \
+		tests/mail/test_mimetree.py tests/reliability/test_smtp_listener_crash.py

@@ -6,9 +6,3 @@ from django.apps import AppConfig
 class MailConfig(AppConfig):
     name = "mail"
     verbose_name = "Mail"
-
-    def ready(self) -> None:
-        from mail import boundary
-
-        # Every process that parses mail (web, worker, listener) parses it a third faster.
-        boundary.install()

@@ -65,8 +65,13 @@ def parse_headers(head: bytes) -> Message | None:
     return msg
 
 
-def _entity(msg: Message, text: str, start: int, end: int, depth: int) -> None:
-    """Fill ``msg`` from the lines ``text[start:end]``: its headers, then its body."""
+def _entity(msg: Message, text: str, start: int, end: int, depth: int) -> tuple[Message, str | None]:
+    """Fill ``msg`` from the lines ``text[start:end]``: its headers, then its body.
+
+    Returns the message the feed parser began last while parsing ``msg`` (its ``_last``,
+    which takes the line ending before the next boundary) and that message's payload
+    text: ``msg`` itself, or for a message/* part the message inside, however deep; the
+    payload is None when that message is a multipart (whose epilogue takes the ending)."""
     if depth > MAX_DEPTH:
         raise _Decline
     body = _headers(msg, text, start, end)
@@ -77,20 +82,13 @@ def _entity(msg: Message, text: str, start: int, end: int, depth: int) -> None:
         # A forward or a bounce: the body is a message of its own, the part's one child.
         inner = Message(policy=_POLICY)
         msg.attach(inner)
-        _entity(inner, text, body, end, depth + 1)
-    elif maintype == "multipart":
+        return _entity(inner, text, body, end, depth + 1)
+    if maintype == "multipart":
         _multipart(msg, text, body, end, depth)
-    else:
-        msg.set_payload(text[body:end])
-
-
-def _last_started(msg: Message) -> Message:
-    """The message the feed parser began last while parsing ``msg`` (its ``_last``, which
-    takes the line ending before the next boundary): ``msg``, or, for a message/* part,
-    the message inside, however deep. A multipart resets it to itself once parsed."""
-    while msg.get_content_maintype() == "message":
-        msg = msg.get_payload(0)
-    return msg
+        return msg, None
+    payload = text[body:end]
+    msg.set_payload(payload)
+    return msg, payload
 
 
 def _fields(msg: Message, text: str, pos: int, end: int) -> int:
@@ -170,11 +168,12 @@ def _multipart(msg: Message, text: str, body: int, end: int, depth: int) -> None
             raise _Decline  # no closing boundary
         part = Message(policy=_POLICY)
         msg.attach(part)
-        _entity(part, text, part_start, lines[index + 1][0], depth + 1)
+        last, payload = _entity(part, text, part_start, lines[index + 1][0], depth + 1)
         # The line ending before the boundary belongs to it; an empty epilogue is None.
-        last = _last_started(part)
-        if last.get_content_maintype() == "multipart":
+        # (set_payload of a str without a charset stores it as given; get_payload would
+        # not hand back undecodable bytes as they are, so the text is carried here.)
+        if payload is None:
             last.epilogue = None if last.epilogue == "" else _strip_eol(last.epilogue)
         else:
-            last._payload = _strip_eol(last._payload)  # type: ignore[attr-defined]
+            last.set_payload(_strip_eol(payload))
     msg.epilogue = text[lines[index][1] : end]

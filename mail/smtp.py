@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 import threading
 import time
 from collections import Counter
@@ -31,11 +30,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from compat import aiosmtpd
 from directory.authn import (
     authentication_check,
     authentication_relayed,
@@ -65,12 +64,6 @@ CACHE_MAX_ENTRIES = 10_000
 LOOP_HEADER_MAX = 64 * 1024
 # How often an executor thread re-checks its persistent connection (age, health ping).
 CONNECTION_CHECK_SECONDS = 1.0
-
-# The path nearly every client sends in MAIL and RCPT: <dot-atom@dot-atom>, then parameters.
-_PLAIN_PATH = re.compile(
-    r"<([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>"
-)
 
 T = TypeVar("T")
 _thread = threading.local()
@@ -433,10 +426,11 @@ class IngestHandler:
         return await self.committer.store(arrival)
 
 
-class IngestSMTP(SMTP):
-    """aiosmtpd's session, with a shortcut for the plain paths of MAIL and RCPT, and the
-    message of DATA read in a few large reads (``mail.smtp_data``) instead of a line at a
-    time. The session reads bytes (``decode_data=False``) for a handler with ``handle_DATA``.
+class IngestSMTP(aiosmtpd.SMTP):
+    """aiosmtpd's session (as adapted in ``compat.aiosmtpd``: a shortcut for the plain paths
+    of MAIL and RCPT), with the message of DATA read in a few large reads
+    (``mail.smtp_data``) instead of a line at a time. The session reads bytes
+    (``decode_data=False``) for a handler with ``handle_DATA``.
 
     Two bounds on a session: ``peers`` (the listener's ``PeerSessions``) refuses a
     connection from an address that already holds ``SMTP_MAX_SESSIONS_PER_IP``, and
@@ -448,8 +442,6 @@ class IngestSMTP(SMTP):
 
     def __init__(self, handler: Any, *, peers: PeerSessions | None = None, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
-        if self._decode_data:
-            raise ValueError("IngestSMTP hands the message over as bytes: decode_data must be False")
         self.peers = peers
         self.peer_ip: str | None = None  # set once the session is admitted and counted
         self.deadline_handle: asyncio.TimerHandle | None = None
@@ -503,89 +495,35 @@ class IngestSMTP(SMTP):
         self.transport.write(f"{REPLY_DEADLINE}\r\n".encode())
         self.transport.close()
 
-    async def smtp_DATA(self, arg: str) -> None:
-        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
-            return
-        assert self.envelope is not None
-        if not self.envelope.rcpt_tos:
-            await self.push("503 Error: need RCPT command")
-            return
-        if arg:
-            await self.push("501 Syntax: DATA")
-            return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
-        try:
-            content, refusal = await data_read(self._reader, self.data_size_limit)
-        except asyncio.CancelledError:
-            log.info("connection lost during DATA")
-            self._writer.close()
-            raise
-        if refusal:
-            await self.push(refusal)
-            self._set_post_data_state()
-            return
-        self.envelope.content = self.envelope.original_content = content
+    async def data_read(self, reader: asyncio.StreamReader, size_limit: int | None) -> tuple[bytes, str]:
+        return await data_read(reader, size_limit)
+
+    async def data_handle(self) -> Any:
         self.storing = True
         try:
-            status = await self._call_handler_hook("DATA")
+            return await super().data_handle()
         finally:
             self.storing = False
             if self.deadline_passed:
-                # After the answer below (written before this session's task next yields),
-                # or after aiosmtpd's reply to a hook that raised.
+                # After the answer smtp_DATA then writes (before this session's task next
+                # yields), or after aiosmtpd's reply to a hook that raised.
                 self.loop.call_soon(self._deadline_close)
-        self._set_post_data_state()
-        await self.push("250 OK" if status is MISSING else status)
-
-    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        # aiosmtpd parses every path with the email package's RFC 5322 tokenizer (and
-        # builds a class per call): a tenth of the listener's event loop, more than all of
-        # the DATA check. A plain <local@domain> gets the same answer from a regex;
-        # anything else (quoting, comments, routes, literals, <>) goes the long way.
-        # tests/mail/test_smtp_paths.py compares both.
-        match = _PLAIN_PATH.match(arg)
-        if match is None:
-            return super()._getaddr(arg)
-        address, rest = match.group(1), arg[match.end() :]
-        if rest[:1] in (" ", "\t", "("):
-            rest = rest.lstrip()  # the whitespace after ">" belongs to the path
-            if rest.startswith("("):
-                return super()._getaddr(arg)  # and so does a comment
-        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
-            return None, None
-        return address, rest
 
 
-class IngestController(Controller):
-    """``reuse_port``: several listener processes share the port (``SO_REUSEPORT``), the
-    kernel spreading connections over them. One Python process gets at most one core;
-    ``serve --stack`` runs ``SMTP_LISTENERS`` of them."""
+class IngestController(aiosmtpd.Controller):
+    """``reuse_port`` (``compat.aiosmtpd.Controller``): several listener processes share
+    the port, the kernel spreading connections over them. One Python process gets at most
+    one core; ``serve --stack`` runs ``SMTP_LISTENERS`` of them."""
 
     handler: IngestHandler
 
-    def __init__(self, handler: IngestHandler, *, reuse_port: bool = False, **kwargs: Any) -> None:
+    def __init__(self, handler: IngestHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
-        self.reuse_port = reuse_port
         self.peers = PeerSessions()
 
     def start(self) -> None:
         self.peers = PeerSessions()  # a restarted listener owes nothing to its old sessions
         super().start()
-
-    def _create_server(self) -> Any:
-        if not self.reuse_port:
-            return super()._create_server()
-        return self.loop.create_server(
-            self._factory_invoker, host=self.hostname, port=self.port, ssl=self.ssl_context, reuse_port=True
-        )
-
-    def _trigger_server(self) -> None:
-        if not self.reuse_port:
-            super()._trigger_server()
-            return
-        # aiosmtpd connects to its own port to check that the server builds; with a shared
-        # port that connection may reach a sibling process, so build it on our loop instead.
-        self.loop.call_soon_threadsafe(self._factory_invoker)
 
     def factory(self) -> SMTP:
         return IngestSMTP(

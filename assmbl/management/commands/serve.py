@@ -40,7 +40,7 @@ def web_command(http_port: int, web_workers: int, threads: int, host: str = "127
         "--workers", str(web_workers),
         # gthread: a long-poll holds a thread, not a whole worker process. Ours answers what
         # gunicorn itself refuses with the JSON envelope, and says when it will close.
-        "--worker-class", "assmbl.gunicorn_worker.ThreadWorker",
+        "--worker-class", "compat.gunicorn.ThreadWorker",
         "--threads", str(threads),
         # The longest request line gunicorn can bound (its default is 4094), so that an
         # over-long q or cursor reaches the API, which says what is wrong with it; past

@@ -1,5 +1,5 @@
-"""The web server's worker (``--worker-class assmbl.gunicorn_worker.ThreadWorker``):
-gunicorn's gthread worker, with two changes that API clients need.
+"""The web server's worker (``--worker-class compat.gunicorn.ThreadWorker``): gunicorn's
+gthread worker, with two changes that API clients need.
 
 - What gunicorn refuses before the application sees a request (a request line over
   ``--limit-request-line``, a header over ``--limit-request-field_size``, a NUL or other
@@ -10,7 +10,24 @@ gunicorn's gthread worker, with two changes that API clients need.
   drain, so a 413 (or 401) to a large body claimed keep-alive, then the drain gave up and
   the connection closed under a client about to reuse it.
 
-gunicorn imports this module in its arbiter, before Django is set up: no Django here.
+gunicorn imports this module in its arbiter, before Django is set up: no Django here,
+and (as all of ``compat``) no first-party import: the JSON envelope is built here, in the
+shape of ``assmbl.envelope.error_body`` (tests/compat/test_gunicorn.py compares them).
+
+gunicorn internals relied on (re-check each on an upgrade):
+
+- ``Worker.handle_error(req, client, addr, exc)``: the method gunicorn calls for a request
+  it could not read; overridden whole (its log lines and access log entry, then our body).
+- ``Worker.load_wsgi()`` setting ``self.wsgi``: wrapped to count what the app reads.
+- ``start_response.__self__`` being the ``gunicorn.http.wsgi.Response``, whose
+  ``force_close()`` makes it send ``Connection: close``, decided when the headers go out.
+- ``gunicorn.http.parser._DRAIN_MAX_BYTES``: what it drains after a response
+  (``DRAIN_ALLOWANCE_BYTES`` mirrors it).
+- ``gunicorn.http.wsgi.default_environ``, ``Response(req, sock, cfg)`` and
+  ``util.write_nonblock``, used as gunicorn's own ``handle_error`` uses them.
+
+Differential test: tests/compat/test_gunicorn.py starts the server as ``serve``
+does and checks every answer over raw sockets.
 """
 
 from __future__ import annotations
@@ -36,7 +53,9 @@ from gunicorn.http.errors import (
 from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers import gthread
 
-from assmbl.envelope import error_body
+# The gunicorn releases this module was read against; tests/compat/test_gunicorn.py fails
+# on any other, naming what to re-check (the list above).
+CHECKED_VERSIONS = ("27.0.1",)
 
 # What gunicorn reads and discards after a response before it gives up and closes
 # (gunicorn.http.parser._DRAIN_MAX_BYTES).
@@ -82,6 +101,11 @@ _ERRORS: list[tuple[tuple[type[BaseException], ...], int, str, str, str]] = [
     ((ForbiddenProxyRequest, ssl.SSLError), 403, "Forbidden", "forbidden", "The request is forbidden."),
     ((ParseException,), 400, "Bad Request", "bad_request", "The request is not valid HTTP"),
 ]
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """The API's error envelope (docs/api.md), as ``assmbl.envelope.error_body`` builds it."""
+    return {"error": {"code": code, "message": message, "details": None}}
 
 
 def error_reply(exc: BaseException) -> tuple[int, str, bytes]:

@@ -1,10 +1,12 @@
-"""The web server as `manage.py serve` starts it (web_command: gunicorn with
-assmbl.gunicorn_worker.ThreadWorker), over raw sockets: every /v1 answer is the JSON
+"""compat.gunicorn: the installed gunicorn is one it was checked against, and the web
+server as `manage.py serve` starts it (web_command: gunicorn with
+compat.gunicorn.ThreadWorker), over raw sockets: every /v1 answer is the JSON
 envelope, including what gunicorn refuses before the app sees it, a 413 says whether the
 connection stays open, and a chunked body reaches the API (issue 21, item 8)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import socket
 import subprocess
@@ -12,9 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gunicorn.http.parser
 import pytest
+from gunicorn.http.errors import LimitRequestLine, NoMoreData
 
+from assmbl.envelope import error_body
 from assmbl.management.commands.serve import web_command
+from compat.gunicorn import CHECKED_VERSIONS, DRAIN_ALLOWANCE_BYTES, error_reply
 from directory.models import Account, Agent, ApiToken
 from directory.services import token_create
 from tests.conftest import free_port
@@ -25,6 +31,27 @@ pytestmark = pytest.mark.timeout(120)
 # Small limits, so that a body past them is still small to send; 64 KiB is what gunicorn
 # drains after a response before it gives up.
 LIMIT = 4096
+
+
+def test_the_installed_gunicorn_is_one_the_worker_was_checked_against() -> None:
+    installed = importlib.metadata.version("gunicorn")
+    assert installed in CHECKED_VERSIONS, (
+        f"gunicorn {installed} is installed, but compat/gunicorn.py was checked against {CHECKED_VERSIONS}: "
+        "re-check the internals its docstring lists (Worker.handle_error and load_wsgi, Response.force_close, "
+        "_DRAIN_MAX_BYTES, default_environ, util.write_nonblock), run tests/compat/test_gunicorn.py, then add "
+        "the version to CHECKED_VERSIONS."
+    )
+
+
+def test_the_drain_allowance_is_what_gunicorn_drains() -> None:
+    assert getattr(gunicorn.http.parser, "_DRAIN_MAX_BYTES", None) == DRAIN_ALLOWANCE_BYTES
+
+
+@pytest.mark.parametrize("exc", [LimitRequestLine(9000, 8190), NoMoreData(), RuntimeError("bug")])
+def test_its_error_bodies_are_the_apis_envelope(exc: BaseException) -> None:
+    _, _, body = error_reply(exc)
+    envelope = json.loads(body)
+    assert envelope == error_body(envelope["error"]["code"], envelope["error"]["message"])
 
 
 class Reply:
