@@ -4,9 +4,11 @@ services on one machine (or a service and a test run) each keep their own."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,8 +28,11 @@ def _wait_for_socket(path: Path, proc: subprocess.Popen[bytes], timeout: float =
     return False
 
 
-def test_gunicorn_s_control_socket_lives_in_data_dir(settings: Any, tmp_path: Path) -> None:
-    data_dir, home = tmp_path / "var", tmp_path / "home"
+def test_gunicorn_s_control_socket_lives_in_data_dir(settings: Any) -> None:
+    # A short folder of its own: a unix socket's path has at most 107 bytes, which pytest's
+    # tmp_path under `make test`'s private TMPDIR passes (gunicorn then runs without one).
+    top = Path(tempfile.mkdtemp(prefix="ctl", dir="/tmp"))
+    data_dir, home = top / "var", top / "home"
     data_dir.mkdir()
     home.mkdir()
     settings.DATA_DIR = data_dir
@@ -38,10 +43,12 @@ def test_gunicorn_s_control_socket_lives_in_data_dir(settings: Any, tmp_path: Pa
     )
     try:
         found = _wait_for_socket(data_dir / "gunicorn.ctl", proc)
+        # Not in the per-user default ($HOME/.gunicorn), which every gunicorn of the user shares.
+        shared_default = (home / ".gunicorn").exists()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
+        shutil.rmtree(top, ignore_errors=True)
 
     assert found
-    # Not in the per-user default ($HOME/.gunicorn), which every gunicorn of the user shares.
-    assert not (home / ".gunicorn").exists()
+    assert not shared_default
