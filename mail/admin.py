@@ -23,10 +23,12 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from assmbl.admin import RecordAdmin
+from directory.models import Sender, SenderRule
 from mail import moderation, services
 from mail.models import ArchiveJob, Attachment, InboundDelivery, Message, ModerationItem, SendRequest
 from mail.preview import message_preview, preview_csp
 from mail.storage import raw_open
+from mail.trust import sender_entry_create, sender_verify
 
 COUNT_CAP = 10_000
 
@@ -397,3 +399,45 @@ class ArchiveJobAdmin(admin.ModelAdmin):
         extra_context = {**(extra_context or {}), "refresh_while_running": ArchiveJob.objects.filter(state__in=["pending", "running"]).exists()}
         return super().changelist_view(request, extra_context)
 
+
+# --- Senders and sender rules (directory rows; trusting one releases its held mail) ---------
+
+
+@admin.register(Sender)
+class SenderAdmin(admin.ModelAdmin):
+    list_display = ["address", "agent", "status", "last_seen_at", "message_count", "verified_at", "challenged_at"]
+    list_filter = ["status", "agent__account"]
+    search_fields = ["address", "agent__agent_id"]
+    list_select_related = ["agent"]
+    readonly_fields = ["last_seen_at", "message_count", "verified_at", "challenged_at", "created_at"]
+    date_hierarchy = "last_seen_at"
+    actions = ["trust_selected"]
+
+    @admin.action(description="Trust selected senders (releases their held mail)")
+    def trust_selected(self, request: HttpRequest, queryset: QuerySet[Sender]) -> None:
+        for sender in queryset.select_related("agent"):
+            sender_verify(agent=sender.agent, address=sender.address, via="directory")
+
+
+@admin.register(SenderRule)
+class SenderRuleAdmin(admin.ModelAdmin):
+    """Staff alone make global rules (no account, no agent): every account's mail obeys them."""
+
+    list_display = ["pattern", "action", "scope", "account", "agent", "note", "created_at"]
+    list_filter = ["action", ("account", admin.EmptyFieldListFilter), ("agent", admin.EmptyFieldListFilter)]
+    search_fields = ["pattern", "agent__agent_id", "account__name", "note"]
+    list_select_related = ["agent", "account"]
+
+    @admin.display(description="scope")
+    def scope(self, rule: SenderRule) -> str:
+        return rule.scope
+
+    def save_model(self, request: HttpRequest, obj: SenderRule, form: Any, change: bool) -> None:
+        # Through the service, so a block made here emits sender.blocked like one made by the API.
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        rule = sender_entry_create(
+            agent=obj.agent, account=obj.account, address_or_domain=obj.pattern, action=obj.action, note=obj.note
+        )
+        obj.pk = rule.pk

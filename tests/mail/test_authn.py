@@ -1,4 +1,4 @@
-"""The local SPF/DKIM checks and alignment (directory.authn), with DNS served from a dict."""
+"""The local SPF/DKIM checks and alignment (mail.authn), with DNS served from a dict."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from directory.authn import (
+from mail.authn import (
     aligned_for,
     authentication_check,
     authentication_normalise,
@@ -127,7 +127,7 @@ def test_the_from_address_and_single_from_over_the_corpus() -> None:
     # (raw UTF-8 decoded, encoded words not) is the oracle for the address.
     from email.utils import getaddresses, parseaddr
 
-    from directory.authn import header_block, header_from
+    from mail.authn import header_block, header_from
     from mail.parsing import header_text
 
     def as_written(value: Any) -> str:
@@ -177,7 +177,7 @@ def test_the_from_address_and_single_from_over_the_corpus() -> None:
     ],
 )
 def test_the_from_address_is_parsed_before_display_names_are_decoded(from_header: bytes, expected: Any) -> None:
-    from directory.authn import header_block, header_from
+    from mail.authn import header_block, header_from
 
     assert header_from(header_block(b"From: " + from_header + b"\r\nSubject: s\r\n\r\nbody\r\n")) == expected
 
