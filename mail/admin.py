@@ -25,8 +25,9 @@ from django.utils.html import format_html
 from assmbl.admin import RecordAdmin
 from directory.models import Sender, SenderRule
 from mail import moderation, services
-from mail.models import ArchiveJob, Attachment, InboundDelivery, Message, ModerationItem, SendRequest
-from mail.preview import message_preview, preview_csp
+from mail.archival import archive_job_start
+from mail.models import ArchiveJob, Attachment, InboundDelivery, Message, MessageLabel, ModerationItem, SendRequest
+from mail.preview import attachment_bytes, message_preview, preview_csp
 from mail.storage import raw_open
 from mail.trust import sender_entry_create, sender_verify
 
@@ -130,8 +131,6 @@ class LabelFilter(admin.SimpleListFilter):
     parameter_name = "label"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        from mail.models import MessageLabel
-
         names = MessageLabel.objects.values_list("name", flat=True).distinct().order_by("name")[:50]
         return [(n, n) for n in names]
 
@@ -258,8 +257,6 @@ class MessageAdmin(admin.ModelAdmin):
         return response
 
     def attachment_view(self, request: HttpRequest, message_id: str, attachment_id: str) -> HttpResponse:
-        from mail.preview import attachment_bytes
-
         message = self._message(request, message_id)
         attachment = get_object_or_404(Attachment, pk=attachment_id, message=message)
         response = HttpResponse(attachment_bytes(message, attachment), content_type="application/octet-stream")
@@ -389,8 +386,6 @@ class ArchiveJobAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: ArchiveJob, form: Any, change: bool) -> None:
-        from mail.archival import archive_job_start
-
         job = archive_job_start(action=obj.action, agent=obj.agent, older_than_days=obj.older_than_days, created_by=request.user)
         obj.pk = job.pk
         obj.refresh_from_db()

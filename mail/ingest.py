@@ -24,6 +24,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from assmbl.celery import task_queue
 from assmbl.faults import fault_point
 from directory.models import Agent
 from directory.services import agents_for_addresses
@@ -57,10 +58,8 @@ def smtp_external_id(raw: bytes, envelope_recipients: list[str]) -> str:
 
 def deliveries_queue(delivery_ids: list[str]) -> None:
     """Queue one processing task for accepted deliveries (after their commit)."""
-    from mail.tasks import process_deliveries
-
     if delivery_ids:
-        process_deliveries.delay(delivery_ids)
+        task_queue("mail.tasks.process_deliveries", delivery_ids)
 
 
 @dataclass(frozen=True)
