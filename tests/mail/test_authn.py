@@ -6,12 +6,14 @@ from typing import Any
 
 import pytest
 
+from mail import authn
 from mail.authn import (
     aligned_for,
     authentication_check,
     authentication_normalise,
     dkim_check,
     organisational_domain,
+    resolver,
     spf_check,
 )
 from tests.mime import build_mail
@@ -193,3 +195,10 @@ def test_a_trusted_sender_with_an_encoded_comma_in_the_name_stays_aligned(fake_d
     verdict = authentication_check(raw=raw, peer_ip="127.0.0.1", helo="h", mail_from="")
 
     assert verdict["aligned"] is True and verdict["single_from"] is True and verdict["from_domain"] == "trusted.test"
+
+
+@pytest.mark.parametrize("name", ["dns_resolve", "dns_offline"])
+def test_a_resolver_named_by_its_former_module_still_resolves(settings: Any, name: str) -> None:
+    settings.TRUST_DNS_RESOLVER = f"directory.authn.{name}"
+
+    assert resolver() is getattr(authn, name)
