@@ -88,8 +88,10 @@ bench: venv
 	$(BIN)/python bench/smtp.py
 	$(BIN)/python bench/memory.py
 
+# ruff, then the import contracts in pyproject.toml ([tool.importlinter]: the layers, no cycles).
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache --no-logo
 
 clean:
 	rm -rf $(VENV) var

@@ -1,4 +1,5 @@
-"""The admin site: Django's, with a dashboard on the index page."""
+"""The admin's building blocks every app's admin may use (read-only record pages), and its
+AppConfig, which names the site (``assmbl.site``: the dashboard reads mail, so it is wiring)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
 from django.http import HttpRequest
-from django.template.response import TemplateResponse
 
 
 class RecordAdmin(admin.ModelAdmin):
@@ -42,17 +42,5 @@ class RecordInline(admin.TabularInline):
         return False
 
 
-class AssmblAdminSite(admin.AdminSite):
-    site_header = "Assmbl Mail"
-    site_title = "Assmbl Mail staff"
-    index_title = "Moderation and archival"
-
-    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
-        from mail.stats import dashboard
-
-        extra_context = {**(extra_context or {}), "dashboard": dashboard()}
-        return super().index(request, extra_context)
-
-
 class AssmblAdminConfig(AdminConfig):
-    default_site = "assmbl.admin.AssmblAdminSite"
+    default_site = "assmbl.site.AssmblAdminSite"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
 
@@ -22,3 +23,12 @@ def _broker_folders(sender: Celery, **kwargs: object) -> None:
         for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
             if options.get(key):
                 os.makedirs(options[key], exist_ok=True)
+
+
+def task_queue(name: str, *args: Any) -> None:
+    """Queue a task by its name (``"mail.tasks.send_message"``), so that a service queues the
+    task that calls it without importing the tasks module: imports point one way, tasks →
+    services. It is the registered task object, so its options, its route and, in tests,
+    eager execution apply as with ``task.delay``; every app's tasks module is registered when
+    Django starts (``assmbl.apps.AssmblConfig.ready``), in every process that may queue."""
+    app.tasks[name].delay(*args)

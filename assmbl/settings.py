@@ -332,7 +332,7 @@ BACKFILL_CHECKPOINT = env_str("BACKFILL_CHECKPOINT", str(DATA_DIR / "backfill-ch
 # The callable that answers DNS for the local DKIM/SPF checks (a dotted path, or a callable in tests).
 # Tests default to an offline resolver (every name is empty): no test may query real DNS.
 TRUST_DNS_RESOLVER: object = env_str(
-    "TRUST_DNS_RESOLVER", "directory.authn.dns_offline" if TESTING else "directory.authn.dns_resolve"
+    "TRUST_DNS_RESOLVER", "mail.authn.dns_offline" if TESTING else "mail.authn.dns_resolve"
 )
 TRUST_DNS_TIMEOUT_SECONDS = env_int("TRUST_DNS_TIMEOUT_SECONDS", 3, minimum=1)
 # Authentication-Results headers are trusted only when written by this authserv-id (our own

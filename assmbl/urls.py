@@ -20,8 +20,8 @@ api_patterns = [
 urlpatterns = [
     path("v1/", include(api_patterns)),
     path("admin/", admin.site.urls),
-    path("", include("directory.public_urls")),
-    path("", include("webhooks.provider_urls")),
+    path("", include("mail.public_urls")),
+    path("", include("mail.sources.urls")),
 ]
 
 

@@ -1,5 +1,5 @@
 """A stand-in resolver for ``bench/smtp.py --dns-latency-ms``: every lookup answers nothing
-(like ``directory.authn.dns_offline``) after the delay a real resolver's round trip takes,
+(like ``mail.authn.dns_offline``) after the delay a real resolver's round trip takes,
 so the listener's SPF/DKIM checks wait as they would in production without any packet
 leaving the machine."""
 

@@ -188,7 +188,7 @@ def main() -> None:
             "SECRET_KEY": "bench-secret-key-not-for-production",
             "TOKEN_PEPPER": "bench-token-pepper-not-for-production",
             "DB_SYNCHRONOUS_COMMIT": "",
-            "TRUST_DNS_RESOLVER": "directory.authn.dns_offline",
+            "TRUST_DNS_RESOLVER": "mail.authn.dns_offline",
             # Every client connects from 127.0.0.1 (a trusted relay only with --auth authserv).
             "SMTP_MAX_SESSIONS_PER_IP": "0",
         }

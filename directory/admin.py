@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from assmbl.admin import RecordAdmin
-from directory.models import Account, Agent, ApiToken, Challenge, Sender, SenderRule
+from directory.models import Account, Agent, ApiToken, Challenge
 from directory.services import (
     agent_create,
     agent_deactivate,
@@ -133,50 +133,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
         for token in queryset:
             token_revoke(token=token)
         self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
-
-
-@admin.register(Sender)
-class SenderAdmin(admin.ModelAdmin):
-    list_display = ["address", "agent", "status", "last_seen_at", "message_count", "verified_at", "challenged_at"]
-    list_filter = ["status", "agent__account"]
-    search_fields = ["address", "agent__agent_id"]
-    list_select_related = ["agent"]
-    readonly_fields = ["last_seen_at", "message_count", "verified_at", "challenged_at", "created_at"]
-    date_hierarchy = "last_seen_at"
-    actions = ["trust_selected"]
-
-    @admin.action(description="Trust selected senders (releases their held mail)")
-    def trust_selected(self, request: HttpRequest, queryset: QuerySet[Sender]) -> None:
-        from directory.trust import sender_verify
-
-        for sender in queryset.select_related("agent"):
-            sender_verify(agent=sender.agent, address=sender.address, via="directory")
-
-
-@admin.register(SenderRule)
-class SenderRuleAdmin(admin.ModelAdmin):
-    """Staff alone make global rules (no account, no agent): every account's mail obeys them."""
-
-    list_display = ["pattern", "action", "scope", "account", "agent", "note", "created_at"]
-    list_filter = ["action", ("account", admin.EmptyFieldListFilter), ("agent", admin.EmptyFieldListFilter)]
-    search_fields = ["pattern", "agent__agent_id", "account__name", "note"]
-    list_select_related = ["agent", "account"]
-
-    @admin.display(description="scope")
-    def scope(self, rule: SenderRule) -> str:
-        return rule.scope
-
-    def save_model(self, request: HttpRequest, obj: SenderRule, form: Any, change: bool) -> None:
-        # Through the service, so a block made here emits sender.blocked like one made by the API.
-        from directory.services import sender_entry_create
-
-        if change:
-            super().save_model(request, obj, form, change)
-            return
-        rule = sender_entry_create(
-            agent=obj.agent, account=obj.account, address_or_domain=obj.pattern, action=obj.action, note=obj.note
-        )
-        obj.pk = rule.pk
 
 
 @admin.register(Challenge)

@@ -196,43 +196,6 @@ def sender_pattern_clean(value: str) -> str:
     return pattern
 
 
-def sender_entry_create(
-    *, agent: Agent | None, account: Account | None = None, address_or_domain: str, action: str, note: str = ""
-) -> Sender | SenderRule:
-    """Trust an address for an agent (a Sender row), or allow/block an address or domain
-    (a SenderRule) for one ``agent``, for every agent of an ``account`` (``agent=None``), or,
-    with neither, for every account: a global rule, which only staff make (the admin; the
-    API never passes neither). Emits sender.verified, or sender.blocked for an agent's block.
-    Idempotent: the same entry twice is updated, not duplicated."""
-    from directory.trust import sender_verify
-    from webhooks.services import event_record
-
-    pattern = sender_pattern_clean(address_or_domain)
-    if action not in SenderAction.ALL:
-        raise ValidationError(f"action must be one of {', '.join(SenderAction.ALL)}", code="invalid_action")
-    if agent is not None:
-        if account is not None and account.pk != agent.account_id:
-            raise ValidationError("the agent belongs to another account", code="invalid_scope")
-        account = agent.account
-    with transaction.atomic():
-        if action == SenderAction.TRUST:
-            if agent is None:
-                raise ValidationError(
-                    "trust is per agent: give agent_id, or use allow for a whole account", code="invalid_scope"
-                )
-            if "@" not in pattern:
-                raise ValidationError("trust takes an address; use allow for a whole domain", code="invalid_pattern")
-            SenderRule.objects.filter(agent=agent, pattern=pattern, action=SenderRule.Action.BLOCK).delete()
-            return sender_verify(agent=agent, address=pattern, via="directory")
-        rule, _ = SenderRule.objects.update_or_create(
-            agent=agent, account=account, pattern=pattern, defaults={"action": action, "note": note}
-        )
-        if action == SenderAction.BLOCK and agent is not None:
-            payload = {"AgentID": agent.agent_id, "AddressOrDomain": pattern, "Scope": "agent"}
-            event_record(agent=agent, type="sender.blocked", payload=payload)
-        return rule
-
-
 def sender_entry_delete(*, entry: Sender | SenderRule) -> None:
     """Forget a directory entry: a trusted/verified sender becomes unknown again."""
     entry.delete()

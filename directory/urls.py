@@ -1,7 +1,8 @@
-"""Routes of the directory API under /v1/: agents (operator) and senders (trust)."""
+"""Routes of the directory API under /v1/: agents (the senders routes are mail's: trusting
+a sender releases its held mail)."""
 
 from __future__ import annotations
 
-from directory.api import agents, senders
+from directory.api import agents
 
-urlpatterns = [*agents.urlpatterns, *senders.urlpatterns]
+urlpatterns = [*agents.urlpatterns]

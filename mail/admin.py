@@ -23,10 +23,13 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from assmbl.admin import RecordAdmin
+from directory.models import Sender, SenderRule
 from mail import moderation, services
-from mail.models import ArchiveJob, Attachment, InboundDelivery, Message, ModerationItem, SendRequest
-from mail.preview import message_preview, preview_csp
+from mail.archival import archive_job_start
+from mail.models import ArchiveJob, Attachment, InboundDelivery, Message, MessageLabel, ModerationItem, SendRequest
+from mail.preview import attachment_bytes, message_preview, preview_csp
 from mail.storage import raw_open
+from mail.trust import sender_entry_create, sender_verify
 
 COUNT_CAP = 10_000
 
@@ -128,8 +131,6 @@ class LabelFilter(admin.SimpleListFilter):
     parameter_name = "label"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        from mail.models import MessageLabel
-
         names = MessageLabel.objects.values_list("name", flat=True).distinct().order_by("name")[:50]
         return [(n, n) for n in names]
 
@@ -256,8 +257,6 @@ class MessageAdmin(admin.ModelAdmin):
         return response
 
     def attachment_view(self, request: HttpRequest, message_id: str, attachment_id: str) -> HttpResponse:
-        from mail.preview import attachment_bytes
-
         message = self._message(request, message_id)
         attachment = get_object_or_404(Attachment, pk=attachment_id, message=message)
         response = HttpResponse(attachment_bytes(message, attachment), content_type="application/octet-stream")
@@ -387,8 +386,6 @@ class ArchiveJobAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: ArchiveJob, form: Any, change: bool) -> None:
-        from mail.archival import archive_job_start
-
         job = archive_job_start(action=obj.action, agent=obj.agent, older_than_days=obj.older_than_days, created_by=request.user)
         obj.pk = job.pk
         obj.refresh_from_db()
@@ -397,3 +394,45 @@ class ArchiveJobAdmin(admin.ModelAdmin):
         extra_context = {**(extra_context or {}), "refresh_while_running": ArchiveJob.objects.filter(state__in=["pending", "running"]).exists()}
         return super().changelist_view(request, extra_context)
 
+
+# --- Senders and sender rules (directory rows; trusting one releases its held mail) ---------
+
+
+@admin.register(Sender)
+class SenderAdmin(admin.ModelAdmin):
+    list_display = ["address", "agent", "status", "last_seen_at", "message_count", "verified_at", "challenged_at"]
+    list_filter = ["status", "agent__account"]
+    search_fields = ["address", "agent__agent_id"]
+    list_select_related = ["agent"]
+    readonly_fields = ["last_seen_at", "message_count", "verified_at", "challenged_at", "created_at"]
+    date_hierarchy = "last_seen_at"
+    actions = ["trust_selected"]
+
+    @admin.action(description="Trust selected senders (releases their held mail)")
+    def trust_selected(self, request: HttpRequest, queryset: QuerySet[Sender]) -> None:
+        for sender in queryset.select_related("agent"):
+            sender_verify(agent=sender.agent, address=sender.address, via="directory")
+
+
+@admin.register(SenderRule)
+class SenderRuleAdmin(admin.ModelAdmin):
+    """Staff alone make global rules (no account, no agent): every account's mail obeys them."""
+
+    list_display = ["pattern", "action", "scope", "account", "agent", "note", "created_at"]
+    list_filter = ["action", ("account", admin.EmptyFieldListFilter), ("agent", admin.EmptyFieldListFilter)]
+    search_fields = ["pattern", "agent__agent_id", "account__name", "note"]
+    list_select_related = ["agent", "account"]
+
+    @admin.display(description="scope")
+    def scope(self, rule: SenderRule) -> str:
+        return rule.scope
+
+    def save_model(self, request: HttpRequest, obj: SenderRule, form: Any, change: bool) -> None:
+        # Through the service, so a block made here emits sender.blocked like one made by the API.
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        rule = sender_entry_create(
+            agent=obj.agent, account=obj.account, address_or_domain=obj.pattern, action=obj.action, note=obj.note
+        )
+        obj.pk = rule.pk

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from assmbl.celery import task_queue
 from directory.models import Agent
 from mail import services
 from mail.models import ArchiveJob, Message
@@ -17,11 +18,9 @@ BATCH = 200
 
 
 def archive_job_start(*, action: str, agent: Agent | None, older_than_days: int, created_by: Any = None) -> ArchiveJob:
-    from mail.tasks import run_archive_job
-
     with transaction.atomic():
         job = ArchiveJob.objects.create(action=action, agent=agent, older_than_days=older_than_days, created_by=created_by)
-        transaction.on_commit(lambda: run_archive_job.delay(job.pk))
+        transaction.on_commit(lambda: task_queue("mail.tasks.run_archive_job", job.pk))
     return job
 
 

@@ -23,6 +23,8 @@ from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 
+from mail.ingest import delivery_accept
+
 
 def _raw_of(email: EmailMessage) -> bytes:
     raw = getattr(email, "raw", None)
@@ -46,8 +48,6 @@ class LocalEmailBackend(BaseEmailBackend):
         return sent
 
     def _send(self, email: EmailMessage) -> None:
-        from mail.ingest import delivery_accept
-
         raw = _raw_of(email)
         reference = getattr(email, "assmbl_message_id", None) or hashlib.sha256(raw).hexdigest()[:32]
         recipients = [_bare(r) for r in email.recipients()]

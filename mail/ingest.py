@@ -18,25 +18,24 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from assmbl.celery import task_queue
 from assmbl.faults import fault_point
-from directory import authn
 from directory.models import Agent
 from directory.services import agents_for_addresses
-from directory.trust import SenderFacts, senders_observe, trust_evaluate
+from mail import authn
 from mail.attachments import attachment_parts_store
 from mail.models import Attachment, InboundDelivery, Message
 from mail.parsing import HashingReader, ParsedMail, parse_mail_stream
-from mail.serializers import message_item
+from mail.release import messages_received
 from mail.storage import raw_discard, raw_open, raw_sync, raws_store
 from mail.threads import ThreadLinks
-from webhooks.services import events_record
+from mail.trust import SenderFacts, senders_observe, trust_evaluate
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +58,8 @@ def smtp_external_id(raw: bytes, envelope_recipients: list[str]) -> str:
 
 def deliveries_queue(delivery_ids: list[str]) -> None:
     """Queue one processing task for accepted deliveries (after their commit)."""
-    from mail.tasks import process_deliveries
-
     if delivery_ids:
-        process_deliveries.delay(delivery_ids)
+        task_queue("mail.tasks.process_deliveries", delivery_ids)
 
 
 @dataclass(frozen=True)
@@ -521,27 +518,3 @@ def _message_for(unit: _Unit, facts: SenderFacts, links: ThreadLinks) -> Message
         parse_status=parsed.parse_status,
         quarantine_reason=reason,
     )
-
-
-def message_received(message: Message) -> None:
-    """The seam where 'a message arrived' becomes an event (webhooks, long-poll)."""
-    messages_received([message])
-
-
-_EVENT_OF = {Message.Disposition.INBOX: "message.received", Message.Disposition.QUARANTINED: "message.quarantined"}
-
-
-def messages_received(messages: list[Message], *, attachments_of: Mapping[str, list[Attachment]] | None = None) -> None:
-    """``message_received`` for a batch. Held and blocked mail is for staff, not the agent,
-    so it makes no event.
-
-    ``attachments_of``: for messages indexed just now, which have no labels yet and
-    exactly these attachments (by message id), so their items need no query. Without it
-    the labels and attachments are read in one query for the batch."""
-    announced = [m for m in messages if m.disposition in _EVENT_OF]
-    if attachments_of is None:
-        fresh = Message.objects.filter(pk__in=[m.pk for m in announced]).with_item_relations().in_bulk()
-        items = [message_item(fresh[m.pk]) for m in announced]
-    else:
-        items = [message_item(m, labels=[], attachments=attachments_of.get(m.pk, [])) for m in announced]
-    events_record([(m.agent, _EVENT_OF[m.disposition], item) for m, item in zip(announced, items, strict=True)])

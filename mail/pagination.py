@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assmbl.query import cursor_encode
+from mail.serializers import message_item
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,6 @@ class Page:
     has_more: bool
 
     def body(self) -> dict[str, Any]:
-        from mail.serializers import message_item
-
         return {"items": [message_item(m) for m in self.items], "next_cursor": self.next_cursor, "has_more": self.has_more}
 
 

@@ -23,6 +23,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
+from assmbl.celery import task_queue
 from assmbl.errors import PayloadTooLarge, RateLimited, ValidationFailed
 from assmbl.inputs import HEADER_TEXT_PATTERN
 from directory.models import Agent
@@ -274,11 +275,9 @@ def message_send(
 
 
 def _queue_dispatch(message_id: str) -> None:
-    from mail.tasks import send_message
-
     # robust: the message is committed and will be sent; a broker hiccup here (or, with
     # eager tasks, a provider error) must not turn the 202 into a 500. The sweep re-queues it.
-    transaction.on_commit(lambda: send_message.delay(message_id), robust=True)
+    transaction.on_commit(lambda: task_queue("mail.tasks.send_message", message_id), robust=True)
 
 
 def _reply_subject(subject: str) -> str:

@@ -35,20 +35,20 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from compat import aiosmtpd
-from directory.authn import (
+from directory.models import Agent
+from directory.services import agent_for_address
+from mail.authn import (
     authentication_check,
     authentication_relayed,
     header_block,
     header_from_address,
     peer_trusted,
 )
-from directory.models import Agent
-from directory.services import agent_for_address
-from directory.trust import agent_blocks_anyone, sender_blocked
 from mail.ingest import Arrival, accepted_pending, deliveries_accept, deliveries_queue
 from mail.models import InboundDelivery
 from mail.smtp_data import READ_LIMIT, data_read
 from mail.storage import raw_store
+from mail.trust import agent_blocks_anyone, sender_blocked
 
 log = logging.getLogger(__name__)
 

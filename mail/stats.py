@@ -6,11 +6,12 @@ import datetime as dt
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from mail.models import Message
+from webhooks.models import Endpoint
 
 QUEUE_CAP = 10_000
 
@@ -82,15 +83,5 @@ def dashboard() -> dict[str, Any]:
     return result
 
 
-def _failing_webhooks() -> int | None:
-    try:
-        from webhooks.models import Endpoint  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    from django.db.models import Q
-
-    fields = {f.name for f in Endpoint._meta.get_fields()}
-    condition = Q(enabled=False) if "enabled" in fields else Q()
-    if "failing_since" in fields:
-        condition |= Q(failing_since__isnull=False)
-    return Endpoint.objects.filter(condition).count()
+def _failing_webhooks() -> int:
+    return Endpoint.objects.filter(Q(enabled=False) | Q(failing_since__isnull=False)).count()

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from mail.archival import archive_job_run
+from mail.attachments import attachments_expire
 from mail.dispatch import TransientSendError, message_dispatch, message_fail, messages_queued_stale
 from mail.idempotency import send_requests_purge
 from mail.ingest import deliveries_process
@@ -50,8 +52,6 @@ def sweep_stored_deliveries() -> int:
 @shared_task
 def sweep_expired_attachments() -> int:
     """Delete unclaimed uploads past ATTACHMENT_UPLOAD_TTL_SECONDS (beat: every 10 minutes)."""
-    from mail.attachments import attachments_expire
-
     return attachments_expire()
 
 
@@ -98,6 +98,4 @@ def purge_send_requests() -> int:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def run_archive_job(job_id: int) -> str:
-    from mail.archival import archive_job_run
-
     return archive_job_run(job_id=job_id).state

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
-from mail.api import attachments, inbox, messages, sending
+from mail.api import attachments, inbox, messages, senders, sending
 
-urlpatterns = [*inbox.urlpatterns, *messages.urlpatterns, *sending.urlpatterns, *attachments.urlpatterns]
+urlpatterns = [
+    *inbox.urlpatterns,
+    *messages.urlpatterns,
+    *sending.urlpatterns,
+    *attachments.urlpatterns,
+    *senders.urlpatterns,
+]

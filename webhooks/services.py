@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from assmbl.celery import task_queue
 from assmbl.errors import ApiError, NotFound, ValidationFailed
 from directory.models import Account, Agent
 from webhooks.egress import UnsafeUrl, egress_request, url_check
@@ -127,10 +128,8 @@ def events_record(items: list[tuple[Agent, str, dict[str, Any]]]) -> list[Event]
 def _dispatch(seq: int) -> None:
     """The immediate attempt: hand the event's fresh deliveries to the worker. If the broker
     is down, the periodic dispatcher delivers them a few seconds later instead."""
-    from webhooks.tasks import dispatch_event
-
     try:
-        dispatch_event.delay(seq)
+        task_queue("webhooks.tasks.dispatch_event", seq)
     except Exception:
         log.warning("could not queue webhook dispatch for event %s; the sweep will", seq, exc_info=True)
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.mail.dns import dkim_key, fake_dns, signed_by  # noqa: F401  (the trust and authn tests' fixtures)
+
 
 @pytest.fixture(autouse=True)
 def local_backend(settings: Any) -> None:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from directory.services import sender_entry_create
 from mail.ingest import delivery_process
 from mail.models import InboundDelivery, Message
 from mail.storage import raw_read
+from mail.trust import sender_entry_create
 from tests.mime import build_mail
 from webhooks.models import Event
 

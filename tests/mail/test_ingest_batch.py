@@ -10,10 +10,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from directory.models import Sender
-from directory.services import sender_entry_create
 from mail.ingest import Arrival, deliveries_accept, deliveries_process
 from mail.models import InboundDelivery, Message
 from mail.storage import raw_delete
+from mail.trust import sender_entry_create
 from tests.mail.corpus import corpus_required, real_mails
 from tests.mime import build_mail
 from webhooks.models import Delivery, Event

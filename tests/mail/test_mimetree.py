@@ -207,7 +207,7 @@ def test_mail_in_the_usual_shape_never_reaches_the_feed_parser(monkeypatch: pyte
 
 
 def _heads(raw: bytes) -> list[bytes]:
-    """Header blocks as ``directory.authn.header_block`` cuts them, and some that it does not."""
+    """Header blocks as ``mail.authn.header_block`` cuts them, and some that it does not."""
     heads = [raw]
     for blank in (b"\r\n\r\n", b"\n\n", b"\r\r"):
         if (end := raw.find(blank)) >= 0:
@@ -237,7 +237,7 @@ def test_generated_header_blocks_it_builds_are_the_header_parsers(block: str, ta
 
 
 def test_the_listeners_header_block_skips_the_header_parser(monkeypatch: pytest.MonkeyPatch) -> None:
-    from directory import authn
+    from mail import authn
 
     raw = realistic_mail(6, "agent@agents.test")
     monkeypatch.setattr(authn.email.parser, "BytesHeaderParser", None)  # any use fails

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from directory.services import sender_entry_create
 from mail import smtp
 from mail.models import Message
 from mail.storage import raw_read
+from mail.trust import sender_entry_create
 from tests.mime import build_mail
 
 VERDICT = b"Authentication-Results: mx.agents.localhost; spf=pass smtp.mailfrom=alice@example.com; dkim=pass header.d=example.com; dmarc=pass\r\n"

@@ -15,8 +15,9 @@ from celery.signals import task_prerun
 from django.db import connection
 
 from directory.models import Account
-from directory.services import agent_create, agent_deactivate, sender_entry_create
+from directory.services import agent_create, agent_deactivate
 from mail.models import InboundDelivery, Message
+from mail.trust import sender_entry_create
 from tests.mime import build_mail
 
 POISON = "poison@example.com"

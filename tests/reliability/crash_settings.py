@@ -15,6 +15,6 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stored-deliveries": {"task": "mail.tasks.sweep_stored_deliveries", "schedule": 5.0},
     "dispatch-webhook-deliveries": {"task": "webhooks.tasks.dispatch_due_deliveries", "schedule": 2.0},
 }
-TRUST_DNS_RESOLVER = "directory.authn.dns_offline"
+TRUST_DNS_RESOLVER = "mail.authn.dns_offline"
 # Redis restarts here without its data, losing queued webhook tasks: queue them again soon.
 WEBHOOKS_QUEUE_LEASE_SECONDS = 60

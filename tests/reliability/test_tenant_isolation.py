@@ -21,8 +21,9 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from directory.services import agent_create, sender_entry_create, token_create, token_revoke
+from directory.services import agent_create, token_create, token_revoke
 from mail.models import Attachment, Message, MessageLabel
+from mail.trust import sender_entry_create
 from tests.factories import MessageFactory
 from tests.mime import build_mail
 from webhooks.models import Endpoint, Event

@@ -186,7 +186,7 @@ def test_new_mail_is_indexed_within_10_s_while_1000_failing_webhook_deliveries_a
         MAIL_DOMAIN=settings.MAIL_DOMAIN,
         MAIL_STORAGE="file",
         LOG_LEVEL="WARNING",
-        TRUST_DNS_RESOLVER="directory.authn.dns_offline",
+        TRUST_DNS_RESOLVER="mail.authn.dns_offline",
         WEBHOOKS_ALLOW_LOOPBACK="1",
         WEBHOOKS_DISPATCH_BATCH=str(BACKLOG),
         WEBHOOKS_MAX_IN_FLIGHT=str(BACKLOG),

@@ -27,8 +27,9 @@ from assmbl.openapi import error_responses
 from assmbl.query import query_params
 from directory.auth import TokenUser
 from directory.models import Agent, Sender, SenderRule
-from directory.services import SenderAction, sender_entry_create, sender_entry_delete
+from directory.services import SenderAction, sender_entry_delete
 from mail.serializers import rfc3339
+from mail.trust import sender_entry_create
 
 
 class Forbidden(ApiError):

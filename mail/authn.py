@@ -106,9 +106,17 @@ def dns_offline(name: str, qtype: str) -> list[Any]:
     return []
 
 
+# A TRUST_DNS_RESOLVER written for releases where this module was directory.authn.
+_FORMER_MODULE = "directory.authn."
+
+
 def resolver() -> Resolver:
     configured = settings.TRUST_DNS_RESOLVER
-    return import_string(configured) if isinstance(configured, str) else configured
+    if not isinstance(configured, str):
+        return configured
+    if configured.startswith(_FORMER_MODULE):
+        configured = "mail.authn." + configured.removeprefix(_FORMER_MODULE)
+    return import_string(configured)
 
 
 # --- organisational domain and alignment ---------------------------------------------------

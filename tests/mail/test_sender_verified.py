@@ -9,15 +9,23 @@ from uuid import uuid4
 import pytest
 
 from directory.models import Agent, Sender, SenderRule
-from directory.services import agent_policy_set, sender_entry_create
-from directory.trust import challenge_complete, challenge_request, sender_blocked
+from directory.services import agent_policy_set
 from mail.models import InboundDelivery, Message
 from mail.serializers import message_item
+from mail.trust import challenge_complete, challenge_request, sender_blocked, sender_entry_create
 from tests.mime import build_mail
 
 ALIGNED = {"spf": "pass", "spf_domain": "example.com", "dkim": "pass", "dkim_domains": ["example.com"]}
 SES_PASS = {"spf": "PASS", "dkim": "PASS", "dmarc": "PASS", "spam": "PASS", "virus": "PASS"}
 SES_FAIL = {"spf": "FAIL", "dkim": "FAIL", "dmarc": "FAIL", "spam": "PASS", "virus": "PASS"}
+
+
+
+@pytest.fixture(autouse=True)
+def local_backend(settings: Any) -> None:
+    """Challenges go to pytest-django's outbox, which these tests read, not through the local
+    backend that tests/mail/conftest.py puts in front of agent mail."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 
 def _item(

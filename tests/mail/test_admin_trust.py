@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from directory.models import Challenge, Sender, SenderRule
-from directory.trust import challenge_request
+from mail.trust import challenge_request
 from webhooks.models import Event
 
 ALIGNED = {"spf": "pass", "spf_domain": "example.com", "dkim": "pass", "dkim_domains": ["example.com"]}

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from directory.trust import ChallengeRefused, challenge_complete, challenge_lookup
+from mail.trust import ChallengeRefused, challenge_complete, challenge_lookup
 
 
 @require_http_methods(["GET", "POST"])

@@ -7,18 +7,27 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
 from directory.models import Challenge, Sender
 from directory.services import agent_policy_set
-from directory.trust import challenge_request, token_hash
 from mail.models import Message
+from mail.trust import challenge_request, token_hash
 from tests.mime import build_mail
 from webhooks.models import Event
 
 ALIGNED = {"spf": "pass", "spf_domain": "example.com", "dkim": "pass", "dkim_domains": ["example.com"]}
 FORGED = {"spf": "fail", "spf_domain": "example.com", "dkim": "fail", "dkim_domains": []}
+
+
+
+@pytest.fixture(autouse=True)
+def local_backend(settings: Any) -> None:
+    """Challenges go to pytest-django's outbox, which these tests read, not through the local
+    backend that tests/mail/conftest.py puts in front of agent mail."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 
 def _challenged(owner: Any, deliver: Any, mailoutbox: Any, auth: dict[str, Any] = ALIGNED) -> str:
@@ -183,7 +192,7 @@ def test_it_refuses_a_token_presented_for_another_agent(
 ) -> None:
     import pytest
 
-    from directory.trust import ChallengeRefused, challenge_complete
+    from mail.trust import ChallengeRefused, challenge_complete
 
     token = _challenged(owner, deliver, mailoutbox)
 
@@ -201,7 +210,7 @@ def test_it_completes_a_challenge_whose_token_ends_or_starts_with_a_dash(
     # One token in 32 ends in "-" and one in 32 starts with it: both must work by reply.
     for n, token in enumerate(["A" * 31 + "-", "-" + "b" * 30 + "_"]):
         address = f"alice{n}@example.com"
-        monkeypatch.setattr("directory.trust.secrets.token_urlsafe", lambda nbytes, token=token: token)
+        monkeypatch.setattr("mail.trust.secrets.token_urlsafe", lambda nbytes, token=token: token)
         agent_policy_set(agent=owner.agent, policy="challenge")
         deliver(build_mail(to=owner.address, sender=address), to=owner.address, authentication=ALIGNED)
         assert f"[challenge:{token}]" in mailoutbox[-1].subject

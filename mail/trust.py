@@ -8,7 +8,7 @@ backscatter; completing it (link or reply token) runs ``sender_verify``, which r
 
 SenderVerified is true only when all three hold:
 1. ``SENDER_VERIFICATION_ENABLED`` is on;
-2. the header From is authenticated: DKIM or SPF aligned with its domain (``directory.authn``),
+2. the header From is authenticated: DKIM or SPF aligned with its domain (``mail.authn``),
    or the mail is agent-to-agent;
 3. the sender is verified for this agent: challenge completed or trusted in the directory
    (agent-to-agent mail within one account counts as trusted: one operator owns both agents).
@@ -24,21 +24,23 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from directory import authn
-from directory.models import POSTMASTER, Agent, Challenge, Sender, SenderRule
-
-if TYPE_CHECKING:
-    from mail.models import Message
+from directory.models import POSTMASTER, Account, Agent, Challenge, Sender, SenderRule
+from directory.services import SenderAction, agent_for_address, sender_pattern_clean
+from mail import authn
+from mail.models import Message
+from mail.release import message_release
+from webhooks.services import event_record
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +168,6 @@ def sender_blocked(*, agent: Agent, sender: str) -> str:
 
 
 def _internal_same_account(agent: Agent, sender: str) -> bool:
-    from directory.services import agent_for_address
-
     other = agent_for_address(sender)
     return other is not None and other.account_id == agent.account_id
 
@@ -208,8 +208,6 @@ def senders_observe(*, messages: list[Message], facts: SenderFacts | None = None
     the verdicts normalised for their sender), inside their transaction, before their
     events: count each sender, complete a challenge answered by reply, or send a challenge
     (on commit). ``facts``: the batch's, whose Sender rows are not read again."""
-    from mail.models import Message as MessageModel
-
     observed = [m for m in messages if m.sender]
     if not observed:
         return
@@ -226,7 +224,7 @@ def senders_observe(*, messages: list[Message], facts: SenderFacts | None = None
     for n, pks in by_count.items():
         Sender.objects.filter(pk__in=pks).update(last_seen_at=now, message_count=F("message_count") + n)
     for message in observed:
-        if not message.authentication.get("aligned") or message.disposition == MessageModel.Disposition.BLOCKED:
+        if not message.authentication.get("aligned") or message.disposition == Message.Disposition.BLOCKED:
             continue
         agent, sender = message.agent, senders[(message.agent_id, message.sender)]
         reply_token = _REPLY_TOKEN.search(f"{message.subject}\n{message.body_preview}")
@@ -344,11 +342,43 @@ def challenge_complete(*, token: str, agent: Agent | None = None, address: str |
         return sender_verify(agent=challenge.agent, address=challenge.address, via="challenge")
 
 
+def sender_entry_create(
+    *, agent: Agent | None, account: Account | None = None, address_or_domain: str, action: str, note: str = ""
+) -> Sender | SenderRule:
+    """Trust an address for an agent (a Sender row), or allow/block an address or domain
+    (a SenderRule) for one ``agent``, for every agent of an ``account`` (``agent=None``), or,
+    with neither, for every account: a global rule, which only staff make (the admin; the
+    API never passes neither). Emits sender.verified, or sender.blocked for an agent's block.
+    Idempotent: the same entry twice is updated, not duplicated."""
+    pattern = sender_pattern_clean(address_or_domain)
+    if action not in SenderAction.ALL:
+        raise ValidationError(f"action must be one of {', '.join(SenderAction.ALL)}", code="invalid_action")
+    if agent is not None:
+        if account is not None and account.pk != agent.account_id:
+            raise ValidationError("the agent belongs to another account", code="invalid_scope")
+        account = agent.account
+    with transaction.atomic():
+        if action == SenderAction.TRUST:
+            if agent is None:
+                raise ValidationError(
+                    "trust is per agent: give agent_id, or use allow for a whole account", code="invalid_scope"
+                )
+            if "@" not in pattern:
+                raise ValidationError("trust takes an address; use allow for a whole domain", code="invalid_pattern")
+            SenderRule.objects.filter(agent=agent, pattern=pattern, action=SenderRule.Action.BLOCK).delete()
+            return sender_verify(agent=agent, address=pattern, via="directory")
+        rule, _ = SenderRule.objects.update_or_create(
+            agent=agent, account=account, pattern=pattern, defaults={"action": action, "note": note}
+        )
+        if action == SenderAction.BLOCK and agent is not None:
+            payload = {"AgentID": agent.agent_id, "AddressOrDomain": pattern, "Scope": "agent"}
+            event_record(agent=agent, type="sender.blocked", payload=payload)
+        return rule
+
+
 def sender_verify(*, agent: Agent, address: str, via: str = "challenge") -> Sender:
     """Mark a sender verified (``via="challenge"``) or trusted (``via="directory"``) for an
     agent, emit ``sender.verified`` and release its held mail into the inbox."""
-    from webhooks.services import event_record
-
     address = address.strip().lower()
     status = Sender.Status.TRUSTED if via == "directory" else Sender.Status.VERIFIED
     now = timezone.now()
@@ -368,19 +398,11 @@ def sender_verify(*, agent: Agent, address: str, via: str = "challenge") -> Send
 def held_release(*, agent: Agent, address: str) -> int:
     """Recompute held messages of one sender; those that now pass go to the inbox with the
     same event a freshly received message makes. Returns how many were released."""
-    from mail.ingest import message_received
-    from mail.models import Message
-
     released = 0
     held = Message.objects.for_agent(agent).inbound().filter(disposition=Message.Disposition.HELD, sender=address)
     for message in held.select_related("agent").select_for_update():
         decision = trust_evaluate(agent=agent, sender=message.sender, authentication=message.authentication)
         if decision.disposition != Message.Disposition.INBOX:
             continue
-        message.disposition = Message.Disposition.INBOX
-        message.sender_verified = decision.sender_verified
-        message.quarantine_reason = ""
-        message.save(update_fields=["disposition", "sender_verified", "quarantine_reason", "updated_at"])
-        message_received(message)
-        released += 1
+        released += message_release(message=message, sender_verified=decision.sender_verified)
     return released

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from directory.services import sender_entry_create
 from mail.models import InboundDelivery, Message
+from mail.trust import sender_entry_create
 from tests.mime import build_mail
 
 

@@ -1,4 +1,5 @@
-"""Offline DNS for the trust tests, and a DKIM key pair made once per session."""
+"""Offline DNS for the trust and authentication tests, and a DKIM key pair made once per
+session (fixtures registered by tests/mail/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from directory.authn import DnsTemporaryError
+from mail.authn import DnsTemporaryError
 
 
 @dataclass

@@ -8,9 +8,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from directory.models import ApiToken, Sender, SenderRule
-from directory.services import sender_entry_create, token_create
-from directory.trust import sender_blocked
+from directory.services import token_create
 from mail.models import Message
+from mail.trust import sender_blocked, sender_entry_create
 from tests.mime import build_mail
 from webhooks.models import Event
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from directory.views import challenge_page
+from mail.views import challenge_page
 
 urlpatterns = [
     path("challenge/<str:token>", challenge_page, name="challenge"),

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from mail import tracking
-from webhooks import sns
+from mail.sources import views
 
-urlpatterns = [*sns.urlpatterns, *tracking.urlpatterns]
+urlpatterns = [*views.urlpatterns, *tracking.urlpatterns]

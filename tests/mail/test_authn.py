@@ -1,4 +1,4 @@
-"""The local SPF/DKIM checks and alignment (directory.authn), with DNS served from a dict."""
+"""The local SPF/DKIM checks and alignment (mail.authn), with DNS served from a dict."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ from typing import Any
 
 import pytest
 
-from directory.authn import (
+from mail import authn
+from mail.authn import (
     aligned_for,
     authentication_check,
     authentication_normalise,
     dkim_check,
     organisational_domain,
+    resolver,
     spf_check,
 )
 from tests.mime import build_mail
@@ -127,7 +129,7 @@ def test_the_from_address_and_single_from_over_the_corpus() -> None:
     # (raw UTF-8 decoded, encoded words not) is the oracle for the address.
     from email.utils import getaddresses, parseaddr
 
-    from directory.authn import header_block, header_from
+    from mail.authn import header_block, header_from
     from mail.parsing import header_text
 
     def as_written(value: Any) -> str:
@@ -177,7 +179,7 @@ def test_the_from_address_and_single_from_over_the_corpus() -> None:
     ],
 )
 def test_the_from_address_is_parsed_before_display_names_are_decoded(from_header: bytes, expected: Any) -> None:
-    from directory.authn import header_block, header_from
+    from mail.authn import header_block, header_from
 
     assert header_from(header_block(b"From: " + from_header + b"\r\nSubject: s\r\n\r\nbody\r\n")) == expected
 
@@ -193,3 +195,10 @@ def test_a_trusted_sender_with_an_encoded_comma_in_the_name_stays_aligned(fake_d
     verdict = authentication_check(raw=raw, peer_ip="127.0.0.1", helo="h", mail_from="")
 
     assert verdict["aligned"] is True and verdict["single_from"] is True and verdict["from_domain"] == "trusted.test"
+
+
+@pytest.mark.parametrize("name", ["dns_resolve", "dns_offline"])
+def test_a_resolver_named_by_its_former_module_still_resolves(settings: Any, name: str) -> None:
+    settings.TRUST_DNS_RESOLVER = f"directory.authn.{name}"
+
+    assert resolver() is getattr(authn, name)
