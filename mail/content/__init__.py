@@ -175,10 +175,11 @@ def content_extract(
     except (RecursionError, Exception):
         plain, html = None, None
     forward = is_forward(subject=subject, text=plain or "")
-    rendered = html_render(html, forward=forward) if html else RenderedHtml()
+    has_plain = plain is not None and bool(plain.strip())
+    rendered = html_render(html, forward=forward, with_text=not has_plain) if html else RenderedHtml()
     html_out = rendered.html if html else None
-    if plain is not None and plain.strip():
-        text = clean_text(plain)
+    if has_plain:
+        text = clean_text(plain or "")
         extracted = reply_extract(text, subject=subject)
     else:
         text = rendered.text

@@ -20,7 +20,7 @@ from inscriptis import Inscriptis
 from inscriptis.css_profiles import CSS_PROFILES
 from inscriptis.model.config import ParserConfig
 
-from mail.content.text import clean_text
+from mail.content.text import INVISIBLE, clean_text
 
 MAX_LINKS = 50
 _DROP_TAGS = ("head", "script", "style", "title", "template", "noscript", "object", "embed", "iframe", "svg")
@@ -110,28 +110,28 @@ def _declarations(style: str) -> dict[str, str]:
 
 def _hides(decls: dict[str, str]) -> bool:
     """Whether these declarations alone make an element's content invisible."""
+    if not decls:
+        return False
     get = decls.get
     if get("display", "").startswith("none") or get("visibility", "").startswith(("hidden", "collapse")):
         return True
-    if (opacity := _length(get("opacity", "1"))) is not None and opacity <= 0.01:
+    if "opacity" in decls and (opacity := _length(decls["opacity"])) is not None and opacity <= 0.01:
         return True
-    if (size := _length(get("font-size", "12"))) is not None and size < 1.5:
+    if "font-size" in decls and (size := _length(decls["font-size"])) is not None and size < 1.5:
         return True
     if get("mso-hide", "").startswith("all"):
         return True
-    overflow_hidden = get("overflow", "").startswith("hidden")
-    for box in ("max-height", "height", "max-width", "width"):
-        if overflow_hidden and (extent := _length(get(box, "1"))) is not None and extent <= 0:
-            return True
+    if get("overflow", "").startswith("hidden"):
+        for box in ("max-height", "height", "max-width", "width"):
+            if box in decls and (extent := _length(decls[box])) is not None and extent <= 0:
+                return True
     if get("position", "").startswith(("absolute", "fixed")):
         for side in ("left", "top", "right", "bottom"):
-            if (offset := _length(get(side, "0"))) is not None and offset <= -500:
+            if side in decls and (offset := _length(decls[side])) is not None and offset <= -500:
                 return True
-    if (indent := _length(get("text-indent", "0"))) is not None and indent <= -500:
+    if "text-indent" in decls and (indent := _length(decls["text-indent"])) is not None and indent <= -500:
         return True
-    if "rect(0" in get("clip", "") or "scale(0)" in get("transform", ""):
-        return True
-    return False
+    return "rect(0" in get("clip", "") or "scale(0)" in get("transform", "")
 
 
 def _style_rules(root: lxml.html.HtmlElement) -> dict[str, dict[str, str]]:
@@ -245,7 +245,7 @@ def _collect_links(root: lxml.html.HtmlElement, rendered: RenderedHtml) -> None:
             anchor.tail = f" ({href})" + (anchor.tail or "")
         if href not in seen and len(rendered.links) < MAX_LINKS:
             seen.add(href)
-            rendered.links.append({"url": href, "text": clean_text(text)[:500]})
+            rendered.links.append({"url": href, "text": INVISIBLE.sub("", text)[:500].strip()})
 
 
 def _render(root: lxml.html.HtmlElement) -> str:
@@ -297,8 +297,10 @@ def _strip_quotes(root: lxml.html.HtmlElement, *, forward: bool) -> bool:
     return found
 
 
-def html_render(html: str, *, forward: bool = False) -> RenderedHtml:
-    """Text, quote-free text, sanitised HTML, links and hidden text of an HTML body."""
+def html_render(html: str, *, forward: bool = False, with_text: bool = True) -> RenderedHtml:
+    """Text, quote-free text, sanitised HTML, links and hidden text of an HTML body.
+    ``with_text=False`` skips the rendering to text (the costliest step) when the
+    message's text part will be its Text."""
     rendered = RenderedHtml()
     root = _parse(html)
     if root is None:
@@ -308,6 +310,8 @@ def html_render(html: str, *, forward: bool = False) -> RenderedHtml:
     rendered.hidden = [chunk for chunk in rendered.hidden if chunk]
     rendered.html = sanitize_html(lxml.html.tostring(root, encoding="unicode"))
     _collect_links(root, rendered)
+    if not with_text:
+        return rendered
     rendered.text = _render(root)
     if root.xpath(_QUOTE_XPATH):
         if _strip_quotes(root, forward=forward):

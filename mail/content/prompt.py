@@ -34,7 +34,13 @@ def fence_neutralise(text: str) -> str:
     folded = _fold(text)
     if not _FENCE_WORD.search(folded):
         return text
-    return _FENCE.sub(lambda m: "[" + _FENCE_WORD.search(m.group()).group().lower() + "]", folded)  # type: ignore[union-attr]
+    return _FENCE.sub(_square, folded)
+
+
+def _square(match: re.Match[str]) -> str:
+    word = _FENCE_WORD.search(match.group())
+    slash = "/" if "/" in match.group() else ""
+    return f"[{slash}{word.group().lower() if word else 'untrusted_email'}]"
 
 
 def _size(size: int) -> str:
