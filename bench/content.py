@@ -74,8 +74,13 @@ def extract(raw: bytes) -> float:
     parsed = parse_mail(raw)
     start = time.perf_counter()
     content_extract(
-        raw=raw, subject=parsed.subject, from_header=parsed.from_header, sender_verified=False,
-        received_at=None, attachments=parsed.attachments, trusted_domains=("example.com",),
+        raw=raw,
+        subject=parsed.subject,
+        from_header=parsed.from_header,
+        sender_verified=False,
+        received_at=None,
+        attachments=parsed.attachments,
+        trusted_domains=("example.com",),
     )
     return time.perf_counter() - start
 
@@ -101,8 +106,16 @@ def hostile() -> dict[str, float]:
     deep += b"Content-Type: text/plain\r\n\r\ndeep body\r\n"
     big = EmailMessage(policy=SMTP)
     big["From"], big["Subject"] = "a@example.com", "big"
-    big.set_content("<html><body>" + "<div><p>word <b>bold</b> <a href='https://x.example/'>link</a></p></div>" * 80_000 + "</body></html>", subtype="html")
-    return {name: round(extract(raw) * 1000, 1) for name, raw in (("parts_1000_ms", many.as_bytes()), ("nested_200_ms", deep), ("html_5mb_ms", big.as_bytes()))}
+    big.set_content(
+        "<html><body>"
+        + "<div><p>word <b>bold</b> <a href='https://x.example/'>link</a></p></div>" * 80_000
+        + "</body></html>",
+        subtype="html",
+    )
+    return {
+        name: round(extract(raw) * 1000, 1)
+        for name, raw in (("parts_1000_ms", many.as_bytes()), ("nested_200_ms", deep), ("html_5mb_ms", big.as_bytes()))
+    }
 
 
 def main() -> None:
@@ -120,7 +133,9 @@ def main() -> None:
     mails = real_mails()
     corpus = [extract(mail) for mail in mails]
     result.update(
-        corpus_mails=len(mails), corpus_total_s=round(sum(corpus), 3), corpus_worst_ms=round(max(corpus, default=0) * 1000, 1)
+        corpus_mails=len(mails),
+        corpus_total_s=round(sum(corpus), 3),
+        corpus_worst_ms=round(max(corpus, default=0) * 1000, 1),
     )
     result.update(hostile())
     print(json.dumps(result, indent=2))

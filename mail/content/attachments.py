@@ -41,8 +41,18 @@ _KINDS = {
     "text/calendar": "text",
 }
 _EXTENSIONS = {
-    "pdf": "pdf", "docx": "docx", "xlsx": "xlsx", "pptx": "pptx", "html": "html", "htm": "html",
-    "csv": "csv", "txt": "text", "md": "text", "json": "text", "log": "text", "ics": "text",
+    "pdf": "pdf",
+    "docx": "docx",
+    "xlsx": "xlsx",
+    "pptx": "pptx",
+    "html": "html",
+    "htm": "html",
+    "csv": "csv",
+    "txt": "text",
+    "md": "text",
+    "json": "text",
+    "log": "text",
+    "ics": "text",
 }
 _CONVERTERS = {
     "pdf": (PdfConverter, ".pdf", "application/pdf"),

@@ -20,15 +20,16 @@ _KEYWORDS = (
     r"código|codigo|clave|contraseña temporal|verificación|"
     r"code de vérification|code de sécurité|code de confirmation|vérification|"
     r"codice|verifica|verificatiecode|inlogcode|kod|weryfikacyjny|verifieringskod|bekræftelseskode|"
-    r"код|пароль|"
-    r"認証コード|確認コード|ワンタイムパスワード|验证码|校验码|動態密碼|인증번호|인증 코드"
+    r"код|пароль"
 )
-_KEYWORD = re.compile(rf"(?<![\w])(?:{_KEYWORDS})(?![\w])", re.IGNORECASE)
+# Scripts without spaces between words: these match inside a run of letters.
+_KEYWORDS_CJK = r"認証コード|確認コード|ワンタイムパスワード|验证码|校验码|驗證碼|動態密碼|인증번호|인증 코드"
+_KEYWORD = re.compile(rf"(?<![\w])(?:{_KEYWORDS})(?![\w])|{_KEYWORDS_CJK}", re.IGNORECASE)
 # Words that say a nearby number is something else.
 _OTHER = re.compile(
     r"(?<![\w])(?:order|bestellung|commande|pedido|ordine|invoice|rechnung|factura|facture|ticket|case|"
     r"tracking|sendung|account|konto|customer|kunden|reference|ref|zip|postal|plz|phone|tel|telefon|fax|"
-    r"mobile|call|room|flight|booking|reservation|confirmation number|no\.|nr\.|#)(?![\w])",
+    r"mobile|call|hotline|room|flight|booking|reservation|confirmation number|no\.|nr\.|#)(?![\w])",
     re.IGNORECASE,
 )
 _CANDIDATE = re.compile(
@@ -62,20 +63,28 @@ def _is_code(token: str, before: str, after: str) -> bool:
             return False  # a year, unless it is plainly given as the code
     elif not any(ch.isupper() for ch in token) or token.lower() == token:
         return False
-    if _MONTHS.search(before[-20:]) or re.match(r"\s*(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)", after, re.IGNORECASE):
+    if _MONTHS.search(before[-20:]) or re.match(
+        r"\s*(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)", after, re.IGNORECASE
+    ):
         return False
-    if re.search(r"[+(]\s*\d[\d\s()-]*$", before[-20:]) or re.match(r"\s\d{2,}", after):
+    if (
+        re.search(r"[+(]\s*\d[\d\s()-]*$", before[-20:])
+        or re.search(r"\d[\s-]$", before)
+        or re.match(r"\s\d{2,}", after)
+    ):
         return False  # one group of a phone number or a longer number
-    keyword = max((m.end() for m in _KEYWORD.finditer(before)), default=-1)
+    keyword_before = max((m.end() for m in _KEYWORD.finditer(before)), default=None)
     keyword_after = _KEYWORD.search(after[:60])
-    if keyword < 0 and keyword_after is None:
+    distances = []
+    if keyword_before is not None and len(before) - keyword_before <= 80:
+        distances.append(len(before) - keyword_before)
+    if keyword_after is not None:
+        distances.append(keyword_after.start())
+    if not distances:
         return False
-    other = max((m.end() for m in _OTHER.finditer(before)), default=-1)
-    if other > keyword and (keyword_after is None):
-        return False
-    if keyword >= 0 and len(before) - keyword > 80 and keyword_after is None:
-        return False
-    return True
+    # An order, invoice or phone word nearer than the code word names this number.
+    other = max((m.end() for m in _OTHER.finditer(before)), default=None)
+    return other is None or len(before) - other > min(distances)
 
 
 def codes_find(*, subject: str, text: str) -> list[str]:

@@ -38,7 +38,19 @@ _QUOTE_CUTS_FOLLOWING = {"divRplyFwdMsg", "appendonsend"}
 _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, recover=True)
 _CONFIG = ParserConfig(css=CSS_PROFILES["relaxed"], display_links=False, table_cell_separator=" | ")
 
-_SANITIZE_TAGS = set(nh3.ALLOWED_TAGS) | {"img", "center", "font", "span", "div", "table", "tbody", "thead", "tr", "td", "th"}
+_SANITIZE_TAGS = set(nh3.ALLOWED_TAGS) | {
+    "img",
+    "center",
+    "font",
+    "span",
+    "div",
+    "table",
+    "tbody",
+    "thead",
+    "tr",
+    "td",
+    "th",
+}
 _SANITIZE_ATTRIBUTES = {
     **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
     "img": {"src", "alt", "width", "height"},
@@ -49,10 +61,21 @@ _CSS_URL = re.compile(r"url\s*\([^)]*\)?", re.IGNORECASE)
 _CSS_IMPORT = re.compile(r"@import|expression\s*\(", re.IGNORECASE)
 
 _NAMED_COLOURS = {
-    "white": (255, 255, 255), "black": (0, 0, 0), "red": (255, 0, 0), "green": (0, 128, 0),
-    "blue": (0, 0, 255), "yellow": (255, 255, 0), "gray": (128, 128, 128), "grey": (128, 128, 128),
-    "silver": (192, 192, 192), "whitesmoke": (245, 245, 245), "snow": (255, 250, 250),
-    "ivory": (255, 255, 240), "navy": (0, 0, 128), "orange": (255, 165, 0), "purple": (128, 0, 128),
+    "white": (255, 255, 255),
+    "black": (0, 0, 0),
+    "red": (255, 0, 0),
+    "green": (0, 128, 0),
+    "blue": (0, 0, 255),
+    "yellow": (255, 255, 0),
+    "gray": (128, 128, 128),
+    "grey": (128, 128, 128),
+    "silver": (192, 192, 192),
+    "whitesmoke": (245, 245, 245),
+    "snow": (255, 250, 250),
+    "ivory": (255, 255, 240),
+    "navy": (0, 0, 128),
+    "orange": (255, 165, 0),
+    "purple": (128, 0, 128),
 }
 _WHITE = (255, 255, 255)
 _BLACK = (0, 0, 0)
@@ -200,12 +223,18 @@ def _prune_hidden(root: lxml.html.HtmlElement, hidden: list[str]) -> None:
         if element.get("background") or "url(" in decls.get("background", "") or "background-image" in decls:
             background = None  # type: ignore[assignment]  # text on an image: its colour cannot be judged
         for source in (element.get("bgcolor"), decls.get("background-color"), decls.get("background")):
-            if source and (parsed := _colour(source.split()[0] if source.split() else source)) and parsed != _TRANSPARENT:
+            if (
+                source
+                and (parsed := _colour(source.split()[0] if source.split() else source))
+                and parsed != _TRANSPARENT
+            ):
                 background = parsed
         for source in (element.get("color") if element.tag == "font" else None, decls.get("color")):
             if source and (parsed := _colour(source)):
                 colour = parsed
-        invisible = colour == _TRANSPARENT or (colour is not None and background is not None and _near(colour, background))
+        invisible = colour == _TRANSPARENT or (
+            colour is not None and background is not None and _near(colour, background)
+        )
         if invisible:
             # Only this element's own text is unseen: a child may set a visible colour.
             if element.text and element.text.strip():

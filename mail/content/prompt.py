@@ -25,7 +25,12 @@ def _fold(text: str) -> str:
     small forms) replaced by them, so a copy of the fence in such letters is found."""
     if text.isascii():
         return text
-    return "".join(ch if ch.isascii() else (unicodedata.normalize("NFKC", ch) if len(unicodedata.normalize("NFKC", ch)) == 1 else ch) for ch in text)
+    return "".join(
+        ch
+        if ch.isascii()
+        else (unicodedata.normalize("NFKC", ch) if len(unicodedata.normalize("NFKC", ch)) == 1 else ch)
+        for ch in text
+    )
 
 
 def fence_neutralise(text: str) -> str:

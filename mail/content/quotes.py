@@ -38,7 +38,9 @@ _FORWARD_MARKERS = re.compile(
     r"|Begin forwarded message:|Anfang der weitergeleiteten Nachricht:|D[ée]but du message r[ée]exp[ée]di[ée]\s*:)",
     re.IGNORECASE | re.MULTILINE,
 )
-_SENDER_FIELD = re.compile(r"^[\s>*]*(?:From|Von|De|Da|Van|Od|Fra|Från|差出人|发件人|寄件者|보낸 사람)\s*:", re.MULTILINE)
+_SENDER_FIELD = re.compile(
+    r"^[\s>*]*(?:From|Von|De|Da|Van|Od|Fra|Från|差出人|发件人|寄件者|보낸 사람)\s*:", re.MULTILINE
+)
 _QUOTED_LINE = re.compile(r"^[ \t]*>")
 # "Bob wrote:" right above a quoted block belongs to the quote.
 _ATTRIBUTION = re.compile(

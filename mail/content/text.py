@@ -11,7 +11,9 @@ from charset_normalizer import from_bytes
 # Zero-width and joiner characters, the soft hyphen, bidi embeddings, overrides and
 # isolates, the BOM and the invisible operators: they carry nothing a reader sees and
 # are how text is hidden inside words or reordered on screen.
-INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0]")
+INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufeff\uffa0]"
+)
 BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _BLANK_LINES = re.compile(r"\n{3,}")

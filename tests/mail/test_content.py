@@ -83,8 +83,14 @@ def test_each_mail_gives_its_expected_extracted_text_and_flags(path: Path) -> No
 def test_the_corpus_of_content_cases_covers_the_issue() -> None:
     names = {p.stem for p in CASES}
     for needed in (
-        "reply-gmail-html-quote", "reply-outlook-from-sent", "newsletter-hidden-preheader", "otp-german",
-        "prompt-injection-white-text", "forward-keeps-original", "link-text-mismatch", "lookalike-sender",
+        "reply-gmail-html-quote",
+        "reply-outlook-from-sent",
+        "newsletter-hidden-preheader",
+        "otp-german",
+        "prompt-injection-white-text",
+        "forward-keeps-original",
+        "link-text-mismatch",
+        "lookalike-sender",
     ):
         assert needed in names
 
@@ -223,7 +229,16 @@ def test_a_text_only_mail_gives_its_links_from_the_text() -> None:
 def test_as_api_names_the_contract_fields() -> None:
     content = extract((CONTENT / "otp-german.eml").read_bytes())
 
-    assert set(content.as_api()) == {"Text", "Html", "ExtractedText", "Codes", "Links", "Safety", "PromptText", "BodyPreview"}
+    assert set(content.as_api()) == {
+        "Text",
+        "Html",
+        "ExtractedText",
+        "Codes",
+        "Links",
+        "Safety",
+        "PromptText",
+        "BodyPreview",
+    }
     assert content.as_api()["Safety"] == {"hidden_text": False, "flags": []}
 
 
