@@ -25,6 +25,14 @@ _KEYWORDS = (
 # Scripts without spaces between words: these match inside a run of letters.
 _KEYWORDS_CJK = r"認証コード|確認コード|ワンタイムパスワード|验证码|校验码|驗證碼|動態密碼|인증번호|인증 코드"
 _KEYWORD = re.compile(rf"(?<![\w])(?:{_KEYWORDS})(?![\w])|{_KEYWORDS_CJK}", re.IGNORECASE)
+# "Code" after these words names something else than a one-time code.
+_NOT_ONE_TIME = re.compile(
+    r"(?:bank|bic|swift|sort|zip|postal|post|area|country|error|status|exit|return|response|promo|promotional|"
+    r"discount|coupon|voucher|gift|tax|product|hs|source|qr|bar|dress|reference|booking|tracking|airport|iata|"
+    r"language|currency|colou?r|html|css|sample|example|rabatt|gutschein|postleit|bankleit)[\s/-]{0,3}$",
+    re.IGNORECASE,
+)
+_URL = re.compile(r"\b(?:https?://|www\.)\S+|<[^<>\s]+@[^<>\s]+>|\S+@\S+\.\w+", re.IGNORECASE)
 # Words that say a nearby number is something else.
 _OTHER = re.compile(
     r"(?<![\w])(?:order|bestellung|commande|pedido|ordine|invoice|rechnung|factura|facture|ticket|case|"
@@ -33,9 +41,9 @@ _OTHER = re.compile(
     re.IGNORECASE,
 )
 _CANDIDATE = re.compile(
-    r"(?<![\w.,/:+#€$£¥-])"
+    r"(?<![\w.,/:+#€$£¥=\[&-])"
     r"(\d{3}[ -]\d{3}|\d{4,8}|(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]{2,5}-?[A-Z0-9]{2,5})"
-    r"(?![\w/€$£¥%]|[.,:/-]\d|\s?[€$£¥%]|\s?(?:eur|usd|gbp|chf|kb|mb|gb|km|kg|am|pm|uhr|h)\b)",
+    r"(?![\w/€$£¥%\]]|[.,:/-]\d|\s?[€$£¥%]|\s?(?:eur|usd|gbp|chf|kb|mb|gb|km|kg|am|pm|uhr|h)\b)",
     re.IGNORECASE,
 )
 _MONTHS = re.compile(
@@ -52,6 +60,10 @@ _CODE_ALONE = re.compile(r"\n\s*\n(?=[ \t]*[A-Za-z0-9][A-Za-z0-9 -]{2,10}[ \t]*(
 def _sentences(text: str) -> list[str]:
     """Sentences, where a line that holds only a code belongs to the line before it."""
     return [chunk for chunk in _SENTENCE_END.split(_CODE_ALONE.sub("\n", text)) if chunk.strip()]
+
+
+def _keywords(text: str) -> list[re.Match[str]]:
+    return [m for m in _KEYWORD.finditer(text) if not _NOT_ONE_TIME.search(text[max(0, m.start() - 24) : m.start()])]
 
 
 def _is_code(token: str, before: str, after: str) -> bool:
@@ -73,8 +85,8 @@ def _is_code(token: str, before: str, after: str) -> bool:
         or re.match(r"\s\d{2,}", after)
     ):
         return False  # one group of a phone number or a longer number
-    keyword_before = max((m.end() for m in _KEYWORD.finditer(before)), default=None)
-    keyword_after = _KEYWORD.search(after[:60])
+    keyword_before = max((m.end() for m in _keywords(before)), default=None)
+    keyword_after = next(iter(_keywords(after[:60])), None)
     distances = []
     if keyword_before is not None and len(before) - keyword_before <= 80:
         distances.append(len(before) - keyword_before)
@@ -91,8 +103,9 @@ def codes_find(*, subject: str, text: str) -> list[str]:
     """The one-time codes of a message, in order of appearance, Subject first, at most five."""
     found: list[str] = []
     for source in (subject or "", (text or "")[:_SCAN_CHARS]):
-        for sentence in _sentences(source):
-            if not _KEYWORD.search(sentence):
+        # A number inside a link or an address is part of it.
+        for sentence in _sentences(_URL.sub(" ", source)):
+            if not _keywords(sentence):
                 continue
             for match in _CANDIDATE.finditer(sentence):
                 token = match.group(1)

@@ -21,6 +21,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 # Labels mail uses that Python's codecs lack or read too narrowly.
 _CHARSET_ALIASES = {
+    "big5": "cp950",
     "gb2312": "gb18030",
     "gbk": "gb18030",
     "x-gbk": "gb18030",
@@ -37,6 +38,10 @@ _CHARSET_ALIASES = {
 }
 
 
+# Charsets whose encoded text is all ASCII bytes: ASCII data may still need decoding.
+_SEVEN_BIT_CHARSETS = ("iso-2022", "iso2022", "csiso2022", "utf-7", "hz")
+
+
 def clean_text(text: str) -> str:
     """Invisible characters out, spaces collapsed per line, at most one blank line in a row."""
     text = INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
@@ -46,8 +51,8 @@ def clean_text(text: str) -> str:
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
-    """``data`` as text: by the declared charset when Python knows it; otherwise (none,
-    unknown, or "US-ASCII" over 8-bit bytes) UTF-8 if the bytes are, else a detector's guess."""
+    """``data`` as text: UTF-8 when the bytes are valid UTF-8; else the declared charset
+    when Python knows it; else (none, unknown, or "US-ASCII" over 8-bit bytes) a detector's guess."""
     label = (charset or "").strip().strip('"').lower()
     label = _CHARSET_ALIASES.get(label, label)
     if label in ("us-ascii", "ascii", "x-unknown", "unknown-8bit", "default"):
@@ -56,15 +61,20 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
         codecs.lookup(label or "utf-8")
     except LookupError:
         label = ""
-    if label:
-        # A declared charset is taken at its word; a stray invalid byte becomes U+FFFD.
+    if label.startswith(_SEVEN_BIT_CHARSETS):
         return data.decode(label, "replace")
     if data.isascii():
         return data.decode("ascii")
     try:
+        # Text in a legacy charset is almost never valid UTF-8, while UTF-8 labelled with
+        # a legacy charset (or with none) is common: valid UTF-8 is read as UTF-8.
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    # The detector's cost grows with its input; a prefix decides the charset.
-    best = from_bytes(data[:32_768]).best()
+    if label:
+        # Otherwise a declared charset is taken at its word; an invalid byte becomes U+FFFD.
+        return data.decode(label, "replace")
+    # The detector's cost grows with its input, so a prefix decides; on a few bytes it
+    # guesses wildly, and Windows-1252 is the likeliest legacy charset of unlabelled mail.
+    best = from_bytes(data[:32_768]).best() if len(data) >= 200 else None
     return data.decode(best.encoding if best is not None else "cp1252", "replace")

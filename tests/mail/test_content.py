@@ -17,6 +17,7 @@ import pytest
 
 from mail.content import MAX_HTML_BYTES, MessageContent, content_extract
 from mail.content.prompt import FENCE_CLOSE, FENCE_OPEN
+from mail.content.text import decode_bytes
 from mail.parsing import parse_mail
 from tests.mail.corpus import CORPUS_FILES, TESTDATA_FILES, corpus_required
 
@@ -251,6 +252,37 @@ def test_every_corpus_mail_goes_through_without_an_exception_within_the_budget()
         elapsed = time.perf_counter() - start
         assert elapsed < CORPUS_BUDGET_SECONDS, f"{path.name} took {elapsed:.2f}s"
         assert FENCE_OPEN in content.prompt_text
+
+
+# Not MIME (an Outlook .msg file saved as mail), and one invalid byte in a UTF-8 body.
+UNDECODABLE = {"mail_outlook_1", "mail_test_6"}
+
+
+def test_every_corpus_charset_decodes_without_replacement_characters() -> None:
+    corpus_required()
+    garbled = [path.name for path in CORPUS_FILES if "\ufffd" in extract(path.read_bytes()).text]
+
+    assert sorted(garbled) == sorted(UNDECODABLE)
+
+
+@pytest.mark.parametrize(
+    ("data", "charset", "text"),
+    [
+        ("Grüße".encode("utf-8"), "gb2312", "Grüße"),
+        ("“quoted” – café".encode("cp1252"), "iso-8859-1", "“quoted” – café"),
+        ("你好".encode("gb18030"), "gb2312", "你好"),
+        ("안녕".encode("cp949"), "ks_c_5601-1987", "안녕"),
+        ("こんにちは".encode("iso-2022-jp"), "iso-2022-jp", "こんにちは"),
+        ("Привет".encode("koi8-r"), "koi8-r", "Привет"),
+        ("café".encode("utf-8"), "us-ascii", "café"),
+        ("naïve".encode("latin-1"), "x-unknown", "naïve"),
+        (b"plain", None, "plain"),
+    ],
+)
+def test_bodies_are_decoded_by_their_charset_or_what_they_really_are(
+    data: bytes, charset: str | None, text: str
+) -> None:
+    assert decode_bytes(data, charset) == text
 
 
 def test_a_thousand_part_message_stays_within_the_budget() -> None:

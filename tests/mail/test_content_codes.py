@@ -55,6 +55,12 @@ def test_it_finds_the_code_next_to_a_word_that_names_it(subject: str, text: str,
         "Enter your code in the app.",
         "Your code: hello",
         "© 2026 Store GmbH, Musterstraße 12, 10115 Berlin. Verification required.",
+        "SWIFT/BIC Code: CAIXESBBXXX\nNational Bank Code: 21003467",
+        "Fix error code 5.1.10 <http://go.microsoft.com/fwlink/?LinkId=532972>",
+        "May 29 ubiquity[4446]: failed with code 2",
+        "Use promo code SAVE20 at checkout.",
+        "Enter your zip code 94107 to see local stores.",
+        "Verify your address jane1234@example.com today.",
     ],
 )
 def test_it_does_not_take_dates_prices_phones_orders_or_years_for_codes(text: str) -> None:
