@@ -268,13 +268,13 @@ def test_every_corpus_charset_decodes_without_replacement_characters() -> None:
 @pytest.mark.parametrize(
     ("data", "charset", "text"),
     [
-        ("Grüße".encode("utf-8"), "gb2312", "Grüße"),
+        ("Grüße".encode(), "gb2312", "Grüße"),
         ("“quoted” – café".encode("cp1252"), "iso-8859-1", "“quoted” – café"),
         ("你好".encode("gb18030"), "gb2312", "你好"),
         ("안녕".encode("cp949"), "ks_c_5601-1987", "안녕"),
         ("こんにちは".encode("iso-2022-jp"), "iso-2022-jp", "こんにちは"),
         ("Привет".encode("koi8-r"), "koi8-r", "Привет"),
-        ("café".encode("utf-8"), "us-ascii", "café"),
+        ("café".encode(), "us-ascii", "café"),
         ("naïve".encode("latin-1"), "x-unknown", "naïve"),
         (b"plain", None, "plain"),
     ],
