@@ -83,6 +83,7 @@ _TRANSPARENT = (-1, -1, -1)
 _DECL = re.compile(r"([a-zA-Z-]+)\s*:\s*([^;]+)")
 _LENGTH = re.compile(r"^(-?\d*\.?\d+)\s*(px|pt|em|rem|%|)?$")
 _SIMPLE_SELECTOR = re.compile(r"^([a-zA-Z][a-zA-Z0-9]*)?((?:[.#][\w-]+)+)$")
+_STRAY_INDENT = re.compile(r"^[ \t]+(?!\*\s|\d+\.\s|[a-z]\.\s)", re.MULTILINE)
 _URLISH = re.compile(r"^(?:https?://)?(?:www\.)?((?:[a-z0-9-]+\.)+[a-z]{2,})(?:[/:?#]\S*)?$", re.IGNORECASE)
 
 
@@ -277,8 +278,32 @@ def _collect_links(root: lxml.html.HtmlElement, rendered: RenderedHtml) -> None:
             rendered.links.append({"url": href, "text": INVISIBLE.sub("", text)[:500].strip()})
 
 
+def _unlayout(root: lxml.html.HtmlElement) -> None:
+    """Layout tables (role=presentation, a table that holds tables, rows of one cell)
+    become plain blocks: they are how mail is positioned, not data, and laying them out
+    as tables is most of the renderer's time on a newsletter."""
+    for table in list(root.iter("table")):
+        rows = table.xpath("./tr | ./tbody/tr | ./thead/tr | ./tfoot/tr")
+        layout = (
+            table.get("role") == "presentation"
+            or table.find(".//table") is not None
+            or all(len(row.xpath("./td | ./th")) <= 1 for row in rows)
+        )
+        if not layout:
+            continue
+        table.tag = "div"
+        for section in table.xpath("./tbody | ./thead | ./tfoot"):
+            section.tag = "div"
+        for row in rows:
+            row.tag = "div"
+            for cell in row.xpath("./td | ./th"):
+                cell.tag = "div"
+
+
 def _render(root: lxml.html.HtmlElement) -> str:
-    return clean_text(Inscriptis(root, _CONFIG).get_text())
+    text = Inscriptis(root, _CONFIG).get_text()
+    # Indentation from whitespace between blocks means nothing; a list item's does.
+    return clean_text(_STRAY_INDENT.sub("", text))
 
 
 def _sanitize_attribute(tag: str, attribute: str, value: str) -> str | None:
@@ -341,6 +366,7 @@ def html_render(html: str, *, forward: bool = False, with_text: bool = True) -> 
     _collect_links(root, rendered)
     if not with_text:
         return rendered
+    _unlayout(root)
     rendered.text = _render(root)
     if root.xpath(_QUOTE_XPATH):
         if _strip_quotes(root, forward=forward):
