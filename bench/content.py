@@ -1,6 +1,7 @@
 """What the content service (mail/content) costs per message.
 
 Measures content_extract on:
+  typical      the ingest benchmark's 5 KB mail (text and HTML alternative), N different mails, p50/p99;
   newsletter   a 100 KB HTML newsletter (tables, tracked links, a hidden preheader), N runs, p50/p99;
   corpus       every mail of the shared corpus and tests/mail/testdata, once each: total and worst;
   hostile      a 1,000-part message, a 200-deep nesting, a 5 MB HTML body: each one's time.
@@ -28,7 +29,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from bench._common import percentile  # noqa: E402
+from bench._common import percentile, realistic_mail  # noqa: E402
 from mail.content import content_extract  # noqa: E402
 from mail.parsing import parse_mail  # noqa: E402
 from tests.mail.corpus import real_mails  # noqa: E402
@@ -130,6 +131,9 @@ def main() -> None:
         times = sorted(extract(mail) * 1000 for _ in range(opts.runs))
         result[f"{name}_p50_ms"] = round(percentile(times, 50), 2)
         result[f"{name}_p99_ms"] = round(percentile(times, 99), 2)
+    typical = sorted(extract(realistic_mail(i, "agent@agents.example")) * 1000 for i in range(opts.runs))
+    result["typical_5kb_p50_ms"] = round(percentile(typical, 50), 2)
+    result["typical_5kb_p99_ms"] = round(percentile(typical, 99), 2)
     mails = real_mails()
     corpus = [extract(mail) for mail in mails]
     result.update(

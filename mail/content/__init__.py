@@ -47,7 +47,7 @@ __all__ = [
 MAX_PARTS = 1000
 MAX_DEPTH = 32
 MAX_TEXT_BYTES = 256 * 1024
-MAX_HTML_BYTES = 512 * 1024
+MAX_HTML_BYTES = 256 * 1024
 MAX_LINKS = 50
 _PLAIN_LINK = re.compile(r"https?://[^\s<>\"'`()\[\]{}]+", re.IGNORECASE)
 # A zero-width character between two letters splits a word for filters, not for readers.

@@ -258,6 +258,11 @@ def _host(url: str) -> str:
     return host[4:] if host.startswith("www.") else host
 
 
+def _same_site(shown: str, target: str) -> bool:
+    """The target is the shown host or one of its subdomains (the same owner)."""
+    return target == shown or target.endswith("." + shown)
+
+
 def _collect_links(root: lxml.html.HtmlElement, rendered: RenderedHtml) -> None:
     """Links in order, deduplicated by URL; each text link is shown as ``text (url)``."""
     seen: set[str] = set()
@@ -267,7 +272,7 @@ def _collect_links(root: lxml.html.HtmlElement, rendered: RenderedHtml) -> None:
             continue
         text = " ".join(_text_of(anchor).split())
         shown = _URLISH.match(text)
-        if shown and _host(shown.group(0)) != _host(href):
+        if shown and not _same_site(_host(shown.group(0)), _host(href)):
             rendered.link_text_mismatch = True
         if not text:
             text = " ".join(" ".join(img.get("alt") or "" for img in anchor.iter("img")).split())

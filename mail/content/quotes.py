@@ -1,7 +1,7 @@
 """What a reply adds: quoted history and signatures cut from plain text with
 mail-parser-reply (its headers "On … wrote:", "Am … schrieb …:", Outlook's "From: … Sent:",
 and signature openers, in every language it knows), then ``>`` lines and mobile
-footers. A forward keeps what it forwards. docs/decisions/0007-content-libraries.md says
+footers. A forward keeps what it forwards. docs/decisions/content-libraries.md says
 why this library."""
 
 from __future__ import annotations

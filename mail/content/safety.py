@@ -37,7 +37,7 @@ INSTRUCTION_RULES: dict[str, re.Pattern[str]] = {
     ),
     "addresses_model": re.compile(
         rf"(?:^|[.!?:]\s+|\n)\s*(?:(?:dear|hey|hi|hello|attention|note to|message to|instructions? for|to)\s+(?:the\s+|any\s+|all\s+)?"
-        rf"{_AI}s?\b|(?:ai agent|ai assistant|assistant|llm)\s*,\s)"
+        rf"{_AI}s?\s*[,:!]|(?:ai agent|ai assistant|assistant|llm)\s*,\s)"
         rf"|\bif you are an? {_AI}\b|\bas an? {_AI}\b[^.\n]{{0,20}}\byou (?:must|should|will)\b"
         rf"|\b{_AI}s? (?:reading|processing|summari[sz]ing) this\b|\byou are now\b[^.\n]{{0,30}}\b(?:mode|assistant|ai|dan)\b"
         rf"|\bnew instructions?\s*:",

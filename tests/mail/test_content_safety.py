@@ -55,6 +55,8 @@ def test_each_instruction_rule_catches_text_that_speaks_to_the_model(text: str, 
         "Send me the slides from yesterday when you can.",
         "Our assistant manager will call you tomorrow.",
         "Thanks for your help with the instructions for the new printer.",
+        "Dear AI enthusiasts, welcome to issue 12 of our newsletter.",
+        "Hello LLM builders! This week: evaluation tips.",
     ],
 )
 def test_ordinary_mail_matches_no_instruction_rule(text: str) -> None:
@@ -117,6 +119,8 @@ def test_lookalike_sender_is_a_confusable_or_one_edit_from_a_trusted_domain(
         ('<a href="https://www.bank.example/login">bank.example/login</a>', False),
         ('<a href="https://click.mailer.example/c?u=1">Log in to your account</a>', False),
         ('<a href="https://bank.example/">https://www.bank.example/</a>', False),
+        ('<a href="https://login.bank.example/">bank.example</a>', False),
+        ('<a href="https://bank.example.evil.example/">bank.example</a>', True),
     ],
 )
 def test_link_text_mismatch_compares_the_shown_host_with_the_target_host(anchor: str, mismatch: bool) -> None:
