@@ -34,7 +34,7 @@ from mail.content.safety import (
     lookalike_sender,
 )
 from mail.content.text import BIDI_CONTROLS, clean_text, decode_bytes
-from mail.parsing import decode_header_value, header_mailboxes, header_text, make_preview, parse_bytes
+from mail.parsing import decode_header_value, header_text, make_preview, parse_bytes
 
 __all__ = [
     "AttachmentTooLarge",
@@ -50,6 +50,8 @@ MAX_TEXT_BYTES = 256 * 1024
 MAX_HTML_BYTES = 256 * 1024
 MAX_LINKS = 50
 _PLAIN_LINK = re.compile(r"https?://[^\s<>\"'`()\[\]{}]+", re.IGNORECASE)
+_BRACKETED_ADDRESS = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+_BARE_ADDRESS = re.compile(r"[^\s<>,;\"']+@[^\s<>,;\"']+")
 # A zero-width character between two letters splits a word for filters, not for readers.
 _ZERO_WIDTH_IN_WORD = re.compile(r"\w[\u200b-\u200d\u2060\ufeff]+\w")
 
@@ -153,8 +155,13 @@ def _plain_links(text: str) -> list[dict[str, str]]:
 
 
 def _sender_address(from_header: str) -> str:
-    mailboxes = header_mailboxes([from_header]) if from_header else []
-    return mailboxes[0][1].strip().lower() if mailboxes else ""
+    """The From address, from a header as stored (decoded: a display name may now hold
+    an unquoted comma, which an address-list parser would split at)."""
+    bracketed = _BRACKETED_ADDRESS.findall(from_header or "")
+    if bracketed:
+        return bracketed[-1].strip().lower()
+    bare = _BARE_ADDRESS.search(from_header or "")
+    return bare.group().lower() if bare else ""
 
 
 def content_extract(
@@ -172,7 +179,7 @@ def content_extract(
     subject = decode_header_value(subject)
     try:
         plain, html = _bodies(parse_bytes(raw))
-    except (RecursionError, Exception):
+    except Exception:  # a parser bug or a RecursionError must not fail the read: no body
         plain, html = None, None
     forward = is_forward(subject=subject, text=plain or "")
     has_plain = plain is not None and bool(plain.strip())

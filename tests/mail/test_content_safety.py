@@ -112,6 +112,24 @@ def test_lookalike_sender_is_a_confusable_or_one_edit_from_a_trusted_domain(
 
 
 @pytest.mark.parametrize(
+    "from_header",
+    ["Pay, Pal <service@paypa1.com>", "service@paypa1.com", '"PayPal <service@paypal.com>" <service@paypa1.com>'],
+)
+def test_lookalike_sender_reads_the_address_of_a_decoded_from_header(from_header: str) -> None:
+    raw = b"From: x@example.com\r\nSubject: hi\r\n\r\nHello.\r\n"
+    content = content_extract(
+        raw=raw,
+        subject="hi",
+        from_header=from_header,
+        sender_verified=False,
+        received_at=None,
+        trusted_domains=["paypal.com"],
+    )
+
+    assert "lookalike_sender" in content.flags
+
+
+@pytest.mark.parametrize(
     ("anchor", "mismatch"),
     [
         ('<a href="https://evil.example/login">https://www.bank.example/login</a>', True),
