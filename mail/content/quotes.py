@@ -98,6 +98,14 @@ def _library_cut(text: str) -> str | None:
     return body
 
 
+def _quote_follows(lines: list[str], index: int) -> bool:
+    """Whether the next line that is not blank after ``index`` is quoted."""
+    for line in lines[index + 1 :]:
+        if line.strip():
+            return bool(_QUOTED_LINE.match(line))
+    return False
+
+
 def reply_extract(text: str, *, subject: str = "") -> str:
     """``text`` without quoted history, signature or mobile footer; ``text`` itself when
     there is nothing to cut or the mail is a forward."""
@@ -109,8 +117,7 @@ def reply_extract(text: str, *, subject: str = "") -> str:
     lines = [
         line
         for index, line in enumerate(source)
-        if not _QUOTED_LINE.match(line)
-        and not (_ATTRIBUTION.search(line) and index + 1 < len(source) and _QUOTED_LINE.match(source[index + 1]))
+        if not _QUOTED_LINE.match(line) and not (_ATTRIBUTION.search(line) and _quote_follows(source, index))
     ]
     stripped = _MOBILE_FOOTER.sub("", "\n".join(lines))
     if cut is None and len(lines) == len(source) and stripped == "\n".join(lines):
