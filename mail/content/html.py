@@ -202,6 +202,24 @@ def _text_of(element: lxml.html.HtmlElement) -> str:
         return ""
 
 
+Colour = tuple[int, int, int]
+
+
+def _paint(
+    element: lxml.html.HtmlElement, decls: dict[str, str], colour: Colour, background: Colour | None
+) -> tuple[Colour, Colour | None]:
+    """The text colour and background colour inside ``element`` (None: an image, unknown)."""
+    if element.get("background") or "url(" in decls.get("background", "") or "background-image" in decls:
+        background = None  # text on an image: its colour cannot be judged
+    for source in (element.get("bgcolor"), decls.get("background-color"), decls.get("background")):
+        if source and (parsed := _colour(source.split()[0] if source.split() else source)) and parsed != _TRANSPARENT:
+            background = parsed
+    for source in (element.get("color") if element.tag == "font" else None, decls.get("color")):
+        if source and (parsed := _colour(source)):
+            colour = parsed
+    return colour, background
+
+
 def _prune_hidden(root: lxml.html.HtmlElement, hidden: list[str]) -> None:
     """Remove what a reader cannot see; record its text in ``hidden``."""
     rules = _style_rules(root)
@@ -210,34 +228,26 @@ def _prune_hidden(root: lxml.html.HtmlElement, hidden: list[str]) -> None:
             if element.getparent() is not None:
                 element.drop_tree()
     body = root.find("body")
-    stack: list[tuple[lxml.html.HtmlElement, tuple[int, int, int] | None, tuple[int, int, int]]] = [
-        (body if body is not None else root, _BLACK, _WHITE)
+    # (element, text colour, background colour, whether the two match)
+    stack: list[tuple[lxml.html.HtmlElement, Colour, Colour | None, bool]] = [
+        (body if body is not None else root, _BLACK, _WHITE, False)
     ]
     while stack:
-        element, colour, background = stack.pop()
+        element, colour, background, invisible = stack.pop()
         if not isinstance(element.tag, str):
             continue
-        decls = {**_matching_rules(element, rules), **_declarations(element.get("style") or "")}
+        style = element.get("style")
+        decls = _declarations(style) if style else {}
+        if rules and (matched := _matching_rules(element, rules)):
+            decls = {**matched, **decls}
         if element.get("hidden") is not None or _hides(decls):
             hidden.append(_text_of(element))
             if element.getparent() is not None:
                 element.drop_tree()
             continue
-        if element.get("background") or "url(" in decls.get("background", "") or "background-image" in decls:
-            background = None  # type: ignore[assignment]  # text on an image: its colour cannot be judged
-        for source in (element.get("bgcolor"), decls.get("background-color"), decls.get("background")):
-            if (
-                source
-                and (parsed := _colour(source.split()[0] if source.split() else source))
-                and parsed != _TRANSPARENT
-            ):
-                background = parsed
-        for source in (element.get("color") if element.tag == "font" else None, decls.get("color")):
-            if source and (parsed := _colour(source)):
-                colour = parsed
-        invisible = colour == _TRANSPARENT or (
-            colour is not None and background is not None and _near(colour, background)
-        )
+        if decls or element.get("bgcolor") or element.get("background") or element.tag == "font":
+            colour, background = _paint(element, decls, colour, background)
+            invisible = colour == _TRANSPARENT or (background is not None and _near(colour, background))
         if invisible:
             # Only this element's own text is unseen: a child may set a visible colour.
             if element.text and element.text.strip():
@@ -248,7 +258,7 @@ def _prune_hidden(root: lxml.html.HtmlElement, hidden: list[str]) -> None:
                     hidden.append(child.tail)
                     child.tail = None
         for child in reversed(element):
-            stack.append((child, colour, background))  # type: ignore[arg-type]
+            stack.append((child, colour, background, invisible))
 
 
 def _host(url: str) -> str:
