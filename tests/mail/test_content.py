@@ -173,9 +173,9 @@ def test_text_hidden_by_inline_css_reaches_no_field(style: str) -> None:
 
 def test_text_hidden_by_a_style_class_rule_is_removed_but_not_by_a_media_query() -> None:
     html = (
-        "<html><head><style>.pre, p.ghost { display: none } #x{font-size:0}"
+        "<html><head><style>.pre, p.ghost { display: none } #x{font-size:0} .w{color:#FFFFFF}"
         "@media (max-width:600px) { .wide { display:none } }</style></head><body>"
-        '<span class="pre">PREHEADER</span><p class="ghost">GHOST</p><div id="x">TINY</div>'
+        '<span class="pre">PREHEADER</span><p class="ghost">GHOST</p><div id="x">TINY</div><p class="w">WHITE</p>'
         '<p class="wide">Shown on desktops.</p></body></html>'
     )
     content = extract(html_mail(html))
