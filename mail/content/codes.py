@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 MAX_CODES = 5
+_WINDOW = 160
 _SCAN_CHARS = 20_000
 
 # Words that name a code, by language. Matched case-insensitively on word boundaries.
@@ -111,7 +112,9 @@ def codes_find(*, subject: str, text: str) -> list[str]:
                 token = match.group(1)
                 if _KEYWORD.fullmatch(token):
                     continue
-                if _is_code(token, sentence[: match.start()], sentence[match.end() :]):
+                # The words that decide are near: a window keeps a long sentence linear.
+                before = sentence[max(0, match.start() - _WINDOW) : match.start()]
+                if _is_code(token, before, sentence[match.end() : match.end() + _WINDOW]):
                     code = token.replace(" ", "") if token.replace(" ", "").isdigit() else token
                     if code not in found:
                         found.append(code)
