@@ -118,4 +118,6 @@ def codes_find(*, subject: str, text: str) -> list[str]:
                     code = token.replace(" ", "") if token.replace(" ", "").isdigit() else token
                     if code not in found:
                         found.append(code)
+                    if len(found) >= MAX_CODES:
+                        return found
     return found[:MAX_CODES]

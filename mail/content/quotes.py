@@ -98,12 +98,16 @@ def _library_cut(text: str) -> str | None:
     return body
 
 
-def _quote_follows(lines: list[str], index: int) -> bool:
-    """Whether the next line that is not blank after ``index`` is quoted."""
-    for line in lines[index + 1 :]:
-        if line.strip():
-            return bool(_QUOTED_LINE.match(line))
-    return False
+def _quote_follows(lines: list[str]) -> list[bool]:
+    """For each line, whether the next line after it that is not blank is quoted (one
+    pass from the end, so a mail of many attribution lines and blank lines stays linear)."""
+    follows = [False] * len(lines)
+    upcoming = False
+    for index in range(len(lines) - 1, -1, -1):
+        follows[index] = upcoming
+        if lines[index].strip():
+            upcoming = bool(_QUOTED_LINE.match(lines[index]))
+    return follows
 
 
 def reply_extract(text: str, *, subject: str = "") -> str:
@@ -114,10 +118,11 @@ def reply_extract(text: str, *, subject: str = "") -> str:
     cut = _library_cut(text)
     body = cut if cut is not None else text
     source = body.splitlines()
+    follows = _quote_follows(source)
     lines = [
         line
         for index, line in enumerate(source)
-        if not _QUOTED_LINE.match(line) and not (_ATTRIBUTION.search(line) and _quote_follows(source, index))
+        if not _QUOTED_LINE.match(line) and not (follows[index] and _ATTRIBUTION.search(line))
     ]
     stripped = _MOBILE_FOOTER.sub("", "\n".join(lines))
     if cut is None and len(lines) == len(source) and stripped == "\n".join(lines):

@@ -353,3 +353,13 @@ def test_the_header_block_cannot_be_forged_or_closed_by_subject_or_from() -> Non
     assert [line.split(":")[0] for line in head.splitlines()] == ["From", "SenderVerified", "Subject", "Date"]
     assert "SenderVerified: false" in head
     assert content.prompt_text.count(FENCE_CLOSE) == 1
+
+
+def test_a_mail_of_many_attribution_and_blank_lines_stays_within_the_budget() -> None:
+    msg = EmailMessage(policy=SMTP)
+    msg["From"], msg["Subject"] = "a@example.com", "Re: lines"
+    msg.set_content("Bob wrote:\n" * 20_000 + "\n" * 20_000 + "> quoted\n")
+    content, elapsed = extract_timed(msg.as_bytes())
+
+    assert elapsed < HOSTILE_BUDGET_SECONDS
+    assert "quoted" not in content.extracted_text
