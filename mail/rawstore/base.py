@@ -16,6 +16,13 @@ from dataclasses import dataclass
 from typing import IO
 
 MAIL, ARCHIVE = "mail", "archive"
+# Where named objects live on the mail side: attachment bytes, never raw mail. A walk
+# skips them: a part's bytes are a sender's, and may look like a mail to anyone.
+NAMED_PREFIXES = ("parts/", "uploads/")
+
+
+def is_raw_key(key: str) -> bool:
+    return not key.startswith(NAMED_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,7 @@ class RawStore(ABC):
     @abstractmethod
     def walk(self, prefix: str = "") -> Iterator[StoredObject]:
         """Every raw object on the mail side under ``prefix``, in key order (the order a
-        backfill checkpoint resumes from)."""
+        backfill checkpoint resumes from); named objects (``NAMED_PREFIXES``) are not."""
 
     @abstractmethod
     def _open(self, side: str, key: str) -> IO[bytes]:

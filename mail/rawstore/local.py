@@ -22,7 +22,7 @@ from typing import IO, Any
 from django.conf import settings
 
 from mail import packs
-from mail.rawstore.base import ARCHIVE, MAIL, ObjectStat, RawStore, StoredObject
+from mail.rawstore.base import ARCHIVE, MAIL, ObjectStat, RawStore, StoredObject, is_raw_key
 
 _CHUNK = 64 * 1024
 
@@ -116,7 +116,7 @@ class LocalRawStore(RawStore):
                     found.extend(
                         StoredObject(k, modified) for k in packs.pack_records(str(path), key) if k.startswith(prefix)
                     )
-                elif key.startswith(prefix):
+                elif key.startswith(prefix) and is_raw_key(key):
                     found.append(StoredObject(key, modified))
         yield from sorted(found, key=lambda o: o.key)
 

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from django.core.files.base import ContentFile, File
 
 from compat.storages import s3_bucket, s3_client, s3_object_key, s3_prefix
-from mail.rawstore.base import ARCHIVE, MAIL, ObjectStat, RawStore, StoredObject
+from mail.rawstore.base import ARCHIVE, MAIL, ObjectStat, RawStore, StoredObject, is_raw_key
 from mail.rawstore.local import raw_key
 
 
@@ -61,8 +61,9 @@ class S3RawStore(RawStore):
         paginator = s3_client(storage).get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=s3_bucket(storage), Prefix=base + prefix.lstrip("/")):
             for obj in page.get("Contents", []):
-                if not obj["Key"].endswith("/"):
-                    yield StoredObject(obj["Key"][len(base) :], obj["LastModified"])
+                key = obj["Key"][len(base) :]
+                if not key.endswith("/") and is_raw_key(key):
+                    yield StoredObject(key, obj["LastModified"])
 
     def _open(self, side: str, key: str) -> IO[bytes]:
         # S3Storage.open raises FileNotFoundError for a missing object; past its
