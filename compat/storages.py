@@ -31,9 +31,9 @@ def s3_prefix(storage: Any) -> str:
 
 
 def s3_object_key(storage: Any, name: str) -> str:
-    """The object key S3Storage writes ``name`` under. A name that climbs out of the
-    location (``..``) is refused, as S3Storage refuses it."""
-    clean = posixpath.normpath(name.replace("\\", "/")).lstrip("/")
-    if clean in ("", ".") or clean == ".." or clean.startswith("../"):
+    """The object key S3Storage writes ``name`` under. A name with a ``..`` part is
+    refused, as Storage.save refuses it."""
+    parts = name.replace("\\", "/").split("/")
+    if ".." in parts or not name.strip("/"):
         raise ValueError(f"not a name inside the storage: {name!r}")
-    return s3_prefix(storage) + clean
+    return s3_prefix(storage) + posixpath.normpath("/".join(parts)).lstrip("/")

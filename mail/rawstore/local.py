@@ -41,7 +41,7 @@ class LocalRawStore(RawStore):
     def _path(self, side: str, key: str) -> str:
         root = self._roots[side]
         path = os.path.normpath(os.path.join(root, key))
-        if not path.startswith(root + os.sep):
+        if ".." in key.split("/") or not path.startswith(root + os.sep):
             raise ValueError(f"not a key inside the storage: {key!r}")
         return path
 
