@@ -75,8 +75,8 @@ class Arrival:
     envelope_from: str = ""
     external_id: str | None = None
     authentication: dict[str, Any] | None = None
-    # (key, sha256) when the caller already wrote the bytes with raw_store(sync=False) (the
-    # SMTP listener does, in parallel threads, before its group commit syncs them).
+    # (key, sha256) when the caller already wrote the bytes with raw_store_early (the SMTP
+    # listener does on S3, in parallel threads, before its group commit syncs them).
     stored: tuple[str, str] | None = None
 
 
