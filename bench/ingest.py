@@ -7,6 +7,7 @@ together, against a bare stdlib ``BytesParser(policy=compat32)`` parse of the sa
 measured in the same process (the ratio is what to compare across noisy machines).
 
     python bench/ingest.py [--n 2000] [--engines sqlite,postgres] [--profile out.prof]
+    python bench/ingest.py --layouts packs,files --rounds 3   # local raw layouts, alternating
 
 PostgreSQL: a durable cluster (fsync on) from scripts/pg.sh in a temp folder on
 BENCH_PG_PORT (default 54338), unless BENCH_DATABASE_URL points at one.
@@ -47,6 +48,10 @@ def child(args: argparse.Namespace) -> None:
     # The task is published on commit, as in production, to an in-memory broker: the
     # benchmark measures our pipeline, not a broker round-trip (bench/smtp.py does that).
     django_setup(database_url, data_dir, CELERY_BROKER_URL="memory://", CELERY_TASK_ALWAYS_EAGER="0")
+    from django.conf import settings
+
+    # docs/decisions/0010-pack-files.md: a pack per batch, or a file per mail.
+    settings.MAIL_STORAGE_PACKS = args.layout == "packs"
     from email import policy
     from email.parser import BytesParser
 
@@ -123,7 +128,7 @@ def child(args: argparse.Namespace) -> None:
             {
                 "batch": batch,
                 "agents": args.agents,
-                "engine": connection.vendor
+                "engine": f"{connection.vendor} {args.layout}"
                 + (" (worker async commit)" if args.worker_async_commit and connection.vendor == "postgresql" else ""),
                 "n": n,
                 "bytes": sum(map(len, mails)) // n,
@@ -205,6 +210,11 @@ def main() -> None:
         action="store_true",
         help="process phase with synchronous_commit=off (as run-stack workers)",
     )
+    parser.add_argument(
+        "--layouts", default="packs", help="local raw layouts to compare, alternating: packs,files (a file per mail)"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every engine and layout this many times")
+    parser.add_argument("--layout", default="packs", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -215,8 +225,11 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(disk_cost(tempfile.gettempdir()))
     results = []
-    for engine in args.engines.split(","):
+    runs = [(e, lay) for _ in range(args.rounds) for e in args.engines.split(",") for lay in args.layouts.split(",")]
+    for engine, layout in runs:
         child_args = [
+            "--layout",
+            layout,
             "--n",
             str(args.n),
             "--seed",

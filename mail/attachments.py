@@ -23,7 +23,6 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core import signing
-from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
@@ -33,7 +32,8 @@ from assmbl.errors import ApiError, Conflict, NotFound, PayloadTooLarge, Validat
 from directory.models import Agent
 from mail.models import Attachment, Message
 from mail.parsing import ParsedMail, parse_message_object, part_decode_to, sanitize_filename, walk_parts
-from mail.storage import mail_storage, object_store, raw_open
+from mail.rawstore import rawstore
+from mail.storage import raw_open
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,6 @@ class LengthRequired(ApiError):
     status_code = 411
     code = "content_length_required"
     default_detail = "A Content-Length header is required."
-
-
-def is_s3() -> bool:
-    return settings.MAIL_STORAGE == "s3"
 
 
 def upload_key(attachment_id: str) -> str:
@@ -113,8 +109,12 @@ def attachment_create(*, agent: Agent, filename: Any, content_type: Any, size: A
         )
         attachment.storage_key = upload_key(attachment.id)
         attachment.save(update_fields=["storage_key"])
-    if is_s3():
-        url, fields = _s3_presigned_post(attachment)
+    store = rawstore()
+    if store.direct_uploads:
+        expires_in = max(1, int((expires_at - timezone.now()).total_seconds()))
+        url, fields = store.upload_form(
+            attachment.storage_key, size=attachment.size, content_type=attachment.content_type, expires_in=expires_in
+        )
         return UploadTicket(attachment, url, "POST", fields)
     return UploadTicket(attachment, upload_url(attachment), "PUT", None)
 
@@ -129,41 +129,6 @@ def upload_url(attachment: Attachment) -> str:
     expires = int(attachment.expires_at.timestamp())
     signature = _upload_signature(attachment.id, expires)
     return f"{settings.PUBLIC_BASE_URL}/v1/attachments/{attachment.id}/upload?expires={expires}&signature={signature}"
-
-
-def _s3_object(key: str) -> tuple[Any, str, str]:
-    """(boto3 client, bucket, full object key) of a name in the mail storage."""
-    from storages.utils import clean_name
-
-    storage: Any = mail_storage()
-    return storage.connection.meta.client, storage.bucket_name, storage._normalize_name(clean_name(key))
-
-
-def _s3_stream(key: str) -> IO[bytes]:
-    """The object's body as a stream. Not ``storage.open``: django-storages downloads the
-    whole object into a SpooledTemporaryFile that, with AWS_S3_MAX_MEMORY_SIZE at its
-    default of 0, never rolls over to disk — 25 MB in the web process's memory."""
-    client, bucket, full_key = _s3_object(key)
-    body: IO[bytes] = client.get_object(Bucket=bucket, Key=full_key)["Body"]
-    return body
-
-
-def _s3_presigned_post(attachment: Attachment) -> tuple[str, dict[str, str]]:
-    client, bucket, key = _s3_object(attachment.storage_key)
-    assert attachment.expires_at is not None
-    expires_in = max(1, int((attachment.expires_at - timezone.now()).total_seconds()))
-    post = client.generate_presigned_post(
-        Bucket=bucket,
-        Key=key,
-        Fields={"Content-Type": attachment.content_type},
-        Conditions=[
-            # S3 refuses any body that is not exactly the declared size.
-            ["content-length-range", attachment.size, attachment.size],
-            {"Content-Type": attachment.content_type},
-        ],
-        ExpiresIn=expires_in,
-    )
-    return post["url"], {name: str(value) for name, value in post["fields"].items()}
 
 
 def attachment_for_agent_or_404(*, agent: Agent, attachment_id: str) -> Attachment:
@@ -188,18 +153,13 @@ def attachment_refresh(*, attachment: Attachment) -> Attachment:
     if _past_expiry(attachment):
         attachment.state = Attachment.State.EXPIRED
         return attachment
-    if attachment.state != Attachment.State.PENDING or not is_s3():
+    store = rawstore()
+    if attachment.state != Attachment.State.PENDING or not store.direct_uploads:
         return attachment
-    client, bucket, key = _s3_object(attachment.storage_key)
-    try:
-        head = client.head_object(Bucket=bucket, Key=key)
-    except client.exceptions.ClientError:
+    stat = store.object_stat(attachment.storage_key)
+    if stat is None or stat.size != attachment.size or stat.content_type != attachment.content_type:
         return attachment
-    if int(head["ContentLength"]) != attachment.size:
-        return attachment
-    if head.get("ContentType", "").lower() != attachment.content_type:
-        return attachment
-    with _s3_stream(attachment.storage_key) as fh:
+    with store.object_open(attachment.storage_key) as fh:
         actual = _sha256_of(fh)
     if attachment.sha256 and actual != attachment.sha256:
         return attachment
@@ -229,6 +189,23 @@ def attachment_upload_receive(
     """Embedded mode's upload endpoint: check the signed URL, stream the body to storage in
     chunks (never all in memory), refuse more bytes than declared (413) or a body whose
     size, type or checksum differs from the declaration (400 ``attachment_mismatch``)."""
+    attachment = _upload_authorised(attachment_id=attachment_id, expires=expires, signature=signature)
+    _upload_headers_check(attachment, content_length=content_length, content_type=content_type)
+    with tempfile.TemporaryFile() as spool:
+        actual = _upload_spool(attachment, stream=stream, spool=spool)
+        spool.seek(0)
+        rawstore().object_save(attachment.storage_key, spool)
+    updated = Attachment.objects.filter(pk=attachment.pk, state=Attachment.State.PENDING).update(
+        state=Attachment.State.UPLOADED, sha256=actual
+    )
+    if not updated:
+        raise Conflict("This attachment has already been uploaded.", code="attachment_already_uploaded")
+    attachment.refresh_from_db()
+    return attachment
+
+
+def _upload_authorised(*, attachment_id: str, expires: str, signature: str) -> Attachment:
+    """The pending upload the signed URL names; 403 for a bad or expired URL."""
     invalid = UploadUrlInvalid()
     try:
         expires_at = int(expires)
@@ -243,15 +220,24 @@ def attachment_upload_receive(
         raise invalid
     if attachment.state != Attachment.State.PENDING:
         raise Conflict("This attachment has already been uploaded.", code="attachment_already_uploaded")
+    return attachment
+
+
+def _too_large(attachment: Attachment) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The body is larger than the declared size of {attachment.size} bytes.",
+        code="attachment_too_large",
+        details={"declared_size": attachment.size},
+    )
+
+
+def _upload_headers_check(attachment: Attachment, *, content_length: int | None, content_type: str) -> None:
+    """What the request's headers say, against the declaration, before a byte is read."""
     if content_length is None and attachment.size > 0:
         # Under WSGI a body without Content-Length (chunked) reaches Django as empty.
         raise LengthRequired()
     if content_length is not None and content_length > attachment.size:
-        raise PayloadTooLarge(
-            f"The body is larger than the declared size of {attachment.size} bytes.",
-            code="attachment_too_large",
-            details={"declared_size": attachment.size},
-        )
+        raise _too_large(attachment)
     declared_type = (content_type or "").split(";", 1)[0].strip().lower()
     if declared_type and declared_type != attachment.content_type:
         raise ValidationFailed(
@@ -259,45 +245,36 @@ def attachment_upload_receive(
             code="attachment_mismatch",
             details={"content_type": attachment.content_type},
         )
+
+
+def _upload_spool(attachment: Attachment, *, stream: IO[bytes], spool: IO[bytes]) -> str:
+    """Copy the body into ``spool`` in chunks, checking size and checksum; its SHA-256."""
     digest = hashlib.sha256()
     received = 0
-    with tempfile.TemporaryFile() as spool:
-        while True:
-            # Read at most one byte past the declaration: enough to know it is too big.
-            chunk = stream.read(min(CHUNK_BYTES, attachment.size + 1 - received))
-            if not chunk:
-                break
-            received += len(chunk)
-            if received > attachment.size:
-                raise PayloadTooLarge(
-                    f"The body is larger than the declared size of {attachment.size} bytes.",
-                    code="attachment_too_large",
-                    details={"declared_size": attachment.size},
-                )
-            digest.update(chunk)
-            spool.write(chunk)
-        actual = digest.hexdigest()
-        if received != attachment.size:
-            raise ValidationFailed(
-                f"Received {received} bytes; {attachment.size} were declared.",
-                code="attachment_mismatch",
-                details={"declared_size": attachment.size, "received": received},
-            )
-        if attachment.sha256 and actual != attachment.sha256:
-            raise ValidationFailed(
-                "The SHA-256 of the body differs from the declared checksum.",
-                code="attachment_mismatch",
-                details={"declared_sha256": attachment.sha256, "sha256": actual},
-            )
-        spool.seek(0)
-        mail_storage().save(attachment.storage_key, File(spool, name=attachment.id))
-    updated = Attachment.objects.filter(pk=attachment.pk, state=Attachment.State.PENDING).update(
-        state=Attachment.State.UPLOADED, sha256=actual
-    )
-    if not updated:
-        raise Conflict("This attachment has already been uploaded.", code="attachment_already_uploaded")
-    attachment.refresh_from_db()
-    return attachment
+    while True:
+        # Read at most one byte past the declaration: enough to know it is too big.
+        chunk = stream.read(min(CHUNK_BYTES, attachment.size + 1 - received))
+        if not chunk:
+            break
+        received += len(chunk)
+        if received > attachment.size:
+            raise _too_large(attachment)
+        digest.update(chunk)
+        spool.write(chunk)
+    actual = digest.hexdigest()
+    if received != attachment.size:
+        raise ValidationFailed(
+            f"Received {received} bytes; {attachment.size} were declared.",
+            code="attachment_mismatch",
+            details={"declared_size": attachment.size, "received": received},
+        )
+    if attachment.sha256 and actual != attachment.sha256:
+        raise ValidationFailed(
+            "The SHA-256 of the body differs from the declared checksum.",
+            code="attachment_mismatch",
+            details={"declared_sha256": attachment.sha256, "sha256": actual},
+        )
+    return actual
 
 
 # --- The interface used by sending -------------------------------------------------------------
@@ -354,20 +331,10 @@ def _verify_stored(attachment: Attachment) -> None:
     )
     if not _CONTENT_TYPE.match(attachment.content_type) or not _SHA256.match(attachment.sha256 or ""):
         raise mismatch
-    if is_s3():
-        client, bucket, key = _s3_object(attachment.storage_key)
-        try:
-            head = client.head_object(Bucket=bucket, Key=key)
-        except client.exceptions.ClientError:
-            raise mismatch from None
-        if (
-            int(head["ContentLength"]) != attachment.size
-            or head.get("ContentType", "").lower() != attachment.content_type
-        ):
-            raise mismatch
-        return
-    storage = mail_storage()
-    if not storage.exists(attachment.storage_key) or storage.size(attachment.storage_key) != attachment.size:
+    stat = rawstore().object_stat(attachment.storage_key)
+    if stat is None or stat.size != attachment.size:
+        raise mismatch
+    if stat.content_type is not None and stat.content_type != attachment.content_type:
         raise mismatch
 
 
@@ -377,27 +344,21 @@ def attachment_open(attachment: Attachment) -> IO[bytes]:
     were kept separately, or pruned by a delete that raced with this message's ingest:
     ``attachment_objects_prune``) is extracted from the raw MIME."""
     if attachment.storage_key:
+        # A part is checked for its size where that costs no request (a local part cut
+        # short by a crash before it reached the disk is never served; the raw MIME,
+        # synced before its delivery committed, is whole).
+        size = attachment.size if attachment.part_index is not None else None
         try:
-            fh = _s3_stream(attachment.storage_key) if is_s3() else mail_storage().open(attachment.storage_key, "rb")
-        except Exception as exc:
-            if attachment.part_index is None or not _is_missing(exc):
+            return rawstore().object_open(attachment.storage_key, size=size)
+        except FileNotFoundError:
+            if attachment.part_index is None:
                 raise
-            log.warning("attachment %s: part object %s missing; extracting it", attachment.pk, attachment.storage_key)
-        else:
-            if attachment.part_index is None or is_s3() or fh.size == attachment.size:
-                return fh
-            # A local part cut short (a crash while it was written, before it reached the
-            # disk): never serve it; the raw MIME, synced before its delivery committed, is whole.
-            fh.close()
-            log.warning("attachment %s: part object %s has the wrong size; extracting it", attachment.pk, attachment.storage_key)
+            log.warning(
+                "attachment %s: part object %s missing or cut short; extracting it",
+                attachment.pk,
+                attachment.storage_key,
+            )
     return ContentFile(_extract_part(attachment), name=attachment.filename or attachment.id)
-
-
-def _is_missing(exc: Exception) -> bool:
-    if isinstance(exc, FileNotFoundError):
-        return True
-    response = getattr(exc, "response", None)  # botocore's ClientError
-    return isinstance(response, dict) and response.get("Error", {}).get("Code") in ("NoSuchKey", "404")
 
 
 def attachment_objects_prune(keys: list[str]) -> None:
@@ -407,10 +368,10 @@ def attachment_objects_prune(keys: list[str]) -> None:
     ingest storing the same part at this moment may find it gone later; its download then
     extracts the part from the raw MIME (``attachment_open``)."""
     held = set(Attachment.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
-    storage = mail_storage()
+    store = rawstore()
     for key in sorted(set(keys) - held):
         try:
-            storage.delete(key)
+            store.object_delete(key)
         except Exception:  # storage trouble must not fail the delete that already committed
             log.warning("could not delete attachment object %s", key, exc_info=True)
 
@@ -462,7 +423,7 @@ def attachments_expire(*, now: dt.datetime | None = None, limit: int = 1000) -> 
             kind=Attachment.Kind.UPLOAD, state__in=_LIVE_UPLOAD_STATES, expires_at__lte=now
         ).values_list("pk", "storage_key")[:limit]
     )
-    storage = mail_storage()
+    store = rawstore()
     expired = 0
     for pk, key in candidates:
         flipped = Attachment.objects.filter(pk=pk, state__in=_LIVE_UPLOAD_STATES, expires_at__lte=now).update(
@@ -471,8 +432,8 @@ def attachments_expire(*, now: dt.datetime | None = None, limit: int = 1000) -> 
         if not flipped:
             continue
         expired += 1
-        if key and storage.exists(key):
-            storage.delete(key)
+        if key:
+            store.object_delete(key)
     return expired
 
 
@@ -490,7 +451,7 @@ def attachment_parts_store(*, parsed: ParsedMail) -> None:
             att.sha256, att.size = part_decode_to(att.part, tmp)
             key = part_key(att.sha256)
             tmp.seek(0)
-            object_store(key, tmp, att.size)
+            rawstore().object_put(key, tmp, att.size)
         att.storage_key = key
         att.part = None
 
@@ -517,13 +478,10 @@ def attachment_download_url(*, attachment: Attachment) -> tuple[str, dt.datetime
     from django.utils.http import content_disposition_header
 
     ttl = settings.ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS
-    storage: Any = mail_storage()
-    url = storage.url(
+    url = rawstore().download_url(
         attachment.storage_key,
-        parameters={
-            "ResponseContentType": attachment.content_type,
-            "ResponseContentDisposition": content_disposition_header(True, download_filename(attachment)),
-        },
-        expire=ttl,
+        content_type=attachment.content_type,
+        disposition=content_disposition_header(True, download_filename(attachment)) or "attachment",
+        expires_in=ttl,
     )
     return url, timezone.now() + dt.timedelta(seconds=ttl)

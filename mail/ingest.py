@@ -72,8 +72,8 @@ class Arrival:
     envelope_from: str = ""
     external_id: str | None = None
     authentication: dict[str, Any] | None = None
-    # (key, sha256) when the caller already wrote the bytes with raw_store(sync=False) (the
-    # SMTP listener does, in parallel threads, before its group commit syncs them).
+    # (key, sha256) when the caller already wrote the bytes with raw_store_early (the SMTP
+    # listener does on S3, in parallel threads, before its group commit syncs them).
     stored: tuple[str, str] | None = None
 
 
@@ -119,8 +119,8 @@ def deliveries_accept(arrivals: list[Arrival], *, queue: bool = True) -> list[Ac
     # One sync for the batch, before the commit that promises its bytes.
     raw_sync(list(dict.fromkeys(d.storage_key for d in deliveries)))
     accepted = _record(deliveries, queue=queue)
-    for arrival, delivery, one in zip(arrivals, deliveries, accepted, strict=True):
-        if arrival.stored is None and not one.created and one.delivery.storage_key != delivery.storage_key:
+    for delivery, one in zip(deliveries, accepted, strict=True):
+        if not one.created and one.delivery.storage_key != delivery.storage_key:
             # A redelivery: the delivery already held has its own copy of these bytes.
             # Best effort: what is committed stands, and a stray record harms no one.
             try:

@@ -3,9 +3,9 @@
 In file-storage mode, a new file per mail was the largest and least steady part of
 accepting mail (bench/README.md, sixth session): creating an inode costs 0.03 to 0.36 ms
 of kernel CPU while PostgreSQL or SQLite sync their own files on the same disk, and
-appending costs 0.01 ms. So ``deliveries_accept`` (and with it the SMTP listener's group
-commit) writes a batch as records of one pack file, synced once. S3 mode keeps one
-object per mail.
+appending costs 0.01 ms. So the local raw store (``mail.rawstore.local``) writes every
+batch (an SMTP group commit, a provider's batch, a sent mail) as records of one pack file,
+synced once (docs/decisions/0010-pack-files.md). S3 mode keeps one object per mail.
 
 A record is a 16-byte header (``AMR``, a state byte, the length as 8 bytes big-endian,
 4 zero bytes) followed by the bytes. Its key names the pack and the span:
@@ -61,7 +61,7 @@ def _header(state: bytes, length: int) -> bytes:
 
 def pack_write(path_of: Callable[[str], str], raws: list[bytes]) -> list[str]:
     """Write ``raws`` as the records of a new pack; their keys, in order. Not durable until
-    the caller syncs the pack file (``storage.raw_sync`` does, with the rest of a batch).
+    the caller syncs the pack file (``LocalRawStore.sync`` does, with the rest of a batch).
 
     ``path_of`` maps a storage key to its local path. A failed write removes the pack:
     no record of it was promised to anyone yet."""

@@ -47,7 +47,7 @@ from mail.authn import (
 from mail.ingest import Arrival, accepted_pending, deliveries_accept, deliveries_queue
 from mail.models import InboundDelivery
 from mail.smtp_data import READ_LIMIT, data_read
-from mail.storage import raw_store
+from mail.storage import raw_store_early
 from mail.trust import agent_blocks_anyone, sender_blocked
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ def _data_check(
     cache: AcceptCache, raw: bytes, mail_from: str, rcpt_tos: list[str], peer_ip: str, helo: str
 ) -> tuple[str, dict[str, Any] | None, tuple[str, str] | None]:
     """(refusal, None, None) when the header From is blocked by every recipient; otherwise
-    ("", the SPF/DKIM verdict, (key, sha256) of the bytes already written to storage). DNS
+    ("", the SPF/DKIM verdict, (key, sha256) of the bytes already written to storage, or None). DNS
     with short timeouts: this runs in an executor thread, many in parallel."""
     agents = [cache.agent_lookup(rcpt) for rcpt in rcpt_tos]
     headers = header_block(raw)
@@ -224,9 +224,10 @@ def _data_check(
         if reasons and all(reasons):
             return f"550 5.7.1 {reasons[0]}", None, None
     authentication = authentication_check(raw=raw, peer_ip=peer_ip, helo=helo, mail_from=mail_from, headers=headers)
-    # The object write here, in parallel threads, rather than one after another in the
-    # committer, which is then told where they are and only records them.
-    return "", authentication, raw_store(raw, sync=False)
+    # Where writes gain from running in parallel (S3), the object write here, in parallel
+    # threads, rather than one after another in the committer, which is then told where
+    # they are and only records them; locally the committer appends it to the group's pack.
+    return "", authentication, raw_store_early(raw)
 
 
 @_db_job

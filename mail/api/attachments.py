@@ -29,9 +29,9 @@ from mail.attachments import (
     attachment_upload_receive,
     download_filename,
     inbound_attachment_or_404,
-    is_s3,
 )
 from mail.models import Attachment
+from mail.rawstore import rawstore
 from mail.serializers import AttachmentCreateInput, rfc3339
 
 
@@ -150,7 +150,7 @@ class MessageAttachmentView(AgentAPIView):
     def get(self, request: Request, message_id: str, attachment_id: str) -> HttpResponse | Response:
         message = message_for_agent_or_404(self.agent(request), message_id)
         attachment = inbound_attachment_or_404(message=message, attachment_id=attachment_id)
-        if is_s3() and attachment.storage_key:
+        if rawstore().direct_downloads and attachment.storage_key:
             url, expires_at = attachment_download_url(attachment=attachment)
             if "application/json" in request.META.get("HTTP_ACCEPT", ""):
                 return Response({"url": url, "expires_at": rfc3339(expires_at)})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
@@ -19,47 +18,20 @@ from email.utils import getaddresses
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage, Storage
 
-from mail import packs
 from mail.ingest import delivery_accept_stored, delivery_process
 from mail.models import InboundDelivery, Message
-from mail.storage import mail_storage, raw_open
+from mail.rawstore import StoredObject, rawstore
+from mail.storage import raw_open
 
 # SES writes this object when a rule's S3 action is created; it is not mail.
 SES_SETUP_KEY = "AMAZON_SES_SETUP_NOTIFICATION"
 
 
-@dataclass(frozen=True)
-class StoredObject:
-    key: str
-    modified: dt.datetime
-
-
-def storage_objects(storage: Storage, prefix: str = "") -> Iterator[StoredObject]:
-    """Every object under ``prefix`` in key order (the order a checkpoint resumes from)."""
-    prefix = prefix.lstrip("/")
-    if isinstance(storage, FileSystemStorage):
-        root = Path(storage.location)
-        found: list[StoredObject] = []
-        for directory, _, files in os.walk(root):
-            for name in files:
-                path = Path(directory) / name
-                key = path.relative_to(root).as_posix()
-                modified = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
-                if key.startswith(packs.PREFIX) and key.endswith(packs.SUFFIX):
-                    # A pack holds a batch: each live record is an object.
-                    found.extend(StoredObject(k, modified) for k in packs.pack_records(str(path), key) if k.startswith(prefix))
-                elif key.startswith(prefix):
-                    found.append(StoredObject(key, modified))
-        yield from sorted(found, key=lambda o: o.key)
-        return
-    # django-storages S3Storage: list the bucket under its location, keys back relative to it.
-    location = str(getattr(storage, "location", "")).strip("/")
-    base = f"{location}/" if location else ""
-    for obj in storage.bucket.objects.filter(Prefix=base + prefix):  # type: ignore[attr-defined]
-        if not obj.key.endswith("/"):
-            yield StoredObject(obj.key[len(base) :], obj.last_modified)
+def storage_objects(prefix: str = "") -> Iterator[StoredObject]:
+    """Every raw object under ``prefix`` in the mail storage, in key order (the order a
+    checkpoint resumes from); each live record of a local pack is one."""
+    return rawstore().walk(prefix)
 
 
 def header_recipients(raw_head: bytes) -> tuple[list[str], str]:
@@ -131,7 +103,7 @@ class Checkpoint:
 def backfill_objects(
     *, prefix: str = "", since: dt.datetime | None = None, after_key: str = ""
 ) -> Iterator[StoredObject]:
-    for obj in storage_objects(mail_storage(), prefix):
+    for obj in storage_objects(prefix):
         if after_key and obj.key <= after_key:
             continue
         if since and obj.modified < since:

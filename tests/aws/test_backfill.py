@@ -101,3 +101,17 @@ def test_it_reingests_objects_ses_wrote_to_s3(s3: Any, owner: Persona, tmp_path:
     assert (delivery.storage_key, delivery.source) == ("0ses1", "backfill")
     assert Message.objects.for_agent(owner.agent).get().subject == "from s3"
     assert "new=0 duplicate=1" in _backfill(tmp_path, "--restart")
+
+
+def test_an_attachment_that_looks_like_a_mail_to_another_agent_is_not_backfilled(
+    owner: Persona, teammate: Persona, deliver: Any, tmp_path: Path
+) -> None:
+    # A sender's attachment whose bytes are a mail "to" another tenant's agent: stored as
+    # a part in the mail storage, it must never become that agent's mail.
+    forged = f"To: {teammate.address}\r\nSubject: forged\r\n\r\nnot for you\r\n".encode()
+    raw = build_mail(to=owner.address, subject="carrier", attachments=[("x.bin", "application/octet-stream", forged)])
+    deliver(raw, to=owner.address)
+    assert mail_storage().exists("parts")
+
+    assert "new=0 duplicate=1 quarantined=0 skipped=0" in _backfill(tmp_path)
+    assert not Message.objects.for_agent(teammate.agent).exists()

@@ -78,7 +78,7 @@ def test_backfill_walks_the_live_records_and_stops_at_a_torn_tail() -> None:
     with open(path, "ab") as fh:  # a crash mid-write: a header, half the bytes
         fh.write(packs._header(packs.LIVE, 1000) + b"x" * 10)
 
-    walked = [obj.key for obj in storage_objects(storage.mail_storage(), "packs/") if obj.key.startswith(pack)]
+    walked = [obj.key for obj in storage_objects("packs/") if obj.key.startswith(pack)]
 
     assert walked == [keys[0], keys[2]]
 

@@ -1,5 +1,6 @@
-"""Raw MIME in local storage: written whole (a temporary file, then a rename), idempotent,
-a truncated object left by a crash of an older writer is repaired, not trusted, and with
+"""Local storage: a content-addressed object (an attachment part) is written whole (a
+temporary file, then a rename), idempotent, and a truncated one left by a crash of an
+older writer is repaired, not trusted; raw MIME goes into pack files, and with
 MAIL_STORAGE_FSYNC it is synced to disk before anything that points at it commits."""
 
 from __future__ import annotations
@@ -12,36 +13,52 @@ from typing import Any
 
 import pytest
 
-from mail import packs, storage
+from mail import packs
 from mail.ingest import Arrival, deliveries_accept
 from mail.models import InboundDelivery
+from mail.rawstore import local as storage
+from mail.rawstore import rawstore
 from mail.storage import mail_storage, raw_read, raw_store
 from tests.mime import build_mail
 
 
+def _put(data: bytes) -> tuple[str, str]:
+    sha = hashlib.sha256(data).hexdigest()
+    key = f"parts/{sha[:2]}/{sha}"
+    rawstore().object_put(key, data, len(data))
+    return key, sha
+
+
+def _object(key: str) -> bytes:
+    with rawstore().object_open(key) as fh:
+        return fh.read()
+
+
 def test_it_stores_bytes_under_their_hash_readable_and_leaves_no_temporary_file(settings: Any) -> None:
-    raw = b"Subject: hi\r\n\r\n" + b"x" * 200_000
+    data = b"x" * 200_000 + os.urandom(8)
 
-    key, sha = raw_store(raw)
+    key, sha = _put(data)
 
-    assert raw_read(key) == raw and key.endswith(f"{sha}.eml")
+    assert _object(key) == data
     folder = Path(mail_storage().path(key)).parent
     names = [p.name for p in folder.iterdir()]  # other tests' objects may share the folder
-    assert f"{sha}.eml" in names and not [n for n in names if n.endswith(".tmp")]
+    assert sha in names and not [n for n in names if n.endswith(".tmp")]
     assert oct(os.stat(mail_storage().path(key)).st_mode & 0o777) == "0o644"
-    assert raw_store(raw) == (key, sha)
+    assert _put(data) == (key, sha)
 
 
 def test_it_repairs_a_truncated_object_instead_of_trusting_it(settings: Any) -> None:
-    raw = b"Subject: crash\r\n\r\n" + b"y" * 10_000
-    key, _ = raw_store(raw)
+    data = b"y" * 10_000 + os.urandom(8)
+    key, _ = _put(data)
     path = mail_storage().path(key)
     with open(path, "r+b") as fh:  # what a writer killed mid-write leaves
         fh.truncate(100)
+    with pytest.raises(FileNotFoundError):  # never served cut short
+        rawstore().object_open(key, size=len(data))
 
-    raw_store(raw)
+    _put(data)
 
-    assert raw_read(key) == raw
+    assert _object(key) == data
 
 
 def test_a_failed_write_raises_and_leaves_neither_object_nor_temporary_file(monkeypatch: Any) -> None:
@@ -50,15 +67,15 @@ def test_a_failed_write_raises_and_leaves_neither_object_nor_temporary_file(monk
     def full(fd: int, data: Any) -> int:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("mail.storage.os.write", full)
+    monkeypatch.setattr("mail.rawstore.local.os.write", full)
     with pytest.raises(OSError):
-        raw_store(raw)
+        _put(raw)
     monkeypatch.undo()
 
-    key, _ = raw_store(b"Subject: other\r\n\r\n")  # makes sure the folder exists to look in
+    key, _ = _put(b"other" + os.urandom(8))  # makes sure the folder exists to look in
     folder = Path(mail_storage().path(key)).parent.parent
     assert not [p for p in folder.rglob("*.tmp")]
-    assert not [p for p in folder.rglob("*.eml") if p.read_bytes() == raw]
+    assert not [p for p in folder.rglob("*") if p.is_file() and p.read_bytes() == raw]
 
 
 class _SyncSpy:
@@ -80,29 +97,26 @@ class _SyncSpy:
         return int(self.real(fd))
 
 
-def _path_of(raw: bytes) -> str:
-    sha = hashlib.sha256(raw).hexdigest()
-    return mail_storage().path(f"{sha[:2]}/{sha}.eml")
-
-
 needs_syncfs = pytest.mark.skipif(storage._syncfs is None, reason="no syncfs on this platform")
+
+
+def _packs() -> dict[str, int]:
+    root = Path(mail_storage().path("packs"))
+    return {str(p): p.stat().st_size for p in root.rglob("*.pack")} if root.exists() else {}
 
 
 @needs_syncfs
 def test_with_fsync_a_stored_object_is_synced_once_it_is_in_place(settings: Any, monkeypatch: Any, db: Any) -> None:
     settings.MAIL_STORAGE_FSYNC = True
     raw = b"Subject: durable\r\n\r\n" + os.urandom(3000)
-    spy = _SyncSpy(storage._syncfs, [_path_of(raw)])
+    before = _packs()
+    spy = _SyncSpy(storage._syncfs)
+    spy.observe = lambda: [size for path, size in _packs().items() if path not in before]  # type: ignore[method-assign]
     monkeypatch.setattr(storage, "_syncfs", spy)
 
     raw_store(raw)
 
-    assert spy.calls == [([True], 0)]
-
-
-def _packs() -> dict[str, int]:
-    root = Path(mail_storage().path("packs"))
-    return {str(p): p.stat().st_size for p in root.rglob("*.pack")} if root.exists() else {}
+    assert spy.calls == [([packs.HEADER_SIZE + len(raw)], 0)]
 
 
 @needs_syncfs
@@ -148,21 +162,22 @@ def test_without_syncfs_each_file_and_its_folders_are_synced(settings: Any, monk
         synced.append(os.readlink(f"/proc/self/fd/{fd}"))
         real(fd)
 
-    monkeypatch.setattr("mail.storage.os.fsync", fsync)
+    monkeypatch.setattr("mail.rawstore.local.os.fsync", fsync)
     raw = b"Subject: portable\r\n\r\n" + os.urandom(100)
-    final = _path_of(raw)
 
-    raw_store(raw)
+    key, _ = raw_store(raw)
 
+    final = mail_storage().path(packs.split_key(key)[0])
     assert synced[0] == final
-    assert set(synced[1:]) == {os.path.dirname(final), os.path.dirname(os.path.dirname(final))}
+    day = os.path.dirname(final)  # packs/<day>/, packs/, then the storage's own folder
+    assert set(synced[1:]) == {day, os.path.dirname(day), os.path.dirname(os.path.dirname(day))}
 
 
 def test_without_fsync_nothing_is_synced(settings: Any, monkeypatch: Any) -> None:
     settings.MAIL_STORAGE_FSYNC = False
     spy = _SyncSpy(storage._syncfs)
     monkeypatch.setattr(storage, "_syncfs", spy)
-    monkeypatch.setattr("mail.storage.os.fsync", lambda fd: pytest.fail("fsync called"))
+    monkeypatch.setattr("mail.rawstore.local.os.fsync", lambda fd: pytest.fail("fsync called"))
 
     key, _ = raw_store(b"Subject: fast\r\n\r\n" + os.urandom(100))
 

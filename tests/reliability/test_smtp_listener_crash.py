@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mail.models import InboundDelivery, Message
+from mail.rawstore import LocalRawStore
 from tests.conftest import free_port
 from tests.mime import build_mail
 from tests.reliability.procs import child_env, start_smtpd, stop
@@ -53,6 +54,7 @@ def test_a_listener_killed_before_250_loses_and_duplicates_nothing(
     assert Message.objects.filter(agent=owner.agent).count() == RUNS
     subjects = sorted(Message.objects.values_list("subject", flat=True))
     assert subjects == sorted(f"crash run {i}" for i in range(RUNS))
+    store = LocalRawStore(tmp_path / "mail", tmp_path / "archive")  # the listeners' storage
     for message in Message.objects.all():
-        stored = tmp_path / "mail" / message.storage_key
-        assert stored.read_bytes() in mails
+        with store.open(message.storage_key) as stored:
+            assert stored.read() in mails
