@@ -79,7 +79,7 @@ def test_it_returns_each_code_once_subject_first() -> None:
 
 def test_a_long_sentence_full_of_numbers_is_scanned_quickly() -> None:
     text = "Your code " + " ".join(str(100_000 + i) for i in range(3000))
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the machine's load must not fail it
 
     assert codes_find(subject="", text=text) == []
-    assert time.perf_counter() - start < 0.3
+    assert time.process_time() - start < 0.3
