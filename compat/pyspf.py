@@ -2,8 +2,8 @@
 
 pyspf has no per-check way to choose a resolver: ``spf.query.dns`` (which caches, follows
 CNAMEs and counts void lookups) calls the module global ``spf.DNSLookup(name, qtype,
-strict, timeout)``, the DNS driver pyspf itself picks at import (dnspython's or pydns's)
-and its own test suite replaces. ``check`` below installs, once, a dispatcher in that slot:
+strict, timeout)``, the DNS driver pyspf itself picks at import (dnspython's or pydns's).
+``check`` below installs, once, a dispatcher in that slot:
 inside a ``check`` it asks the check's resolver (a contextvar, so concurrent checks in
 executor threads never see each other's resolver); outside one it calls the driver pyspf
 installed, unchanged.
