@@ -29,7 +29,8 @@ the header From); a domain without a DMARC record is therefore never aligned on 
 receipt does carry ``dkim_domains`` / ``spf_domain`` they are used as on the local path.
 
 **For the local listener**, ``authentication_check`` verifies DKIM (dkimpy) and SPF (pyspf)
-itself through ``resolver()`` — the callable named by ``TRUST_DNS_RESOLVER`` — so tests serve
+itself through ``resolver()`` — the callable named by ``TRUST_DNS_RESOLVER``; pyspf is asked through
+``compat.pyspf``, which answers its lookups with that resolver — so tests serve
 DNS from a dict and never touch the network. Authentication-Results headers are honoured only
 when ``AUTHSERV_ID`` is set, the header is the topmost one, carries exactly that authserv-id,
 and the connection came from one of ``AUTHSERV_TRUSTED_RELAYS`` (our own front MTA, which per
@@ -45,7 +46,6 @@ known, documented approximation.
 
 from __future__ import annotations
 
-import contextvars
 import email.message
 import email.parser
 import email.policy
@@ -59,6 +59,7 @@ from typing import Any
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from compat import pyspf
 from mail.mimetree import parse_headers
 from mail.parsing import header_mailboxes
 
@@ -198,62 +199,27 @@ def authentication_for_sender(authentication: dict[str, Any], sender: str) -> di
 
 
 # --- local checks --------------------------------------------------------------------------
-
-_spf_resolver: contextvars.ContextVar[Resolver | None] = contextvars.ContextVar("spf_resolver", default=None)
-
-
-def _install_spf_hook() -> None:
-    """pyspf looks DNS up through its module global ``DNSLookup``. We install a dispatcher once
-    that uses the resolver of the current check (a contextvar, so concurrent checks in executor
-    threads cannot see each other's resolver) and otherwise leaves pyspf's own lookup alone."""
-    import spf
-
-    if getattr(spf.DNSLookup, "_assmbl", False):
-        return
-    original = spf.DNSLookup
-
-    def lookup(name: str, qtype: str, strict: Any = True, timeout: Any = 20) -> list[Any]:
-        resolve = _spf_resolver.get()
-        if resolve is None:
-            return list(original(name, qtype, strict, timeout))
-        try:
-            records = resolve(name, qtype)
-        except DnsTemporaryError as exc:
-            raise spf.TempError(f"DNS {exc}") from exc
-        out: list[Any] = []
-        for record in records:
-            if qtype in ("TXT", "SPF"):
-                out.append(((name, qtype), [record.encode() if isinstance(record, str) else record]))
-            else:
-                out.append(((name, qtype), record))
-        return out
-
-    lookup._assmbl = True  # type: ignore[attr-defined]
-    spf.DNSLookup = lookup
-
-
 def spf_check(*, ip: str, mail_from: str, helo: str, resolve: Resolver | None = None) -> tuple[str, str]:
     """(result, domain checked). Null sender (bounces): SPF is checked for the HELO name."""
-    import spf
-
-    _install_spf_hook()
     domain = domain_of(mail_from) if "@" in mail_from else ""
     if not domain:
         domain = helo.lower()
         mail_from = f"postmaster@{helo}" if helo else ""
     if not ip or not domain:
         return "none", domain
-    token = _spf_resolver.set(resolve or resolver())
     try:
-        result, _explanation = spf.check2(
-            i=ip, s=mail_from, h=helo or domain, querytime=settings.TRUST_DNS_TIMEOUT_SECONDS * 3
+        result = pyspf.check(
+            ip=ip,
+            mail_from=mail_from,
+            helo=helo or domain,
+            resolve=resolve or resolver(),
+            temporary=DnsTemporaryError,
+            querytime=settings.TRUST_DNS_TIMEOUT_SECONDS * 3,
         )
     except Exception:  # a library bug on hostile input is a temperror, never a pass
         log.exception("SPF check failed")
         result = "temperror"
-    finally:
-        _spf_resolver.reset(token)
-    result = str(result).lower()
+    result = result.lower()
     return (result if result in SPF_RESULTS else "none"), domain
 
 

@@ -4,6 +4,7 @@ the cheap checks before any certificate fetch."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -174,3 +175,30 @@ def test_it_acknowledges_an_unsubscribe_confirmation_without_visiting_anything(
     message = signer.sign({**sns_subscription(), "Type": "UnsubscribeConfirmation"})
     assert _post(client, message) == 200
     assert fetcher.calls == [message["SigningCertURL"]]
+
+
+@pytest.fixture
+def webhook_secret(settings: Any) -> str:
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": "sns:s3cret"}
+    return "sns:s3cret"
+
+
+def test_with_a_webhook_secret_it_challenges_a_request_without_credentials(
+    client: Client, signer: Signer, fetcher: FakeFetcher, webhook_secret: str
+) -> None:
+    response = client.post(URL, **sns_post_kwargs(signer.sign(_notification())))
+    assert response.status_code == 401 and response["WWW-Authenticate"].startswith("Basic")
+    assert fetcher.calls == [] and not InboundDelivery.objects.exists()
+
+
+def test_with_a_webhook_secret_it_refuses_wrong_credentials_before_fetching_the_certificate(
+    client: Client, signer: Signer, fetcher: FakeFetcher, webhook_secret: str
+) -> None:
+    kwargs = sns_post_kwargs(signer.sign(_notification()))
+    kwargs["headers"]["authorization"] = "Basic " + base64.b64encode(b"sns:wrong").decode()
+    assert client.post(URL, **kwargs).status_code == 400
+    assert fetcher.calls == [] and not InboundDelivery.objects.exists()
+
+    kwargs["headers"]["authorization"] = "Basic " + base64.b64encode(webhook_secret.encode()).decode()
+    assert client.post(URL, **kwargs).status_code == 200
+    assert InboundDelivery.objects.filter(external_id="ses:m-sig-1").count() == 1
