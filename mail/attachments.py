@@ -340,8 +340,8 @@ def _verify_stored(attachment: Attachment) -> None:
 
 def attachment_open(attachment: Attachment) -> IO[bytes]:
     """A binary file object over an attachment's bytes (for building the outbound MIME,
-    or for a download). An inbound part without its stored object (stored before parts
-    were kept separately, or pruned by a delete that raced with this message's ingest:
+    or for a download). An inbound part without its stored object (an empty storage_key,
+    or an object pruned by a delete that raced with this message's ingest:
     ``attachment_objects_prune``) is extracted from the raw MIME."""
     if attachment.storage_key:
         # A part is checked for its size where that costs no request (a local part cut

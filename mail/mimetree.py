@@ -9,7 +9,7 @@ with a blank line and its multipart bodies are cut by boundary lines found with
 characters) and answers None for anything else: a defect the stdlib would record, a
 ``message/delivery-status`` or ``multipart/digest`` part, a Unix ``From`` line, a line
 break the stdlib splits on but this does not look for. Callers then use the feed parser, so odd mail is
-parsed exactly as before. tests/mail/test_mimetree.py compares both trees over the
+parsed exactly as the stdlib parses it. tests/mail/test_mimetree.py compares both trees over the
 broken-mail corpus and generated mail, field by field.
 """
 

@@ -1,7 +1,7 @@
 """Packs: the raw MIME of a whole accepted batch in one local file.
 
-In file-storage mode, a new file per mail was the largest and least steady part of
-accepting mail (bench/README.md, sixth session): creating an inode costs 0.03 to 0.36 ms
+In file-storage mode, a new file per mail is the largest and least steady part of
+accepting mail (bench/HISTORY.md, sixth session; docs/decisions/0010-pack-files.md): creating an inode costs 0.03 to 0.36 ms
 of kernel CPU while PostgreSQL or SQLite sync their own files on the same disk, and
 appending costs 0.01 ms. So the local raw store (``mail.rawstore.local``) writes every
 batch (an SMTP group commit, a provider's batch, a sent mail) as records of one pack file,

@@ -25,7 +25,7 @@ SEARCH_COLUMNS = ("subject", "body_preview", "sender", "from_name")
 # there; none found means a rare term, which the trigram bitmap answers fast; a few found
 # size the next window from their density, as long as the walk stays under
 # SEARCH_WALK_MAX rows. A walk costs ~2.5 us a row at 1M; the trigram bitmap of a term in
-# 0.3 % of the mailbox, 50-200 ms (bench/README.md, "api.py").
+# 0.3 % of the mailbox, 50-200 ms (bench/HISTORY.md, "api.py").
 SEARCH_WINDOW = 1000
 SEARCH_WALK_MAX = 30000
 
@@ -301,9 +301,9 @@ class MessageQuerySet(models.QuerySet):
         message's label names and attachments aggregated into JSON arrays by correlated
         subqueries (ITEM_LABELS, ITEM_ATTACHMENTS; NULL when there are none).
 
-        Prefetching them instead cost two more round trips and the prefetch machinery (a
-        queryset per message and relation, filled and read back), which was ~40 % of a
-        50-item page's server time (bench/README.md, ninth session). The subqueries are
+        Prefetching them instead costs two more round trips and the prefetch machinery (a
+        queryset per message and relation, filled and read back), ~40 % of a
+        50-item page's server time (bench/HISTORY.md, ninth session). The subqueries are
         SQL written once per database (_item_subqueries): built from ORM expressions,
         resolving and compiling them cost ~2 ms a request, more than the page's SQL."""
         labels, attachments = _item_subqueries(connections[self.db].vendor, self.model)

@@ -319,7 +319,7 @@ class GroupCommitter:
                 or self._queue.empty()
                 or loop.time() - self._batch_since >= settings.SMTP_PROCESS_BATCH_WAIT_MS / 1000
             ):
-                # Queued before the replies, as a lone mail always was: its sender's 250
+                # Queued before the replies, as for a lone mail: its sender's 250
                 # then also means "on its way to the inbox" (and, with eager tasks, "there").
                 # Cleared only once queued: a batch cut short by shutdown is queued by it.
                 batch = self._batch

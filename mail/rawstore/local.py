@@ -70,7 +70,7 @@ class LocalRawStore(RawStore):
     def sync(self, keys: list[str]) -> None:
         """With ``MAIL_STORAGE_FSYNC``: one ``syncfs`` of the storage's file system for the
         whole batch (Linux), which costs about what a single fsync does, where each file and
-        its folder synced one by one cost two fsyncs per mail (bench/README.md); elsewhere,
+        its folder synced one by one cost two fsyncs per mail (bench/HISTORY.md, fourth session); elsewhere,
         that."""
         if not keys or not settings.MAIL_STORAGE_FSYNC:
             return
