@@ -114,7 +114,7 @@ class RelayEmailBackend(SMTPBackend):
         super().__init__(fail_silently=fail_silently, **{**smtp_url_params(settings.OUTBOUND_SMTP_URL), **kwargs})
 
     def _send(self, email_message: EmailMessage) -> bool:
-        sent = super()._send(email_message)
+        sent = super()._send(email_message)  # type: ignore[misc]  # Django's EmailBackend._send, not in the stubs
         if sent and not getattr(email_message, "provider_message_id", ""):
             raw = _raw_of(email_message)
             from email.parser import BytesHeaderParser
