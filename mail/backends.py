@@ -67,7 +67,7 @@ class LocalEmailBackend(BaseEmailBackend):
             )
         if external:
             self._write_outbox(reference, raw, envelope_from, external)
-        email.provider_message_id = f"local:{reference}"  # type: ignore[attr-defined]
+        email.provider_message_id = f"local:{reference}"  # type: ignore[attr-defined]  # ours, read back by the sender
 
     def _write_outbox(self, reference: str, raw: bytes, envelope_from: str, recipients: list[str]) -> None:
         outbox = Path(settings.OUTBOX_DIR)
@@ -119,5 +119,5 @@ class RelayEmailBackend(SMTPBackend):
             raw = _raw_of(email_message)
             from email.parser import BytesHeaderParser
 
-            email_message.provider_message_id = BytesHeaderParser().parsebytes(raw).get("Message-ID", "")  # type: ignore[attr-defined]
+            email_message.provider_message_id = BytesHeaderParser().parsebytes(raw).get("Message-ID", "")  # type: ignore[attr-defined]  # ours, as above
         return bool(sent)

@@ -57,7 +57,7 @@ def storage_objects(storage: Storage, prefix: str = "") -> Iterator[StoredObject
     # django-storages S3Storage: list the bucket under its location, keys back relative to it.
     location = str(getattr(storage, "location", "")).strip("/")
     base = f"{location}/" if location else ""
-    for obj in storage.bucket.objects.filter(Prefix=base + prefix):  # type: ignore[attr-defined]
+    for obj in storage.bucket.objects.filter(Prefix=base + prefix):  # type: ignore[attr-defined]  # S3Storage's boto3 bucket
         if not obj.key.endswith("/"):
             yield StoredObject(obj.key[len(base) :], obj.last_modified)
 
