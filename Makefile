@@ -92,6 +92,7 @@ bench: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache --no-logo
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) var

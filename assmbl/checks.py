@@ -10,7 +10,7 @@ from django.core.checks import Error, Tags, Warning, register
 
 @register(Tags.security, deploy=False)
 def check_secrets(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    errors = []
+    errors: list[Error] = []
     if settings.DEBUG or settings.TESTING:
         return errors
     if settings.SECRET_KEY == settings.INSECURE_PLACEHOLDER:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class ApiError(exceptions.APIException):
     """An error with a documented snake_case code. Subclasses set status_code and code."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     code = "invalid_request"
     default_detail = "The request is invalid."
 
@@ -127,8 +127,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = _DRF_CODES.get(type(exc), "error")
         message = str(exc.detail) if not isinstance(exc.detail, (dict, list)) else _validation_message(exc.detail)
         body = error_body(code, message, None)
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+        # djangorestframework-stubs declare `wait` only as Throttled.__init__'s argument.
+        wait: float | None = getattr(exc, "wait", None) if isinstance(exc, exceptions.Throttled) else None
+        if wait is not None:
+            headers["Retry-After"] = str(max(1, int(wait + 0.999)))
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:
             headers["WWW-Authenticate"] = auth_header

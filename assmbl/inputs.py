@@ -93,7 +93,7 @@ class HeaderTextField(StrictCharField):
 
 
 @extend_schema_field(OpenApiTypes.BOOL)
-class StrictBooleanField(serializers.Field):
+class StrictBooleanField(serializers.Field[bool, bool, bool, Any]):
     """A JSON boolean: true or false only (DRF's BooleanField also takes "yes", 1, "0")."""
 
     default_error_messages = {"invalid": "Must be a JSON boolean (true or false)."}
@@ -139,7 +139,7 @@ class CursorField(serializers.CharField):
         super().__init__(required=False, allow_blank=False, max_length=200, trim_whitespace=False, **kwargs)
 
 
-class InputSerializer(serializers.Serializer):
+class InputSerializer(serializers.Serializer[Any]):
     """A JSON body: an object of the declared fields and no other (a typo such as
     ``is_unread`` is a 400 ``unknown_field``, never silently ignored).
 

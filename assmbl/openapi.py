@@ -10,13 +10,13 @@ from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
 
-class ErrorDetailSerializer(serializers.Serializer):
+class ErrorDetailSerializer(serializers.Serializer[Any]):
     code = serializers.CharField(help_text="snake_case, documented per endpoint")
     message = serializers.CharField(help_text="a human sentence")
     details = serializers.JSONField(help_text="an object, or null")
 
 
-class ErrorEnvelopeSerializer(serializers.Serializer):
+class ErrorEnvelopeSerializer(serializers.Serializer[Any]):
     error = ErrorDetailSerializer()
 
     class Meta:
@@ -78,7 +78,7 @@ class InputSerializerScheme(OpenApiSerializerExtension):
     match_subclasses = True
 
     def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
-        schema = auto_schema._map_basic_serializer(self.target, direction)
+        schema: dict[str, Any] = auto_schema._map_basic_serializer(self.target, direction)
         if not self.target.__class__.__dict__.get("__doc__"):
             schema.pop("description", None)  # not the base class's docstring
         schema["additionalProperties"] = False

@@ -90,9 +90,9 @@ def _surrogate_refused(field: str) -> NoReturn:
 
 class JSONParser(parsers.JSONParser):
     def parse(
-        self, stream: IO[bytes] | None, media_type: str | None = None, parser_context: dict[str, Any] | None = None
+        self, stream: IO[bytes] | None, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
     ) -> Any:
-        encoding = parsers.get_encoding(parser_context or {})
+        encoding = parsers.get_encoding(parser_context or {})  # type: ignore[attr-defined]  # new in DRF 3.18, not in the 3.16 stubs
         raw = stream.read() if stream is not None else b""
         try:
             text = raw.decode(encoding)

@@ -24,7 +24,7 @@ class QuotingListDumper(ListDumper):
     def dump(self, obj: list[Any]) -> bytes | None:
         sub = self.sub_dumper
         if sub is None or any(isinstance(item, list) for item in obj):
-            return super().dump(obj)  # type: ignore[return-value]
+            return super().dump(obj)  # type: ignore[return-value]  # psycopg says Buffer; ListDumper's is bytes
         tokens = []
         for item in obj:
             value = None if item is None else sub.dump(item)

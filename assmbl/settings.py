@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -129,7 +130,7 @@ ARCHIVE_S3_BUCKET = env_str("ARCHIVE_S3_BUCKET") or MAIL_S3_BUCKET
 ARCHIVE_S3_PREFIX = env_str("ARCHIVE_S3_PREFIX", "archive")
 
 if MAIL_STORAGE == "s3":
-    _s3 = {
+    _s3: dict[str, Any] = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "region_name": AWS_REGION,
@@ -142,7 +143,7 @@ if MAIL_STORAGE == "s3":
             "max_memory_size": 2 * 1024 * 1024,
         },
     }
-    _mail_storage = {**_s3, "OPTIONS": {**_s3["OPTIONS"], "bucket_name": MAIL_S3_BUCKET, "location": MAIL_S3_PREFIX}}
+    _mail_storage: dict[str, Any] = {**_s3, "OPTIONS": {**_s3["OPTIONS"], "bucket_name": MAIL_S3_BUCKET, "location": MAIL_S3_PREFIX}}
     _archive_storage = {
         **_s3,
         "OPTIONS": {**_s3["OPTIONS"], "bucket_name": ARCHIVE_S3_BUCKET, "location": ARCHIVE_S3_PREFIX},
@@ -157,7 +158,7 @@ else:
         "OPTIONS": {"location": str(DATA_DIR / "archive"), "allow_overwrite": True},
     }
 
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": _mail_storage,
     # Archived raw MIME lives here, with its own lifecycle (an S3 prefix or bucket).
     "archive": _archive_storage,

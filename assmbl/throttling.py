@@ -14,6 +14,10 @@ from assmbl.ratelimit import window_hit
 class TokenRateThrottle(SimpleRateThrottle):
     """``API_RATE_LIMIT`` (e.g. ``1200/min``) per token, counted in fixed windows."""
 
+    # Set by SimpleRateThrottle.__init__ from the rate; the stubs leave them out.
+    num_requests: int
+    duration: int
+
     scope = "token"
     reset_in: float | None = None
 

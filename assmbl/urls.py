@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from assmbl.errors import error_response
 
-api_patterns = [
+api_patterns: list[URLPattern | URLResolver] = [
     path("", include("mail.urls")),
     path("", include("directory.urls")),
     path("", include("webhooks.urls")),

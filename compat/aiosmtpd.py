@@ -103,11 +103,11 @@ class SMTP(_smtp.SMTP):
             raise
         if refusal:
             await self.push(refusal)
-            self._set_post_data_state()
+            self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it unannotated
             return
         self.envelope.content = self.envelope.original_content = content
         status = await self.data_handle()
-        self._set_post_data_state()
+        self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it unannotated
         await self.push("250 OK" if status is MISSING else status)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
@@ -143,7 +143,7 @@ class Controller(_controller.Controller):
 
     def _trigger_server(self) -> None:
         if not self.reuse_port:
-            super()._trigger_server()
+            super()._trigger_server()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it unannotated
             return
         # aiosmtpd connects to its own port to check that the server builds; with a shared
         # port that connection may reach a sibling process, so build it on our loop instead.

@@ -141,7 +141,7 @@ class _CountingInput:
         return self._seen(self.stream.readline(size), size)
 
     def readlines(self, hint: int | None = None) -> list[bytes]:
-        lines = self.stream.readlines(hint)
+        lines: list[bytes] = self.stream.readlines(hint)
         self.read_bytes += sum(map(len, lines))
         self.at_end = self.at_end or not lines
         return lines
@@ -186,7 +186,9 @@ def close_when_body_left_unread(app: Callable[..., Iterable[bytes]]) -> Callable
     return wsgi
 
 
-class ThreadWorker(gthread.ThreadWorker):
+class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]  # gunicorn ships no types
+    wsgi: Callable[..., Any]
+
     def load_wsgi(self) -> None:
         super().load_wsgi()
         self.wsgi = close_when_body_left_unread(self.wsgi)

@@ -188,12 +188,13 @@ class SenderRule(models.Model):
         ]
 
     def __str__(self) -> str:
-        scope = self.agent.agent_id if self.agent_id else self.account.name if self.account_id else "global"
+        # A null foreign key reads as None without a query.
+        scope = self.agent.agent_id if self.agent else self.account.name if self.account else "global"
         return f"{self.action} {self.pattern} ({scope})"
 
     def clean(self) -> None:
         # The admin's form: an agent rule always belongs to its agent's account.
-        if self.agent_id:
+        if self.agent_id and self.agent is not None:
             if self.account_id and self.account_id != self.agent.account_id:
                 raise ValidationError({"account": "An agent rule belongs to its agent's account."})
             self.account_id = self.agent.account_id

@@ -67,7 +67,7 @@ class LocalEmailBackend(BaseEmailBackend):
             )
         if external:
             self._write_outbox(reference, raw, envelope_from, external)
-        email.provider_message_id = f"local:{reference}"  # type: ignore[attr-defined]
+        email.provider_message_id = f"local:{reference}"  # type: ignore[attr-defined]  # ours, read back by the sender
 
     def _write_outbox(self, reference: str, raw: bytes, envelope_from: str, recipients: list[str]) -> None:
         outbox = Path(settings.OUTBOX_DIR)
@@ -114,10 +114,10 @@ class RelayEmailBackend(SMTPBackend):
         super().__init__(fail_silently=fail_silently, **{**smtp_url_params(settings.OUTBOUND_SMTP_URL), **kwargs})
 
     def _send(self, email_message: EmailMessage) -> bool:
-        sent = super()._send(email_message)
+        sent = super()._send(email_message)  # type: ignore[misc]  # Django's EmailBackend._send, not in the stubs
         if sent and not getattr(email_message, "provider_message_id", ""):
             raw = _raw_of(email_message)
             from email.parser import BytesHeaderParser
 
-            email_message.provider_message_id = BytesHeaderParser().parsebytes(raw).get("Message-ID", "")  # type: ignore[attr-defined]
+            email_message.provider_message_id = BytesHeaderParser().parsebytes(raw).get("Message-ID", "")  # type: ignore[attr-defined]  # ours, as above
         return bool(sent)

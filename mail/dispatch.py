@@ -50,7 +50,7 @@ class StoredEmailMessage(EmailMessage):
         self.assmbl_message_id = message_id
         self.provider_message_id = ""
 
-    def message(self, *, policy: Any = None) -> Any:  # type: ignore[override]
+    def message(self, *, policy: Any = None) -> Any:
         return BytesParser(_class=_StoredMime).parsebytes(self.raw)
 
 
@@ -182,7 +182,7 @@ def messages_queued_stale(*, older_than: dt.timedelta) -> list[str]:
 # --- Tracking (provider events) ----------------------------------------------------------------
 
 # Forward-only: a late "delivered" never undoes a bounce; a complaint can follow a delivery.
-_STATUS_RANK = {
+_STATUS_RANK: dict[str, int] = {
     Message.Status.QUEUED: 0,
     Message.Status.SENT: 1,
     Message.Status.DELIVERED: 2,

@@ -173,7 +173,8 @@ def _multipart(msg: Message, text: str, body: int, end: int, depth: int) -> None
         # (set_payload of a str without a charset stores it as given; get_payload would
         # not hand back undecodable bytes as they are, so the text is carried here.)
         if payload is None:
-            last.epilogue = None if last.epilogue == "" else _strip_eol(last.epilogue)
+            # A multipart's epilogue is a str: _entity sets it from the text (below).
+            last.epilogue = None if last.epilogue == "" else _strip_eol(last.epilogue)  # type: ignore[arg-type]  # see above
         else:
             last.set_payload(_strip_eol(payload))
     msg.epilogue = text[lines[index][1] : end]

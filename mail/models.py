@@ -356,5 +356,5 @@ class ArchiveJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
-        scope = self.agent.agent_id if self.agent_id else "all agents"
+        scope = self.agent.agent_id if self.agent else "all agents"  # a null key reads as None, no query
         return f"{self.action} {scope} older than {self.older_than_days} days"

@@ -265,7 +265,9 @@ def _filename(part: EmailMessage) -> str | None:
     """``part.get_filename()``, which parses the parameters of Content-Disposition and then
     of Content-Type: a part whose two headers never say "name" (the usual text part) has
     none, and that is found without parsing either."""
-    disposition, ctype = part.get("content-disposition", ""), part.get("content-type", "")
+    # compat32 hands back a Header for a value with raw 8-bit bytes.
+    disposition: str | Header = part.get("content-disposition", "")
+    ctype: str | Header = part.get("content-type", "")
     if "name" not in str(disposition).lower() and "name" not in str(ctype).lower():
         return None
     if isinstance(disposition, Header) or isinstance(ctype, Header):

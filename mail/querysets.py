@@ -10,7 +10,7 @@ import datetime as dt
 import functools
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.db import connections, models
 from django.db.models import ExpressionWrapper, F, FilteredRelation, Q
@@ -48,45 +48,49 @@ ITEM_COLUMNS = (
     "disposition", "thread_id", "internet_message_id", "size",
 )  # fmt: skip
 
+# The model is bound where each queryset becomes a manager (mail.models), which this module
+# cannot import: models imports it.
+_M = TypeVar("_M", bound=models.Model)
 
-class MessageQuerySet(models.QuerySet):
-    def for_agent(self, agent: Any) -> MessageQuerySet:
+
+class MessageQuerySet(models.QuerySet[_M, _M]):
+    def for_agent(self, agent: Any) -> MessageQuerySet[_M]:
         return self.filter(agent=agent)
 
-    def inbound(self) -> MessageQuerySet:
+    def inbound(self) -> MessageQuerySet[_M]:
         return self.filter(direction="inbound")
 
-    def outbound(self) -> MessageQuerySet:
+    def outbound(self) -> MessageQuerySet[_M]:
         return self.filter(direction="outbound")
 
-    def in_inbox(self) -> MessageQuerySet:
+    def in_inbox(self) -> MessageQuerySet[_M]:
         """Inbound mail an agent should see: not quarantined, held or blocked."""
         return self.filter(direction="inbound", disposition="inbox")
 
-    def in_moderation_queue(self) -> MessageQuerySet:
+    def in_moderation_queue(self) -> MessageQuerySet[_M]:
         """Inbound mail a moderator should look at: held, quarantined or blocked, and
         unverified mail that reached an inbox."""
         return self.filter(direction="inbound").filter(~Q(disposition="inbox") | Q(sender_verified=False))
 
-    def older_than(self, cutoff: dt.datetime) -> MessageQuerySet:
+    def older_than(self, cutoff: dt.datetime) -> MessageQuerySet[_M]:
         return self.filter(received_at__lt=cutoff)
 
-    def not_archived(self) -> MessageQuerySet:
+    def not_archived(self) -> MessageQuerySet[_M]:
         return self.filter(archived=False)
 
-    def archived(self) -> MessageQuerySet:
+    def archived(self) -> MessageQuerySet[_M]:
         return self.filter(archived=True)
 
-    def unread(self) -> MessageQuerySet:
+    def unread(self) -> MessageQuerySet[_M]:
         return self.filter(is_read=False)
 
-    def read(self) -> MessageQuerySet:
+    def read(self) -> MessageQuerySet[_M]:
         return self.filter(is_read=True)
 
-    def verified(self) -> MessageQuerySet:
+    def verified(self) -> MessageQuerySet[_M]:
         return self.filter(sender_verified=True)
 
-    def with_label(self, name: str, *, include_archived: bool = True) -> MessageQuerySet:
+    def with_label(self, name: str, *, include_archived: bool = True) -> MessageQuerySet[_M]:
         """Messages carrying the label ``name`` (exact); with ``include_archived=False``,
         only those not archived.
 
@@ -100,7 +104,8 @@ class MessageQuerySet(models.QuerySet):
         (received_at, id) for the same reason. A message carries a name once
         (mail_label_message_name), so the join never repeats a message.
         """
-        return self.alias(
+        # alias()/annotate() with ** names: the stubs' plugin cannot follow them (Any).
+        labelled: MessageQuerySet[_M] = self.alias(
             **{
                 _LABEL: FilteredRelation(
                     "labels",
@@ -111,8 +116,9 @@ class MessageQuerySet(models.QuerySet):
                 _LABEL_ID: F(f"{_LABEL}__message_id"),
             }
         ).filter(**{f"{_LABEL_ID}__isnull": False})
+        return labelled
 
-    def search(self, q: str) -> MessageQuerySet:
+    def search(self, q: str) -> MessageQuerySet[_M]:
         # icontains escapes %, _ and \ so they match literally (API.md), and on PostgreSQL
         # compiles to UPPER(col) LIKE UPPER(%s), which the pg_trgm expression indexes serve.
         return self.filter(_matches(q, SEARCH_COLUMNS))
@@ -205,9 +211,11 @@ class MessageQuerySet(models.QuerySet):
         if self.query.where.negated:
             return ()
         table = self.model._meta.db_table
+        # Lookups (lhs, lookup_name) next to nested WhereNodes: the getattr()s tell them apart.
+        where_children: list[Any] = self.query.where.children
         fixed = {
             child.lhs.target.attname
-            for child in self.query.where.children
+            for child in where_children
             if getattr(child, "lookup_name", None) == "exact"
             and getattr(child.lhs, "alias", None) == table
             and getattr(getattr(child.lhs, "target", None), "model", None) is self.model
@@ -223,18 +231,18 @@ class MessageQuerySet(models.QuerySet):
         # By id alone, not through this queryset's filters again: a row that changed
         # since the walk (archived, read) is still part of the page the walk found, so
         # the page keeps its size and has_more stays right.
-        fetch = self.model._default_manager.db_manager(self.db).filter(pk__in=ids)
+        fetch = cast("MessageQuerySet[_M]", self.model._default_manager.db_manager(self.db).filter(pk__in=ids))
         if ITEM_LABELS in self.query.annotations:
             fetch = fetch.with_item_relations()
         fetch.query.select_related = self.query.select_related
         fetch.query.deferred_loading = self.query.deferred_loading
-        rows = {row.pk: row for row in fetch.prefetch_related(*self._prefetch_related_lookups)}
+        rows = {row.pk: row for row in fetch.prefetch_related(*self._prefetch_related_lookups)}  # type: ignore[attr-defined]  # QuerySet's own, not in the stubs
         return [rows[i] for i in ids if i in rows]
 
-    def in_thread(self, thread_id: str) -> MessageQuerySet:
+    def in_thread(self, thread_id: str) -> MessageQuerySet[_M]:
         return self.filter(thread_id=thread_id)
 
-    def after(self, received_at: dt.datetime, message_id: str) -> MessageQuerySet:
+    def after(self, received_at: dt.datetime, message_id: str) -> MessageQuerySet[_M]:
         """Keyset pagination: strictly after (received_at, id) in listing order.
 
         The redundant ``received_at >= x`` is what makes this a seek: it becomes the range
@@ -247,7 +255,7 @@ class MessageQuerySet(models.QuerySet):
             & (Q(**{f"{at}__gt": received_at}) | Q(**{at: received_at, f"{key}__gt": message_id}))
         )
 
-    def up_to(self, received_at: dt.datetime, message_id: str) -> MessageQuerySet:
+    def up_to(self, received_at: dt.datetime, message_id: str) -> MessageQuerySet[_M]:
         """The mirror of after(): at or before (received_at, id) in listing order."""
         at, key = self._listing_keys()
         return self.filter(
@@ -255,7 +263,7 @@ class MessageQuerySet(models.QuerySet):
             & (Q(**{f"{at}__lt": received_at}) | Q(**{at: received_at, f"{key}__lte": message_id}))
         )
 
-    def in_listing_order(self) -> MessageQuerySet:
+    def in_listing_order(self) -> MessageQuerySet[_M]:
         return self.order_by(*self._listing_keys())
 
     def _listing_keys(self) -> tuple[str, str]:
@@ -273,7 +281,7 @@ class MessageQuerySet(models.QuerySet):
         is_read: bool | None = None,
         include_archived: bool = False,
         verified_only: bool = False,
-    ) -> MessageQuerySet:
+    ) -> MessageQuerySet[_M]:
         """GET /v1/inbox and /v1/inbox/unread-count: the filters that combine with AND."""
         qs = self.in_inbox()
         if not include_archived:
@@ -288,7 +296,7 @@ class MessageQuerySet(models.QuerySet):
             qs = qs.verified()
         return qs
 
-    def as_items(self) -> MessageQuerySet:
+    def as_items(self) -> MessageQuerySet[_M]:
         """A listing of inbox items (inbox, search, sent, thread): with_item_relations(),
         loading only the columns the item shows. The rest of a row (recipients' Bcc and
         Reply-To, references, timestamps, the agent's own columns) is two JSON decodes and
@@ -296,7 +304,7 @@ class MessageQuerySet(models.QuerySet):
         anything else loads each missing column with a query of its own."""
         return self.with_item_relations().only(*ITEM_COLUMNS)
 
-    def with_item_relations(self) -> MessageQuerySet:
+    def with_item_relations(self) -> MessageQuerySet[_M]:
         """What ``message_item`` reads, in the one query: the agent joined, and each
         message's label names and attachments aggregated into JSON arrays by correlated
         subqueries (ITEM_LABELS, ITEM_ATTACHMENTS; NULL when there are none).
@@ -307,12 +315,13 @@ class MessageQuerySet(models.QuerySet):
         SQL written once per database (_item_subqueries): built from ORM expressions,
         resolving and compiling them cost ~2 ms a request, more than the page's SQL."""
         labels, attachments = _item_subqueries(connections[self.db].vendor, self.model)
-        return self.select_related("agent").annotate(
+        items: MessageQuerySet[_M] = self.select_related("agent").annotate(
             **{
                 ITEM_LABELS: RawSQL(labels, (), output_field=models.JSONField()),
                 ITEM_ATTACHMENTS: RawSQL(attachments, (), output_field=models.JSONField()),
             }
         )
+        return items
 
 
 @functools.cache
@@ -363,7 +372,7 @@ def _walk_test(q: str, db: str) -> Q | RawSQL:
     return RawSQL('"mail_message"."search_upper" LIKE UPPER(%s)', [pattern], output_field=models.BooleanField())
 
 
-class MessageLabelQuerySet(models.QuerySet):
+class MessageLabelQuerySet(models.QuerySet[_M, _M]):
     def bulk_create(self, objs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
         objs = list(objs)
         self.copy_message_keys(objs)
@@ -376,7 +385,7 @@ class MessageLabelQuerySet(models.QuerySet):
         object the caller may hold stale."""
         if not labels:
             return
-        message_model = self.model._meta.get_field("message").related_model
+        message_model: Any = self.model._meta.get_field("message").related_model
         keys = {
             pk: (agent_id, received_at, archived)
             for pk, agent_id, received_at, archived in message_model.objects.using(self.db)

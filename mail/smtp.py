@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.conf import settings
@@ -197,9 +197,10 @@ def _data_check_cached(
     if raw.find(b"\n\n", 0, LOOP_HEADER_MAX) < 0 and raw.find(b"\n\r\n", 0, LOOP_HEADER_MAX) < 0:
         return None  # a header block this long (or none) is parsed in a thread
     headers = header_block(raw)
-    if not all(cache.blocks_nobody(agent) for agent in agents):
+    known = cast("list[Agent]", agents)  # none is None (above)
+    if not all(cache.blocks_nobody(agent) for agent in known):
         header_from = header_from_address(headers)
-        if header_from and not all(cache.allowed(agent, header_from) for agent in agents):
+        if header_from and not all(cache.allowed(agent, header_from) for agent in known):
             return None
     try:
         relayed = authentication_relayed(headers, peer_ip=peer_ip)
@@ -396,13 +397,14 @@ class IngestHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or b""
+        raw: bytes | str = envelope.original_content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
         loop = asyncio.get_running_loop()
         peer_ip = session.peer[0] if isinstance(session.peer, tuple) else ""
         mail_from, rcpt_tos = envelope.mail_from or "", list(envelope.rcpt_tos)
         checked = _data_check_cached(self.cache, raw, rcpt_tos, peer_ip)
+        authentication: dict[str, Any] | None
         if checked is not None:
             # The committer writes the object with its group (``stored`` None).
             (refusal, authentication), stored = checked, None

@@ -63,7 +63,7 @@ def _label_anchor(centre: float, width: int, half: int = 22) -> dict[str, Any]:
 
 
 def dashboard() -> dict[str, Any]:
-    cached = cache.get("admin-dashboard")
+    cached: dict[str, Any] | None = cache.get("admin-dashboard")
     if cached is not None:
         return cached
     data = daily_counts()

@@ -46,7 +46,7 @@ class EndpointForm(forms.ModelForm):
         help_texts = {"agents": "none = every agent of the account (ignored for an agent's own endpoint)"}
 
     def clean_url(self) -> str:
-        url = self.cleaned_data["url"]
+        url: str = self.cleaned_data["url"]
         try:
             url_check(url)
         except UnsafeUrl as exc:
@@ -55,6 +55,7 @@ class EndpointForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # ModelForm.clean returns cleaned_data
         account = data.get("account") if self.instance._state.adding else self.instance.account
         if account is not None and any(a.account_id != account.pk for a in data.get("agents") or []):
             self.add_error("agents", "Every agent must belong to the endpoint's account.")
@@ -75,7 +76,7 @@ class EndpointAdmin(admin.ModelAdmin):
     STATUS_FIELDS = ["id", "created_by", "all_agents", "previous_secret_expires_at", "failing_since",
                      "disabled_reason", "disabled_at", "created_at", "updated_at"]
 
-    def get_fields(self, request: HttpRequest, obj: Endpoint | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Endpoint | None = None) -> list[Any]:
         return list(EndpointForm.Meta.fields) + (self.STATUS_FIELDS if obj else [])
 
     def get_readonly_fields(self, request: HttpRequest, obj: Endpoint | None = None) -> list[str]:

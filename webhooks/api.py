@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -19,10 +20,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from assmbl import inputs
 from assmbl.errors import ApiError, NotFound, ValidationFailed
-from assmbl.inputs import InputSerializer, StrictBooleanField, StrictCharField, input_validate
+from assmbl.inputs import StrictBooleanField, StrictCharField, input_validate
 from assmbl.openapi import error_responses
-from directory.auth import IsAgent, TokenUser
+from directory.auth import IsAgent, TokenUser, token_user
 from webhooks.events import MAX_WAIT, Cursor, event_item, events_page, events_wait
 from webhooks.models import Delivery, Endpoint, Event
 from webhooks.services import (
@@ -38,10 +40,11 @@ class IsAgentOrOperator(BasePermission):
     message = "This endpoint needs an agent or operator token."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return isinstance(request.user, TokenUser)
+        user: object = request.user  # the stubs type it as Django's user model
+        return isinstance(user, TokenUser)
 
 
-def _endpoints_for(user: TokenUser) -> Any:
+def _endpoints_for(user: TokenUser) -> QuerySet[Endpoint]:
     """An operator sees its account's endpoints; an agent only those it registered."""
     if user.is_operator:
         return Endpoint.objects.for_account(user.account)
@@ -129,7 +132,7 @@ class WebhookListView(APIView):
     permission_classes = [IsAgentOrOperator]
 
     @extend_schema_serializer(component_name="WebhookCreate")
-    class InputSerializer(InputSerializer):
+    class InputSerializer(inputs.InputSerializer):
         """A new webhook endpoint."""
 
         url = WebhookUrlField()
@@ -148,7 +151,7 @@ class WebhookListView(APIView):
         responses={200: inline_serializer("WebhookList", {"items": EndpointOutput(many=True)}), **error_responses()},
     )
     def get(self, request: Request) -> Response:
-        endpoints = _endpoints_for(request.user).prefetch_related("agents")
+        endpoints = _endpoints_for(token_user(request)).prefetch_related("agents")
         return Response({"items": [_out(e) for e in endpoints]})
 
     @extend_schema(
@@ -158,7 +161,7 @@ class WebhookListView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = input_validate(self.InputSerializer, request.data)
-        user: TokenUser = request.user
+        user = token_user(request)
         if user.is_operator:
             endpoint = endpoint_create(
                 account=user.account,
@@ -187,7 +190,7 @@ class WebhookDetailView(APIView):
     permission_classes = [IsAgentOrOperator]
 
     @extend_schema_serializer(component_name="WebhookUpdate")
-    class InputSerializer(InputSerializer):
+    class InputSerializer(inputs.InputSerializer):
         """What may change about a webhook endpoint (agents and all_agents: operator tokens only)."""
 
         url = WebhookUrlField(required=False)
@@ -199,7 +202,7 @@ class WebhookDetailView(APIView):
 
     @extend_schema(operation_id="webhooks_retrieve", responses={200: EndpointOutput, **error_responses(404)})
     def get(self, request: Request, endpoint_id: str) -> Response:
-        return Response(_out(_endpoint_or_404(request.user, endpoint_id)))
+        return Response(_out(_endpoint_or_404(token_user(request), endpoint_id)))
 
     @extend_schema(
         operation_id="webhooks_update",
@@ -207,9 +210,9 @@ class WebhookDetailView(APIView):
         responses={200: EndpointOutput, **error_responses(400, 404, 413, 415)},
     )
     def patch(self, request: Request, endpoint_id: str) -> Response:
-        endpoint = _endpoint_or_404(request.user, endpoint_id)
+        endpoint = _endpoint_or_404(token_user(request), endpoint_id)
         data = input_validate(self.InputSerializer, request.data)
-        if not request.user.is_operator and ("agents" in data or "all_agents" in data):
+        if not token_user(request).is_operator and ("agents" in data or "all_agents" in data):
             raise AgentsNotAllowed()
         endpoint = endpoint_update(
             endpoint=endpoint,
@@ -227,7 +230,7 @@ class WebhookDetailView(APIView):
         responses={204: OpenApiResponse(description="Deleted"), **error_responses(404)},
     )
     def delete(self, request: Request, endpoint_id: str) -> Response:
-        endpoint_delete(endpoint=_endpoint_or_404(request.user, endpoint_id))
+        endpoint_delete(endpoint=_endpoint_or_404(token_user(request), endpoint_id))
         return Response(status=204)
 
 
@@ -240,7 +243,7 @@ class WebhookRotateSecretView(APIView):
         responses={200: EndpointWithSecretOutput, **error_responses(404)},
     )
     def post(self, request: Request, endpoint_id: str) -> Response:
-        endpoint = endpoint_rotate_secret(endpoint=_endpoint_or_404(request.user, endpoint_id))
+        endpoint = endpoint_rotate_secret(endpoint=_endpoint_or_404(token_user(request), endpoint_id))
         return Response(_out(endpoint, with_secret=True))
 
 
@@ -248,7 +251,7 @@ class WebhookReplayView(APIView):
     permission_classes = [IsAgentOrOperator]
 
     @extend_schema_serializer(component_name="WebhookReplay")
-    class InputSerializer(InputSerializer):
+    class InputSerializer(inputs.InputSerializer):
         """One event again (event_id), or every event of a time range (since, until)."""
 
         event_id = StrictCharField(max_length=40, required=False)
@@ -280,7 +283,7 @@ class WebhookReplayView(APIView):
         },
     )
     def post(self, request: Request, endpoint_id: str) -> Response:
-        endpoint = _endpoint_or_404(request.user, endpoint_id)
+        endpoint = _endpoint_or_404(token_user(request), endpoint_id)
         data = input_validate(self.InputSerializer, request.data)
         count = endpoint_replay(
             endpoint=endpoint, event_id=data.get("event_id"), since=data.get("since"), until=data.get("until")
@@ -324,7 +327,7 @@ class WebhookDeliveriesView(APIView):
         },
     )
     def get(self, request: Request, endpoint_id: str) -> Response:
-        endpoint = _endpoint_or_404(request.user, endpoint_id)
+        endpoint = _endpoint_or_404(token_user(request), endpoint_id)
         limit = _int_param(request, "limit", default=25, low=1, high=100)
         _reject_unknown(request.query_params, {"limit", "state"})
         rows = Delivery.objects.for_endpoint(endpoint).select_related("event")
@@ -398,7 +401,8 @@ class EventListView(APIView):
         wait = _int_param(request, "wait", default=0, low=0, high=MAX_WAIT)
         after_raw = request.query_params.get("after")
         after = Cursor.decode(after_raw) if after_raw is not None else None
-        agent = request.user.agent
+        agent = token_user(request).agent
+        assert agent is not None  # IsAgent
         if wait:
             page = events_wait(agent=agent, after=after, limit=limit, wait=wait)
         else:

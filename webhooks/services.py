@@ -8,6 +8,7 @@ dispatcher picks the rows up), and kicks the immediate attempt on commit.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import random
@@ -84,7 +85,7 @@ def payload_fit(payload: dict[str, Any], *, limit: int | None = None) -> dict[st
     if _json_size(payload) <= limit:
         return payload
     for max_chars, max_items in ((1024, 100), (256, 20), (64, 5)):
-        shrunk = _shrink(payload, max_chars=max_chars, max_items=max_items)
+        shrunk: dict[str, Any] = _shrink(payload, max_chars=max_chars, max_items=max_items)
         shrunk["Truncated"] = True
         if _json_size(shrunk) <= limit:
             return shrunk
@@ -121,7 +122,7 @@ def events_record(items: list[tuple[Agent, str, dict[str, Any]]]) -> list[Event]
     if deliveries:
         Delivery.objects.bulk_create(deliveries)
         for seq in sorted({d.event.seq for d in deliveries}):
-            transaction.on_commit(lambda seq=seq: _dispatch(seq))
+            transaction.on_commit(functools.partial(_dispatch, seq))
     return events
 
 

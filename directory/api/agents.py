@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
+from django.db.models import QuerySet
 from django.urls import path
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -27,12 +28,12 @@ from assmbl.inputs import (
 )
 from assmbl.openapi import error_responses
 from assmbl.query import cursor_decode, cursor_encode, query_params
-from directory.auth import IsOperator
+from directory.auth import IsOperator, token_user
 from directory.models import Agent, validate_agent_id
 from directory.services import AgentExists, agent_create, agent_deactivate, agent_token_rotate, agent_update
 
 
-class AgentSerializer(serializers.ModelSerializer):
+class AgentSerializer(serializers.ModelSerializer[Agent]):
     address = serializers.CharField(read_only=True)
 
     class Meta:
@@ -78,7 +79,7 @@ class AgentWithTokenSerializer(AgentSerializer):
         ref_name = "AgentWithToken"
 
 
-class AgentPageSerializer(serializers.Serializer):
+class AgentPageSerializer(serializers.Serializer[Any]):
     items = AgentSerializer(many=True)
     next_cursor = serializers.CharField(allow_null=True)
     has_more = serializers.BooleanField()
@@ -87,7 +88,7 @@ class AgentPageSerializer(serializers.Serializer):
         ref_name = "AgentPage"
 
 
-class TokenSerializer(serializers.Serializer):
+class TokenSerializer(serializers.Serializer[Any]):
     agent_id = serializers.CharField()
     token = serializers.CharField(help_text="shown once")
 
@@ -95,7 +96,7 @@ class TokenSerializer(serializers.Serializer):
         ref_name = "AgentToken"
 
 
-class AgentListQuerySerializer(serializers.Serializer):
+class AgentListQuerySerializer(serializers.Serializer[Any]):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=25)
     cursor = CursorField()
 
@@ -103,8 +104,8 @@ class AgentListQuerySerializer(serializers.Serializer):
 class OperatorAPIView(APIView):
     permission_classes = [IsOperator]
 
-    def agents(self, request: Request) -> Any:
-        return Agent.objects.for_account(request.user.account)
+    def agents(self, request: Request) -> QuerySet[Agent]:
+        return Agent.objects.for_account(token_user(request).account)
 
     def agent_or_404(self, request: Request, agent_id: str) -> Agent:
         agent = self.agents(request).filter(agent_id=agent_id).first()
@@ -159,7 +160,7 @@ class AgentsView(OperatorAPIView):
         try:
             agent, issued = agent_create(
                 agent_id=data["agent_id"],
-                account=request.user.account,
+                account=token_user(request).account,
                 display_name=data["display_name"],
                 policy=data["policy"],
             )

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.urls import URLPattern, path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -49,7 +50,7 @@ def upload_item(attachment: Attachment) -> dict[str, Any]:
 
 
 def ticket_item(ticket: UploadTicket) -> dict[str, Any]:
-    body = {
+    body: dict[str, Any] = {
         "AttachmentID": ticket.attachment.id,
         "upload_url": ticket.url,
         "upload_method": ticket.method,
@@ -122,7 +123,7 @@ class AttachmentUploadView(APIView):
             attachment_id=attachment_id,
             expires=request.query_params.get("expires", ""),
             signature=request.query_params.get("signature", ""),
-            stream=raw,
+            stream=raw,  # type: ignore[arg-type]  # an HttpRequest is read like a binary file (read())
             content_length=int(length) if length and length.isdigit() else None,
             content_type=raw.META.get("CONTENT_TYPE", ""),
         )
@@ -147,7 +148,7 @@ class MessageAttachmentView(AgentAPIView):
             **error_responses(404),
         },
     )
-    def get(self, request: Request, message_id: str, attachment_id: str) -> HttpResponse | Response:
+    def get(self, request: Request, message_id: str, attachment_id: str) -> HttpResponseBase | Response:
         message = message_for_agent_or_404(self.agent(request), message_id)
         attachment = inbound_attachment_or_404(message=message, attachment_id=attachment_id)
         if rawstore().direct_downloads and attachment.storage_key:

@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from assmbl.errors import NotFound
-from directory.auth import IsAgent
+from directory.auth import IsAgent, token_user
 from directory.models import Agent
 from mail.models import Message
 
@@ -18,7 +18,9 @@ class AgentAPIView(APIView):
     permission_classes = [IsAgent]
 
     def agent(self, request: Request) -> Agent:
-        return request.user.agent
+        agent = token_user(request).agent
+        assert agent is not None  # IsAgent
+        return agent
 
 
 def message_for_agent_or_404(agent: Agent, message_id: str) -> Message:

@@ -4,24 +4,26 @@ returns. Requests are described by the input serializers that validate them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 
-class AttachmentItemSchema(serializers.Serializer):
+class AttachmentItemSchema(serializers.Serializer[Any]):
     AttachmentID = serializers.CharField()
     Filename = serializers.CharField(allow_blank=True)
     ContentType = serializers.CharField()
     Size = serializers.IntegerField(min_value=0)
 
 
-class AuthenticationSchema(serializers.Serializer):
+class AuthenticationSchema(serializers.Serializer[Any]):
     spf = serializers.JSONField()  # any JSON value, null included
     dkim = serializers.JSONField()  # any JSON value, null included
     dmarc = serializers.JSONField()  # any JSON value, null included
     aligned = serializers.JSONField()  # any JSON value, null included
 
 
-class InboxItemSchema(serializers.Serializer):
+class InboxItemSchema(serializers.Serializer[Any]):
     MessageID = serializers.CharField()
     AgentID = serializers.CharField()
     Direction = serializers.ChoiceField(choices=["inbound", "outbound"])
@@ -57,7 +59,7 @@ class MessageDetailSchema(InboxItemSchema):
         ref_name = "MessageDetail"
 
 
-class InboxPageSchema(serializers.Serializer):
+class InboxPageSchema(serializers.Serializer[Any]):
     items = InboxItemSchema(many=True)
     next_cursor = serializers.CharField(allow_null=True)
     has_more = serializers.BooleanField()
@@ -66,14 +68,14 @@ class InboxPageSchema(serializers.Serializer):
         ref_name = "InboxPage"
 
 
-class UnreadCountSchema(serializers.Serializer):
+class UnreadCountSchema(serializers.Serializer[Any]):
     unread_count = serializers.IntegerField(min_value=0)
 
     class Meta:
         ref_name = "UnreadCount"
 
 
-class InboxItemPageSchema(serializers.Serializer):
+class InboxItemPageSchema(serializers.Serializer[Any]):
     """GET /v1/sent: the same page shape as the inbox."""
 
     items = InboxItemSchema(many=True)
@@ -91,7 +93,7 @@ class ThreadPageSchema(InboxItemPageSchema):
         ref_name = "ThreadPage"
 
 
-class SendAcceptedSchema(serializers.Serializer):
+class SendAcceptedSchema(serializers.Serializer[Any]):
     MessageID = serializers.CharField()
     Status = serializers.CharField()
 
@@ -99,7 +101,7 @@ class SendAcceptedSchema(serializers.Serializer):
         ref_name = "SendAccepted"
 
 
-class UploadTicketSchema(serializers.Serializer):
+class UploadTicketSchema(serializers.Serializer[Any]):
     AttachmentID = serializers.CharField()
     upload_url = serializers.CharField()
     upload_method = serializers.CharField(help_text="PUT (embedded storage) or POST (S3 presigned POST)")
@@ -112,7 +114,7 @@ class UploadTicketSchema(serializers.Serializer):
         ref_name = "UploadTicket"
 
 
-class UploadItemSchema(serializers.Serializer):
+class UploadItemSchema(serializers.Serializer[Any]):
     AttachmentID = serializers.CharField()
     Filename = serializers.CharField(allow_blank=True)
     ContentType = serializers.CharField(allow_blank=True)
@@ -126,7 +128,7 @@ class UploadItemSchema(serializers.Serializer):
         ref_name = "Upload"
 
 
-class DownloadUrlSchema(serializers.Serializer):
+class DownloadUrlSchema(serializers.Serializer[Any]):
     url = serializers.CharField()
     expires_at = serializers.DateTimeField(allow_null=True)
 

@@ -59,14 +59,14 @@ def sender_entry_item(entry: Sender | SenderRule) -> dict[str, Any]:
         "status": "blocked" if entry.action == SenderRule.Action.BLOCK else "allowed",
         "action": entry.action,
         "scope": entry.scope,
-        "agent_id": entry.agent.agent_id if entry.agent_id else None,
+        "agent_id": entry.agent.agent_id if entry.agent else None,
         "note": entry.note,
         "created_at": rfc3339(entry.created_at),
     }
 
 
 def _user(request: Request) -> TokenUser:
-    user = request.user
+    user: object = request.user  # the stubs type it as Django's user model
     assert isinstance(user, TokenUser)
     return user
 
@@ -116,7 +116,7 @@ class SenderCreateInput(InputSerializer):
         ref_name = "SenderCreate"
 
 
-class SenderEntrySchema(serializers.Serializer):
+class SenderEntrySchema(serializers.Serializer[Any]):
     """Documentation only: ``sender_entry_item`` of a Sender (kind "sender") or a SenderRule
     (kind "rule"); the fields of the other kind are absent."""
 
@@ -137,14 +137,14 @@ class SenderEntrySchema(serializers.Serializer):
         ref_name = "SenderEntry"
 
 
-class SenderListSchema(serializers.Serializer):
+class SenderListSchema(serializers.Serializer[Any]):
     items = SenderEntrySchema(many=True)
 
     class Meta:
         ref_name = "SenderList"
 
 
-class AgentLookupItemSchema(serializers.Serializer):
+class AgentLookupItemSchema(serializers.Serializer[Any]):
     agent_id = serializers.CharField()
     address = serializers.CharField()
     display_name = serializers.CharField(allow_blank=True)
@@ -153,14 +153,14 @@ class AgentLookupItemSchema(serializers.Serializer):
         ref_name = "AgentLookupItem"
 
 
-class AgentLookupListSchema(serializers.Serializer):
+class AgentLookupListSchema(serializers.Serializer[Any]):
     items = AgentLookupItemSchema(many=True)
 
     class Meta:
         ref_name = "AgentLookupList"
 
 
-class SenderListQuery(serializers.Serializer):
+class SenderListQuery(serializers.Serializer[Any]):
     agent_id = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -172,7 +172,7 @@ class SenderListQuery(serializers.Serializer):
     )
 
 
-class AgentLookupQuery(serializers.Serializer):
+class AgentLookupQuery(serializers.Serializer[Any]):
     q = serializers.CharField(
         max_length=320, help_text="an agent id or address", validators=[RegexValidator(r"\S", "q is required.")]
     )

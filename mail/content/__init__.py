@@ -157,7 +157,7 @@ def _plain_links(text: str) -> list[dict[str, str]]:
 def _sender_address(from_header: str) -> str:
     """The From address, from a header as stored (decoded: a display name may now hold
     an unquoted comma, which an address-list parser would split at)."""
-    bracketed = _BRACKETED_ADDRESS.findall(from_header or "")
+    bracketed: list[str] = _BRACKETED_ADDRESS.findall(from_header or "")
     if bracketed:
         return bracketed[-1].strip().lower()
     bare = _BARE_ADDRESS.search(from_header or "")

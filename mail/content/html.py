@@ -197,7 +197,8 @@ def _matching_rules(element: lxml.html.HtmlElement, rules: dict[str, dict[str, s
 
 def _text_of(element: lxml.html.HtmlElement) -> str:
     try:
-        return element.text_content()
+        text: str = element.text_content()
+        return text
     except ValueError:
         return ""
 

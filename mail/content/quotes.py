@@ -89,7 +89,7 @@ def _library_cut(text: str) -> str | None:
             return _signature_cut(text)
     elif len(text) > len(window):
         return _signature_cut(text)  # no quoted message in the window: the rest is this mail's
-    body = first.content.replace(first.headers or "", "", 1) if first.headers else first.content
+    body: str = first.content.replace(first.headers or "", "", 1) if first.headers else first.content
     signature = first.signatures if first.signatures and _trusted_signature(first.signatures) else ""
     if signature:
         body = body.replace(signature, "")

@@ -90,8 +90,9 @@ def _latin(char: str) -> str:
     found = confusables.is_confusable(char, preferred_aliases=["latin"], greedy=True) or []
     for entry in found:
         for glyph in entry.get("homoglyphs", []):
-            if glyph["c"].isascii():
-                return glyph["c"].lower()
+            look_alike: str = glyph["c"]
+            if look_alike.isascii():
+                return look_alike.lower()
     return char
 
 

@@ -50,7 +50,8 @@ class SnsVerificationError(Exception):
 def sns_fetcher() -> Fetcher:
     """The one callable that fetches SNS URLs (certificates, SubscribeURL).
     ``SES_SNS_FETCHER`` names it, so tests inject one that counts calls."""
-    return import_string(settings.SES_SNS_FETCHER)
+    fetcher: Fetcher = import_string(settings.SES_SNS_FETCHER)
+    return fetcher
 
 
 def url_fetch(url: str) -> bytes:
