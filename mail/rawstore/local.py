@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from django.conf import settings
 
@@ -123,7 +123,8 @@ class LocalRawStore(RawStore):
     def _open(self, side: str, key: str) -> IO[bytes]:
         located = self._located(side, key)
         if located:
-            return packs.record_open(*located)
+            # A RawIOBase: read, seek and close, which is all a reader of IO[bytes] here uses.
+            return cast(IO[bytes], packs.record_open(*located))
         try:
             return open(self._path(side, key), "rb")  # noqa: SIM115 - the caller closes it
         except (NotADirectoryError, IsADirectoryError):
