@@ -15,7 +15,7 @@ from django.utils import timezone
 from directory.models import POSTMASTER, Account, Agent, ApiToken, Sender, SenderRule, validate_agent_id
 
 DEFAULT_ACCOUNT_NAME = "default"
-# Owns the system's own agents (``postmaster_agent``); no operator token belongs to it.
+# Owns the system's own agents (``agent_system_get``); no operator token belongs to it.
 SYSTEM_ACCOUNT_NAME = "assmbl:system"
 RESERVED_AGENT_IDS = frozenset({POSTMASTER})
 _TOKEN_PREFIX = {ApiToken.Kind.AGENT: "amk", ApiToken.Kind.OPERATOR: "amo"}
@@ -107,18 +107,18 @@ def agent_id_clean(agent_id: str) -> str:
     return agent_id
 
 
-def postmaster_agent() -> Agent:
-    """The system's postmaster mailbox, created on first use. Found by its id alone, active
-    or not: a postmaster address is always accepted."""
-    agent = Agent.objects.filter(agent_id=POSTMASTER).first()
+def agent_system_get(*, agent_id: str, display_name: str) -> Agent:
+    """A system agent (owned by the system account), created on first use. Found by its id
+    alone, active or not."""
+    agent = Agent.objects.filter(agent_id=agent_id).first()
     if agent is not None:
         return agent
     account, _ = Account.objects.get_or_create(name=SYSTEM_ACCOUNT_NAME)
     try:
         with transaction.atomic():
-            return Agent.objects.create(agent_id=POSTMASTER, account=account, display_name="Postmaster (RFC 5321)")
+            return Agent.objects.create(agent_id=agent_id, account=account, display_name=display_name)
     except IntegrityError:  # created meanwhile by another session
-        return Agent.objects.get(agent_id=POSTMASTER)
+        return Agent.objects.get(agent_id=agent_id)
 
 
 def agent_deactivate(*, agent: Agent) -> None:
@@ -128,30 +128,11 @@ def agent_deactivate(*, agent: Agent) -> None:
         ApiToken.objects.live().filter(agent=agent).update(revoked_at=timezone.now())
 
 
-def agent_for_address(address: str) -> Agent | None:
-    """The active agent an envelope recipient routes to, or None (foreign domain, unknown)."""
-    return agents_for_addresses([address])[address]
-
-
-def agents_for_addresses(addresses: list[str]) -> dict[str, Agent | None]:
-    """``agent_for_address`` for many recipients in one query (a batch of deliveries)."""
-    locals_ = {address: _agent_local(address) for address in addresses}
-    wanted = {local for local in locals_.values() if local}
-    found = {agent.agent_id: agent for agent in Agent.objects.active().filter(agent_id__in=wanted)} if wanted else {}
-    if POSTMASTER in wanted:
-        found[POSTMASTER] = postmaster_agent()
-    return {address: found.get(local) if local else None for address, local in locals_.items()}
-
-
-def _agent_local(address: str) -> str:
-    address = address.strip().lower()
-    if address == POSTMASTER:
-        return POSTMASTER  # RFC 5321 4.1.1.3: "<Postmaster>" without a domain
-    local, _, domain = address.rpartition("@")
-    if not local or domain != settings.MAIL_DOMAIN:
-        return ""
-    # Plus-addressing: agent+tag@domain reaches agent.
-    return local.split("+", 1)[0]
+def agents_active_by_id(*, agent_ids: set[str]) -> dict[str, Agent]:
+    """The active agents among these ids, in one query (``mail.addresses`` maps addresses to ids)."""
+    if not agent_ids:
+        return {}
+    return {agent.agent_id: agent for agent in Agent.objects.active().filter(agent_id__in=agent_ids)}
 
 
 # --- trust: policy and directory entries -------------------------------------------------

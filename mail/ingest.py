@@ -27,8 +27,8 @@ from django.utils import timezone
 from assmbl.celery import task_queue
 from assmbl.faults import fault_point
 from directory.models import Agent
-from directory.services import agents_for_addresses
 from mail import authn
+from mail.addresses import agents_for_addresses
 from mail.attachments import attachment_parts_store
 from mail.models import Attachment, InboundDelivery, Message
 from mail.parsing import HashingReader, ParsedMail, parse_mail_stream

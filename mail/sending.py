@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
-from email.utils import formataddr, getaddresses, make_msgid, parseaddr
+from email.utils import formataddr, getaddresses, make_msgid
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +27,7 @@ from assmbl.celery import task_queue
 from assmbl.errors import PayloadTooLarge, RateLimited, ValidationFailed
 from assmbl.inputs import HEADER_TEXT_PATTERN
 from directory.models import Agent
+from mail.addresses import address_bare, address_is_agents, address_is_local
 from mail.attachments import attachment_open, attachments_for_send, attachments_mark_claimed
 from mail.models import Attachment, Message
 from mail.parsing import html_to_text, make_preview
@@ -58,14 +59,6 @@ class Outgoing:
     @property
     def recipients(self) -> list[str]:
         return [*self.to, *self.cc, *self.bcc]
-
-
-def bare_address(address: str) -> str:
-    return parseaddr(address)[1].lower()
-
-
-def is_agent_address(address: str) -> bool:
-    return bare_address(address).rpartition("@")[2] == settings.MAIL_DOMAIN
 
 
 def addresses_clean(field_name: str, value: list[str], *, required: bool = False) -> list[str]:
@@ -185,9 +178,9 @@ def _loop_check(*, agent: Agent, thread_id: str, now: dt.datetime) -> None:
     between_agents = []
     for direction, sender, to, cc, bcc, received_at in rows:
         if direction == Message.Direction.INBOUND:
-            agentish = is_agent_address(sender)
+            agentish = address_is_local(sender)
         else:
-            agentish = any(is_agent_address(a) for a in [*to, *cc, *bcc])
+            agentish = any(address_is_local(a) for a in [*to, *cc, *bcc])
         if agentish:
             between_agents.append(received_at)
         if len(between_agents) >= settings.LOOP_MAX_MESSAGES:
@@ -240,7 +233,7 @@ def message_send(
         thread_id = thread_id_for(
             agent=agent, message_id=message_id, in_reply_to=in_reply_to, references=references, subject=outgoing.subject
         )
-        if any(is_agent_address(a) for a in outgoing.recipients):
+        if any(address_is_local(a) for a in outgoing.recipients):
             _loop_check(agent=agent, thread_id=thread_id, now=now)
         key, sha = raw_store(raw)
         message = Message.objects.create(
@@ -291,20 +284,11 @@ def _forward_subject(subject: str) -> str:
 def _without(addresses: Iterable[str], excluded: set[str]) -> list[str]:
     result, seen = [], set(excluded)
     for address in addresses:
-        bare = bare_address(address)
+        bare = address_bare(address)
         if bare and bare not in seen:
             seen.add(bare)
             result.append(address)
     return result
-
-
-def _own_addresses(agent: Agent) -> set[str]:
-    return {agent.address.lower()}
-
-
-def _is_own(agent: Agent, address: str) -> bool:
-    local, _, domain = bare_address(address).rpartition("@")
-    return domain == settings.MAIL_DOMAIN and local.split("+", 1)[0] == agent.agent_id
 
 
 def _references_for(original: Message) -> list[str]:
@@ -318,17 +302,16 @@ def message_reply(*, agent: Agent, original: Message, data: dict[str, Any], idem
     """Reply (or reply-all) to a message of this agent's mailbox; ``data`` is the validated
     ``mail.serializers.ReplyInput``."""
     body, html, reply_all = data.get("body"), data.get("html"), data.get("reply_all", False)
-    own = _own_addresses(agent)
     if original.direction == Message.Direction.OUTBOUND:
         # Following up on our own message goes to the same people again.
         to = list(original.to)
     else:
         to = list(original.reply_to) or [original.from_header or original.sender]
-    to = [a for a in _without(to, set()) if not _is_own(agent, a)] or ([original.sender] if original.sender else [])
+    to = [a for a in _without(to, set()) if not address_is_agents(agent, a)] or ([original.sender] if original.sender else [])
     cc: list[str] = []
     if reply_all:
-        already = {bare_address(a) for a in to} | own
-        cc = [a for a in _without([*original.to, *original.cc], already) if not _is_own(agent, a)]
+        already = {address_bare(a) for a in to}
+        cc = [a for a in _without([*original.to, *original.cc], already) if not address_is_agents(agent, a)]
     outgoing = Outgoing(
         to=addresses_clean("to", to, required=True),
         cc=addresses_clean("cc", cc),
@@ -339,7 +322,7 @@ def message_reply(*, agent: Agent, original: Message, data: dict[str, Any], idem
     )
     # A reply to another agent is machine-generated mail to a machine (RFC 3834): say so,
     # so that well-behaved auto-responders on the other side do not answer it.
-    between_agents = original.direction == Message.Direction.INBOUND and is_agent_address(original.sender)
+    between_agents = original.direction == Message.Direction.INBOUND and address_is_local(original.sender)
     return message_send(
         agent=agent,
         outgoing=outgoing,

@@ -36,7 +36,7 @@ from django.db import close_old_connections, connections
 
 from compat import aiosmtpd
 from directory.models import Agent
-from directory.services import agent_for_address
+from mail.addresses import agent_for_address
 from mail.authn import (
     authentication_check,
     authentication_relayed,

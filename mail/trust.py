@@ -36,8 +36,9 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from directory.models import POSTMASTER, Account, Agent, Challenge, Sender, SenderRule
-from directory.services import SenderAction, agent_for_address, sender_pattern_clean
+from directory.services import SenderAction, sender_pattern_clean
 from mail import authn
+from mail.addresses import agent_for_address
 from mail.models import Message
 from mail.release import message_release
 from webhooks.services import event_record
