@@ -32,11 +32,9 @@ from mail.attachments import attachment_open, attachments_for_send, attachments_
 from mail.models import Attachment, Message
 from mail.parsing import html_to_text, make_preview
 from mail.storage import raw_read, raw_store
-from mail.threads import thread_id_for
+from mail.threads import subject_forward, subject_reply, thread_id_for
 
 HEADER_TEXT = re.compile(HEADER_TEXT_PATTERN)
-_RE_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
-_FWD_PREFIX = re.compile(r"^\s*(fwd?)\s*:", re.IGNORECASE)
 
 
 # --- Input ------------------------------------------------------------------------------
@@ -273,14 +271,6 @@ def _queue_dispatch(message_id: str) -> None:
     transaction.on_commit(lambda: task_queue("mail.tasks.send_message", message_id), robust=True)
 
 
-def _reply_subject(subject: str) -> str:
-    return subject if _RE_PREFIX.match(subject) else f"Re: {subject}".strip()
-
-
-def _forward_subject(subject: str) -> str:
-    return subject if _FWD_PREFIX.match(subject) else f"Fwd: {subject}".strip()
-
-
 def _without(addresses: Iterable[str], excluded: set[str]) -> list[str]:
     result, seen = [], set(excluded)
     for address in addresses:
@@ -315,7 +305,7 @@ def message_reply(*, agent: Agent, original: Message, data: dict[str, Any], idem
     outgoing = Outgoing(
         to=addresses_clean("to", to, required=True),
         cc=addresses_clean("cc", cc),
-        subject=_reply_subject(original.subject),
+        subject=subject_reply(original.subject),
         body=body,
         html=html,
         attachment_ids=list(dict.fromkeys(data.get("attachments") or [])),
@@ -342,7 +332,7 @@ def message_forward(*, agent: Agent, original: Message, data: dict[str, Any], id
         note = f"{note}\n\n---------- Forwarded message ----------\nFrom: {original.from_header}\nSubject: {original.subject}\n\n{original.body_preview}"
     outgoing = Outgoing(
         to=addresses_clean("to", data["to"], required=True),
-        subject=_forward_subject(original.subject),
+        subject=subject_forward(original.subject),
         body=note,
     )
     return message_send(

@@ -91,3 +91,12 @@ def test_a_forward_is_idempotent(owner: Any, post: Any) -> None:
     assert second.headers["Idempotent-Replayed"] == "true"
     assert second.json() == first.json()
     assert Message.objects.outbound().count() == 1
+
+
+@pytest.mark.parametrize("subject", ["WG: Vertrag", "Fw: Contract", "FWD[2]: Contract"])
+def test_a_forward_prefix_in_any_form_threading_knows_is_not_doubled(owner: Any, post: Any, subject: str) -> None:
+    original = MessageFactory(agent=owner.agent, subject=subject, storage_key="")
+
+    forward_id = post(owner, f"/v1/messages/{original.id}/forward", {"to": "bob@example.com"}).json()["MessageID"]
+
+    assert Message.objects.get(pk=forward_id).subject == subject
