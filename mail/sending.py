@@ -192,6 +192,27 @@ def _loop_check(*, agent: Agent, thread_id: str, now: dt.datetime) -> None:
             )
 
 
+def _outbound_fields(*, agent: Agent, outgoing: Outgoing, raw: bytes, now: dt.datetime) -> dict[str, Any]:
+    """The sent message's row as the mailbox shows it: from the agent, already read."""
+    return {
+        "agent": agent,
+        "direction": Message.Direction.OUTBOUND,
+        "status": Message.Status.QUEUED,
+        "from_header": formataddr((agent.display_name, agent.address)) if agent.display_name else agent.address,
+        "from_name": agent.display_name,
+        "sender": agent.address,
+        "to": outgoing.to,
+        "cc": outgoing.cc,
+        "bcc": outgoing.bcc,
+        "reply_to": outgoing.reply_to,
+        "subject": outgoing.subject,
+        "body_preview": make_preview(outgoing.body if outgoing.body is not None else html_to_text(outgoing.html or "")),
+        "received_at": now,
+        "size": len(raw),
+        "is_read": True,
+    }
+
+
 def message_send(
     *,
     agent: Agent,
@@ -235,20 +256,7 @@ def message_send(
             _loop_check(agent=agent, thread_id=thread_id, now=now)
         key, sha = raw_store(raw)
         message = Message.objects.create(
-            agent=agent,
-            direction=Message.Direction.OUTBOUND,
-            status=Message.Status.QUEUED,
-            from_header=formataddr((agent.display_name, agent.address)) if agent.display_name else agent.address,
-            from_name=agent.display_name,
-            sender=agent.address,
-            to=outgoing.to,
-            cc=outgoing.cc,
-            bcc=outgoing.bcc,
-            reply_to=outgoing.reply_to,
-            subject=outgoing.subject,
-            body_preview=make_preview(outgoing.body if outgoing.body is not None else html_to_text(outgoing.html or "")),
-            received_at=now,
-            size=len(raw),
+            **_outbound_fields(agent=agent, outgoing=outgoing, raw=raw, now=now),
             sha256=sha,
             storage_key=key,
             internet_message_id=message_id,
@@ -257,7 +265,6 @@ def message_send(
             thread_id=thread_id,
             idempotency_key=idempotency_key,
             auto_submitted=auto_submitted,
-            is_read=True,
         )
         if attachments:
             attachments_mark_claimed(attachments=attachments, message=message)
