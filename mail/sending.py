@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.utils import formataddr, getaddresses, make_msgid
@@ -295,10 +295,18 @@ def _references_for(original: Message) -> list[str]:
     return refs
 
 
-def message_reply(*, agent: Agent, original: Message, data: dict[str, Any], idempotency_key: str = "") -> Message:
-    """Reply (or reply-all) to a message of this agent's mailbox; ``data`` is the validated
-    ``mail.serializers.ReplyInput``."""
-    body, html, reply_all = data.get("body"), data.get("html"), data.get("reply_all", False)
+def message_reply(
+    *,
+    agent: Agent,
+    original: Message,
+    body: str | None = None,
+    html: str | None = None,
+    reply_all: bool = False,
+    attachment_ids: Sequence[str] = (),
+    idempotency_key: str = "",
+) -> Message:
+    """Reply (or reply-all) to a message of this agent's mailbox (the fields of
+    ``mail.serializers.ReplyInput``; ``attachments`` as ``attachment_ids``)."""
     if original.direction == Message.Direction.OUTBOUND:
         # Following up on our own message goes to the same people again.
         to = list(original.to)
@@ -315,7 +323,7 @@ def message_reply(*, agent: Agent, original: Message, data: dict[str, Any], idem
         subject=subject_reply(original.subject),
         body=body,
         html=html,
-        attachment_ids=list(dict.fromkeys(data.get("attachments") or [])),
+        attachment_ids=list(dict.fromkeys(attachment_ids)),
     )
     # A reply to another agent is machine-generated mail to a machine (RFC 3834): say so,
     # so that well-behaved auto-responders on the other side do not answer it.
@@ -330,15 +338,17 @@ def message_reply(*, agent: Agent, original: Message, data: dict[str, Any], idem
     )
 
 
-def message_forward(*, agent: Agent, original: Message, data: dict[str, Any], idempotency_key: str = "") -> Message:
-    """Forward a message with the original attached as message/rfc822 (quoted when its
-    raw MIME is not available); ``data`` is the validated ``mail.serializers.ForwardInput``."""
-    note = data.get("body") or ""
+def message_forward(
+    *, agent: Agent, original: Message, to: list[str], body: str | None = None, idempotency_key: str = ""
+) -> Message:
+    """Forward a message with the original attached as message/rfc822 (quoted when its raw
+    MIME is not available); ``body`` is a note above it (``mail.serializers.ForwardInput``)."""
+    note = body or ""
     forwarded_raw = raw_read(original.storage_key, archived=original.archived) if original.storage_key else None
     if forwarded_raw is None:
         note = f"{note}\n\n---------- Forwarded message ----------\nFrom: {original.from_header}\nSubject: {original.subject}\n\n{original.body_preview}"
     outgoing = Outgoing(
-        to=addresses_clean("to", data["to"], required=True),
+        to=addresses_clean("to", to, required=True),
         subject=subject_forward(original.subject),
         body=note,
     )
