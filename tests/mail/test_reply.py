@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mail.models import Message
+from mail.sending import message_reply
 from mail.storage import raw_read
 from tests.mime import build_mail
 
@@ -177,3 +178,11 @@ def test_a_reply_to_a_subject_threading_reads_as_a_reply_adds_no_second_prefix(
     reply_id = post(owner, f"/v1/messages/{original.id}/reply", {"body": "ok"}).json()["MessageID"]
 
     assert Message.objects.get(pk=reply_id).subject == subject
+
+
+def test_the_reply_service_takes_the_fields_as_keyword_arguments(owner: Any, deliver: Any) -> None:
+    original = _inbound(deliver, owner, to=owner.address, headers={"Cc": "carol@example.com"}, subject="Plan", body="?")
+
+    reply = message_reply(agent=owner.agent, original=original, body="Agreed.", reply_all=True)
+
+    assert (reply.subject, reply.cc) == ("Re: Plan", ["carol@example.com"])
