@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from assmbl import domain
 from directory.models import POSTMASTER, Account, Agent, ApiToken, Sender, SenderRule, validate_agent_id
 
 DEFAULT_ACCOUNT_NAME = "default"
@@ -21,8 +22,9 @@ RESERVED_AGENT_IDS = frozenset({POSTMASTER})
 _TOKEN_PREFIX = {ApiToken.Kind.AGENT: "amk", ApiToken.Kind.OPERATOR: "amo"}
 
 
-class AgentExists(Exception):
-    pass
+class AgentExists(domain.Conflict):
+    code = "agent_exists"
+    default_message = "An agent with this id already exists."
 
 
 @dataclass(frozen=True)
@@ -81,27 +83,30 @@ def agent_token_rotate(*, agent: Agent, label: str = "") -> IssuedToken:
 def agent_create(
     *, agent_id: str, account: Account | None = None, display_name: str = "", policy: str = Agent.Policy.OPEN
 ) -> tuple[Agent, IssuedToken]:
-    """Create an agent and its first token. Raises ValidationError or AgentExists."""
+    """Create an agent and its first token. Raises ``domain.Invalid`` or AgentExists."""
     agent_id = agent_id_clean(agent_id)
     if policy not in Agent.Policy.values:
-        raise ValidationError(f"policy must be one of {', '.join(Agent.Policy.values)}", code="invalid_policy")
+        raise domain.Invalid(f"policy must be one of {', '.join(Agent.Policy.values)}", code="invalid_policy")
     account = account or account_default()
     try:
         with transaction.atomic():
             agent = Agent.objects.create(agent_id=agent_id, account=account, display_name=display_name, policy=policy)
             issued = token_create(kind=ApiToken.Kind.AGENT, account=account, agent=agent, label="initial")
     except IntegrityError:
-        raise AgentExists(agent_id) from None
+        raise AgentExists() from None
     return agent, issued
 
 
 def agent_id_clean(agent_id: str) -> str:
-    """The agent id an operator or staff asked for, lower-cased; ValidationError when it is
+    """The agent id an operator or staff asked for, lower-cased; ``domain.Invalid`` when it is
     not a routable local part or is reserved for the system."""
     agent_id = agent_id.strip().lower()
-    validate_agent_id(agent_id)
+    try:
+        validate_agent_id(agent_id)
+    except ValidationError as exc:  # the model field's validator speaks Django's forms
+        raise domain.Invalid(exc.messages[0], code="invalid_agent_id") from None
     if agent_id in RESERVED_AGENT_IDS:
-        raise ValidationError(
+        raise domain.Invalid(
             f"{agent_id} is reserved: its mail goes to the staff's moderation queue.", code="invalid_agent_id"
         )
     return agent_id
@@ -139,13 +144,13 @@ def agents_active_by_id(*, agent_ids: set[str]) -> dict[str, Agent]:
 
 
 def agent_policy_set(*, agent: Agent, policy: str) -> Agent:
-    """Change who reaches an agent's inbox. Raises ValidationError(code="invalid_policy").
+    """Change who reaches an agent's inbox. Raises ``domain.Invalid`` (code invalid_policy).
 
     For ``PATCH /v1/agents/{agent_id}`` (the inbox API) and the admin: one rule, one place.
     """
     policy = str(policy).strip().lower()
     if policy not in Agent.Policy.values:
-        raise ValidationError(f"policy must be one of {', '.join(Agent.Policy.values)}", code="invalid_policy")
+        raise domain.Invalid(f"policy must be one of {', '.join(Agent.Policy.values)}", code="invalid_policy")
     Agent.objects.filter(pk=agent.pk).update(policy=policy)
     agent.policy = policy
     return agent
@@ -159,7 +164,7 @@ class SenderAction:
 
 
 def sender_pattern_clean(value: str) -> str:
-    """An address (a@b.com) or a domain (b.com), lower-cased; ValidationError otherwise."""
+    """An address (a@b.com) or a domain (b.com), lower-cased; ``domain.Invalid`` otherwise."""
     pattern = str(value or "").strip().lower().strip(".")
     local, at, domain = pattern.rpartition("@")
     domain = domain if at else pattern
@@ -171,7 +176,7 @@ def sender_pattern_clean(value: str) -> str:
         or any(not label or len(label) > 63 or not all(c.isalnum() or c == "-" for c in label) for label in labels)
         or (at and (not local or any(c.isspace() for c in local)))
     ):
-        raise ValidationError(
+        raise domain.Invalid(
             "address_or_domain must be an address (a@example.com) or a domain (example.com)", code="invalid_pattern"
         )
     return pattern

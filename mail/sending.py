@@ -23,8 +23,8 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
+from assmbl import domain
 from assmbl.celery import task_queue
-from assmbl.errors import PayloadTooLarge, RateLimited, ValidationFailed
 from assmbl.inputs import HEADER_TEXT_PATTERN
 from directory.models import Agent
 from mail.addresses import address_bare, address_is_agents, address_is_local
@@ -64,14 +64,14 @@ def addresses_clean(field_name: str, value: list[str], *, required: bool = False
     → formatted addresses."""
     if not value:
         if required:
-            raise ValidationFailed(f"{field_name} is required.", code="missing_field", details={"field": field_name})
+            raise domain.Invalid(f"{field_name} is required.", code="missing_field", details={"field": field_name})
         return []
     cleaned = []
     for item in value:
         if not HEADER_TEXT.match(item):
             # The API refuses these at validation; a reply's recipients come from a received
             # mail, which may carry anything.
-            raise ValidationFailed(
+            raise domain.Invalid(
                 f"{field_name} must not contain control characters or line breaks.",
                 code="header_injection",
                 details={"field": field_name},
@@ -81,7 +81,7 @@ def addresses_clean(field_name: str, value: list[str], *, required: bool = False
         try:
             validate_email(address)
         except ValidationError:
-            raise ValidationFailed(
+            raise domain.Invalid(
                 f"{field_name}: {item!r} is not a valid email address.",
                 code="invalid_address",
                 details={"field": field_name, "value": item},
@@ -111,9 +111,9 @@ def outgoing_parse(data: dict[str, Any]) -> Outgoing:
 
 def _recipients_check(outgoing: Outgoing) -> None:
     if not outgoing.recipients:
-        raise ValidationFailed("At least one recipient is required.", code="missing_field", details={"field": "to"})
+        raise domain.Invalid("At least one recipient is required.", code="missing_field", details={"field": "to"})
     if len(outgoing.recipients) > settings.MAX_RECIPIENTS:
-        raise ValidationFailed(
+        raise domain.Invalid(
             f"At most {settings.MAX_RECIPIENTS} recipients (to + cc + bcc) per message.",
             code="too_many_recipients",
             details={"count": len(outgoing.recipients), "limit": settings.MAX_RECIPIENTS},
@@ -184,7 +184,7 @@ def _loop_check(*, agent: Agent, thread_id: str, now: dt.datetime) -> None:
         if len(between_agents) >= settings.LOOP_MAX_MESSAGES:
             oldest = between_agents[-1]
             retry_after = max(1, int((oldest - since).total_seconds()) + 1)
-            raise RateLimited(
+            raise domain.TooMany(
                 "Too many agent-to-agent messages in this thread; this looks like a loop between agents.",
                 code="loop_detected",
                 details={"thread_id": thread_id, "limit": settings.LOOP_MAX_MESSAGES, "window_seconds": settings.LOOP_WINDOW_SECONDS},
@@ -242,7 +242,7 @@ def message_send(
         forwarded_raw=forwarded_raw,
     )
     if len(raw) > settings.MAX_MESSAGE_BYTES:
-        raise PayloadTooLarge(
+        raise domain.TooLarge(
             f"The message is {len(raw)} bytes; the limit is {settings.MAX_MESSAGE_BYTES}.",
             code="message_too_large",
             details={"size": len(raw), "limit": settings.MAX_MESSAGE_BYTES},

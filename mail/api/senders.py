@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db.models import Q
 from django.urls import path
@@ -239,16 +238,13 @@ class SendersView(APIView):
                 raise ValidationFailed(
                     "agent_id is required with an operator token (or scope: account).", code="agent_id_required"
                 )
-        try:
-            entry = sender_entry_create(
-                agent=agent,
-                account=account,
-                address_or_domain=values["address_or_domain"],
-                action=values["action"],
-                note=values["note"],
-            )
-        except ValidationError as exc:
-            raise ValidationFailed(exc.messages[0], code=exc.code or "validation_error") from None
+        entry = sender_entry_create(
+            agent=agent,
+            account=account,
+            address_or_domain=values["address_or_domain"],
+            action=values["action"],
+            note=values["note"],
+        )
         return Response(sender_entry_item(entry), status=status.HTTP_201_CREATED)
 
 
