@@ -44,6 +44,13 @@ class Conflict(DomainError):
     default_message = "The resource is in a state that does not allow this."
 
 
+class Gone(DomainError):
+    """The thing existed and no longer does (expired)."""
+
+    code = "gone"
+    default_message = "The resource is no longer available."
+
+
 class TooLarge(DomainError):
     """The input is larger than a limit."""
 
