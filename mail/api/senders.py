@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db.models import Q
 from django.urls import path
@@ -27,6 +26,7 @@ from assmbl.query import query_params
 from directory.auth import TokenUser
 from directory.models import Agent, Sender, SenderRule
 from directory.services import SenderAction, sender_entry_delete
+from mail.addresses import address_agent_id
 from mail.serializers import rfc3339
 from mail.trust import sender_entry_create
 
@@ -289,11 +289,10 @@ class AgentLookupView(APIView):
     )
     def get(self, request: Request) -> Response:
         q = query_params(request, AgentLookupQuery)["q"].strip().lower()
-        local, at, domain = q.rpartition("@")
-        if at:
-            if domain != settings.MAIL_DOMAIN:
+        if "@" in q:
+            q = address_agent_id(q)
+            if not q:  # another domain's address, or none of an agent's
                 return Response({"items": []})
-            q = local.split("+", 1)[0]
         agents = Agent.objects.active().filter(Q(agent_id__icontains=q) | Q(display_name__icontains=q))
         # Exact matches first, then the rest alphabetically; a small page, not an export.
         found = sorted(agents[:50], key=lambda a: (a.agent_id != q, a.agent_id))[:25]
