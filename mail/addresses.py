@@ -9,6 +9,7 @@ backend (deliver here or write to the outbox) all ask these functions, so a mail
 
 from __future__ import annotations
 
+import re
 from email.utils import parseaddr
 
 from django.conf import settings
@@ -16,10 +17,17 @@ from django.conf import settings
 from directory.models import POSTMASTER, Agent
 from directory.services import agent_system_get, agents_active_by_id
 
+# An envelope address as SMTP gives it (no display name, comment or quoting) needs no
+# parsing: the listener and ingestion ask for every recipient, and parseaddr costs ~100x more.
+_NEEDS_PARSING = re.compile(r'[\s<>()",;:\\\[\]]')
+
 
 def address_bare(address: str) -> str:
     """``Name <Agent+Tag@Domain>`` → ``agent+tag@domain`` ("" when it is not one address)."""
-    return parseaddr(address.strip())[1].strip().lower()
+    address = address.strip()
+    if not _NEEDS_PARSING.search(address):
+        return address.lower()
+    return parseaddr(address)[1].strip().lower()
 
 
 def address_agent_id(address: str) -> str:
