@@ -1,7 +1,9 @@
 """The one error envelope of the API and the DRF exception handler that produces it.
 
 Every 4xx/5xx body is ``{"error": {"code", "message", "details"}}`` (API.md). Services raise
-``ApiError`` subclasses (or DRF's own exceptions); views never build error bodies by hand.
+``assmbl.domain`` errors, which ``DOMAIN_STATUS`` maps to a status; the HTTP layer (input
+validation, authentication, views) raises ``ApiError`` subclasses or DRF's own exceptions.
+Views never build error bodies by hand nor translate a service's error.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from assmbl import domain
 from assmbl.envelope import error_body
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,28 @@ def _validation_message(detail: Any) -> str:
     return str(detail)
 
 
+# The one table from a service's error to the API's status; its code is the error's own.
+DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
+    domain.Invalid: status.HTTP_400_BAD_REQUEST,
+    domain.NotFound: status.HTTP_404_NOT_FOUND,
+    domain.Conflict: status.HTTP_409_CONFLICT,
+    domain.Gone: status.HTTP_410_GONE,
+    domain.TooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    domain.TooMany: status.HTTP_429_TOO_MANY_REQUESTS,
+    domain.DomainError: status.HTTP_400_BAD_REQUEST,
+}
+
+
+def domain_status(exc: domain.DomainError) -> int:
+    return next(DOMAIN_STATUS[cls] for cls in type(exc).__mro__ if cls in DOMAIN_STATUS)
+
+
+def _domain_response(exc: domain.DomainError) -> Response:
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, domain.TooMany) else {}
+    set_rollback()
+    return Response(error_body(exc.code, exc.message, exc.details), status=domain_status(exc), headers=headers)
+
+
 _DRF_CODES = {
     exceptions.NotAuthenticated: "unauthenticated",
     exceptions.AuthenticationFailed: "invalid_token",
@@ -99,6 +124,8 @@ _DRF_CODES = {
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     headers: dict[str, str] = {}
+    if isinstance(exc, domain.DomainError):
+        return _domain_response(exc)
     if isinstance(exc, Http404):
         exc = NotFound()
     elif isinstance(exc, PermissionDenied):

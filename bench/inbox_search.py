@@ -24,7 +24,8 @@ django.setup()
 
 from django.db import connection, transaction  # noqa: E402
 
-from directory.services import agent_create, agent_for_address  # noqa: E402
+from directory.services import agent_create  # noqa: E402
+from mail.addresses import agent_for_address  # noqa: E402
 from mail.models import Message  # noqa: E402
 
 

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from assmbl.admin import RecordAdmin
+from assmbl.domain import DomainError
 from directory.models import Account, Agent, ApiToken, Challenge
 from directory.services import (
     agent_create,
@@ -34,7 +35,10 @@ class AgentForm(forms.ModelForm):
         fields = ["agent_id", "account", "display_name", "policy"]
 
     def clean_agent_id(self) -> str:
-        return agent_id_clean(self.cleaned_data["agent_id"])
+        try:
+            return agent_id_clean(self.cleaned_data["agent_id"])
+        except DomainError as exc:  # a form shows Django's ValidationError beside the field
+            raise forms.ValidationError(exc.message, code=exc.code) from None
 
 
 @admin.register(Agent)

@@ -21,7 +21,7 @@ validate_agent_id = RegexValidator(
 
 # RFC 5321 4.5.1: every domain accepts mail to postmaster (any case, with or without the
 # domain). It reaches staff, never a tenant: the agent of that id is the system's own
-# (``directory.services.postmaster_agent``), no operator may create one, and its mail is
+# (``mail.addresses.postmaster_agent``), no operator may create one, and its mail is
 # always held for moderation (``mail.trust.trust_evaluate``).
 POSTMASTER = "postmaster"
 

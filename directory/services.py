@@ -12,17 +12,19 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from assmbl import domain
 from directory.models import POSTMASTER, Account, Agent, ApiToken, Sender, SenderRule, validate_agent_id
 
 DEFAULT_ACCOUNT_NAME = "default"
-# Owns the system's own agents (``postmaster_agent``); no operator token belongs to it.
+# Owns the system's own agents (``agent_system_get``); no operator token belongs to it.
 SYSTEM_ACCOUNT_NAME = "assmbl:system"
 RESERVED_AGENT_IDS = frozenset({POSTMASTER})
 _TOKEN_PREFIX = {ApiToken.Kind.AGENT: "amk", ApiToken.Kind.OPERATOR: "amo"}
 
 
-class AgentExists(Exception):
-    pass
+class AgentExists(domain.Conflict):
+    code = "agent_exists"
+    default_message = "An agent with this id already exists."
 
 
 @dataclass(frozen=True)
@@ -81,44 +83,47 @@ def agent_token_rotate(*, agent: Agent, label: str = "") -> IssuedToken:
 def agent_create(
     *, agent_id: str, account: Account | None = None, display_name: str = "", policy: str = Agent.Policy.OPEN
 ) -> tuple[Agent, IssuedToken]:
-    """Create an agent and its first token. Raises ValidationError or AgentExists."""
+    """Create an agent and its first token. Raises ``domain.Invalid`` or AgentExists."""
     agent_id = agent_id_clean(agent_id)
     if policy not in Agent.Policy.values:
-        raise ValidationError(f"policy must be one of {', '.join(Agent.Policy.values)}", code="invalid_policy")
+        raise domain.Invalid(f"policy must be one of {', '.join(Agent.Policy.values)}", code="invalid_policy")
     account = account or account_default()
     try:
         with transaction.atomic():
             agent = Agent.objects.create(agent_id=agent_id, account=account, display_name=display_name, policy=policy)
             issued = token_create(kind=ApiToken.Kind.AGENT, account=account, agent=agent, label="initial")
     except IntegrityError:
-        raise AgentExists(agent_id) from None
+        raise AgentExists() from None
     return agent, issued
 
 
 def agent_id_clean(agent_id: str) -> str:
-    """The agent id an operator or staff asked for, lower-cased; ValidationError when it is
+    """The agent id an operator or staff asked for, lower-cased; ``domain.Invalid`` when it is
     not a routable local part or is reserved for the system."""
     agent_id = agent_id.strip().lower()
-    validate_agent_id(agent_id)
+    try:
+        validate_agent_id(agent_id)
+    except ValidationError as exc:  # the model field's validator speaks Django's forms
+        raise domain.Invalid(exc.messages[0], code="invalid_agent_id") from None
     if agent_id in RESERVED_AGENT_IDS:
-        raise ValidationError(
+        raise domain.Invalid(
             f"{agent_id} is reserved: its mail goes to the staff's moderation queue.", code="invalid_agent_id"
         )
     return agent_id
 
 
-def postmaster_agent() -> Agent:
-    """The system's postmaster mailbox, created on first use. Found by its id alone, active
-    or not: a postmaster address is always accepted."""
-    agent = Agent.objects.filter(agent_id=POSTMASTER).first()
+def agent_system_get(*, agent_id: str, display_name: str) -> Agent:
+    """A system agent (owned by the system account), created on first use. Found by its id
+    alone, active or not."""
+    agent = Agent.objects.filter(agent_id=agent_id).first()
     if agent is not None:
         return agent
     account, _ = Account.objects.get_or_create(name=SYSTEM_ACCOUNT_NAME)
     try:
         with transaction.atomic():
-            return Agent.objects.create(agent_id=POSTMASTER, account=account, display_name="Postmaster (RFC 5321)")
+            return Agent.objects.create(agent_id=agent_id, account=account, display_name=display_name)
     except IntegrityError:  # created meanwhile by another session
-        return Agent.objects.get(agent_id=POSTMASTER)
+        return Agent.objects.get(agent_id=agent_id)
 
 
 def agent_deactivate(*, agent: Agent) -> None:
@@ -128,43 +133,24 @@ def agent_deactivate(*, agent: Agent) -> None:
         ApiToken.objects.live().filter(agent=agent).update(revoked_at=timezone.now())
 
 
-def agent_for_address(address: str) -> Agent | None:
-    """The active agent an envelope recipient routes to, or None (foreign domain, unknown)."""
-    return agents_for_addresses([address])[address]
-
-
-def agents_for_addresses(addresses: list[str]) -> dict[str, Agent | None]:
-    """``agent_for_address`` for many recipients in one query (a batch of deliveries)."""
-    locals_ = {address: _agent_local(address) for address in addresses}
-    wanted = {local for local in locals_.values() if local}
-    found = {agent.agent_id: agent for agent in Agent.objects.active().filter(agent_id__in=wanted)} if wanted else {}
-    if POSTMASTER in wanted:
-        found[POSTMASTER] = postmaster_agent()
-    return {address: found.get(local) if local else None for address, local in locals_.items()}
-
-
-def _agent_local(address: str) -> str:
-    address = address.strip().lower()
-    if address == POSTMASTER:
-        return POSTMASTER  # RFC 5321 4.1.1.3: "<Postmaster>" without a domain
-    local, _, domain = address.rpartition("@")
-    if not local or domain != settings.MAIL_DOMAIN:
-        return ""
-    # Plus-addressing: agent+tag@domain reaches agent.
-    return local.split("+", 1)[0]
+def agents_active_by_id(*, agent_ids: set[str]) -> dict[str, Agent]:
+    """The active agents among these ids, in one query (``mail.addresses`` maps addresses to ids)."""
+    if not agent_ids:
+        return {}
+    return {agent.agent_id: agent for agent in Agent.objects.active().filter(agent_id__in=agent_ids)}
 
 
 # --- trust: policy and directory entries -------------------------------------------------
 
 
 def agent_policy_set(*, agent: Agent, policy: str) -> Agent:
-    """Change who reaches an agent's inbox. Raises ValidationError(code="invalid_policy").
+    """Change who reaches an agent's inbox. Raises ``domain.Invalid`` (code invalid_policy).
 
     For ``PATCH /v1/agents/{agent_id}`` (the inbox API) and the admin: one rule, one place.
     """
     policy = str(policy).strip().lower()
     if policy not in Agent.Policy.values:
-        raise ValidationError(f"policy must be one of {', '.join(Agent.Policy.values)}", code="invalid_policy")
+        raise domain.Invalid(f"policy must be one of {', '.join(Agent.Policy.values)}", code="invalid_policy")
     Agent.objects.filter(pk=agent.pk).update(policy=policy)
     agent.policy = policy
     return agent
@@ -178,19 +164,19 @@ class SenderAction:
 
 
 def sender_pattern_clean(value: str) -> str:
-    """An address (a@b.com) or a domain (b.com), lower-cased; ValidationError otherwise."""
+    """An address (a@b.com) or a domain (b.com), lower-cased; ``domain.Invalid`` otherwise."""
     pattern = str(value or "").strip().lower().strip(".")
-    local, at, domain = pattern.rpartition("@")
-    domain = domain if at else pattern
-    labels = domain.split(".")
+    local, at, host = pattern.rpartition("@")
+    host = host if at else pattern
+    labels = host.split(".")
     if (
-        not domain
+        not host
         or len(pattern) > 320
         or len(labels) < 2
         or any(not label or len(label) > 63 or not all(c.isalnum() or c == "-" for c in label) for label in labels)
         or (at and (not local or any(c.isspace() for c in local)))
     ):
-        raise ValidationError(
+        raise domain.Invalid(
             "address_or_domain must be an address (a@example.com) or a domain (example.com)", code="invalid_pattern"
         )
     return pattern

@@ -60,6 +60,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from compat import pyspf
+from mail.headers import header_block_end
 from mail.mimetree import parse_headers
 from mail.parsing import header_mailboxes
 
@@ -259,9 +260,8 @@ def dkim_check(raw: bytes, *, resolve: Resolver | None = None) -> tuple[str, lis
 def header_block(raw: bytes) -> email.message.Message:
     """The header block alone, undecoded (compat32). Parse it once per message and hand it
     to the checks below: at DATA time each parse is a noticeable share of the listener."""
-    end = raw.find(b"\r\n\r\n")
-    end = raw.find(b"\n\n") if end < 0 else end
-    head = raw if end < 0 else raw[: end + 2]
+    end = header_block_end(raw)
+    head = raw if end is None else raw[: end[1]]
     headers = parse_headers(head)
     if headers is None:
         headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -23,16 +22,13 @@ from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 
+from mail.addresses import address_bare, address_is_local
 from mail.ingest import delivery_accept
 
 
 def _raw_of(email: EmailMessage) -> bytes:
     raw = getattr(email, "raw", None)
     return raw if isinstance(raw, bytes) else email.message().as_bytes()
-
-
-def _bare(address: str) -> str:
-    return parseaddr(address)[1].lower()
 
 
 class LocalEmailBackend(BaseEmailBackend):
@@ -50,10 +46,10 @@ class LocalEmailBackend(BaseEmailBackend):
     def _send(self, email: EmailMessage) -> None:
         raw = _raw_of(email)
         reference = getattr(email, "assmbl_message_id", None) or hashlib.sha256(raw).hexdigest()[:32]
-        recipients = [_bare(r) for r in email.recipients()]
-        local = [r for r in recipients if r.rpartition("@")[2] == settings.MAIL_DOMAIN]
+        recipients = [address_bare(r) for r in email.recipients()]
+        local = [r for r in recipients if address_is_local(r)]
         external = [r for r in recipients if r not in local]
-        envelope_from = _bare(email.from_email)
+        envelope_from = address_bare(email.from_email)
         if local:
             # external_id ties the delivery to the outbound message: a retried dispatch
             # finds the delivery it already made instead of making a second one.

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from assmbl.errors import Conflict, ValidationFailed
+from assmbl import domain
 from directory.models import Agent
 from mail.models import Message, SendRequest
 
@@ -43,7 +43,7 @@ class IdempotentResult:
 
 def idempotency_key_clean(value: str) -> str:
     if not 1 <= len(value) <= 255 or not _PRINTABLE.fullmatch(value):
-        raise ValidationFailed(
+        raise domain.Invalid(
             "Idempotency-Key must be 1 to 255 printable characters.", code="invalid_idempotency_key"
         )
     return value
@@ -73,18 +73,18 @@ def _reserve(*, agent: Agent, key: str, digest: str) -> SendRequest | Idempotent
             SendRequest.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
             continue
         if existing.request_hash != digest:
-            raise Conflict(
+            raise domain.Conflict(
                 "This Idempotency-Key was already used with a different request.", code="idempotency_key_reused",
                 details={"key": key},
             )
         if existing.state == SendRequest.State.IN_FLIGHT:
-            raise Conflict(
+            raise domain.Conflict(
                 "A request with this Idempotency-Key is still being processed; retry shortly.",
                 code="idempotency_key_in_use",
                 details={"key": key},
             )
         return IdempotentResult(status=existing.response_status or 202, body=existing.response_body or {}, replayed=True)
-    raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.", code="idempotency_key_in_use")
+    raise domain.Conflict("A request with this Idempotency-Key is still being processed; retry shortly.", code="idempotency_key_in_use")
 
 
 def send_idempotently(
@@ -113,7 +113,7 @@ def send_idempotently(
                 state=SendRequest.State.COMPLETED, response_status=202, response_body=body, message=message
             )
             if not updated:
-                raise Conflict("This Idempotency-Key was taken over by another request.", code="idempotency_key_in_use")
+                raise domain.Conflict("This Idempotency-Key was taken over by another request.", code="idempotency_key_in_use")
     except Exception:
         SendRequest.objects.filter(pk=reserved.pk, state=SendRequest.State.IN_FLIGHT).delete()
         raise

@@ -27,8 +27,8 @@ from django.utils import timezone
 from assmbl.celery import task_queue
 from assmbl.faults import fault_point
 from directory.models import Agent
-from directory.services import agents_for_addresses
 from mail import authn
+from mail.addresses import agents_for_addresses
 from mail.attachments import attachment_parts_store
 from mail.models import Attachment, InboundDelivery, Message
 from mail.parsing import HashingReader, ParsedMail, parse_mail_stream
@@ -365,6 +365,49 @@ def _mark_processed_postgres(deliveries: list[InboundDelivery], now: datetime.da
         )
 
 
+def _received_keys(units: list[_Unit], agent_ids: set[int]) -> dict[tuple[int, str, str], str]:
+    """Which of the units' scoped idempotency keys the mailboxes hold already (key → the
+    message's id): one query a batch, on the index of mail_message_inbound_sender_key."""
+    scoped = {key for u in units if (key := u.scoped_key)}
+    if not scoped:
+        return {}
+    return {
+        (agent_pk, sender, key): pk
+        for agent_pk, sender, key, pk in Message.objects.inbound()
+        .filter(
+            agent_id__in=agent_ids,
+            idempotency_sender__in={sender for _, sender, _ in scoped},
+            idempotency_key__in={key for _, _, key in scoped},
+        )
+        .exclude(idempotency_key="")
+        .exclude(idempotency_sender="")
+        .order_by()
+        .values_list("agent_id", "idempotency_sender", "idempotency_key", "id")
+    }
+
+
+def _attachments_for(units: list[_Unit], messages: list[Message]) -> list[Attachment]:
+    """The attachment rows of the indexed messages (their parts are stored already)."""
+    return [
+        Attachment(
+            agent=unit.agent,
+            message=message,
+            kind=Attachment.Kind.INBOUND,
+            state=Attachment.State.STORED,
+            filename=att.filename,
+            content_type=att.content_type,
+            size=att.size,
+            content_id=att.content_id,
+            disposition=att.disposition,
+            part_index=att.part_index,
+            sha256=att.sha256,
+            storage_key=att.storage_key,
+        )
+        for unit, message in zip(units, messages, strict=True)
+        for att in unit.parsed.attachments
+    ]
+
+
 def _index(units: list[_Unit]) -> None:
     """Index units into their agents' mailboxes, in the caller's transaction; sets each
     unit's outcome word. Every query here is per batch, not per unit."""
@@ -379,26 +422,7 @@ def _index(units: list[_Unit]) -> None:
     )
     for unit in units:
         unit.scope = idempotency_scope(delivery=unit.delivery, sender=unit.parsed.sender)
-    scoped = {key for u in units if (key := u.scoped_key)}
-    # Which scoped keys the mailboxes hold already: one query a batch, on the index of
-    # mail_message_inbound_sender_key.
-    received: dict[tuple[int, str, str], str] = (
-        {
-            (agent_pk, sender, key): pk
-            for agent_pk, sender, key, pk in Message.objects.inbound()
-            .filter(
-                agent_id__in=agent_ids,
-                idempotency_sender__in={sender for _, sender, _ in scoped},
-                idempotency_key__in={key for _, _, key in scoped},
-            )
-            .exclude(idempotency_key="")
-            .exclude(idempotency_sender="")
-            .order_by()
-            .values_list("agent_id", "idempotency_sender", "idempotency_key", "id")
-        }
-        if scoped
-        else {}
-    )
+    received = _received_keys(units, agent_ids)
     todo = []
     for unit in units:
         if (unit.delivery.pk, unit.agent.pk) in indexed:
@@ -420,24 +444,7 @@ def _index(units: list[_Unit]) -> None:
             links.add(message)
         messages.append(message)
     Message.objects.bulk_create(messages)
-    attachments = [
-        Attachment(
-            agent=unit.agent,
-            message=message,
-            kind=Attachment.Kind.INBOUND,
-            state=Attachment.State.STORED,
-            filename=att.filename,
-            content_type=att.content_type,
-            size=att.size,
-            content_id=att.content_id,
-            disposition=att.disposition,
-            part_index=att.part_index,
-            sha256=att.sha256,
-            storage_key=att.storage_key,
-        )
-        for unit, message in zip(todo, messages, strict=True)
-        for att in unit.parsed.attachments
-    ]
+    attachments = _attachments_for(todo, messages)
     Attachment.objects.bulk_create(attachments)
     # A duplicate is kept for staff only: it counts for no sender and answers no challenge.
     senders_observe(messages=[m for m in messages if m.disposition != Message.Disposition.DUPLICATE], facts=facts)

@@ -30,10 +30,10 @@ from typing import IO, Any
 from django.conf import settings
 
 from mail import mimetree
+from mail.headers import header_block_end
 
 PREVIEW_CHARS = 256
 _WS = re.compile(r"\s+")
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 @dataclass
@@ -479,8 +479,8 @@ def parse_mail_stream(stream: IO[bytes] | HashingReader) -> ParsedMail:
     beside its parse tree (the worker streams it from storage)."""
     parsed = ParsedMail()
     head = stream.read(settings.MAX_HEADER_BYTES + 4)
-    end = _HEADER_END.search(head)
-    header_len = end.start() if end else len(head)
+    end = header_block_end(head)
+    header_len = end[0] if end else len(head)
     if header_len > settings.MAX_HEADER_BYTES:
         parsed.quarantine_reason = f"header block larger than {settings.MAX_HEADER_BYTES} bytes"
         return parsed

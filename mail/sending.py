@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from email.parser import BytesParser
-from email.utils import formataddr, getaddresses, make_msgid, parseaddr
+from email.utils import formataddr, getaddresses, make_msgid
 from typing import Any
 
 from django.conf import settings
@@ -23,19 +23,18 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
+from assmbl import domain
 from assmbl.celery import task_queue
-from assmbl.errors import PayloadTooLarge, RateLimited, ValidationFailed
 from assmbl.inputs import HEADER_TEXT_PATTERN
 from directory.models import Agent
+from mail.addresses import address_bare, address_is_agents, address_is_local
 from mail.attachments import attachment_open, attachments_for_send, attachments_mark_claimed
 from mail.models import Attachment, Message
 from mail.parsing import html_to_text, make_preview
 from mail.storage import raw_read, raw_store
-from mail.threads import thread_id_for
+from mail.threads import subject_forward, subject_reply, thread_id_for
 
 HEADER_TEXT = re.compile(HEADER_TEXT_PATTERN)
-_RE_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
-_FWD_PREFIX = re.compile(r"^\s*(fwd?)\s*:", re.IGNORECASE)
 
 
 # --- Input ------------------------------------------------------------------------------
@@ -60,27 +59,19 @@ class Outgoing:
         return [*self.to, *self.cc, *self.bcc]
 
 
-def bare_address(address: str) -> str:
-    return parseaddr(address)[1].lower()
-
-
-def is_agent_address(address: str) -> bool:
-    return bare_address(address).rpartition("@")[2] == settings.MAIL_DOMAIN
-
-
 def addresses_clean(field_name: str, value: list[str], *, required: bool = False) -> list[str]:
     """Strings fit for a header (``mail.serializers.AddressesField``), each one address
     → formatted addresses."""
     if not value:
         if required:
-            raise ValidationFailed(f"{field_name} is required.", code="missing_field", details={"field": field_name})
+            raise domain.Invalid(f"{field_name} is required.", code="missing_field", details={"field": field_name})
         return []
     cleaned = []
     for item in value:
         if not HEADER_TEXT.match(item):
             # The API refuses these at validation; a reply's recipients come from a received
             # mail, which may carry anything.
-            raise ValidationFailed(
+            raise domain.Invalid(
                 f"{field_name} must not contain control characters or line breaks.",
                 code="header_injection",
                 details={"field": field_name},
@@ -90,7 +81,7 @@ def addresses_clean(field_name: str, value: list[str], *, required: bool = False
         try:
             validate_email(address)
         except ValidationError:
-            raise ValidationFailed(
+            raise domain.Invalid(
                 f"{field_name}: {item!r} is not a valid email address.",
                 code="invalid_address",
                 details={"field": field_name, "value": item},
@@ -120,9 +111,9 @@ def outgoing_parse(data: dict[str, Any]) -> Outgoing:
 
 def _recipients_check(outgoing: Outgoing) -> None:
     if not outgoing.recipients:
-        raise ValidationFailed("At least one recipient is required.", code="missing_field", details={"field": "to"})
+        raise domain.Invalid("At least one recipient is required.", code="missing_field", details={"field": "to"})
     if len(outgoing.recipients) > settings.MAX_RECIPIENTS:
-        raise ValidationFailed(
+        raise domain.Invalid(
             f"At most {settings.MAX_RECIPIENTS} recipients (to + cc + bcc) per message.",
             code="too_many_recipients",
             details={"count": len(outgoing.recipients), "limit": settings.MAX_RECIPIENTS},
@@ -185,20 +176,41 @@ def _loop_check(*, agent: Agent, thread_id: str, now: dt.datetime) -> None:
     between_agents = []
     for direction, sender, to, cc, bcc, received_at in rows:
         if direction == Message.Direction.INBOUND:
-            agentish = is_agent_address(sender)
+            agentish = address_is_local(sender)
         else:
-            agentish = any(is_agent_address(a) for a in [*to, *cc, *bcc])
+            agentish = any(address_is_local(a) for a in [*to, *cc, *bcc])
         if agentish:
             between_agents.append(received_at)
         if len(between_agents) >= settings.LOOP_MAX_MESSAGES:
             oldest = between_agents[-1]
             retry_after = max(1, int((oldest - since).total_seconds()) + 1)
-            raise RateLimited(
+            raise domain.TooMany(
                 "Too many agent-to-agent messages in this thread; this looks like a loop between agents.",
                 code="loop_detected",
                 details={"thread_id": thread_id, "limit": settings.LOOP_MAX_MESSAGES, "window_seconds": settings.LOOP_WINDOW_SECONDS},
                 retry_after=retry_after,
             )
+
+
+def _outbound_fields(*, agent: Agent, outgoing: Outgoing, raw: bytes, now: dt.datetime) -> dict[str, Any]:
+    """The sent message's row as the mailbox shows it: from the agent, already read."""
+    return {
+        "agent": agent,
+        "direction": Message.Direction.OUTBOUND,
+        "status": Message.Status.QUEUED,
+        "from_header": formataddr((agent.display_name, agent.address)) if agent.display_name else agent.address,
+        "from_name": agent.display_name,
+        "sender": agent.address,
+        "to": outgoing.to,
+        "cc": outgoing.cc,
+        "bcc": outgoing.bcc,
+        "reply_to": outgoing.reply_to,
+        "subject": outgoing.subject,
+        "body_preview": make_preview(outgoing.body if outgoing.body is not None else html_to_text(outgoing.html or "")),
+        "received_at": now,
+        "size": len(raw),
+        "is_read": True,
+    }
 
 
 def message_send(
@@ -230,7 +242,7 @@ def message_send(
         forwarded_raw=forwarded_raw,
     )
     if len(raw) > settings.MAX_MESSAGE_BYTES:
-        raise PayloadTooLarge(
+        raise domain.TooLarge(
             f"The message is {len(raw)} bytes; the limit is {settings.MAX_MESSAGE_BYTES}.",
             code="message_too_large",
             details={"size": len(raw), "limit": settings.MAX_MESSAGE_BYTES},
@@ -240,24 +252,11 @@ def message_send(
         thread_id = thread_id_for(
             agent=agent, message_id=message_id, in_reply_to=in_reply_to, references=references, subject=outgoing.subject
         )
-        if any(is_agent_address(a) for a in outgoing.recipients):
+        if any(address_is_local(a) for a in outgoing.recipients):
             _loop_check(agent=agent, thread_id=thread_id, now=now)
         key, sha = raw_store(raw)
         message = Message.objects.create(
-            agent=agent,
-            direction=Message.Direction.OUTBOUND,
-            status=Message.Status.QUEUED,
-            from_header=formataddr((agent.display_name, agent.address)) if agent.display_name else agent.address,
-            from_name=agent.display_name,
-            sender=agent.address,
-            to=outgoing.to,
-            cc=outgoing.cc,
-            bcc=outgoing.bcc,
-            reply_to=outgoing.reply_to,
-            subject=outgoing.subject,
-            body_preview=make_preview(outgoing.body if outgoing.body is not None else html_to_text(outgoing.html or "")),
-            received_at=now,
-            size=len(raw),
+            **_outbound_fields(agent=agent, outgoing=outgoing, raw=raw, now=now),
             sha256=sha,
             storage_key=key,
             internet_message_id=message_id,
@@ -266,7 +265,6 @@ def message_send(
             thread_id=thread_id,
             idempotency_key=idempotency_key,
             auto_submitted=auto_submitted,
-            is_read=True,
         )
         if attachments:
             attachments_mark_claimed(attachments=attachments, message=message)
@@ -280,31 +278,14 @@ def _queue_dispatch(message_id: str) -> None:
     transaction.on_commit(lambda: task_queue("mail.tasks.send_message", message_id), robust=True)
 
 
-def _reply_subject(subject: str) -> str:
-    return subject if _RE_PREFIX.match(subject) else f"Re: {subject}".strip()
-
-
-def _forward_subject(subject: str) -> str:
-    return subject if _FWD_PREFIX.match(subject) else f"Fwd: {subject}".strip()
-
-
 def _without(addresses: Iterable[str], excluded: set[str]) -> list[str]:
     result, seen = [], set(excluded)
     for address in addresses:
-        bare = bare_address(address)
+        bare = address_bare(address)
         if bare and bare not in seen:
             seen.add(bare)
             result.append(address)
     return result
-
-
-def _own_addresses(agent: Agent) -> set[str]:
-    return {agent.address.lower()}
-
-
-def _is_own(agent: Agent, address: str) -> bool:
-    local, _, domain = bare_address(address).rpartition("@")
-    return domain == settings.MAIL_DOMAIN and local.split("+", 1)[0] == agent.agent_id
 
 
 def _references_for(original: Message) -> list[str]:
@@ -314,32 +295,39 @@ def _references_for(original: Message) -> list[str]:
     return refs
 
 
-def message_reply(*, agent: Agent, original: Message, data: dict[str, Any], idempotency_key: str = "") -> Message:
-    """Reply (or reply-all) to a message of this agent's mailbox; ``data`` is the validated
-    ``mail.serializers.ReplyInput``."""
-    body, html, reply_all = data.get("body"), data.get("html"), data.get("reply_all", False)
-    own = _own_addresses(agent)
+def message_reply(
+    *,
+    agent: Agent,
+    original: Message,
+    body: str | None = None,
+    html: str | None = None,
+    reply_all: bool = False,
+    attachment_ids: Sequence[str] = (),
+    idempotency_key: str = "",
+) -> Message:
+    """Reply (or reply-all) to a message of this agent's mailbox (the fields of
+    ``mail.serializers.ReplyInput``; ``attachments`` as ``attachment_ids``)."""
     if original.direction == Message.Direction.OUTBOUND:
         # Following up on our own message goes to the same people again.
         to = list(original.to)
     else:
         to = list(original.reply_to) or [original.from_header or original.sender]
-    to = [a for a in _without(to, set()) if not _is_own(agent, a)] or ([original.sender] if original.sender else [])
+    to = [a for a in _without(to, set()) if not address_is_agents(agent, a)] or ([original.sender] if original.sender else [])
     cc: list[str] = []
     if reply_all:
-        already = {bare_address(a) for a in to} | own
-        cc = [a for a in _without([*original.to, *original.cc], already) if not _is_own(agent, a)]
+        already = {address_bare(a) for a in to}
+        cc = [a for a in _without([*original.to, *original.cc], already) if not address_is_agents(agent, a)]
     outgoing = Outgoing(
         to=addresses_clean("to", to, required=True),
         cc=addresses_clean("cc", cc),
-        subject=_reply_subject(original.subject),
+        subject=subject_reply(original.subject),
         body=body,
         html=html,
-        attachment_ids=list(dict.fromkeys(data.get("attachments") or [])),
+        attachment_ids=list(dict.fromkeys(attachment_ids)),
     )
     # A reply to another agent is machine-generated mail to a machine (RFC 3834): say so,
     # so that well-behaved auto-responders on the other side do not answer it.
-    between_agents = original.direction == Message.Direction.INBOUND and is_agent_address(original.sender)
+    between_agents = original.direction == Message.Direction.INBOUND and address_is_local(original.sender)
     return message_send(
         agent=agent,
         outgoing=outgoing,
@@ -350,16 +338,18 @@ def message_reply(*, agent: Agent, original: Message, data: dict[str, Any], idem
     )
 
 
-def message_forward(*, agent: Agent, original: Message, data: dict[str, Any], idempotency_key: str = "") -> Message:
-    """Forward a message with the original attached as message/rfc822 (quoted when its
-    raw MIME is not available); ``data`` is the validated ``mail.serializers.ForwardInput``."""
-    note = data.get("body") or ""
+def message_forward(
+    *, agent: Agent, original: Message, to: list[str], body: str | None = None, idempotency_key: str = ""
+) -> Message:
+    """Forward a message with the original attached as message/rfc822 (quoted when its raw
+    MIME is not available); ``body`` is a note above it (``mail.serializers.ForwardInput``)."""
+    note = body or ""
     forwarded_raw = raw_read(original.storage_key, archived=original.archived) if original.storage_key else None
     if forwarded_raw is None:
         note = f"{note}\n\n---------- Forwarded message ----------\nFrom: {original.from_header}\nSubject: {original.subject}\n\n{original.body_preview}"
     outgoing = Outgoing(
-        to=addresses_clean("to", data["to"], required=True),
-        subject=_forward_subject(original.subject),
+        to=addresses_clean("to", to, required=True),
+        subject=subject_forward(original.subject),
         body=note,
     )
     return message_send(

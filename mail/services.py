@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
-from assmbl.errors import Conflict, NotFound, ValidationFailed
+from assmbl import domain
 from mail import storage
 from mail.attachments import attachment_objects_prune
 from mail.models import Message, MessageLabel
@@ -32,13 +32,13 @@ def _label_forbidden(ch: str) -> bool:
 def label_validate(name: object) -> str:
     """A label is 1-64 characters, not white space only, no control characters (API.md)."""
     if not isinstance(name, str):
-        raise ValidationFailed("A label must be a string.", code="invalid_label", details={"label": name})
+        raise domain.Invalid("A label must be a string.", code="invalid_label", details={"label": name})
     if not 1 <= len(name) <= MAX_LABEL_LENGTH:
-        raise ValidationFailed(
+        raise domain.Invalid(
             f"A label is 1-{MAX_LABEL_LENGTH} characters.", code="invalid_label", details={"label": name}
         )
     if not name.strip():
-        raise ValidationFailed("A label cannot be white space only.", code="invalid_label", details={"label": name})
+        raise domain.Invalid("A label cannot be white space only.", code="invalid_label", details={"label": name})
     # Controls (NUL breaks PostgreSQL text columns) and the format characters of the BMP
     # (bidi overrides, zero-width joiners: they hide or reorder what is shown); a lone
     # surrogate cannot be stored. Unassigned and private-use code points pass (which are
@@ -46,7 +46,7 @@ def label_validate(name: object) -> str:
     # the BMP (tag characters spell the subdivision flag emoji): the schema
     # (mail.serializers.LABEL_SCHEMA) states exactly this rule.
     if any(_label_forbidden(ch) for ch in name):
-        raise ValidationFailed(
+        raise domain.Invalid(
             "A label cannot contain control characters.", code="invalid_label", details={"label": name}
         )
     return name
@@ -58,7 +58,7 @@ def _locked(message: Message) -> Message:
     # IMMEDIATE transactions already serialise writers.
     locked = Message.objects.select_for_update().select_related("agent").filter(pk=message.pk).first()
     if locked is None:  # deleted between the caller's lookup and the lock
-        raise NotFound("No such message.", code="message_not_found")
+        raise domain.NotFound("No such message.", code="message_not_found")
     return locked
 
 
@@ -68,7 +68,7 @@ def message_labels_patch(*, message: Message, add: Iterable[str] = (), remove: I
     remove_set = {label_validate(name) for name in remove}
     both = sorted(add_set & remove_set)
     if both:
-        raise ValidationFailed(
+        raise domain.Invalid(
             "A label cannot be both added and removed.", code="label_in_add_and_remove", details={"labels": both}
         )
     with transaction.atomic():
@@ -76,7 +76,7 @@ def message_labels_patch(*, message: Message, add: Iterable[str] = (), remove: I
         current = set(MessageLabel.objects.filter(message=locked).values_list("name", flat=True))
         result = (current | add_set) - remove_set
         if len(result) > MAX_LABELS:
-            raise ValidationFailed(
+            raise domain.Invalid(
                 f"A message holds at most {MAX_LABELS} labels.",
                 code="too_many_labels",
                 details={"max": MAX_LABELS, "would_have": len(result)},
@@ -119,9 +119,9 @@ def message_archive_set(*, message: Message, archived: bool) -> Message:
         siblings = _siblings(message)
         me = next((m for m in siblings if m.pk == message.pk), None)
         if me is None:  # deleted meanwhile
-            raise NotFound("No such message.", code="message_not_found")
+            raise domain.NotFound("No such message.", code="message_not_found")
         if archived and me.archived:
-            raise Conflict("The message is already archived.", code="already_archived")
+            raise domain.Conflict("The message is already archived.", code="already_archived")
         if not archived and not me.archived:
             return message_refetch(message=message)
         Message.objects.filter(pk=me.pk).update(archived=archived)
@@ -172,7 +172,7 @@ def message_refetch(*, message: Message) -> Message:
     """The message with what the inbox item needs, fresh from the database."""
     fresh = Message.objects.with_item_relations().filter(pk=message.pk).first()
     if fresh is None:  # deleted by a concurrent request
-        raise NotFound("No such message.", code="message_not_found")
+        raise domain.NotFound("No such message.", code="message_not_found")
     return fresh
 
 

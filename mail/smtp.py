@@ -36,7 +36,7 @@ from django.db import close_old_connections, connections
 
 from compat import aiosmtpd
 from directory.models import Agent
-from directory.services import agent_for_address
+from mail.addresses import agent_for_address
 from mail.authn import (
     authentication_check,
     authentication_relayed,
@@ -44,6 +44,7 @@ from mail.authn import (
     header_from_address,
     peer_trusted,
 )
+from mail.headers import header_block_end
 from mail.ingest import Arrival, accepted_pending, deliveries_accept, deliveries_queue
 from mail.models import InboundDelivery
 from mail.smtp_data import READ_LIMIT, data_read
@@ -194,7 +195,7 @@ def _data_check_cached(
     agents = [cache.agent(rcpt) for rcpt in rcpt_tos]
     if not agents or any(agent is None for agent in agents):
         return None
-    if raw.find(b"\n\n", 0, LOOP_HEADER_MAX) < 0 and raw.find(b"\n\r\n", 0, LOOP_HEADER_MAX) < 0:
+    if header_block_end(raw, LOOP_HEADER_MAX) is None:
         return None  # a header block this long (or none) is parsed in a thread
     headers = header_block(raw)
     known = cast("list[Agent]", agents)  # none is None (above)

@@ -14,12 +14,35 @@ from assmbl.ids import new_id
 from directory.models import Agent
 from mail.models import Message
 
-_REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg|sv|vs)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+# The prefixes mail clients put before a subject they answer or pass on: English, German
+# (AW, WG), Scandinavian (SV) and Finnish (VS), with an optional count ("Re[2]:").
+REPLY_PREFIXES = ("re", "aw", "sv", "vs")
+FORWARD_PREFIXES = ("fw", "fwd", "wg")
+
+
+def _prefix(words: tuple[str, ...]) -> str:
+    return rf"\s*(?:{'|'.join(words)})\s*(?:\[\d+\])?\s*:\s*"
+
+
+_REPLY_PREFIX = re.compile(rf"^(?:{_prefix(REPLY_PREFIXES + FORWARD_PREFIXES)})+", re.IGNORECASE)
+_STARTS_AS_REPLY = re.compile(rf"^{_prefix(REPLY_PREFIXES)}", re.IGNORECASE)
+_STARTS_AS_FORWARD = re.compile(rf"^{_prefix(FORWARD_PREFIXES)}", re.IGNORECASE)
 SUBJECT_FALLBACK_WINDOW = dt.timedelta(days=30)
 
 
 def normalize_subject(subject: str) -> str:
+    """The subject without its reply and forward prefixes, for the subject fallback."""
     return _REPLY_PREFIX.sub("", subject or "").strip().lower()
+
+
+def subject_reply(subject: str) -> str:
+    """A reply's subject: "Re: " before it, unless it already starts as a reply."""
+    return subject if _STARTS_AS_REPLY.match(subject) else f"Re: {subject}".strip()
+
+
+def subject_forward(subject: str) -> str:
+    """A forward's subject: "Fwd: " before it, unless it already starts as a forward."""
+    return subject if _STARTS_AS_FORWARD.match(subject) else f"Fwd: {subject}".strip()
 
 
 def thread_id_for(*, agent: Agent, message_id: str, in_reply_to: str, references: list[str], subject: str) -> str:

@@ -28,16 +28,17 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from assmbl import domain
 from directory.models import POSTMASTER, Account, Agent, Challenge, Sender, SenderRule
-from directory.services import SenderAction, agent_for_address, sender_pattern_clean
+from directory.services import SenderAction, sender_pattern_clean
 from mail import authn
+from mail.addresses import agent_for_address
 from mail.models import Message
 from mail.release import message_release
 from webhooks.services import event_record
@@ -352,19 +353,19 @@ def sender_entry_create(
     Idempotent: the same entry twice is updated, not duplicated."""
     pattern = sender_pattern_clean(address_or_domain)
     if action not in SenderAction.ALL:
-        raise ValidationError(f"action must be one of {', '.join(SenderAction.ALL)}", code="invalid_action")
+        raise domain.Invalid(f"action must be one of {', '.join(SenderAction.ALL)}", code="invalid_action")
     if agent is not None:
         if account is not None and account.pk != agent.account_id:
-            raise ValidationError("the agent belongs to another account", code="invalid_scope")
+            raise domain.Invalid("the agent belongs to another account", code="invalid_scope")
         account = agent.account
     with transaction.atomic():
         if action == SenderAction.TRUST:
             if agent is None:
-                raise ValidationError(
+                raise domain.Invalid(
                     "trust is per agent: give agent_id, or use allow for a whole account", code="invalid_scope"
                 )
             if "@" not in pattern:
-                raise ValidationError("trust takes an address; use allow for a whole domain", code="invalid_pattern")
+                raise domain.Invalid("trust takes an address; use allow for a whole domain", code="invalid_pattern")
             SenderRule.objects.filter(agent=agent, pattern=pattern, action=SenderRule.Action.BLOCK).delete()
             return sender_verify(agent=agent, address=pattern, via="directory")
         rule, _ = SenderRule.objects.update_or_create(

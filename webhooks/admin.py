@@ -50,7 +50,7 @@ class EndpointForm(forms.ModelForm):
         try:
             url_check(url)
         except UnsafeUrl as exc:
-            raise forms.ValidationError(f"{UnsafeUrlError.default_detail} {exc}") from None
+            raise forms.ValidationError(f"{UnsafeUrlError.default_message} {exc}") from None
         return url
 
     def clean(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from assmbl.errors import ApiError, ValidationFailed
+from assmbl import domain
 from directory.models import Agent
 from webhooks.models import Event
 
@@ -36,10 +36,9 @@ POLL_INTERVAL = 0.15
 MAX_WAIT = 60
 
 
-class CursorExpired(ApiError):
-    status_code = 410
+class CursorExpired(domain.Gone):
     code = "cursor_expired"
-    default_detail = "The cursor is older than the event retention; start again without 'after'."
+    default_message = "The cursor is older than the event retention; start again without 'after'."
 
 
 @dataclass(frozen=True)
@@ -57,9 +56,9 @@ class Cursor:
             seq, at_ms = raw.split(".")
             cursor = cls(int(seq), int(at_ms))
         except (ValueError, UnicodeDecodeError):
-            raise ValidationFailed("The cursor is not valid.", code="invalid_cursor") from None
+            raise domain.Invalid("The cursor is not valid.", code="invalid_cursor") from None
         if cursor.seq < 0:
-            raise ValidationFailed("The cursor is not valid.", code="invalid_cursor")
+            raise domain.Invalid("The cursor is not valid.", code="invalid_cursor")
         return cursor
 
 

@@ -25,8 +25,8 @@ from django.db import transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from assmbl import domain
 from assmbl.celery import task_queue
-from assmbl.errors import ApiError, NotFound, ValidationFailed
 from directory.models import Account, Agent
 from webhooks.egress import UnsafeUrl, egress_request, url_check
 from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
@@ -54,10 +54,9 @@ ROTATION_OVERLAP = timedelta(hours=24)
 REPLAY_LIMIT = 10_000
 
 
-class UnsafeUrlError(ApiError):
-    status_code = 400
+class UnsafeUrlError(domain.Invalid):
     code = "unsafe_url"
-    default_detail = "The webhook URL is not allowed: it must be http(s) on a public address."
+    default_message = "The webhook URL is not allowed: it must be http(s) on a public address."
 
 
 # --- Events -----------------------------------------------------------------------------------
@@ -152,7 +151,7 @@ def _check_url(url: str) -> None:
 def _check_event_types(event_types: list[str]) -> list[str]:
     unknown = sorted(set(event_types) - set(Event.Type.values))
     if unknown:
-        raise ValidationFailed(
+        raise domain.Invalid(
             f"Unknown event types: {', '.join(unknown)}.",
             code="unknown_event_type",
             details={"allowed": list(Event.Type.values)},
@@ -166,7 +165,7 @@ def _agents_of(account: Account, agent_ids: Iterable[str]) -> list[Agent]:
     missing = wanted - {a.agent_id for a in agents}
     if missing:
         # Another account's agent reads exactly like an unknown one.
-        raise ValidationFailed(
+        raise domain.Invalid(
             f"Unknown agents: {', '.join(sorted(missing))}.", code="unknown_agent", details={"agents": sorted(missing)}
         )
     return agents
@@ -204,7 +203,7 @@ def endpoint_create(
     else:
         agents = _agents_of(account, agent_ids)
         if not agents:
-            raise ValidationFailed("Give at least one agent, or omit agents for all of them.", code="no_agents")
+            raise domain.Invalid("Give at least one agent, or omit agents for all of them.", code="no_agents")
         endpoint.save()
         endpoint.agents.set(agents)
     return endpoint
@@ -245,7 +244,7 @@ def endpoint_update(
         elif agent_ids is not None:
             agents = _agents_of(endpoint.account, agent_ids)
             if not agents:
-                raise ValidationFailed("Give at least one agent, or set all_agents.", code="no_agents")
+                raise domain.Invalid("Give at least one agent, or set all_agents.", code="no_agents")
             endpoint.all_agents = False
             endpoint.agents.set(agents)
     endpoint.save()
@@ -290,16 +289,16 @@ def endpoint_replay(
     if event_id is not None:
         events = events.filter(id=event_id)
         if not events.exists():
-            raise NotFound("No such event for this endpoint.", code="event_not_found")
+            raise domain.NotFound("No such event for this endpoint.", code="event_not_found")
     else:
         if since is None:
-            raise ValidationFailed("Give event_id, or since (and optionally until).", code="replay_range_required")
+            raise domain.Invalid("Give event_id, or since (and optionally until).", code="replay_range_required")
         events = events.filter(created_at__gte=since)
         if until is not None:
             events = events.filter(created_at__lt=until)
     selected = list(events.order_by("seq").values_list("seq", "id")[: REPLAY_LIMIT + 1])
     if len(selected) > REPLAY_LIMIT:
-        raise ValidationFailed(f"At most {REPLAY_LIMIT} events per replay; narrow the range.", code="replay_too_large")
+        raise domain.Invalid(f"At most {REPLAY_LIMIT} events per replay; narrow the range.", code="replay_too_large")
     now = timezone.now()
     Delivery.objects.bulk_create(
         Delivery(event_id=seq, endpoint=endpoint, webhook_id=public_id, next_attempt_at=now)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 from django.urls import path
@@ -17,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from assmbl.errors import Conflict, NotFound, ValidationFailed
+from assmbl.errors import Conflict, NotFound
 from assmbl.inputs import (
     CursorField,
     HeaderTextField,
@@ -30,7 +29,7 @@ from assmbl.openapi import error_responses
 from assmbl.query import cursor_decode, cursor_encode, query_params
 from directory.auth import IsOperator, token_user
 from directory.models import Agent, validate_agent_id
-from directory.services import AgentExists, agent_create, agent_deactivate, agent_token_rotate, agent_update
+from directory.services import agent_create, agent_deactivate, agent_token_rotate, agent_update
 
 
 class AgentSerializer(serializers.ModelSerializer[Agent]):
@@ -157,17 +156,12 @@ class AgentsView(OperatorAPIView):
     )
     def post(self, request: Request) -> Response:
         data = input_validate(AgentCreateSerializer, request.data)
-        try:
-            agent, issued = agent_create(
-                agent_id=data["agent_id"],
-                account=token_user(request).account,
-                display_name=data["display_name"],
-                policy=data["policy"],
-            )
-        except AgentExists:
-            raise Conflict("An agent with this id already exists.", code="agent_exists") from None
-        except DjangoValidationError as exc:
-            raise ValidationFailed(exc.messages[0], code="invalid_agent_id") from None
+        agent, issued = agent_create(
+            agent_id=data["agent_id"],
+            account=token_user(request).account,
+            display_name=data["display_name"],
+            policy=data["policy"],
+        )
         return Response(_agent_body(agent, issued.plaintext), status=201)
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db.models import Q
 from django.urls import path
@@ -28,6 +26,7 @@ from assmbl.query import query_params
 from directory.auth import TokenUser
 from directory.models import Agent, Sender, SenderRule
 from directory.services import SenderAction, sender_entry_delete
+from mail.addresses import address_agent_id
 from mail.serializers import rfc3339
 from mail.trust import sender_entry_create
 
@@ -239,16 +238,13 @@ class SendersView(APIView):
                 raise ValidationFailed(
                     "agent_id is required with an operator token (or scope: account).", code="agent_id_required"
                 )
-        try:
-            entry = sender_entry_create(
-                agent=agent,
-                account=account,
-                address_or_domain=values["address_or_domain"],
-                action=values["action"],
-                note=values["note"],
-            )
-        except ValidationError as exc:
-            raise ValidationFailed(exc.messages[0], code=exc.code or "validation_error") from None
+        entry = sender_entry_create(
+            agent=agent,
+            account=account,
+            address_or_domain=values["address_or_domain"],
+            action=values["action"],
+            note=values["note"],
+        )
         return Response(sender_entry_item(entry), status=status.HTTP_201_CREATED)
 
 
@@ -293,11 +289,10 @@ class AgentLookupView(APIView):
     )
     def get(self, request: Request) -> Response:
         q = query_params(request, AgentLookupQuery)["q"].strip().lower()
-        local, at, domain = q.rpartition("@")
-        if at:
-            if domain != settings.MAIL_DOMAIN:
+        if "@" in q:
+            q = address_agent_id(q)
+            if not q:  # another domain's address, or none of an agent's
                 return Response({"items": []})
-            q = local.split("+", 1)[0]
         agents = Agent.objects.active().filter(Q(agent_id__icontains=q) | Q(display_name__icontains=q))
         # Exact matches first, then the rest alphabetically; a small page, not an export.
         found = sorted(agents[:50], key=lambda a: (a.agent_id != q, a.agent_id))[:25]

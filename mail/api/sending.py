@@ -89,7 +89,16 @@ class ReplyView(_IdempotentSendView):
         original = message_for_agent_or_404(agent, message_id)
         data = input_validate(ReplyInput, request.data)
         return self.run(
-            request, lambda key: message_reply(agent=agent, original=original, data=data, idempotency_key=key)
+            request,
+            lambda key: message_reply(
+                agent=agent,
+                original=original,
+                body=data.get("body"),
+                html=data.get("html"),
+                reply_all=data["reply_all"],
+                attachment_ids=data.get("attachments") or [],
+                idempotency_key=key,
+            ),
         )
 
 
@@ -106,7 +115,10 @@ class ForwardView(_IdempotentSendView):
         original = message_for_agent_or_404(agent, message_id)
         data = input_validate(ForwardInput, request.data)
         return self.run(
-            request, lambda key: message_forward(agent=agent, original=original, data=data, idempotency_key=key)
+            request,
+            lambda key: message_forward(
+                agent=agent, original=original, to=data["to"], body=data.get("body"), idempotency_key=key
+            ),
         )
 
 

@@ -130,7 +130,7 @@ def test_it_returns_404_for_an_unknown_message(owner: Any) -> None:
 
 
 def test_the_service_answers_404_for_a_message_deleted_meanwhile(owner: Any) -> None:
-    from assmbl.errors import NotFound
+    from assmbl.domain import NotFound
     from mail.services import message_labels_patch, message_read_set
 
     message = MessageFactory(agent=owner.agent)

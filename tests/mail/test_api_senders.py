@@ -245,3 +245,13 @@ def test_an_unknown_query_parameter_is_400(owner: Any, url: str) -> None:
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "unknown_parameter"
+
+
+def test_an_address_lookup_routes_as_mail_does(owner: Any, stranger: Any) -> None:
+    domain = stranger.address.split("@")[1]
+    tagged = owner.client.get(f"/v1/directory/agents?q=Stranger%2Bnews@{domain.upper()}").json()["items"]
+    no_agent = owner.client.get(f"/v1/directory/agents?q=%2Bnews@{domain}").json()["items"]
+
+    assert [i["agent_id"] for i in tagged] == ["stranger"]
+    # "+news@domain" reaches no agent (mail.addresses): the lookup listed every agent.
+    assert no_agent == []

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from mail.models import Message
+from mail.sending import message_forward
 from mail.storage import raw_read
 from tests.factories import MessageFactory
 from tests.mime import build_mail
@@ -91,3 +92,20 @@ def test_a_forward_is_idempotent(owner: Any, post: Any) -> None:
     assert second.headers["Idempotent-Replayed"] == "true"
     assert second.json() == first.json()
     assert Message.objects.outbound().count() == 1
+
+
+@pytest.mark.parametrize("subject", ["WG: Vertrag", "Fw: Contract", "FWD[2]: Contract"])
+def test_a_forward_prefix_in_any_form_threading_knows_is_not_doubled(owner: Any, post: Any, subject: str) -> None:
+    original = MessageFactory(agent=owner.agent, subject=subject, storage_key="")
+
+    forward_id = post(owner, f"/v1/messages/{original.id}/forward", {"to": "bob@example.com"}).json()["MessageID"]
+
+    assert Message.objects.get(pk=forward_id).subject == subject
+
+
+def test_the_forward_service_takes_the_fields_as_keyword_arguments(owner: Any) -> None:
+    original = MessageFactory(agent=owner.agent, subject="Contract", storage_key="")
+
+    forward = message_forward(agent=owner.agent, original=original, to=["bob@example.com"], body="FYI")
+
+    assert (forward.subject, forward.to) == ("Fwd: Contract", ["bob@example.com"])

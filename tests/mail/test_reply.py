@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mail.models import Message
+from mail.sending import message_reply
 from mail.storage import raw_read
 from tests.mime import build_mail
 
@@ -164,3 +165,24 @@ def test_mail_an_agent_sends_itself_is_one_thread(owner: Any, post: Any) -> None
     assert inbound.thread_id == outbound.thread_id
     thread = owner.client.get(f"/v1/threads/{outbound.thread_id}").json()
     assert [i["Direction"] for i in thread["items"]] == ["outbound", "inbound"]
+
+
+@pytest.mark.parametrize("subject", ["AW: Angebot", "SV: Tilbud", "RE[2]: Quote", "re : Quote"])
+def test_a_reply_to_a_subject_threading_reads_as_a_reply_adds_no_second_prefix(
+    owner: Any, deliver: Any, post: Any, subject: str
+) -> None:
+    # One prefix table (mail.threads) for threading and for the reply's subject: what the
+    # subject fallback treats as a reply is not prefixed again.
+    original = _inbound(deliver, owner, to=owner.address, subject=subject, body="?")
+
+    reply_id = post(owner, f"/v1/messages/{original.id}/reply", {"body": "ok"}).json()["MessageID"]
+
+    assert Message.objects.get(pk=reply_id).subject == subject
+
+
+def test_the_reply_service_takes_the_fields_as_keyword_arguments(owner: Any, deliver: Any) -> None:
+    original = _inbound(deliver, owner, to=owner.address, headers={"Cc": "carol@example.com"}, subject="Plan", body="?")
+
+    reply = message_reply(agent=owner.agent, original=original, body="Agreed.", reply_all=True)
+
+    assert (reply.subject, reply.cc) == ("Re: Plan", ["carol@example.com"])

@@ -8,6 +8,7 @@ from uuid import uuid4
 
 import pytest
 
+from assmbl.domain import Invalid
 from directory.models import Agent, Sender, SenderRule
 from directory.services import agent_policy_set
 from mail.models import InboundDelivery, Message
@@ -187,9 +188,7 @@ def test_it_counts_messages_per_sender(owner: Any, deliver: Any) -> None:
 
 
 def test_it_rejects_an_unknown_policy(owner: Any) -> None:
-    from django.core.exceptions import ValidationError
-
-    with pytest.raises(ValidationError):
+    with pytest.raises(Invalid, match="policy must be one of"):
         agent_policy_set(agent=owner.agent, policy="everyone")
     assert Agent.objects.get(pk=owner.agent.pk).policy == "open"
     assert not SenderRule.objects.exists()

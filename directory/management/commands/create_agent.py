@@ -3,9 +3,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from assmbl.domain import DomainError
 from directory.models import Agent
 from directory.services import AgentExists, agent_create
 
@@ -22,10 +22,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, agent_id: str, display_name: str, policy: str, json: bool, **options: Any) -> None:
         try:
             agent, issued = agent_create(agent_id=agent_id, display_name=display_name, policy=policy)
-        except ValidationError as exc:
-            raise CommandError("; ".join(exc.messages)) from None
         except AgentExists:
             raise CommandError(f"An agent {agent_id!r} already exists.") from None
+        except DomainError as exc:
+            raise CommandError(exc.message) from None
         if json:
             self.stdout.write(_json({"agent_id": agent.agent_id, "address": agent.address, "token": issued.plaintext}))
         else:
