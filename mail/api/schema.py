@@ -72,7 +72,9 @@ class SafetySchema(serializers.Serializer):
 class AttachmentTextSchema(serializers.Serializer):
     AttachmentID = serializers.CharField()
     ContentType = serializers.CharField()
-    Text = serializers.CharField(allow_blank=True, help_text="The attachment as text (Markdown where it has structure).")
+    Text = serializers.CharField(
+        allow_blank=True, help_text="The attachment as text (Markdown where it has structure)."
+    )
     Truncated = serializers.BooleanField(help_text="The text was cut at 1,000,000 characters.")
 
     class Meta:

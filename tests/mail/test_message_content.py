@@ -12,11 +12,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from mail.message_content import EVENT_TEXT_MAX_CHARS
 from mail.models import Attachment, AttachmentText, Message
 from mail.models import MessageContent as MessageContentRow
 from tests.mail.inbox_helpers import error_code
 from tests.mail.test_content_attachments import pdf_bytes
 from tests.mime import build_mail
+from webhooks.models import Endpoint, Event
 
 pytestmark = pytest.mark.django_db
 
@@ -126,4 +128,25 @@ def test_a_stored_content_read_does_not_parse_the_mime(owner: Any, deliver: Any)
     message = _deliver_file(deliver, owner, "newsletter-hidden-preheader")
     with CaptureQueriesContext(connection) as queries:
         owner.client.get(f"/v1/messages/{message.id}")
-    assert not any("INSERT" in q["sql"] or "UPDATE \"mail_messagecontent\"" in q["sql"] for q in queries.captured_queries)
+    assert not any("INSERT" in q["sql"] or 'UPDATE "mail_messagecontent"' in q["sql"] for q in queries.captured_queries)
+
+
+def _received_event(persona: Any) -> dict[str, Any]:
+    return Event.objects.filter(agent=persona.agent, type="message.received").latest("seq").payload
+
+
+def test_the_received_event_of_a_subscribed_agent_carries_extracted_text_and_codes(owner: Any, deliver: Any) -> None:
+    Endpoint.objects.create(account=owner.agent.account, url="http://127.0.0.1:9/hook", secret="whsec_x", all_agents=True)
+    message = _deliver_file(deliver, owner, "otp-german")
+    payload = _received_event(owner)
+    assert payload["MessageID"] == message.id
+    assert payload["ExtractedText"] == _expected("otp-german")["extracted_text"]
+    assert payload["Codes"] == ["482913"]
+
+
+def test_the_received_event_caps_extracted_text(owner: Any, deliver: Any) -> None:
+    Endpoint.objects.create(account=owner.agent.account, url="http://127.0.0.1:9/hook", secret="whsec_x", all_agents=True)
+    long_body = "Your code is 482913.\n\n" + "word " * 3000
+    deliver(build_mail(to=owner.address, subject="Long", body=long_body), to=owner.address)
+    payload = _received_event(owner)
+    assert len(payload["ExtractedText"]) == EVENT_TEXT_MAX_CHARS and payload["Codes"] == ["482913"]
