@@ -150,3 +150,11 @@ def test_the_received_event_caps_extracted_text(owner: Any, deliver: Any) -> Non
     deliver(build_mail(to=owner.address, subject="Long", body=long_body), to=owner.address)
     payload = _received_event(owner)
     assert len(payload["ExtractedText"]) == EVENT_TEXT_MAX_CHARS and payload["Codes"] == ["482913"]
+
+
+def test_a_sent_message_gets_its_content_after_commit(owner: Any, post: Any) -> None:
+    response = post(owner, "/v1/send", {"to": "bob@example.com", "subject": "Login", "body": "Your code is 555123"})
+    message_id = response.json()["MessageID"]
+
+    assert MessageContentRow.objects.get(message_id=message_id).data["codes"] == ["555123"]
+    assert owner.client.get(f"/v1/messages/{message_id}").json()["ExtractedText"] == "Your code is 555123"
