@@ -29,7 +29,12 @@ def main() -> None:
     args.add_argument("--html-kb", type=int, default=100)
     opts = args.parse_args()
     data_dir = temp_dir("content-read-")
-    django_setup(os.environ.get("DATABASE_URL", f"sqlite:///{data_dir}/db.sqlite3"), data_dir, ALLOWED_HOSTS="testserver", CELERY_TASK_ALWAYS_EAGER="1")
+    django_setup(
+        os.environ.get("DATABASE_URL", f"sqlite:///{data_dir}/db.sqlite3"),
+        data_dir,
+        ALLOWED_HOSTS="testserver",
+        CELERY_TASK_ALWAYS_EAGER="1",
+    )
 
     from rest_framework.test import APIClient
 

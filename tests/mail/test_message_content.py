@@ -136,7 +136,9 @@ def _received_event(persona: Any) -> dict[str, Any]:
 
 
 def test_the_received_event_of_a_subscribed_agent_carries_extracted_text_and_codes(owner: Any, deliver: Any) -> None:
-    Endpoint.objects.create(account=owner.agent.account, url="http://127.0.0.1:9/hook", secret="whsec_x", all_agents=True)
+    Endpoint.objects.create(
+        account=owner.agent.account, url="http://127.0.0.1:9/hook", secret="whsec_x", all_agents=True
+    )
     message = _deliver_file(deliver, owner, "otp-german")
     payload = _received_event(owner)
     assert payload["MessageID"] == message.id
@@ -145,7 +147,9 @@ def test_the_received_event_of_a_subscribed_agent_carries_extracted_text_and_cod
 
 
 def test_the_received_event_caps_extracted_text(owner: Any, deliver: Any) -> None:
-    Endpoint.objects.create(account=owner.agent.account, url="http://127.0.0.1:9/hook", secret="whsec_x", all_agents=True)
+    Endpoint.objects.create(
+        account=owner.agent.account, url="http://127.0.0.1:9/hook", secret="whsec_x", all_agents=True
+    )
     long_body = "Your code is 482913.\n\n" + "word " * 3000
     deliver(build_mail(to=owner.address, subject="Long", body=long_body), to=owner.address)
     payload = _received_event(owner)
