@@ -232,6 +232,15 @@ def matches(item: Mapping[str, Any], q: str | None) -> bool:
     return any(needle in str(item.get(name) or "").casefold() for name in ("Subject", "BodyPreview", "Sender", "From"))
 
 
+def received_ids(page: Mapping[str, Any], q: str | None) -> list[str]:
+    """The MessageIDs of a page of events' message.received items that match ``q``, in order."""
+    return [
+        str(event["data"]["MessageID"])
+        for event in page.get("items", [])
+        if event.get("type") == "message.received" and matches(event.get("data") or {}, q)
+    ]
+
+
 def monotonic() -> float:
     return time.monotonic()
 
@@ -387,7 +396,8 @@ class _Endpoints(Generic[_J, _B, _N]):
         return self._json(RequestSpec("GET", "/inbox/unread-count", params=query(**filters)))
 
     def get_message(self, message_id: str) -> _J:
-        """GET /v1/messages/{id}: the inbox item plus ``raw_mime`` (text)."""
+        """GET /v1/messages/{id}: the inbox item, the decoded content (``Text``, ``Html``,
+        ``ExtractedText``, ``Codes``, ``Links``, ``Safety``, ``PromptText``) and ``raw_mime``."""
         return self._json(RequestSpec("GET", f"/messages/{segment(message_id)}"))
 
     def get_raw_message(self, message_id: str) -> _B:
@@ -415,6 +425,15 @@ class _Endpoints(Generic[_J, _B, _N]):
         return self._json(RequestSpec("PATCH", f"/messages/{segment(message_id)}/archive", json={"archived": archived}))
 
     # --- Attachments ---------------------------------------------------------------------
+
+    def get_attachment_text(self, message_id: str, attachment_id: str) -> _J:
+        """GET /v1/messages/{id}/attachments/{att}/text: ``{AttachmentID, ContentType, Text,
+        Truncated}``. A type without text raises ``AgentMailError`` with ``code``
+        ``unsupported_attachment_type`` (415); a file over the server's limit, code
+        ``attachment_too_large`` (413)."""
+        return self._json(
+            RequestSpec("GET", f"/messages/{segment(message_id)}/attachments/{segment(attachment_id)}/text")
+        )
 
     def create_attachment(self, filename: str, content_type: str, size: int, *, sha256: str | None = None) -> _J:
         """POST /v1/attachments: the claim check ``{AttachmentID, upload_url, upload_method,

@@ -110,6 +110,27 @@ class AsyncAgentMailClient(_core._Endpoints[Awaitable[JSON], Awaitable[bytes], A
             if not page.get("has_more") and _core.monotonic() >= deadline:
                 return None
 
+    async def wait_for_code(self, *, timeout: float = 60, q: str | None = None, since: str | None = None) -> str | None:
+        """As ``AgentMailClient.wait_for_code``."""
+        deadline = _core.monotonic() + timeout
+        after = since
+        if after is None:
+            while True:
+                page = await self.list_events(after=after, limit=100)
+                after = page.get("next_cursor") or after
+                if not page.get("has_more"):
+                    break
+        while True:
+            page = await self.list_events(after=after, wait=_core.wait_seconds(deadline))
+            after = page.get("next_cursor") or after
+            self.last_event_cursor = after
+            for message_id in _core.received_ids(page, q):
+                codes = (await self.get_message(message_id)).get("Codes") or []
+                if codes:
+                    return str(codes[0])
+            if not page.get("has_more") and _core.monotonic() >= deadline:
+                return None
+
     async def upload_attachment(
         self,
         path_or_bytes: str | os.PathLike[str] | bytes,

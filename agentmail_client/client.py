@@ -120,6 +120,31 @@ class AgentMailClient(_core._Endpoints[JSON, bytes, None]):
             if not page.get("has_more") and _core.monotonic() >= deadline:
                 return None
 
+    def wait_for_code(self, *, timeout: float = 60, q: str | None = None, since: str | None = None) -> str | None:
+        """The first one-time code (``Codes[0]``) of the first new received message that
+        matches ``q`` and holds one; None when ``timeout`` seconds pass first. New: after the
+        events cursor ``since``, or, when None, arriving after this call. Messages without a
+        code are passed over."""
+        deadline = _core.monotonic() + timeout
+        after = since
+        if after is None:
+            # Catch up to the end of the event log: only mail arriving from now on counts.
+            while True:
+                page = self.list_events(after=after, limit=100)
+                after = page.get("next_cursor") or after
+                if not page.get("has_more"):
+                    break
+        while True:
+            page = self.list_events(after=after, wait=_core.wait_seconds(deadline))
+            after = page.get("next_cursor") or after
+            self.last_event_cursor = after
+            for message_id in _core.received_ids(page, q):
+                codes = self.get_message(message_id).get("Codes") or []
+                if codes:
+                    return str(codes[0])
+            if not page.get("has_more") and _core.monotonic() >= deadline:
+                return None
+
     def upload_attachment(
         self,
         path_or_bytes: str | os.PathLike[str] | bytes,

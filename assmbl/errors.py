@@ -63,6 +63,12 @@ class PayloadTooLarge(ApiError):
     default_detail = "The request is too large."
 
 
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+    code = "unsupported_media_type"
+    default_detail = "This media type is not supported."
+
+
 class RateLimited(ApiError):
     status_code = 429
     code = "rate_limited"

@@ -206,13 +206,14 @@ CELERY_TIMEZONE = "UTC"
 # webhook attempts to a receiver that is down never delays indexing or sending. `celery`, the
 # default queue, takes the housekeeping (archive jobs, purges). A worker started without -Q
 # consumes all four, so a one-worker deployment still runs everything.
-CELERY_TASK_QUEUES = {q: {"exchange": q, "routing_key": q} for q in ("ingest", "send", "webhooks", "celery")}
+CELERY_TASK_QUEUES = {q: {"exchange": q, "routing_key": q} for q in ("ingest", "send", "webhooks", "content", "celery")}
 CELERY_TASK_ROUTES = {
     "mail.tasks.process_deliveries": {"queue": "ingest"},
     "mail.tasks.sweep_stored_deliveries": {"queue": "ingest"},
     "mail.tasks.send_message": {"queue": "send"},
     "mail.tasks.sweep_queued_messages": {"queue": "send"},
     "webhooks.tasks.*": {"queue": "webhooks"},
+    "mail.tasks.extract_content": {"queue": "content"},
 }
 
 # --- API -------------------------------------------------------------------------------------
@@ -315,6 +316,8 @@ MAX_ATTACHMENT_FILENAME_CHARS = env_int("MAX_ATTACHMENT_FILENAME_CHARS", 150, mi
 # How long an unclaimed upload (and its upload URL) lives before the sweep deletes it.
 ATTACHMENT_UPLOAD_TTL_SECONDS = env_int("ATTACHMENT_UPLOAD_TTL_SECONDS", 24 * 3600, minimum=60)
 # Lifetime of the presigned GET URL a download redirects to in S3 mode.
+# GET /v1/messages/{id}/attachments/{att}/text converts at most this many bytes (413 above).
+ATTACHMENT_TEXT_MAX_BYTES = env_int("ATTACHMENT_TEXT_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
 ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS = env_int("ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS", 300, minimum=10)
 CELERY_BEAT_SCHEDULE["sweep-expired-attachments"] = {
     "task": "mail.tasks.sweep_expired_attachments",

@@ -26,8 +26,10 @@ from assmbl.admin import RecordAdmin
 from directory.models import Sender, SenderRule
 from mail import moderation, services
 from mail.archival import archive_job_start
+from mail.attachments import attachment_open
+from mail.message_content import message_content_get
 from mail.models import ArchiveJob, Attachment, InboundDelivery, Message, MessageLabel, ModerationItem, SendRequest
-from mail.preview import attachment_bytes, message_preview, preview_csp
+from mail.preview import message_headers, preview_csp
 from mail.storage import raw_open
 from mail.trust import sender_entry_create, sender_verify
 
@@ -248,18 +250,18 @@ class MessageAdmin(admin.ModelAdmin):
 
     def html_view(self, request: HttpRequest, message_id: str) -> HttpResponse:
         message = self._message(request, message_id)
-        preview = message_preview(message)
-        response = HttpResponse(preview.html or "<p>(no HTML part)</p>", content_type="text/html; charset=utf-8")
+        html = message_content_get(message=message).html
+        response = HttpResponse(html or "<p>(no HTML part)</p>", content_type="text/html; charset=utf-8")
         response["Content-Security-Policy"] = preview_csp(allow_remote_images=request.GET.get("remote") == "1")
         response["X-Content-Type-Options"] = "nosniff"
         response["Referrer-Policy"] = "no-referrer"
         response["X-Frame-Options"] = "SAMEORIGIN"
         return response
 
-    def attachment_view(self, request: HttpRequest, message_id: str, attachment_id: str) -> HttpResponse:
+    def attachment_view(self, request: HttpRequest, message_id: str, attachment_id: str) -> FileResponse:
         message = self._message(request, message_id)
         attachment = get_object_or_404(Attachment, pk=attachment_id, message=message)
-        response = HttpResponse(attachment_bytes(message, attachment), content_type="application/octet-stream")
+        response = FileResponse(attachment_open(attachment), content_type="application/octet-stream")
         response["Content-Disposition"] = "attachment"
         response["X-Content-Type-Options"] = "nosniff"
         return response
@@ -270,7 +272,8 @@ class MessageAdmin(admin.ModelAdmin):
         extra_context = dict(extra_context or {})
         if message is not None:
             try:
-                extra_context["preview"] = message_preview(message)
+                extra_context["headers"] = message_headers(message)
+                extra_context["content"] = message_content_get(message=message)
             except (FileNotFoundError, OSError):
                 extra_context["preview_error"] = "The raw MIME object is missing from storage."
             extra_context["allow_remote"] = request.GET.get("remote") == "1"

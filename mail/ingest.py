@@ -30,6 +30,7 @@ from directory.models import Agent
 from mail import authn
 from mail.addresses import agents_for_addresses
 from mail.attachments import attachment_parts_store
+from mail.message_content import message_contents_queue
 from mail.models import Attachment, InboundDelivery, Message
 from mail.parsing import HashingReader, ParsedMail, parse_mail_stream
 from mail.release import messages_received
@@ -452,6 +453,7 @@ def _index(units: list[_Unit]) -> None:
     for attachment in attachments:
         attachments_of[attachment.message_id].append(attachment)
     messages_received(messages, attachments_of=attachments_of)
+    message_contents_queue([m.id for m in messages if m.disposition != Message.Disposition.DUPLICATE])
 
 
 def idempotency_scope(*, delivery: InboundDelivery, sender: str) -> str:

@@ -358,3 +358,30 @@ class ArchiveJob(models.Model):
     def __str__(self) -> str:
         scope = self.agent.agent_id if self.agent else "all agents"  # a null key reads as None, no query
         return f"{self.action} {scope} older than {self.older_than_days} days"
+
+
+class MessageContent(models.Model):
+    """What ``mail.content`` read in a message (the contract's Text, Html, ExtractedText,
+    Codes, Links, Safety, PromptText), stored once so a read does not parse the MIME again.
+    A row of an older ``version`` of the extractor is recomputed on its next read."""
+
+    message = models.OneToOneField(Message, primary_key=True, on_delete=models.CASCADE, related_name="content")
+    version = models.PositiveSmallIntegerField()
+    data = models.JSONField()
+    computed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.message_id} v{self.version}"
+
+
+class AttachmentText(models.Model):
+    """An attachment turned into text, keyed by what it is (its bytes' SHA-256, its kind and
+    the extractor's version), so the same file is converted once however often it is read."""
+
+    key = models.CharField(primary_key=True, max_length=120)
+    text = models.TextField()
+    truncated = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key

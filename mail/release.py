@@ -9,8 +9,10 @@ from collections.abc import Mapping
 from django.db import transaction
 from django.utils import timezone
 
+from mail.message_content import message_content_event_fields, message_content_get
 from mail.models import Attachment, Message
 from mail.serializers import message_item
+from webhooks.models import Endpoint
 from webhooks.services import events_record
 
 
@@ -35,7 +37,32 @@ def messages_received(messages: list[Message], *, attachments_of: Mapping[str, l
         items = [message_item(fresh[m.pk]) for m in announced]
     else:
         items = [message_item(m, labels=[], attachments=attachments_of.get(m.pk, [])) for m in announced]
+    wanted = _content_wanted(announced)
+    for message, item in zip(announced, items, strict=True):
+        if message.pk in wanted:
+            # Computed here, in the caller's transaction, only for agents whose webhook
+            # endpoints want message.received: extraction costs several times what indexing
+            # a mail does, and ingest without receivers must not pay for it.
+            content = message_content_get(message=message)
+            item.update(message_content_event_fields(content), BodyPreview=content.body_preview)
     events_record([(m.agent, _EVENT_OF[m.disposition], item) for m, item in zip(announced, items, strict=True)])
+
+
+def _content_wanted(messages: list[Message]) -> set[str]:
+    """The received (not quarantined) messages whose agent has an enabled endpoint that
+    wants message.received: their events carry ExtractedText and Codes."""
+    received = [m for m in messages if m.disposition == Message.Disposition.INBOX]
+    if not received:
+        return set()
+    agents = {m.agent_id: m.agent for m in received}
+    wanting = {
+        agent.pk
+        for agent, endpoints in zip(
+            agents.values(), Endpoint.objects.enabled().targeting(list(agents.values())), strict=True
+        )
+        if any(endpoint.wants("message.received") for endpoint in endpoints)
+    }
+    return {m.pk for m in received if m.agent_id in wanting}
 
 
 def message_release(*, message: Message, sender_verified: bool | None = None) -> bool:

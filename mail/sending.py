@@ -29,6 +29,7 @@ from assmbl.inputs import HEADER_TEXT_PATTERN
 from directory.models import Agent
 from mail.addresses import address_bare, address_is_agents, address_is_local
 from mail.attachments import attachment_open, attachments_for_send, attachments_mark_claimed
+from mail.message_content import message_contents_queue
 from mail.models import Attachment, Message
 from mail.parsing import html_to_text, make_preview
 from mail.storage import raw_read, raw_store
@@ -276,6 +277,7 @@ def _queue_dispatch(message_id: str) -> None:
     # robust: the message is committed and will be sent; a broker hiccup here (or, with
     # eager tasks, a provider error) must not turn the 202 into a 500. The sweep re-queues it.
     transaction.on_commit(lambda: task_queue("mail.tasks.send_message", message_id), robust=True)
+    message_contents_queue([message_id])
 
 
 def _without(addresses: Iterable[str], excluded: set[str]) -> list[str]:

@@ -15,6 +15,7 @@ from mail.attachments import attachments_expire
 from mail.dispatch import TransientSendError, message_dispatch, message_fail, messages_queued_stale
 from mail.idempotency import send_requests_purge
 from mail.ingest import deliveries_process
+from mail.message_content import message_contents_extract
 from mail.models import InboundDelivery
 
 
@@ -99,3 +100,12 @@ def purge_send_requests() -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def run_archive_job(job_id: int) -> str:
     return archive_job_run(job_id=job_id).state
+
+
+# --- Content ---------------------------------------------------------------------------------
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(DatabaseError, OSError), max_retries=5)
+def extract_content(message_ids: list[str]) -> int:
+    """Compute the stored content of new messages (mail.message_content); a spare run is a no-op."""
+    return message_contents_extract(message_ids=message_ids)

@@ -32,6 +32,7 @@ from assmbl.query import cursor_encode  # noqa: E402
 from mail.models import MessageLabel  # noqa: E402
 from mail.services import MAX_LABELS  # noqa: E402
 from webhooks.events import MAX_WAIT, Cursor  # noqa: E402
+from webhooks.models import Endpoint, Event  # noqa: E402
 
 _TIMES = st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2035, 1, 1), timezones=st.just(dt.UTC))
 schemathesis.openapi.format(
@@ -66,6 +67,7 @@ def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
         since, until = _when(case.body.get("since")), _when(case.body.get("until"))
         if since and until and until <= since:
             del case.body["until"]
+        _replayable_event(case.body, case.path_parameters.get("endpoint_id", ""))
 
 
 def _within_send_limits(body: dict[str, Any]) -> None:
@@ -99,6 +101,26 @@ def _within_label_limit(body: dict[str, Any], message_id: str) -> None:
             additions.append(name)
             room -= 1
     body["add"] = additions
+
+
+def _replayable_event(body: dict[str, Any], endpoint_id: str) -> None:
+    """An event_id must name an event this endpoint covers (its account, agents and types):
+    a state no schema states. Otherwise the 404 event_not_found is right, and the stateful
+    run (a webhook just created, then replayed) would read it as the webhook missing; so
+    such a replay becomes the range form."""
+    event_id = body.get("event_id")
+    endpoint = Endpoint.objects.filter(pk=endpoint_id).first()
+    if not isinstance(event_id, str) or endpoint is None:
+        return
+    events = Event.objects.filter(id=event_id, agent__account_id=endpoint.account_id)
+    if not endpoint.all_agents:
+        events = events.filter(agent__in=endpoint.agents.all())
+    if endpoint.event_types:
+        events = events.filter(type__in=endpoint.event_types)
+    if not events.exists():
+        del body["event_id"]
+        body["since"] = "2020-01-01T00:00:00Z"
+        body.pop("until", None)
 
 
 def _when(value: Any) -> dt.datetime | None:

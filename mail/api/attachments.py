@@ -16,10 +16,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from assmbl.errors import PayloadTooLarge, UnsupportedMediaType
 from assmbl.inputs import input_validate
 from assmbl.openapi import error_responses
 from mail.api.common import AgentAPIView, message_for_agent_or_404
-from mail.api.schema import DownloadUrlSchema, UploadItemSchema, UploadTicketSchema
+from mail.api.schema import AttachmentTextSchema, DownloadUrlSchema, UploadItemSchema, UploadTicketSchema
 from mail.attachments import (
     UploadTicket,
     attachment_create,
@@ -31,6 +32,8 @@ from mail.attachments import (
     download_filename,
     inbound_attachment_or_404,
 )
+from mail.content import AttachmentTooLarge, UnsupportedAttachmentType
+from mail.message_content import attachment_text_get
 from mail.models import Attachment
 from mail.rawstore import rawstore
 from mail.serializers import AttachmentCreateInput, rfc3339
@@ -172,6 +175,33 @@ class MessageAttachmentView(AgentAPIView):
         return response
 
 
+class MessageAttachmentTextView(AgentAPIView):
+    @extend_schema(
+        operation_id="message_attachment_text",
+        summary="An attachment of a message as text (PDF, DOCX, XLSX, PPTX, HTML, CSV, text)",
+        description="Converted once per distinct file and kept; 415 for a type without text "
+        "(or a file that cannot be read), 413 over ATTACHMENT_TEXT_MAX_BYTES.",
+        responses={200: AttachmentTextSchema, **error_responses(404, 413, 415)},
+    )
+    def get(self, request: Request, message_id: str, attachment_id: str) -> Response:
+        message = message_for_agent_or_404(self.agent(request), message_id)
+        attachment = inbound_attachment_or_404(message=message, attachment_id=attachment_id)
+        try:
+            text, truncated = attachment_text_get(attachment=attachment)
+        except UnsupportedAttachmentType as exc:
+            raise UnsupportedMediaType(str(exc), code="unsupported_attachment_type") from exc
+        except AttachmentTooLarge as exc:
+            raise PayloadTooLarge(str(exc), code="attachment_too_large") from exc
+        return Response(
+            {
+                "AttachmentID": attachment.id,
+                "ContentType": attachment.content_type,
+                "Text": text,
+                "Truncated": truncated,
+            }
+        )
+
+
 urlpatterns: list[URLPattern] = [
     path("attachments", AttachmentsView.as_view(), name="attachments"),
     path("attachments/<str:attachment_id>", AttachmentView.as_view(), name="attachment"),
@@ -180,5 +210,10 @@ urlpatterns: list[URLPattern] = [
         "messages/<str:message_id>/attachments/<str:attachment_id>",
         MessageAttachmentView.as_view(),
         name="message-attachment",
+    ),
+    path(
+        "messages/<str:message_id>/attachments/<str:attachment_id>/text",
+        MessageAttachmentTextView.as_view(),
+        name="message-attachment-text",
     ),
 ]

@@ -22,6 +22,7 @@ from assmbl.openapi import error_responses
 from mail import services, storage
 from mail.api.common import AgentAPIView, message_for_agent_or_404
 from mail.api.schema import InboxItemSchema, MessageDetailSchema
+from mail.message_content import message_content_get
 from mail.models import Message
 from mail.serializers import (
     ArchivePatchSerializer,
@@ -46,13 +47,15 @@ def _raw_text(message: Message) -> str:
 class MessageView(AgentAPIView):
     @extend_schema(
         operation_id="message_get",
-        summary="A message with its raw MIME",
+        summary="A message with its decoded content and its raw MIME",
         responses={200: MessageDetailSchema, **error_responses(404)},
     )
     def get(self, request: Request, message_id: str) -> Response:
         message = message_for_agent_or_404(self.agent(request), message_id)
         message = services.message_refetch(message=message)
-        return Response({**message_item(message), "raw_mime": _raw_text(message)})
+        # First: computing the content may set the message's BodyPreview (from ExtractedText).
+        content = message_content_get(message=message).as_api()
+        return Response({**message_item(message), **content, "raw_mime": _raw_text(message)})
 
     @extend_schema(
         operation_id="message_delete",

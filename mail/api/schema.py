@@ -50,7 +50,51 @@ class InboxItemSchema(serializers.Serializer[Any]):
         ref_name = "InboxItem"
 
 
+class LinkSchema(serializers.Serializer):
+    url = serializers.CharField()
+    text = serializers.CharField(allow_blank=True, help_text="The link's text; empty for a link found in plain text.")
+
+    class Meta:
+        ref_name = "MessageLink"
+
+
+class SafetySchema(serializers.Serializer):
+    hidden_text = serializers.BooleanField(help_text="The HTML or text held text a reader cannot see (removed).")
+    flags = serializers.ListField(
+        child=serializers.ChoiceField(
+            choices=["hidden_text", "instructions_to_model", "link_text_mismatch", "lookalike_sender"]
+        ),
+        help_text="Flags inform; they never drop mail.",
+    )
+
+    class Meta:
+        ref_name = "MessageSafety"
+
+
+class AttachmentTextSchema(serializers.Serializer):
+    AttachmentID = serializers.CharField()
+    ContentType = serializers.CharField()
+    Text = serializers.CharField(
+        allow_blank=True, help_text="The attachment as text (Markdown where it has structure)."
+    )
+    Truncated = serializers.BooleanField(help_text="The text was cut at 1,000,000 characters.")
+
+    class Meta:
+        ref_name = "AttachmentText"
+
+
 class MessageDetailSchema(InboxItemSchema):
+    Text = serializers.CharField(allow_blank=True, help_text="The decoded text body, hidden text removed.")
+    Html = serializers.CharField(allow_null=True, help_text="The HTML body sanitised, or null without one.")
+    ExtractedText = serializers.CharField(
+        allow_blank=True, help_text="What this message adds: Text without quoted history and signature."
+    )
+    Codes = serializers.ListField(child=serializers.CharField(), help_text="One-time codes, at most 5.")
+    Links = LinkSchema(many=True, help_text="Up to 50 http(s) links, in order, without duplicates.")
+    Safety = SafetySchema()
+    PromptText = serializers.CharField(
+        help_text="Header block, then ExtractedText fenced in <untrusted_email> ... </untrusted_email>."
+    )
     raw_mime = serializers.CharField(
         allow_blank=True, help_text="The stored raw MIME as text (UTF-8, invalid bytes replaced); exact bytes at /raw."
     )

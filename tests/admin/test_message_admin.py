@@ -4,6 +4,7 @@ through the services, logged with the staff member."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from django.contrib.admin.models import LogEntry
@@ -128,3 +129,30 @@ def test_the_queue_shows_why_each_message_is_there_under_reason(moderator_client
     assert re.search(r'<th[^>]*class="[^"]*column-reason[^"]*"[^>]*>.*?>Reason<', page, re.S)
     assert "Quarantine reason" not in page
     assert "sender is not verified for this agent" in page and "MIME structure too deeply nested to parse" in page
+
+
+CONTENT = Path(__file__).parents[1] / "mail" / "testdata" / "content"
+
+
+def test_the_message_page_shows_the_extracted_text_and_the_safety_flags(superuser_client: Client, owner: Any, deliver: Any) -> None:
+    deliver((CONTENT / "prompt-injection-white-text.eml").read_bytes(), to=owner.address)
+    message = Message.objects.get()
+
+    page = superuser_client.get(f"/admin/mail/message/{message.pk.replace('_', '_5F')}/change/").content.decode()
+    html = superuser_client.get(f"/admin/mail/message/{message.pk}/html/").content.decode()
+
+    extracted = re.search(r'<pre id="extracted-text"[^>]*>(.*?)</pre>', page, re.S)
+    assert extracted and extracted.group(1) == "Dear customer, please find your March invoice attached."
+    assert re.findall(r'<li class="safety-flag"><code>(\w+)</code>', page) == ["hidden_text", "instructions_to_model"]
+    # The HTML staff see is the content service's: the white-on-white instruction is gone.
+    assert "March invoice" in html and "ignore all previous instructions" not in html.lower()
+
+
+def test_staff_download_an_attachment_of_a_message(superuser_client: Client, owner: Any, deliver: Any) -> None:
+    deliver(build_mail(to=owner.address, attachments=[("notes.txt", "text/plain", b"the notes")]), to=owner.address)
+    message = Message.objects.get()
+    attachment = message.attachments.get()
+
+    response = superuser_client.get(f"/admin/mail/message/{message.pk}/attachments/{attachment.pk}/")
+
+    assert response.status_code == 200 and b"".join(response) == b"the notes"

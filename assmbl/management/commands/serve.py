@@ -89,7 +89,7 @@ def embedded_processes(
         # to a receiver that is down never hold a slot that a mail waits for.
         "worker": [
             _bin("celery"), "-A", "assmbl", "worker", "--beat",
-            "--queues", "ingest,send,celery", "--hostname", "worker@%h",
+            "--queues", "ingest,send,content,celery", "--hostname", "worker@%h",
             "--loglevel", "INFO", "--concurrency", str(celery_concurrency),
             "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
         ],
@@ -127,7 +127,7 @@ def stack_processes(
             "--without-gossip", "--without-mingle",
         ]
     procs["send"] = [
-        _bin("celery"), "-A", "assmbl", "worker", "--queues", "send,celery", "--loglevel", "INFO",
+        _bin("celery"), "-A", "assmbl", "worker", "--queues", "send,content,celery", "--loglevel", "INFO",
         "--concurrency", str(celery_concurrency), "--hostname", "send@%h",
         "--without-gossip", "--without-mingle",
     ]
