@@ -69,8 +69,9 @@ def _to_row(content: MessageContent) -> dict[str, Any]:
 
 
 def _from_row(data: dict[str, Any]) -> MessageContent:
+    texts: dict[str, Any] = {name: data.get(name) or ("" if name != "html" else None) for name in _TEXT_FIELDS}
     return MessageContent(
-        **{name: data.get(name) or ("" if name != "html" else None) for name in _TEXT_FIELDS},
+        **texts,
         codes=tuple(data.get("codes") or ()),
         links=tuple(data.get("links") or ()),
         hidden_text=bool(data.get("hidden_text")),

@@ -50,7 +50,7 @@ class InboxItemSchema(serializers.Serializer[Any]):
         ref_name = "InboxItem"
 
 
-class LinkSchema(serializers.Serializer):
+class LinkSchema(serializers.Serializer[Any]):
     url = serializers.CharField()
     text = serializers.CharField(allow_blank=True, help_text="The link's text; empty for a link found in plain text.")
 
@@ -58,7 +58,7 @@ class LinkSchema(serializers.Serializer):
         ref_name = "MessageLink"
 
 
-class SafetySchema(serializers.Serializer):
+class SafetySchema(serializers.Serializer[Any]):
     hidden_text = serializers.BooleanField(help_text="The HTML or text held text a reader cannot see (removed).")
     flags = serializers.ListField(
         child=serializers.ChoiceField(
@@ -71,7 +71,7 @@ class SafetySchema(serializers.Serializer):
         ref_name = "MessageSafety"
 
 
-class AttachmentTextSchema(serializers.Serializer):
+class AttachmentTextSchema(serializers.Serializer[Any]):
     AttachmentID = serializers.CharField()
     ContentType = serializers.CharField()
     Text = serializers.CharField(
