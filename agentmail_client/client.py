@@ -123,8 +123,9 @@ class AgentMailClient(_core._Endpoints[JSON, bytes, None]):
     def wait_for_code(self, *, timeout: float = 60, q: str | None = None, since: str | None = None) -> str | None:
         """The first one-time code (``Codes[0]``) of the first new received message that
         matches ``q`` and holds one; None when ``timeout`` seconds pass first. New: after the
-        events cursor ``since``, or, when None, arriving after this call. Messages without a
-        code are passed over."""
+        events cursor ``since``, or, when None, arriving after this call (a mail that arrived
+        within the server's event visibility lag before the call, 0.5 s by default, counts as
+        new too: the event log does not show it yet). Messages without a code are passed over."""
         deadline = _core.monotonic() + timeout
         after = since
         if after is None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from agentmail_client import AgentMailClient, AgentMailError, AsyncAgentMailClient, NotFoundError
 from tests.sdk.conftest import LiveAgent
@@ -68,6 +69,9 @@ def test_wait_for_code_returns_the_code_of_a_new_message(
     client: AgentMailClient, live_agent: LiveAgent, receive: Callable[..., Any]
 ) -> None:
     receive(live_agent, subject="Old", body="Your code is 111222")  # before the call: not new
+    # The event log shows an event once it is older than the visibility lag (PostgreSQL):
+    # until then a mail from just before the call cannot be told from one just after it.
+    time.sleep(settings.WEBHOOKS_EVENTS_VISIBILITY_LAG_MS / 1000 + 0.2)
     thread = _later(receive, live_agent)
     try:
         code = client.wait_for_code(timeout=20)
