@@ -58,6 +58,13 @@ class TooLarge(DomainError):
     default_message = "The request is too large."
 
 
+class Unsupported(DomainError):
+    """The input is of a kind this service does not handle (a media type)."""
+
+    code = "unsupported_media_type"
+    default_message = "This kind of content is not supported."
+
+
 class TooMany(DomainError):
     """Too many of these, too fast; ``retry_after`` seconds until it may succeed."""
 

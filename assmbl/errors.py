@@ -100,6 +100,7 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.Conflict: status.HTTP_409_CONFLICT,
     domain.Gone: status.HTTP_410_GONE,
     domain.TooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    domain.Unsupported: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     domain.TooMany: status.HTTP_429_TOO_MANY_REQUESTS,
     domain.DomainError: status.HTTP_400_BAD_REQUEST,
 }

@@ -16,7 +16,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from assmbl.errors import PayloadTooLarge, UnsupportedMediaType
 from assmbl.inputs import input_validate
 from assmbl.openapi import error_responses
 from mail.api.common import AgentAPIView, message_for_agent_or_404
@@ -32,7 +31,6 @@ from mail.attachments import (
     download_filename,
     inbound_attachment_or_404,
 )
-from mail.content import AttachmentTooLarge, UnsupportedAttachmentType
 from mail.message_content import attachment_text_get
 from mail.models import Attachment
 from mail.rawstore import rawstore
@@ -186,12 +184,7 @@ class MessageAttachmentTextView(AgentAPIView):
     def get(self, request: Request, message_id: str, attachment_id: str) -> Response:
         message = message_for_agent_or_404(self.agent(request), message_id)
         attachment = inbound_attachment_or_404(message=message, attachment_id=attachment_id)
-        try:
-            text, truncated = attachment_text_get(attachment=attachment)
-        except UnsupportedAttachmentType as exc:
-            raise UnsupportedMediaType(str(exc), code="unsupported_attachment_type") from exc
-        except AttachmentTooLarge as exc:
-            raise PayloadTooLarge(str(exc), code="attachment_too_large") from exc
+        text, truncated = attachment_text_get(attachment=attachment)
         return Response(
             {
                 "AttachmentID": attachment.id,

@@ -11,18 +11,23 @@ import io
 from markitdown import StreamInfo
 from markitdown.converters import CsvConverter, DocxConverter, PdfConverter, PptxConverter, XlsxConverter
 
+from assmbl import domain
 from mail.content.html import html_render
 from mail.content.text import clean_text, decode_bytes
 
 MAX_TEXT_CHARS = 1_000_000
 
 
-class UnsupportedAttachmentType(Exception):
+class UnsupportedAttachmentType(domain.Unsupported):
     """The attachment is of a type that has no text (an image, an archive, a binary)."""
 
+    code = "unsupported_attachment_type"
 
-class AttachmentTooLarge(Exception):
+
+class AttachmentTooLarge(domain.TooLarge):
     """The attachment is larger than the conversion limit."""
+
+    code = "attachment_too_large"
 
 
 _KINDS = {
