@@ -54,7 +54,7 @@ import ipaddress
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -115,10 +115,10 @@ _FORMER_MODULE = "directory.authn."
 def resolver() -> Resolver:
     configured = settings.TRUST_DNS_RESOLVER
     if not isinstance(configured, str):
-        return configured
+        return cast(Resolver, configured)
     if configured.startswith(_FORMER_MODULE):
         configured = "mail.authn." + configured.removeprefix(_FORMER_MODULE)
-    return import_string(configured)
+    return cast(Resolver, import_string(configured))
 
 
 # --- organisational domain and alignment ---------------------------------------------------
@@ -158,7 +158,7 @@ def aligned_for(authentication: dict[str, Any], sender: str) -> bool:
             return True
         return auth["spf"] == "pass" and domains_aligned(from_domain, str(auth.get("spf_domain", "")))
     # SES: only its DMARC verdict ties a pass to the header From.
-    return auth["dmarc"] == "pass"
+    return bool(auth["dmarc"] == "pass")
 
 
 # --- normalising ---------------------------------------------------------------------------

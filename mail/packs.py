@@ -27,7 +27,7 @@ import io
 import os
 import struct
 from collections.abc import Callable, Iterator
-from typing import IO
+from typing import IO, cast
 
 from assmbl.ids import ulid
 
@@ -108,7 +108,7 @@ def _state(fd: int, offset: int, length: int) -> bytes | None:
     magic, state, size = _HEADER.unpack(header)
     if magic != _MAGIC or int.from_bytes(size, "big") != length:
         return None
-    return state
+    return bytes(state)
 
 
 def record_live(path: str, offset: int, length: int) -> bool:
@@ -236,13 +236,14 @@ def pack_records(path: str, pack: str) -> Iterator[str]:
 _FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
 
 
-def _libc_fallocate() -> object | None:
+def _libc_fallocate() -> Callable[[int, int, int, int], int] | None:
     try:
         fallocate = ctypes.CDLL(None, use_errno=True).fallocate
     except (AttributeError, OSError):  # not Linux/glibc
         return None
     fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
-    return fallocate
+    fallocate.restype = ctypes.c_int
+    return cast(Callable[[int, int, int, int], int], fallocate)
 
 
 _fallocate = _libc_fallocate()
@@ -252,4 +253,4 @@ def _punch(fd: int, offset: int, length: int) -> bool:
     """Free the span's blocks (what is left of a partial block reads as zeros)."""
     if _fallocate is None or not length:
         return False
-    return _fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) == 0  # type: ignore[operator]
+    return _fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) == 0
