@@ -16,6 +16,8 @@ from django.db import connections, models
 from django.db.models import ExpressionWrapper, F, FilteredRelation, Q
 from django.db.models.expressions import RawSQL
 
+from mail.items import ITEM_COLUMNS, ITEM_RELATED
+
 # The columns GET /v1/inbox?q= searches (API.md), each with a pg_trgm GIN index on
 # UPPER(col) (mail/migrations/0002_inbox_api_search.py).
 SEARCH_COLUMNS = ("subject", "body_preview", "sender", "from_name")
@@ -34,19 +36,6 @@ SEARCH_WALK_MAX = 30000
 # mail_label_agent_name_received.
 _LABEL = "listed_label"
 _LABEL_AT, _LABEL_ID = "listed_label_received_at", "listed_label_message_id"
-
-# What with_item_relations() sets on each message, which message_item reads: the names
-# of its labels, and its attachments as dicts of ITEM_ATTACHMENT_COLUMNS (JSON arrays in
-# no particular order; None or [] when there are none, by database).
-ITEM_LABELS, ITEM_ATTACHMENTS = "item_labels", "item_attachments"
-ITEM_ATTACHMENT_COLUMNS = ("id", "filename", "content_type", "size", "content_id", "disposition", "part_index", "created_at")
-# The columns message_item (mail/serializers.py) reads: all that a listing loads
-# (as_items()). tests/mail/test_api_listing_queries.py fails when the two drift apart.
-ITEM_COLUMNS = (
-    "id", "agent__agent_id", "direction", "status", "from_header", "sender", "to", "cc", "subject",
-    "body_preview", "received_at", "sender_verified", "authentication", "is_read", "archived",
-    "disposition", "thread_id", "internet_message_id", "size",
-)  # fmt: skip
 
 # The model is bound where each queryset becomes a manager (mail.models), which this module
 # cannot import: models imports it.
@@ -232,7 +221,7 @@ class MessageQuerySet(models.QuerySet[_M, _M]):
         # since the walk (archived, read) is still part of the page the walk found, so
         # the page keeps its size and has_more stays right.
         fetch = cast("MessageQuerySet[_M]", self.model._default_manager.db_manager(self.db).filter(pk__in=ids))
-        if ITEM_LABELS in self.query.annotations:
+        if any(related.attr in self.query.annotations for related in ITEM_RELATED):
             fetch = fetch.with_item_relations()
         fetch.query.select_related = self.query.select_related
         fetch.query.deferred_loading = self.query.deferred_loading
@@ -307,43 +296,42 @@ class MessageQuerySet(models.QuerySet[_M, _M]):
     def with_item_relations(self) -> MessageQuerySet[_M]:
         """What ``message_item`` reads, in the one query: the agent joined, and each
         message's label names and attachments aggregated into JSON arrays by correlated
-        subqueries (ITEM_LABELS, ITEM_ATTACHMENTS; NULL when there are none).
+        subqueries (mail.items.ITEM_RELATED; NULL when there are none).
 
         Prefetching them instead costs two more round trips and the prefetch machinery (a
         queryset per message and relation, filled and read back), ~40 % of a
         50-item page's server time (bench/HISTORY.md, ninth session). The subqueries are
         SQL written once per database (_item_subqueries): built from ORM expressions,
         resolving and compiling them cost ~2 ms a request, more than the page's SQL."""
-        labels, attachments = _item_subqueries(connections[self.db].vendor, self.model)
+        subqueries = _item_subqueries(connections[self.db].vendor, self.model)
         items: MessageQuerySet[_M] = self.select_related("agent").annotate(
-            **{
-                ITEM_LABELS: RawSQL(labels, (), output_field=models.JSONField()),
-                ITEM_ATTACHMENTS: RawSQL(attachments, (), output_field=models.JSONField()),
-            }
+            **{attr: RawSQL(sql, (), output_field=models.JSONField()) for attr, sql in subqueries}
         )
         return items
 
 
 @functools.cache
-def _item_subqueries(vendor: str, message_model: Any) -> tuple[str, str]:
-    """The SQL of with_item_relations()'s two subqueries: a JSON array of the message's
-    label names, and one of its attachments as objects of ITEM_ATTACHMENT_COLUMNS.
-    ``json_group_array`` on SQLite nests a ``json_object`` as JSON, not as a string."""
+def _item_subqueries(vendor: str, message_model: Any) -> tuple[tuple[str, str], ...]:
+    """(annotation, SQL) of with_item_relations()'s subqueries, one per related table of
+    the item (mail.items.ITEM_RELATED): a JSON array of the rows' one column, or of
+    objects of their columns. ``json_group_array`` on SQLite nests a ``json_object`` as
+    JSON, not as a string."""
     meta = message_model._meta
-    labels = meta.get_field("labels").related_model._meta
-    attachments = meta.get_field("attachments").related_model._meta
-    if vendor == "postgresql":
-        array, obj = "JSONB_AGG", "JSONB_BUILD_OBJECT"
-    else:
-        array, obj = "JSON_GROUP_ARRAY", "JSON_OBJECT"
+    array, obj = ("JSONB_AGG", "JSONB_BUILD_OBJECT") if vendor == "postgresql" else ("JSON_GROUP_ARRAY", "JSON_OBJECT")
     message_id = f'"{meta.db_table}"."{meta.pk.column}"'
-    fields = ", ".join(f"'{name}', a.\"{attachments.get_field(name).column}\"" for name in ITEM_ATTACHMENT_COLUMNS)
-    label_of, attachment_of = labels.get_field("message").column, attachments.get_field("message").column
-    return (
-        f'(SELECT {array}(l."{labels.get_field("name").column}") FROM "{labels.db_table}" l '
-        f'WHERE l."{label_of}" = {message_id})',
-        f'(SELECT {array}({obj}({fields})) FROM "{attachments.db_table}" a WHERE a."{attachment_of}" = {message_id})',
-    )
+    out = []
+    for related in ITEM_RELATED:
+        reverse = meta.get_field(related.relation)
+        rel = reverse.related_model._meta
+        columns = {name: f'r."{rel.get_field(name).column}"' for name in related.columns}
+        if len(columns) == 1:
+            value = next(iter(columns.values()))
+        else:
+            pairs = ", ".join(f"'{name}', {column}" for name, column in columns.items())
+            value = f"{obj}({pairs})"
+        of = reverse.field.column
+        out.append((related.attr, f'(SELECT {array}({value}) FROM "{rel.db_table}" r WHERE r."{of}" = {message_id})'))
+    return tuple(out)
 
 
 def _matches(q: str, columns: Sequence[str]) -> Q:

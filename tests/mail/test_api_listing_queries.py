@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from mail.items import ITEM_COLUMNS
 from mail.models import Attachment, Message, MessageLabel
-from mail.querysets import ITEM_COLUMNS
 from mail.serializers import message_item
 from tests.factories import MessageFactory
 from tests.mail.inbox_helpers import receive
