@@ -227,9 +227,9 @@ class MessageLabel(models.Model):
     # Copies of the message's agent, received_at and archived, so that
     # GET /v1/inbox?label=... walks one mailbox's label rows in listing order, skipping
     # archived ones, instead of walking the whole inbox (MessageQuerySet.with_label).
-    # agent and received_at never change; every insert copies all three from the message
-    # (MessageLabelQuerySet.copy_message_keys) and services.message_archive_set, the one
-    # writer of Message.archived, updates the copy in the same transaction.
+    # agent and received_at never change. MessageLabelQuerySet.copy_message_keys is the one
+    # writer of the three: on every insert, and for services.message_archive_set (the one
+    # writer of Message.archived) in the same transaction.
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+", db_index=False)
     received_at = models.DateTimeField()
     archived = models.BooleanField(default=False)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from django.db import connections, models
-from django.db.models import F, FilteredRelation, Q, Value
+from django.db.models import F, FilteredRelation, OuterRef, Q, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Upper
 
@@ -249,20 +249,34 @@ class MessageLabelQuerySet(models.QuerySet[_M, _M]):
         self.copy_message_keys(objs)
         return super().bulk_create(objs, *args, **kwargs)
 
-    def copy_message_keys(self, labels: Sequence[Any]) -> None:
-        """Copy each new label's message's agent, received_at and archived onto it (the
-        columns of mail_label_agent_name_*). Every insert comes through here, by save() or
-        bulk_create(), whoever the caller: read from the database, not from a message
-        object the caller may hold stale."""
+    def copy_message_keys(self, labels: Sequence[Any] | None = None) -> None:
+        """The one writer of the label rows' copies of their message's agent, received_at
+        and archived (the columns of mail_label_agent_name_*), always read from the message
+        rows in the database, never from a message object the caller may hold stale:
+
+        - ``labels`` given: new rows, before their INSERT. Every insert comes through here,
+          by save() or bulk_create(), whoever the caller.
+        - none given: UPDATE this queryset's rows from their messages, in one statement;
+          whoever changes one of the three on a message calls it in the same transaction
+          (services.message_archive_set, the one writer of Message.archived).
+        """
+        message_model: Any = self.model._meta.get_field("message").related_model
+        if labels is None:
+            message = message_model.objects.using(self.db).filter(pk=OuterRef("message_id"))
+            self.update(**{key: Subquery(message.values(key)[:1]) for key in _LABEL_COPIES})
+            return
         if not labels:
             return
-        message_model: Any = self.model._meta.get_field("message").related_model
         keys = {
-            pk: (agent_id, received_at, archived)
-            for pk, agent_id, received_at, archived in message_model.objects.using(self.db)
+            row[0]: row[1:]
+            for row in message_model.objects.using(self.db)
             .filter(pk__in={label.message_id for label in labels})
-            .values_list("pk", "agent_id", "received_at", "archived")
+            .values_list("pk", *_LABEL_COPIES)
         }
         for label in labels:
             if label.message_id in keys:  # else the insert fails on the foreign key, as it should
                 label.agent_id, label.received_at, label.archived = keys[label.message_id]
+
+
+# The columns a label row copies from its message, by the same name on both.
+_LABEL_COPIES = ("agent_id", "received_at", "archived")
