@@ -236,6 +236,9 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
     for name, term in searches.items():
         qs = inbox().search(term)
         out[name] = (lambda qs=qs: [message_item(m) for m in qs.as_items()[:PAGE]], qs)
+    # The item SQL (with_item_relations' subqueries, docs/decisions/0040-item-sql.md) against
+    # the plain ORM's prefetch of the same relations, alternately.
+    out["old: list first page"] = (lambda: [message_item(m) for m in _plain_prefetch(inbox())[:PAGE]], None)
     out = {name: out[name] for name in sorted(out, key=lambda name: name.startswith("old:"))}
     unread = Message.objects.for_agent(agent).in_inbox().not_archived().unread()
     out["unread count"] = (lambda: unread.count(), unread)
@@ -247,6 +250,14 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
     )
     out["ingest: thread child lookup"] = (lambda: list(child[:1]), child)
     return out
+
+
+def _plain_prefetch(qs: Any) -> Any:
+    """A listing as the plain ORM reads it: the item's columns, the agent joined, labels and
+    attachments by prefetch_related (two more queries); what as_items() replaces."""
+    from mail.items import ITEM_COLUMNS
+
+    return qs.select_related("agent").only(*ITEM_COLUMNS).prefetch_related("labels", "attachments")
 
 
 class WSGIClient:

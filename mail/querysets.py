@@ -199,10 +199,10 @@ class MessageQuerySet(models.QuerySet[_M, _M]):
         message's label names and attachments aggregated into JSON arrays by correlated
         subqueries (mail.items.ITEM_RELATED; NULL when there are none).
 
-        Prefetching them instead costs two more round trips and the prefetch machinery (a
-        queryset per message and relation, filled and read back), ~40 % of a
-        50-item page's server time (bench/HISTORY.md, ninth session). The subqueries are
-        SQL written once per database (_item_subqueries): built from ORM expressions,
+        A speed-up over prefetch_related (two more round trips and the prefetch
+        machinery: 1.7-2.6x slower for a page of 50), with its measurement and how to
+        remove it in docs/decisions/0040-item-sql.md. The subqueries are SQL built once
+        per database from the field table (_item_subqueries): built from ORM expressions,
         resolving and compiling them cost ~2 ms a request, more than the page's SQL."""
         subqueries = _item_subqueries(connections[self.db].vendor, self.model)
         items: MessageQuerySet[_M] = self.select_related("agent").annotate(
