@@ -5,11 +5,9 @@ Seeds two mailboxes server-side (INSERT ... SELECT generate_series: one statemen
 mailbox, minutes not hours), then measures server-side p50/p99 of:
   list first page, list deep page (keyset cursor at 90 %), q search (a common word and a
   rare token), label filter, is_read=false filter, unread count.
-Searches use MessageQuerySet.search_first and the label filter with_label's walk of the
-label rows, as the view does; "old:" rows time the formulations they replaced, in the
-same run, for the ratio: the windowed search_first that 0006_search_mid superseded (GET
-too, with that method swapped in) is timed alternately with the current one, sample by
-sample, and the single-query search and label formulations with 20 samples. Each row also
+Searches use MessageQuerySet.search (one query on search_upper) and the label filter
+with_label's walk of the label rows, as the view does; "old:" rows time the label
+formulation it replaced, in the same run, for the ratio, with 20 samples. Each row also
 gives p99 less the time Python's garbage collector ran inside the calls. The app is
 loaded as gunicorn loads it (assmbl/wsgi.py: the URLconf and every view, then frozen out
 of the collector's reach) before timing; --no-gc-freeze leaves that out, and full
@@ -20,8 +18,8 @@ others evaluate the querysets the API uses and build the items with ``message_it
 
     python bench/api.py [--sizes 10000,1000000] [--repeat 200] [--keep] [--plans FILE] [--no-gc-freeze]
 
-The pg_trgm GIN indexes on UPPER(subject|body_preview|sender|from_name) that the search
-needs come from the migrations; if they are missing the script creates them and says so.
+The pg_trgm GIN index on search_upper (UPPER(subject|body_preview|sender|from_name)) that
+the search needs comes from the migrations; if it is missing the script creates it and says so.
 Goals at 1M: list p99 <= 15 ms and <= 1.5x the 10k figure; search p99 <= 100 ms;
 unread count p99 <= 10 ms.
 """
@@ -43,18 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cleanup, django_setup, fresh_pg_database, machine, percentile, pg_start, pg_stop, temp_dir  # noqa: E402
 
 PAGE = 50
-TRGM_INDEXES = {
-    "bench_msg_subject_trgm": "subject",
-    "bench_msg_preview_trgm": "body_preview",
-    "bench_msg_sender_trgm": "sender",
-    "bench_msg_from_name_trgm": "from_name",
-}
 
 SEED_SQL = """
 INSERT INTO mail_message (
   id, agent_id, direction, disposition, status, from_header, from_name, sender, "to", cc, bcc, reply_to,
   subject, body_preview, received_at, size, sha256, storage_key, internet_message_id, in_reply_to,
-  "references", thread_id, idempotency_key, auto_submitted, is_read, archived, sender_verified,
+  "references", thread_id, idempotency_key, idempotency_sender, auto_submitted, is_read, archived, sender_verified,
   authentication, parse_status, quarantine_reason, provider_message_id, status_detail, created_at, updated_at)
 SELECT
   'msg_' || %(tag)s || lpad(g::text, 8, '0'), %(agent)s, 'inbound',
@@ -67,7 +59,7 @@ SELECT
   w[1 + (g * 11) %% 30] || ' ' || w[1 + (g * 17) %% 30] || ' ' || w[1 + (g * 19) %% 30] || ' ' || w[1 + (g / 11) %% 30]
     || ' ' || w[1 + (g * 23) %% 30] || ' please see the details below and reply when you can.',
   timestamp '2024-01-01' + make_interval(secs => g * 30), 5000, '', 'raw/' || g, '<' || g || '@example.com>', '',
-  '', 'thr_' || %(tag)s || (g / 4), '', '',
+  '', 'thr_' || %(tag)s || (g / 4), '', '', '',
   -- agents read old mail: the newest 2 %% are unread
   g <= %(n)s * 0.98, g %% 50 = 0, g %% 3 = 0,
   '{}'::jsonb, 'ok', '', '', '', now(), now()
@@ -112,14 +104,13 @@ def ensure_trgm() -> str:
             "SELECT count(*) FROM pg_indexes WHERE tablename = 'mail_message' AND indexdef ILIKE '%%gin_trgm_ops%%'"
         )
         existing = cur.fetchone()[0]
-        if existing >= 4:
-            return f"pg_trgm GIN indexes: {existing} found (from the migrations)"
+        if existing >= 1:
+            return f"pg_trgm GIN index: {existing} found (from the migrations)"
         t0 = time.perf_counter()
         cur.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        for name, col in TRGM_INDEXES.items():
-            cur.execute(f"CREATE INDEX IF NOT EXISTS {name} ON mail_message USING gin (UPPER({col}) gin_trgm_ops)")
+        cur.execute("CREATE INDEX IF NOT EXISTS bench_msg_search_trgm ON mail_message USING gin (search_upper gin_trgm_ops)")
         cur.execute("ANALYZE mail_message")
-        return f"pg_trgm GIN indexes: missing from the migrations, CREATED BY THE BENCH ({time.perf_counter() - t0:.0f} s)"
+        return f"pg_trgm GIN index: missing from the migrations, CREATED BY THE BENCH ({time.perf_counter() - t0:.0f} s)"
 
 
 class Samples(list):
@@ -204,7 +195,6 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         "label=work": labelled("work"),
         "is_read=false": inbox().unread(),
     }
-    # Searches read their page in steps (MessageQuerySet.search_first), as the view does.
     # "thanks tomorrow" (0.3 % of previews) is the costliest case of the trigram bitmap.
     searches = {
         "search common word": common,
@@ -213,7 +203,6 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         "search mid phrase": "thanks tomorrow",
     }
     # The formulations these replaced, measured in the same run for the ratio.
-    querysets["old: search common word, 1 query"] = inbox().search(common)
     querysets["old: label=important, inbox join"] = inbox().filter(labels__name="important")
     try:
         resolve("/v1/inbox")
@@ -238,9 +227,6 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         }
         for name, url in urls.items():
             out[f"GET {name}"] = (lambda url=url: _ok(client.get(url)), None)
-            if "search" in name:
-                # The same request with the windowed search_first that 0006_search_mid superseded.
-                out[f"old: GET {name}"] = (lambda url=url: _with_old_search(lambda: _ok(client.get(url))), None)
         # A deep page: follow the API's own cursor for a few pages, then reuse it.
         cursor = first.json().get("next_cursor") or first.json().get("NextCursor")
         if cursor:
@@ -248,21 +234,11 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
     for name, qs in querysets.items():
         out[name] = (lambda qs=qs: [message_item(m) for m in qs.as_items()[:PAGE]], qs)
     for name, term in searches.items():
-        out[name] = (
-            lambda term=term: [message_item(m) for m in inbox().as_items().search_first(term, PAGE)],
-            lambda term=term: inbox().as_items().search_first(term, PAGE),
-        )
-    # The windowed search that 0006_search_mid superseded, same run, for the ratio; both must
-    # give the rows of the one plain query.
-    for name, term in searches.items():
-        plain = list(inbox().search(term).in_listing_order().values_list("id", flat=True)[:PAGE])
-        new_ids = [m.id for m in inbox().search_first(term, PAGE)]
-        old_ids = [m.id for m in old_search_first(inbox(), term, PAGE)]
-        assert new_ids == plain == old_ids, (name, len(new_ids), len(plain), len(old_ids))
-        out[f"old: {name}"] = (
-            lambda term=term: [message_item(m) for m in old_search_first(inbox().as_items(), term, PAGE)],
-            lambda term=term: old_search_first(inbox().as_items(), term, PAGE),
-        )
+        qs = inbox().search(term)
+        out[name] = (lambda qs=qs: [message_item(m) for m in qs.as_items()[:PAGE]], qs)
+    # The item SQL (with_item_relations' subqueries, docs/decisions/0040-item-sql.md) against
+    # the plain ORM's prefetch of the same relations, alternately.
+    out["old: list first page"] = (lambda: [message_item(m) for m in _plain_prefetch(inbox())[:PAGE]], None)
     out = {name: out[name] for name in sorted(out, key=lambda name: name.startswith("old:"))}
     unread = Message.objects.for_agent(agent).in_inbox().not_archived().unread()
     out["unread count"] = (lambda: unread.count(), unread)
@@ -276,55 +252,12 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
     return out
 
 
-def old_search_first(qs: Any, q: str, n: int, *, after: Any = None) -> list[Any]:
-    """MessageQuerySet.search_first as it was before migration 0006_search_mid:
-    windows bounded by an index-only query, each walked with the four UPPER(col || '')
-    LIKEs as a filter, the rows fetched by each window's query; timed as "old:" rows."""
-    import math
+def _plain_prefetch(qs: Any) -> Any:
+    """A listing as the plain ORM reads it: the item's columns, the agent joined, labels and
+    attachments by prefetch_related (two more queries); what as_items() replaces."""
+    from mail.items import ITEM_COLUMNS
 
-    from django.db import models
-    from django.db.models import ExpressionWrapper, F, Q, Value
-    from django.db.models.functions import Coalesce, Concat
-    from django.db.models.lookups import IContains
-
-    from mail.querysets import SEARCH_COLUMNS
-
-    condition = Q()
-    for col in SEARCH_COLUMNS:
-        condition |= Q(IContains(Concat(F(col), Value(""), output_field=models.TextField()), q))
-    walk_test = Q(Coalesce(ExpressionWrapper(condition, output_field=models.BooleanField()), Value(False)))
-    window_rows, walk_max = 1000, 30000
-    rows: list[Any] = []
-    position, window, walked = after, window_rows, 0
-    while True:
-        start = qs.after(*position) if position else qs
-        end = list(
-            start.select_related(None).prefetch_related(None).in_listing_order().values_list("received_at", "id")[window - 1 : window]
-        )
-        walk = start.filter(walk_test)
-        if not end:
-            return rows + list(walk.in_listing_order()[: n - len(rows)])
-        rows += walk.up_to(*end[0]).in_listing_order()[: n - len(rows)]
-        position, walked = end[0], walked + window
-        if len(rows) == n:
-            return rows
-        if not rows:
-            break
-        window = max(window_rows, math.ceil((n - len(rows)) * walked / len(rows) * 1.5))
-        if walked + window > walk_max:
-            break
-    return rows + list(qs.after(*position).search(q).in_listing_order()[: n - len(rows)])
-
-
-def _with_old_search(fn: Callable[[], Any]) -> Any:
-    from mail.querysets import MessageQuerySet
-
-    new = MessageQuerySet.search_first
-    MessageQuerySet.search_first = lambda self, q, n, *, after=None: old_search_first(self, q, n, after=after)
-    try:
-        return fn()
-    finally:
-        MessageQuerySet.search_first = new
+    return qs.select_related("agent").only(*ITEM_COLUMNS).prefetch_related("labels", "attachments")
 
 
 class WSGIClient:
@@ -353,7 +286,7 @@ def _ok(response: Any) -> Any:
 
 def explain(qs: Any, name: str) -> str:
     if callable(qs):
-        # A read in several queries (search_first): the plan of each of its queries.
+        # A read in several queries: the plan of each of its queries.
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 

@@ -1,7 +1,9 @@
-"""The inbox item: the one shape a message has in the API, in events and in the SDK.
+"""The inbox item: the one shape a message has in the API, in events and in the SDK, and
+the input serializers of the mail API.
 
-Built by a plain function rather than a ModelSerializer because it is on the hottest
-path (every listing, every event) and field names are PascalCase (API.md).
+The item is built from the field table of mail.items by a plain function rather than a
+ModelSerializer because it is on the hottest path (every listing, every event) and field
+names are PascalCase (API.md).
 """
 
 from __future__ import annotations
@@ -28,72 +30,35 @@ from assmbl.inputs import (
 )
 from assmbl.inputs import StrictBooleanField as StrictBooleanJSONField
 from assmbl.query import cursor_decode
+from mail.items import ATTACHMENTS, ITEM_RELATED, LABELS, item_render
+from mail.items import rfc3339 as rfc3339  # the API's one timestamp format, used by every view
 from mail.models import Attachment, Message
 from mail.parsing import sanitize_filename
-from mail.querysets import ITEM_ATTACHMENT_COLUMNS, ITEM_ATTACHMENTS, ITEM_LABELS
 from mail.services import label_validate
-
-
-def rfc3339(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def message_item(
     message: Message, *, labels: list[str] | None = None, attachments: list[Attachment] | None = None
 ) -> dict[str, Any]:
-    """In a loop, the messages come from ``with_item_relations()`` (which reads their label
-    names and attachments in the same query), or the caller already holds them and passes
-    them (ingestion: a message indexed just now has no labels and exactly the attachments
-    it created). Otherwise they are read here, two queries."""
-    if labels is None:
-        if ITEM_LABELS in message.__dict__:
-            labels = message.__dict__[ITEM_LABELS] or []
-        else:
-            labels = [label.name for label in message.labels.all()]
-    if attachments is None and ITEM_ATTACHMENTS in message.__dict__:
-        rows = message.__dict__[ITEM_ATTACHMENTS] or []
-    else:
-        if attachments is None:
-            attachments = list(message.attachments.all())
-        rows = [{name: getattr(att, name) for name in ITEM_ATTACHMENT_COLUMNS} for att in attachments]
-    return {
-        "MessageID": message.id,
-        "AgentID": message.agent.agent_id,
-        "Direction": message.direction,
-        "Status": message.status,
-        "From": message.from_header,
-        "Sender": message.sender,
-        "To": list(message.to),
-        "Cc": list(message.cc),
-        "Subject": message.subject,
-        "BodyPreview": message.body_preview,
-        "ReceivedAt": rfc3339(message.received_at),
-        "SenderVerified": message.sender_verified,
-        "Authentication": {key: message.authentication.get(key) for key in ("spf", "dkim", "dmarc", "aligned")},
-        "Labels": sorted(labels),
-        "IsRead": message.is_read,
-        "Archived": message.archived,
-        "Disposition": message.disposition,
-        "ThreadID": message.thread_id,
-        "InternetMessageID": message.internet_message_id,
-        "Attachments": [
-            {
-                "AttachmentID": row["id"],
-                "Filename": row["filename"],
-                "ContentType": row["content_type"],
-                "Size": row["size"],
-                "ContentID": row["content_id"],
-                "Disposition": row["disposition"],
-            }
-            # In the order of the parts (uploads sent by the agent: in upload order). From
-            # with_item_relations() created_at is text in one format per database, UTC, the
-            # fraction left out when zero: its text order is the timestamps' order.
-            for row in sorted(rows, key=lambda r: (r["part_index"] or 0, r["created_at"], r["id"]))
-        ],
-        "Size": message.size,
+    """The item of ``message`` (mail.items). In a loop, the messages come from
+    ``with_item_relations()`` (which reads their label names and attachments with them), or
+    the caller already holds them and passes them (ingestion: a message indexed just now
+    has no labels and exactly the attachments it created). Otherwise they are read here,
+    one query each."""
+    given = {
+        LABELS.relation: labels,
+        ATTACHMENTS.relation: None if attachments is None else ATTACHMENTS.rows_of(attachments),
     }
+    rows: dict[str, list[Any]] = {}
+    for related in ITEM_RELATED:
+        known = given.get(related.relation)
+        if known is not None:
+            rows[related.relation] = known
+        elif related.attr in message.__dict__:
+            rows[related.relation] = message.__dict__[related.attr] or []
+        else:
+            rows[related.relation] = related.rows_of(getattr(message, related.relation).all())
+    return item_render(message, rows)
 
 
 # --- Input of the inbox API -------------------------------------------------------------------

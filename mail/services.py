@@ -126,7 +126,7 @@ def message_archive_set(*, message: Message, archived: bool) -> Message:
             return message_refetch(message=message)
         Message.objects.filter(pk=me.pk).update(archived=archived)
         # The label rows' copy of the flag (MessageLabel.archived, for ?label=...).
-        MessageLabel.objects.filter(message_id=me.pk).update(archived=archived)
+        MessageLabel.objects.filter(message_id=me.pk).copy_message_keys()
         if me.storage_key:
             others = [m for m in siblings if m.pk != me.pk]
             # keep_source: another copy still expects the object where it is now.

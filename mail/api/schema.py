@@ -1,53 +1,62 @@
-"""Documentation-only serializers of responses: the inbox item as
-``mail.serializers.message_item`` builds it, so the OpenAPI schema says exactly what the API
-returns. Requests are described by the input serializers that validate them."""
+"""Documentation-only serializers of responses: the inbox item from the field table that
+``mail.serializers.message_item`` builds it from (mail.items), so the OpenAPI schema says
+exactly what the API returns. Requests are described by the input serializers that
+validate them."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from rest_framework import serializers
 
-
-class AttachmentItemSchema(serializers.Serializer[Any]):
-    AttachmentID = serializers.CharField()
-    Filename = serializers.CharField(allow_blank=True)
-    ContentType = serializers.CharField()
-    Size = serializers.IntegerField(min_value=0)
+from mail.items import ITEM_FIELDS, Schema, SubField
 
 
-class AuthenticationSchema(serializers.Serializer[Any]):
-    spf = serializers.JSONField()  # any JSON value, null included
-    dkim = serializers.JSONField()  # any JSON value, null included
-    dmarc = serializers.JSONField()  # any JSON value, null included
-    aligned = serializers.JSONField()  # any JSON value, null included
+def schema_field(schema: Schema, ref_name: str = "") -> serializers.Field[Any, Any, Any, Any]:
+    """The DRF field that documents a field of mail.items' tables."""
+    if schema.kind == "string":
+        return serializers.CharField(allow_blank=schema.blank)
+    if schema.kind == "choice":
+        return serializers.ChoiceField(choices=list(schema.choices))
+    if schema.kind == "integer":
+        return serializers.IntegerField(min_value=0)
+    if schema.kind == "boolean":
+        return serializers.BooleanField()
+    if schema.kind == "datetime":
+        return serializers.DateTimeField()
+    if schema.kind == "strings":
+        return serializers.ListField(child=serializers.CharField())
+    if schema.kind == "json":
+        return serializers.JSONField()  # any JSON value, null included
+    if schema.kind in ("object", "objects"):
+        return _nested(schema.fields, ref_name)(many=schema.kind == "objects")
+    raise ValueError(f"no schema kind {schema.kind!r}")
 
 
+@functools.cache
+def _nested(fields: tuple[SubField, ...], ref_name: str) -> type[serializers.Serializer[Any]]:
+    """One class per nested object, made once: spectacular names a component after it."""
+    attrs: dict[str, Any] = {sub.name: schema_field(sub.schema) for sub in fields}
+    attrs["Meta"] = type("Meta", (), {"ref_name": ref_name})
+    return type(ref_name, (serializers.Serializer,), attrs)
+
+
+# The item's fields come from the table that builds it (mail.items.ITEM_FIELDS); no
+# docstring, which spectacular would publish as the component's description.
 class InboxItemSchema(serializers.Serializer[Any]):
-    MessageID = serializers.CharField()
-    AgentID = serializers.CharField()
-    Direction = serializers.ChoiceField(choices=["inbound", "outbound"])
-    Status = serializers.CharField()
-    From = serializers.CharField(allow_blank=True)
-    Sender = serializers.CharField(allow_blank=True)
-    To = serializers.ListField(child=serializers.CharField())
-    Cc = serializers.ListField(child=serializers.CharField())
-    Subject = serializers.CharField(allow_blank=True)
-    BodyPreview = serializers.CharField(allow_blank=True)
-    ReceivedAt = serializers.DateTimeField()
-    SenderVerified = serializers.BooleanField()
-    Authentication = AuthenticationSchema()
-    Labels = serializers.ListField(child=serializers.CharField())
-    IsRead = serializers.BooleanField()
-    Archived = serializers.BooleanField()
-    Disposition = serializers.CharField()
-    ThreadID = serializers.CharField(allow_blank=True)
-    InternetMessageID = serializers.CharField(allow_blank=True)
-    Attachments = AttachmentItemSchema(many=True)
-    Size = serializers.IntegerField(min_value=0)
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields = {
+            item.name: schema_field(item.schema, _NESTED_REF_NAMES.get(item.name, item.name)) for item in ITEM_FIELDS
+        }
+        return {**fields, **super().get_fields()}
 
     class Meta:
         ref_name = "InboxItem"
+
+
+# The component names of the item's nested objects.
+_NESTED_REF_NAMES = {"Attachments": "AttachmentItemSchema", "Authentication": "AuthenticationSchema"}
 
 
 class LinkSchema(serializers.Serializer[Any]):

@@ -1,4 +1,5 @@
-"""mail_message.search_upper for the walk of GET /v1/inbox?q=... (PostgreSQL only).
+"""mail_message.search_upper for the walk of GET /v1/inbox?q=... (PostgreSQL only; superseded by
+0011_search_upper_generated, where the column becomes a model field).
 
 ``MessageQuerySet.search_first`` walks a mailbox in listing order and tests each row
 (``_search_walk``): the test there is ``search_upper LIKE UPPER(%s)`` on this column, the

@@ -1,25 +1,22 @@
-"""GET /v1/inbox?q= and ?label= page by cursor to the same rows as one plain query, on
-every path the fast formulations take (MessageQuerySet.search_first and with_label).
+"""GET /v1/inbox?q= and ?label= page by cursor to every match exactly once, with page
+boundaries inside runs of equal ReceivedAt.
 
-search_first walks a window of rows in index order, maybe walks on up to a budget if the
-density of matches says the page is there, then asks the trigram indexes for the rest,
-and reads the page's rows by id; the windows are shrunk here (SEARCH_WINDOW = 4 rows) so
-that a small mailbox exercises every path and every boundary between them, with page
-boundaries inside runs of equal ReceivedAt. On PostgreSQL the walk tests the generated
-column mail_message.search_upper (0006_search_mid), so the tests below also hold it to
-the per-column test: same case folding, never a match across two columns, kept up to
-date by UPDATE.
+The search tests the generated column Message.search_upper (the searched columns
+upper-cased and joined), so the tests below hold it to the per-column test
+(``col__icontains`` on each column): same case folding, never a match across two
+columns, kept up to date by UPDATE.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from django.db.models import Q
 from django.utils import timezone
 
-from mail import querysets
 from mail.models import Message, MessageLabel
 from tests.factories import MessageFactory
 from tests.mail.inbox_helpers import ids
@@ -29,18 +26,12 @@ pytestmark = pytest.mark.django_db
 N = 60
 
 
-@pytest.fixture
-def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(querysets, "SEARCH_WINDOW", 4)
-    monkeypatch.setattr(querysets, "SEARCH_WALK_MAX", 12)
-
-
 def _subject(i: int) -> str:
     words = []
     if i % 2 == 0:
         words.append("Invoice")  # common: half the mailbox
     if i % 9 == 4:
-        words.append("quarterly")  # mid: the second window's density estimate
+        words.append("quarterly")  # mid
     if i in (7, 52):
         words.append("ZQ-100%_x")  # rare, with LIKE wildcards that must stay literal
     return " ".join(words + [f"n{i}"])
@@ -95,7 +86,7 @@ def _visible(messages: list[Message], include_archived: bool = False) -> list[Me
 @pytest.mark.parametrize("term", ["invoice", "QUARTERLY", "zq-100%_x", "nothing-matches"])
 @pytest.mark.parametrize("limit", [1, 3, 7])
 def test_it_pages_a_search_to_every_match_exactly_once_in_listing_order(
-    owner: Any, mailbox: list[Message], small_windows: None, term: str, limit: int
+    owner: Any, mailbox: list[Message], term: str, limit: int
 ) -> None:
     expected = [
         m.id
@@ -105,19 +96,7 @@ def test_it_pages_a_search_to_every_match_exactly_once_in_listing_order(
     assert _walk(owner, f"q={term.replace('%', '%25')}", limit) == expected
 
 
-def test_it_gives_the_same_first_page_as_one_plain_query_whatever_the_window(
-    owner: Any, mailbox: list[Message], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    plain = Message.objects.for_agent(owner.agent).inbox_filtered().search("invoice").in_listing_order()
-    for window, walk_max in [(1, 1), (2, 5), (4, 12), (50, 20000), (2000, 20000)]:
-        monkeypatch.setattr(querysets, "SEARCH_WINDOW", window)
-        monkeypatch.setattr(querysets, "SEARCH_WALK_MAX", walk_max)
-        assert ids(owner.client.get("/v1/inbox?limit=10&q=invoice")) == [m.id for m in plain[:10]]
-
-
-def test_it_combines_search_with_label_and_read_filters(
-    owner: Any, mailbox: list[Message], small_windows: None
-) -> None:
+def test_it_combines_search_with_label_and_read_filters(owner: Any, mailbox: list[Message]) -> None:
     for m in mailbox[::3]:
         MessageLabel.objects.create(message=m, name="todo")
     Message.objects.filter(pk__in=[m.pk for m in mailbox[::4]]).update(is_read=True)
@@ -180,41 +159,27 @@ def test_it_copies_the_message_keys_onto_labels_however_they_are_inserted(owner:
     )
 
 
-# Terms for the per-page comparison with the one plain query: every path of search_first,
-# a non-ASCII case fold, LIKE wildcards, and U+0001 (the separator of search_upper, for
-# which the walk tests the columns themselves).
+# Terms for the comparison with the per-column test: a non-ASCII case fold, LIKE
+# wildcards, and U+0001 (the separator of search_upper, for which the columns themselves
+# are tested).
 _TERMS = ["invoice", "QUARTERLY", "zq-100%_x", "nothing-matches", "n1", "Über", "caf\u00c9", "x\x01y", "hello"]
 
 
-@pytest.mark.parametrize("window, walk_max", [(4, 12), (1, 3), (1000, 30000)])
-def test_it_gives_each_page_the_rows_of_the_plain_query_after_its_cursor(
-    owner: Any, mailbox: list[Message], monkeypatch: pytest.MonkeyPatch, window: int, walk_max: int
-) -> None:
-    monkeypatch.setattr(querysets, "SEARCH_WINDOW", window)
-    monkeypatch.setattr(querysets, "SEARCH_WALK_MAX", walk_max)
+def _per_column(q: str) -> Q:
+    return Q(subject__icontains=q) | Q(body_preview__icontains=q) | Q(sender__icontains=q) | Q(from_name__icontains=q)
+
+
+def test_it_matches_what_the_per_column_test_matches(owner: Any, mailbox: list[Message]) -> None:
     MessageFactory(agent=owner.agent, subject="Über café", body_preview="x\x01y")
     MessageFactory(agent=owner.agent, subject="ÜBER CAFÉ", from_name="Ünal")
     inbox = Message.objects.for_agent(owner.agent).inbox_filtered()
     for term in _TERMS:
-        plain = list(inbox.search(term).in_listing_order())
-        for n in (1, 3, 51):
-            pages, after = [], None
-            while True:
-                rows = inbox.with_item_relations().search_first(term, n, after=after)
-                expected = inbox.search(term)
-                if after:
-                    expected = expected.after(*after)
-                assert [m.id for m in rows] == [m.id for m in expected.in_listing_order()[:n]], (term, n, after)
-                pages += rows
-                if len(rows) < n:
-                    break
-                after = (rows[-1].received_at, rows[-1].id)
-            assert [m.id for m in pages] == [m.id for m in plain], (term, n)
+        expected = list(inbox.filter(_per_column(term)).in_listing_order().values_list("id", flat=True))
+        assert list(inbox.search(term).in_listing_order().values_list("id", flat=True)) == expected, term
+        assert _walk(owner, f"q={quote(term)}", 3) == expected, term
 
 
-@pytest.mark.parametrize("window", [1, 1000])
-def test_it_never_matches_across_two_columns(owner: Any, monkeypatch: pytest.MonkeyPatch, window: int) -> None:
-    monkeypatch.setattr(querysets, "SEARCH_WINDOW", window)
+def test_it_never_matches_across_two_columns(owner: Any) -> None:
     both = MessageFactory(agent=owner.agent, subject="alpha foo", body_preview="bar beta", sender="s@x.test")
     assert ids(owner.client.get("/v1/inbox?q=foo")) == [both.id]
     assert ids(owner.client.get("/v1/inbox?q=bar%20beta")) == [both.id]
@@ -222,49 +187,29 @@ def test_it_never_matches_across_two_columns(owner: Any, monkeypatch: pytest.Mon
         assert ids(owner.client.get(f"/v1/inbox?q={across}")) == [], across
 
 
-@pytest.mark.parametrize("window", [1, 1000])
-def test_it_finds_a_message_by_what_an_update_wrote(owner: Any, monkeypatch: pytest.MonkeyPatch, window: int) -> None:
-    monkeypatch.setattr(querysets, "SEARCH_WINDOW", window)
+def test_it_finds_a_message_by_what_an_update_wrote(owner: Any) -> None:
     message = MessageFactory(agent=owner.agent, subject="Before", body_preview="first words", from_name="Ann")
     Message.objects.filter(pk=message.pk).update(subject="After zebra", from_name="Zoë Field")
     assert ids(owner.client.get("/v1/inbox?q=zebra")) == [message.id]
     # Case folding beyond ASCII is the engine's (SQLite's LIKE folds ASCII only): as the
-    # plain query does.
-    plain = Message.objects.for_agent(owner.agent).search("ZOË").values_list("id", flat=True)
+    # per-column test does.
+    plain = Message.objects.for_agent(owner.agent).filter(_per_column("ZOË")).values_list("id", flat=True)
     assert ids(owner.client.get("/v1/inbox?q=ZOË")) == list(plain)
     assert ids(owner.client.get("/v1/inbox?q=before")) == []
     assert ids(owner.client.get("/v1/inbox?q=first%20words")) == [message.id]
 
 
-def test_it_keeps_the_page_whole_when_a_found_row_changes_before_it_is_read(
-    owner: Any, mailbox: list[Message], small_windows: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The rows of the page are read by id after the walk: a row archived in between is
-    # still on the page (has_more stays right), as if read a moment earlier.
-    walk = querysets.MessageQuerySet._search_walk
-    found: list[str] = []
-
-    def walk_then_archive(self: Any, *args: Any, **kwargs: Any) -> Any:
-        hits, end = walk(self, *args, **kwargs)
-        found.extend(hits)
-        Message.objects.filter(pk__in=hits).update(archived=True)
-        return hits, end
-
-    monkeypatch.setattr(querysets.MessageQuerySet, "_search_walk", walk_then_archive)
-    body = owner.client.get("/v1/inbox?limit=3&q=invoice").json()
-    assert [item["MessageID"] for item in body["items"]] == found[:3]
-    assert body["has_more"] is True
-
-
 @pytest.mark.parametrize("limit", [1, 4])
-def test_it_pages_a_search_with_archived_mail_in_listing_order(
-    owner: Any, mailbox: list[Message], small_windows: None, limit: int
-) -> None:
-    # Archived and visible messages interleave: the walk must keep (ReceivedAt, id) order
-    # when archived is not one value (it sorts on the inbox index's columns only when the
-    # query fixes each of them).
+def test_it_pages_a_search_with_archived_mail_in_listing_order(owner: Any, mailbox: list[Message], limit: int) -> None:
+    # Archived and visible messages interleave: the page keeps (ReceivedAt, id) order.
     expected = [
         m.id for m in _visible(mailbox, include_archived=True) if "invoice" in (m.subject + m.body_preview).lower()
     ]
     assert any(m.archived for m in mailbox if m.id in expected)
     assert _walk(owner, "q=invoice&include_archived=true", limit) == expected
+
+
+def test_search_upper_is_a_model_field_on_every_database(owner: Any) -> None:
+    message = MessageFactory(agent=owner.agent, subject="Re: hi", body_preview="b", sender="s@x.test", from_name="Ann")
+    Message.objects.filter(pk=message.pk).update(from_name="Bob")
+    assert Message.objects.values_list("search_upper", flat=True).get(pk=message.pk) == "RE: HI\x01B\x01S@X.TEST\x01BOB"
