@@ -10,8 +10,10 @@ import httpx
 from mcp.types import CallToolResult
 
 from agentmail_client import AgentMailClient
+from assmbl_mcp.http import McpHttpApp, TokenCache
 from mail.models import Message
-from tests.assmbl_mcp.conftest import Connect
+from tests.assmbl_mcp.conftest import Connect, UvicornThread
+from tests.conftest import free_port
 from tests.sdk.conftest import LiveAgent
 
 HEADERS = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
@@ -100,3 +102,24 @@ def test_agents_calling_at_once_each_see_only_their_own_mail(
 
     assert set(alice) == {"For sdkagent only"} and set(bob) == {"For otheragent only"}
     assert theirs.is_error is True and theirs.structured_content["error"]["status"] == 404  # type: ignore[index]
+
+
+def test_it_serves_when_run_directly_with_its_own_lifespan(base_url: str, live_agent: LiveAgent) -> None:
+    port = free_port()
+    with UvicornThread(McpHttpApp(base_url), port):
+        response = list_inbox(f"http://127.0.0.1:{port}/anything", live_agent.token)
+
+    assert response.status_code == 200 and response.json()["result"]["structuredContent"]["items"] == []
+
+
+def test_the_token_cache_keeps_a_checked_token_for_its_ttl_only_and_never_the_token() -> None:
+    cache = TokenCache(ttl=60, size=2)
+    cache.remember("amk_a")
+    cache.remember("amk_b")
+    cache.remember("amk_c")
+
+    assert not cache.fresh("amk_a") and cache.fresh("amk_b") and cache.fresh("amk_c")
+    assert "amk_b" not in repr(cache._checked)
+    expired = TokenCache(ttl=0)
+    expired.remember("amk_b")
+    assert not expired.fresh("amk_b")
