@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+
 from agentmail_client import AgentMailClient, AsyncAgentMailClient
 from tests.sdk.conftest import LiveAgent
 
@@ -17,6 +19,9 @@ def test_new_only_passes_over_the_mail_already_there_and_returns_the_next(
     client: AgentMailClient, live_agent: LiveAgent, receive: Callable[..., Any]
 ) -> None:
     receive(live_agent, subject="Old code 111111")
+    # The event log shows an event once it is older than the visibility lag (PostgreSQL):
+    # until then a mail from just before the call cannot be told from one just after it.
+    time.sleep(settings.WEBHOOKS_EVENTS_VISIBILITY_LAG_MS / 1000 + 0.2)
     later = threading.Timer(1.0, lambda: receive(live_agent, subject="New code 222222"))
     later.start()
     try:
@@ -42,6 +47,9 @@ def test_the_async_new_only_wait_times_out_when_only_old_mail_matches(
     live_agent: LiveAgent, receive: Callable[..., Any]
 ) -> None:
     receive(live_agent, subject="Old code 111111")
+    # The event log shows an event once it is older than the visibility lag (PostgreSQL):
+    # until then a mail from just before the call cannot be told from one just after it.
+    time.sleep(settings.WEBHOOKS_EVENTS_VISIBILITY_LAG_MS / 1000 + 0.2)
 
     async def scenario() -> tuple[dict[str, Any] | None, float]:
         async with AsyncAgentMailClient(live_agent.base_url, live_agent.token) as client:
