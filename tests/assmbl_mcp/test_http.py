@@ -123,3 +123,11 @@ def test_the_token_cache_keeps_a_checked_token_for_its_ttl_only_and_never_the_to
     expired = TokenCache(ttl=0)
     expired.remember("amk_b")
     assert not expired.fresh("amk_b")
+
+
+def test_it_answers_502_transport_error_when_the_api_is_out_of_reach() -> None:
+    port = free_port()
+    with UvicornThread(McpHttpApp(f"http://127.0.0.1:{free_port()}/v1"), port):
+        response = list_inbox(f"http://127.0.0.1:{port}/mcp", "amk_000000000000_any")
+
+    assert response.status_code == 502 and response.json()["error"]["code"] == "transport_error"
