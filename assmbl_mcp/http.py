@@ -134,7 +134,11 @@ class McpHttpApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await self.startup()
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": f"assmbl_mcp: {exc!r}"})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()
@@ -149,8 +153,10 @@ class McpHttpApp:
                 ready = asyncio.Event()
 
                 async def hold() -> None:
-                    await self.startup()
-                    ready.set()
+                    try:
+                        await self.startup()
+                    finally:
+                        ready.set()  # a failed start must not leave requests waiting
                     await asyncio.Event().wait()  # until the loop ends
 
                 self._holder = asyncio.get_running_loop().create_task(hold())
@@ -160,7 +166,11 @@ class McpHttpApp:
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._stack is None:
             await self.start_in_background()
-        assert self._http is not None
+        if self._http is None:
+            await send_error(
+                send, 503, "service_unavailable", "The MCP endpoint could not start; see the server's log."
+            )
+            return
         token = bearer_token(scope)
         if token is None:
             await send_error(send, 401, "unauthenticated", "Send the agent's token: Authorization: Bearer <token>.")
