@@ -10,10 +10,12 @@ export SMTP_PORT ?= 2525
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
+	# The SDK and the MCP server, editable: puts the `assmbl-mcp` command in $(BIN).
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 # Embedded mode: SQLite, local file storage, local SMTP listener, a Celery worker on

@@ -241,6 +241,23 @@ def received_ids(page: Mapping[str, Any], q: str | None) -> list[str]:
     ]
 
 
+def update_steps(
+    add_labels: list[str] | None, remove_labels: list[str] | None, is_read: bool | None, archived: bool | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The PATCH methods (name, arguments) that ``update_message`` calls, in order: labels,
+    read, archive. Raises ValueError when nothing is to change."""
+    steps: list[tuple[str, dict[str, Any]]] = []
+    if add_labels or remove_labels:
+        steps.append(("patch_message_labels", {"add": add_labels, "remove": remove_labels}))
+    if is_read is not None:
+        steps.append(("patch_message_read", {"is_read": is_read}))
+    if archived is not None:
+        steps.append(("patch_message_archive", {"archived": archived}))
+    if not steps:
+        raise ValueError("nothing to update: give add_labels, remove_labels, is_read or archived")
+    return steps
+
+
 def monotonic() -> float:
     return time.monotonic()
 
@@ -578,6 +595,31 @@ class _Endpoints(Generic[_J, _B, _N]):
                 "GET", "/events", params=query(after=after, limit=limit, wait=wait), extra_timeout=float(wait or 0)
             )
         )
+
+    # --- Threads, drafts and cancelling (the MCP tools' calls) -----------------------------
+
+    def list_threads(self, **filters: Any) -> _J:
+        """GET /v1/threads: ``{"items", "next_cursor", "has_more"}``, newest activity first.
+        Filters: ``limit``, ``cursor``, ``q``, ``label``, ``is_read``, ``include_archived``."""
+        return self._json(RequestSpec("GET", "/threads", params=query(**filters)))
+
+    def create_draft(self, **body: Any) -> _J:
+        """POST /v1/drafts: the send body (``to``, ``subject``, ``body``...), plus
+        ``in_reply_to``, ``reply_all``, ``send_at`` (a datetime or RFC 3339). ``{DraftID, ...}``."""
+        if isinstance(body.get("send_at"), dt.datetime):
+            body["send_at"] = rfc3339(body["send_at"])
+        return self._json(RequestSpec("POST", "/drafts", json=_body(**body)))
+
+    def send_draft(self, draft_id: str, idempotency_key: str | None = None) -> _J:
+        """POST /v1/drafts/{id}/send: ``{MessageID, Status}``."""
+        return self._json(
+            RequestSpec("POST", f"/drafts/{segment(draft_id)}/send", headers=idempotency_headers(idempotency_key))
+        )
+
+    def cancel_message(self, message_id: str) -> _J:
+        """POST /v1/messages/{id}/cancel: Status ``canceled`` while the message is scheduled,
+        pending approval or not yet handed to the transport; ``ConflictError`` (``already_sent``) after."""
+        return self._json(RequestSpec("POST", f"/messages/{segment(message_id)}/cancel"))
 
     # --- Operator ------------------------------------------------------------------------
 

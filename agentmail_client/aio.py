@@ -97,9 +97,12 @@ class AsyncAgentMailClient(_core._Endpoints[Awaitable[JSON], Awaitable[bytes], A
                 yield event
 
     async def wait_for_message(
-        self, q: str | None = None, timeout: float = 60, after: str | None = None
+        self, q: str | None = None, timeout: float = 60, after: str | None = None, *, new_only: bool = False
     ) -> JSON | None:
+        """As ``AgentMailClient.wait_for_message``."""
         deadline = _core.monotonic() + timeout
+        if new_only and after is None:
+            after = await self._event_log_end()
         while True:
             page = await self.list_events(after=after, wait=_core.wait_seconds(deadline))
             after = page.get("next_cursor") or after
@@ -109,6 +112,31 @@ class AsyncAgentMailClient(_core._Endpoints[Awaitable[JSON], Awaitable[bytes], A
                     return cast(JSON, event["data"])
             if not page.get("has_more") and _core.monotonic() >= deadline:
                 return None
+
+    async def _event_log_end(self) -> str | None:
+        after: str | None = None
+        while True:
+            page = await self.list_events(after=after, limit=100)
+            after = page.get("next_cursor") or after
+            if not page.get("has_more"):
+                self.last_event_cursor = after
+                return after
+
+    async def update_message(
+        self,
+        message_id: str,
+        *,
+        add_labels: list[str] | None = None,
+        remove_labels: list[str] | None = None,
+        is_read: bool | None = None,
+        archived: bool | None = None,
+    ) -> JSON:
+        """As ``AgentMailClient.update_message``."""
+        steps = _core.update_steps(add_labels, remove_labels, is_read, archived)
+        item: JSON = {}
+        for name, kwargs in steps:
+            item = await getattr(self, name)(message_id, **kwargs)
+        return item
 
     async def wait_for_code(self, *, timeout: float = 60, q: str | None = None, since: str | None = None) -> str | None:
         """As ``AgentMailClient.wait_for_code``."""

@@ -105,11 +105,18 @@ class AgentMailClient(_core._Endpoints[JSON, bytes, None]):
             self.last_event_cursor = after
             yield from page.get("items", [])
 
-    def wait_for_message(self, q: str | None = None, timeout: float = 60, after: str | None = None) -> JSON | None:
+    def wait_for_message(
+        self, q: str | None = None, timeout: float = 60, after: str | None = None, *, new_only: bool = False
+    ) -> JSON | None:
         """The first ``message.received`` item after the cursor ``after`` (the start of the
         event log when None) whose Subject, BodyPreview, Sender or From contains ``q``; None
-        when ``timeout`` seconds pass first."""
+        when ``timeout`` seconds pass first. ``new_only`` without ``after``: only mail arriving
+        after this call counts (as in ``wait_for_code``, a mail within the server's event
+        visibility lag before the call counts as new). The cursor to continue from is
+        ``self.last_event_cursor``."""
         deadline = _core.monotonic() + timeout
+        if new_only and after is None:
+            after = self._event_log_end()
         while True:
             page = self.list_events(after=after, wait=_core.wait_seconds(deadline))
             after = page.get("next_cursor") or after
@@ -119,6 +126,34 @@ class AgentMailClient(_core._Endpoints[JSON, bytes, None]):
                     return cast(JSON, event["data"])
             if not page.get("has_more") and _core.monotonic() >= deadline:
                 return None
+
+    def _event_log_end(self) -> str | None:
+        """The cursor after the last event the log shows now."""
+        after: str | None = None
+        while True:
+            page = self.list_events(after=after, limit=100)
+            after = page.get("next_cursor") or after
+            if not page.get("has_more"):
+                self.last_event_cursor = after
+                return after
+
+    def update_message(
+        self,
+        message_id: str,
+        *,
+        add_labels: list[str] | None = None,
+        remove_labels: list[str] | None = None,
+        is_read: bool | None = None,
+        archived: bool | None = None,
+    ) -> JSON:
+        """Labels, read state and archiving of one message, each given part applied in that
+        order (one PATCH each); returns the item as the last one left it. A refused part
+        raises and leaves the parts before it applied."""
+        steps = _core.update_steps(add_labels, remove_labels, is_read, archived)
+        item: JSON = {}
+        for name, kwargs in steps:
+            item = getattr(self, name)(message_id, **kwargs)
+        return item
 
     def wait_for_code(self, *, timeout: float = 60, q: str | None = None, since: str | None = None) -> str | None:
         """The first one-time code (``Codes[0]``) of the first new received message that

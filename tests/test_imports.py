@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRST_PARTY = ("agentmail_client", "assmbl", "compat", "directory", "mail", "webhooks")
+FIRST_PARTY = ("agentmail_client", "assmbl", "assmbl_mcp", "compat", "directory", "mail", "webhooks")
 
 
 def _first_party(node: ast.Import | ast.ImportFrom) -> list[str]:
