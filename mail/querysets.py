@@ -16,6 +16,8 @@ from django.db import connections, models
 from django.db.models import ExpressionWrapper, F, FilteredRelation, Q
 from django.db.models.expressions import RawSQL
 
+from mail.search import search_compile, search_parse
+
 # The columns GET /v1/inbox?q= searches (API.md), each with a pg_trgm GIN index on
 # UPPER(col) (mail/migrations/0002_inbox_api_search.py).
 SEARCH_COLUMNS = ("subject", "body_preview", "sender", "from_name")
@@ -119,9 +121,11 @@ class MessageQuerySet(models.QuerySet[_M, _M]):
         return labelled
 
     def search(self, q: str) -> MessageQuerySet[_M]:
-        # icontains escapes %, _ and \ so they match literally (API.md), and on PostgreSQL
-        # compiles to UPPER(col) LIKE UPPER(%s), which the pg_trgm expression indexes serve.
-        return self.filter(_matches(q, SEARCH_COLUMNS))
+        """Messages matching ``q`` in the search grammar (mail.search; raises InvalidQuery).
+        A bare term is the guide's: a substring of any of SEARCH_COLUMNS (_matches)."""
+        terms = search_parse(q)
+        vendor = connections[self.db].vendor
+        return self.filter(search_compile(terms, model=self.model, vendor=vendor, text=_bare_term))
 
     def search_first(self, q: str, n: int, *, after: tuple[dt.datetime, str] | None = None) -> list[Any]:
         """The first ``n`` messages matching ``q`` in listing order, strictly after ``after``:
@@ -344,6 +348,12 @@ def _item_subqueries(vendor: str, message_model: Any) -> tuple[str, str]:
         f'WHERE l."{label_of}" = {message_id})',
         f'(SELECT {array}({obj}({fields})) FROM "{attachments.db_table}" a WHERE a."{attachment_of}" = {message_id})',
     )
+
+
+def _bare_term(term: str) -> Q:
+    # icontains escapes %, _ and \ so they match literally (API.md), and on PostgreSQL
+    # compiles to UPPER(col) LIKE UPPER(%s), which the pg_trgm expression indexes serve.
+    return _matches(term, SEARCH_COLUMNS)
 
 
 def _matches(q: str, columns: Sequence[str]) -> Q:

@@ -12,7 +12,7 @@ from assmbl.query import query_params
 from mail.api.common import AgentAPIView
 from mail.api.schema import InboxPageSchema, UnreadCountSchema
 from mail.models import Message
-from mail.pagination import page_after, page_of
+from mail.pagination import page_after
 from mail.serializers import (
     InboxQuerySerializer,
     UnreadCountQuerySerializer,
@@ -35,11 +35,8 @@ class InboxView(AgentAPIView):
             verified_only=params["verified_only"],
         )
         if "q" in params:
-            # Not page_after: a search reads its page in up to three steps (search_first).
-            rows = qs.as_items().search_first(params["q"], params["limit"] + 1, after=params.get("cursor"))
-            page = page_of(rows, limit=params["limit"])
-        else:
-            page = page_after(qs.as_items(), limit=params["limit"], after=params.get("cursor"))
+            qs = qs.search(params["q"])
+        page = page_after(qs.as_items(), limit=params["limit"], after=params.get("cursor"))
         return Response(page.body())
 
 

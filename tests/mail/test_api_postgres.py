@@ -82,7 +82,8 @@ def test_search_uses_the_trigram_indexes(db: Any, owner: Any) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'mail_message' AND indexname LIKE '%%trgm'")
         names = {row[0] for row in cursor.fetchall()}
-        assert names == {f"mail_message_{c}_trgm" for c in ("subject", "body_preview", "sender", "from_name")}
+        columns = ("subject", "body_preview", "sender", "from_name", "to", "cc")  # to, cc: q's to:, cc:
+        assert names == {f"mail_message_{c}_trgm" for c in columns}
         cursor.execute("SET LOCAL enable_seqscan = off")
         # Unordered: the listing order is served by another index; this asks what serves the match.
         sql, params = Message.objects.search("invoice").order_by().query.sql_with_params()
