@@ -119,6 +119,11 @@ def _listed(persona: Any, mailbox: dict[str, Message], q: str, path: str = "/v1/
         ("body:parcel", "b"),
         ("-body:zebra", "b"),
         ("zebra", ""),  # past the preview: not a bare term's
+        # A body: value is words, never full-text syntax (FTS5's OR, NEAR, *, tsquery's -).
+        ('body:"zebra or crossing"', ""),
+        ("body:NEAR(zebra", ""),
+        ("body:zebra*", "a"),
+        ("body:-zebra", "a"),
         # Combined.
         ("from:dave has:attachment -is:read", "a"),
         ("after:2026-03-01 before:2026-03-05", "a"),
