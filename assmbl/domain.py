@@ -30,6 +30,13 @@ class Invalid(DomainError):
     code = "validation_error"
 
 
+class InvalidQuery(Invalid):
+    """A search query (``q``) the grammar cannot read; ``details`` names the term."""
+
+    code = "invalid_query"
+    default_message = "The search query is invalid."
+
+
 class NotFound(DomainError):
     """No such thing, or not one the caller may see."""
 

@@ -96,6 +96,7 @@ def _validation_message(detail: Any) -> str:
 # The one table from a service's error to the API's status; its code is the error's own.
 DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.Invalid: status.HTTP_400_BAD_REQUEST,
+    domain.InvalidQuery: status.HTTP_400_BAD_REQUEST,
     domain.NotFound: status.HTTP_404_NOT_FOUND,
     domain.Conflict: status.HTTP_409_CONFLICT,
     domain.Gone: status.HTTP_410_GONE,

@@ -23,6 +23,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from assmbl.admin import RecordAdmin
+from assmbl.domain import InvalidQuery
 from directory.models import Sender, SenderRule
 from mail import moderation, services
 from mail.archival import archive_job_start
@@ -163,7 +164,10 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ["direction", "disposition", "sender_verified", LabelFilter, "is_read", "archived", "parse_status", "received_at", "agent"]
     list_select_related = ["agent"]
     search_fields = ["subject"]  # shows the search box; get_search_results searches as the API's q
-    search_help_text = "Subject, preview, sender or From name contain the text (as the API's q)."
+    search_help_text = (
+        "As the API's q: words match Subject, preview, sender or From name; operators such as "
+        "from:, to:, subject:, body:, label:, is:unread, has:attachment, before:2026-01-31, -negated."
+    )
     show_full_result_count = False
     paginator = BoundedCountPaginator
     list_per_page = 50
@@ -205,7 +209,11 @@ class MessageAdmin(admin.ModelAdmin):
             return queryset, False
         if term.startswith("msg_"):
             return queryset.filter(pk=term), False
-        return queryset.search(term[:256]), False
+        try:
+            return queryset.search(term[:256]), False
+        except InvalidQuery as exc:
+            messages.error(request, exc.message)
+            return queryset.none(), False
 
     @admin.display(description="id", ordering="id")
     def short_id(self, obj: Message) -> str:

@@ -12,7 +12,8 @@ from django.db.models.functions import Concat, Upper
 
 from assmbl.ids import PrefixedId
 from directory.models import Agent
-from mail.querysets import SEARCH_COLUMNS, SEARCH_SEPARATOR, MessageLabelQuerySet, MessageQuerySet
+from mail.querysets import SEARCH_COLUMNS, MessageLabelQuerySet, MessageQuerySet
+from mail.search import SEARCH_SEPARATOR
 
 
 class InboundDelivery(models.Model):
@@ -211,6 +212,9 @@ class Message(models.Model):
             ),
             # Deleting raw objects checks whether another message still points at them.
             models.Index(fields=["storage_key"], name="mail_message_storage_key"),
+            # q's larger:/smaller: (mail.search): one mailbox's messages by size, not a
+            # walk of the whole mailbox for a size few messages have.
+            models.Index(fields=["agent", "size"], name="mail_message_agent_size"),
         ]
 
     def __str__(self) -> str:

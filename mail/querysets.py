@@ -17,12 +17,12 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Upper
 
 from mail.items import ITEM_COLUMNS, ITEM_RELATED
+from mail.search import SEARCH_SEPARATOR, search_compile, search_parse
 
-# The columns GET /v1/inbox?q= searches (API.md), joined upper-cased in
+# The columns a bare search term searches (API.md), joined upper-cased in
 # Message.search_upper. The separator never occurs in a column's text in practice; a term
 # that holds it is tested against the columns themselves, so it never matches across two.
 SEARCH_COLUMNS = ("subject", "body_preview", "sender", "from_name")
-SEARCH_SEPARATOR = "\x01"
 
 # The alias of the label row that with_label() joins: after() and in_listing_order() seek
 # and sort on its copies of (received_at, message_id), the order of
@@ -108,17 +108,11 @@ class MessageQuerySet(models.QuerySet[_M, _M]):
         return labelled
 
     def search(self, q: str) -> MessageQuerySet[_M]:
-        """Messages where ``q`` is a case-insensitive substring of one of SEARCH_COLUMNS
-        (GET /v1/inbox?q=, API.md); the entry point of a bare search term.
-
-        ``search_upper LIKE '%' || UPPER(q) || '%'``: both sides upper-cased by the
-        database, as icontains would compare each column, and ``contains`` escapes %, _
-        and \\ so they match literally. PostgreSQL's planner chooses per term: a rare
-        term from the trigram index on search_upper (every match, then sorted), a common
-        one by walking the listing index and testing each row until the page is full."""
-        if SEARCH_SEPARATOR in q:
-            return self.filter(_matches(q, SEARCH_COLUMNS))
-        return self.filter(search_upper__contains=Upper(Value(q)))
+        """Messages matching ``q`` in the search grammar (mail.search; raises InvalidQuery).
+        A bare term is the guide's: a substring of any of SEARCH_COLUMNS (_bare_term)."""
+        terms = search_parse(q)
+        vendor = connections[self.db].vendor
+        return self.filter(search_compile(terms, model=self.model, vendor=vendor, text=_bare_term))
 
     def in_thread(self, thread_id: str) -> MessageQuerySet[_M]:
         return self.filter(thread_id=thread_id)
@@ -233,6 +227,17 @@ def _item_subqueries(vendor: str, message_model: Any) -> tuple[tuple[str, str], 
         of = reverse.field.column
         out.append((related.attr, f'(SELECT {array}({value}) FROM "{rel.db_table}" r WHERE r."{of}" = {message_id})'))
     return tuple(out)
+
+
+def _bare_term(term: str) -> Q:
+    """``search_upper LIKE '%' || UPPER(term) || '%'``: both sides upper-cased by the
+    database, as icontains would compare each column, and ``contains`` escapes %, _ and \\
+    so they match literally. PostgreSQL's planner chooses per term: a rare term from the
+    trigram index on search_upper (every match, then sorted), a common one by walking the
+    listing index and testing each row until the page is full."""
+    if SEARCH_SEPARATOR in term:
+        return _matches(term, SEARCH_COLUMNS)
+    return Q(search_upper__contains=Upper(Value(term)))
 
 
 def _matches(q: str, columns: Sequence[str]) -> Q:

@@ -159,10 +159,25 @@ class ThreadQuerySerializer(PageQuerySerializer):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=100)
 
 
+# The grammar (API.md, "Search grammar"; mail.search), as the schema shows it.
+SEARCH_HELP = (
+    "search: bare terms and \"quoted phrases\" are case-insensitive substrings of Subject, BodyPreview, "
+    "Sender or the From name (% _ \\ literal), all must match; operators from: to: cc: subject: body: "
+    "filename: label: is:unread|read|archived|verified has:attachment before:YYYY-MM-DD after:YYYY-MM-DD "
+    "larger:10k smaller:2m; a leading - negates a term. A malformed operator value is 400 invalid_query"
+)
+
+
+class SentQuerySerializer(PageQuerySerializer):
+    """Query parameters of GET /v1/sent."""
+
+    q = SearchQueryField(help_text=SEARCH_HELP)
+
+
 class InboxQuerySerializer(PageQuerySerializer):
     """Query parameters of GET /v1/inbox."""
 
-    q = SearchQueryField(help_text="case-insensitive substring of Subject, BodyPreview, Sender or the From name; % _ \\ are literal")
+    q = SearchQueryField(help_text=SEARCH_HELP)
     label = LabelQueryField(help_text="only messages carrying this label (exact)")
     is_read = StrictBooleanField(required=False, help_text="only read (true) or unread (false) messages")
     include_archived = StrictBooleanField(required=False, default=False, help_text="include archived messages")

@@ -19,7 +19,7 @@ from mail.idempotency import IdempotentResult, send_idempotently
 from mail.models import Message
 from mail.pagination import page_after
 from mail.sending import message_forward, message_reply, message_send, outgoing_parse
-from mail.serializers import ForwardInput, PageQuerySerializer, ReplyInput, SendInput, ThreadQuerySerializer
+from mail.serializers import ForwardInput, ReplyInput, SendInput, SentQuerySerializer, ThreadQuerySerializer
 from mail.threads import thread_messages
 
 _IDEMPOTENCY_KEY = OpenApiParameter(
@@ -126,13 +126,15 @@ class SentView(AgentAPIView):
     @extend_schema(
         operation_id="sent_list",
         summary="List sent messages",
-        parameters=[PageQuerySerializer],
+        parameters=[SentQuerySerializer],
         responses={200: InboxItemPageSchema, **error_responses(400)},
     )
     def get(self, request: Request) -> Response:
-        params = query_params(request, PageQuerySerializer)
-        queryset = Message.objects.for_agent(self.agent(request)).outbound().as_items()
-        return Response(page_after(queryset, limit=params["limit"], after=params.get("cursor")).body())
+        params = query_params(request, SentQuerySerializer)
+        queryset = Message.objects.for_agent(self.agent(request)).outbound()
+        if "q" in params:
+            queryset = queryset.search(params["q"])
+        return Response(page_after(queryset.as_items(), limit=params["limit"], after=params.get("cursor")).body())
 
 
 class ThreadView(AgentAPIView):

@@ -32,6 +32,17 @@ def test_search_uses_the_api_q_semantics(superuser_client: Client, owner: Any, d
     assert ">Other<" not in body
 
 
+def test_search_takes_the_api_q_grammar(superuser_client: Client, owner: Any, deliver: Any) -> None:
+    deliver(build_mail(to=owner.address, subject="Signed", attachments=[("a.pdf", "application/pdf", b"%PDF")]), to=owner.address)
+    deliver(build_mail(to=owner.address, subject="Unsigned"), to=owner.address)
+
+    body = superuser_client.get("/admin/mail/message/", {"q": "from:alice has:attachment"}).content.decode()
+    assert ">Signed<" in body and ">Unsigned<" not in body
+    # A malformed term lists nothing and says which term, as the API's 400 invalid_query.
+    body = superuser_client.get("/admin/mail/message/", {"q": "larger:abc"}).content.decode()
+    assert "larger:abc" in body and "not a valid search term" in body and ">Signed<" not in body
+
+
 def test_the_html_preview_is_sanitised_and_served_with_a_strict_csp(superuser_client: Client, owner: Any, deliver: Any) -> None:
     deliver(build_mail(to=owner.address, html=HOSTILE_HTML), to=owner.address)
     message = Message.objects.get()

@@ -183,8 +183,10 @@ def test_it_never_matches_across_two_columns(owner: Any) -> None:
     both = MessageFactory(agent=owner.agent, subject="alpha foo", body_preview="bar beta", sender="s@x.test")
     assert ids(owner.client.get("/v1/inbox?q=foo")) == [both.id]
     assert ids(owner.client.get("/v1/inbox?q=bar%20beta")) == [both.id]
-    for across in ("foobar", "foo%20bar", "foo%01bar", "betas@x", "foo%25bar"):
+    for across in ("foobar", "%22foo%20bar%22", "foo%01bar", "betas@x", "foo%25bar"):
         assert ids(owner.client.get(f"/v1/inbox?q={across}")) == [], across
+    # Two bare terms each match on their own (API.md, "Search grammar").
+    assert ids(owner.client.get("/v1/inbox?q=foo%20bar")) == [both.id]
 
 
 def test_it_finds_a_message_by_what_an_update_wrote(owner: Any) -> None:
