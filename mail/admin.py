@@ -30,6 +30,7 @@ from mail.attachments import attachment_open
 from mail.message_content import message_content_get
 from mail.models import ArchiveJob, Attachment, InboundDelivery, Message, MessageLabel, ModerationItem, SendRequest
 from mail.preview import message_headers, preview_csp
+from mail.smtp_tls import received_transport
 from mail.storage import raw_open
 from mail.trust import sender_entry_create, sender_verify
 
@@ -98,24 +99,48 @@ def mark_unread(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Qu
 
 @admin.action(description="Archive", permissions=["change"])
 def archive(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-    _each(modeladmin, request, queryset.filter(archived=False), "Archived", lambda m: services.message_archive_set(message=m, archived=True))
+    _each(
+        modeladmin,
+        request,
+        queryset.filter(archived=False),
+        "Archived",
+        lambda m: services.message_archive_set(message=m, archived=True),
+    )
 
 
 @admin.action(description="Unarchive", permissions=["change"])
 def unarchive(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-    _each(modeladmin, request, queryset.filter(archived=True), "Unarchived", lambda m: services.message_archive_set(message=m, archived=False))
+    _each(
+        modeladmin,
+        request,
+        queryset.filter(archived=True),
+        "Unarchived",
+        lambda m: services.message_archive_set(message=m, archived=False),
+    )
 
 
 @admin.action(description="Add the label given below", permissions=["change"])
 def add_label(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
     label = request.POST.get("label", "")
-    _each(modeladmin, request, queryset, f"Labelled {label!r}", lambda m: services.message_labels_patch(message=m, add=[label], remove=[]))
+    _each(
+        modeladmin,
+        request,
+        queryset,
+        f"Labelled {label!r}",
+        lambda m: services.message_labels_patch(message=m, add=[label], remove=[]),
+    )
 
 
 @admin.action(description="Remove the label given below", permissions=["change"])
 def remove_label(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
     label = request.POST.get("label", "")
-    _each(modeladmin, request, queryset, f"Unlabelled {label!r}", lambda m: services.message_labels_patch(message=m, add=[], remove=[label]))
+    _each(
+        modeladmin,
+        request,
+        queryset,
+        f"Unlabelled {label!r}",
+        lambda m: services.message_labels_patch(message=m, add=[], remove=[label]),
+    )
 
 
 @admin.action(description="Delete (message and raw MIME)", permissions=["delete"])
@@ -159,8 +184,29 @@ class AttachmentInline(admin.TabularInline):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["short_id", "agent", "direction", "disposition", "sender", "subject", "received_at", "is_read", "archived", "sender_verified"]
-    list_filter = ["direction", "disposition", "sender_verified", LabelFilter, "is_read", "archived", "parse_status", "received_at", "agent"]
+    list_display = [
+        "short_id",
+        "agent",
+        "direction",
+        "disposition",
+        "sender",
+        "subject",
+        "received_at",
+        "is_read",
+        "archived",
+        "sender_verified",
+    ]
+    list_filter = [
+        "direction",
+        "disposition",
+        "sender_verified",
+        LabelFilter,
+        "is_read",
+        "archived",
+        "parse_status",
+        "received_at",
+        "agent",
+    ]
     list_select_related = ["agent"]
     search_fields = ["subject"]  # shows the search box; get_search_results searches as the API's q
     search_help_text = "Subject, preview, sender or From name contain the text (as the API's q)."
@@ -171,14 +217,71 @@ class MessageAdmin(admin.ModelAdmin):
     # every page load; the received_at filter (today, 7 days, month, year) is free.
     ordering = ["-received_at", "-id"]
     action_form = LabelActionForm
-    actions = [release, trust_sender, block_sender, mark_read, mark_unread, archive, unarchive, add_label, remove_label, delete_messages]
+    actions = [
+        release,
+        trust_sender,
+        block_sender,
+        mark_read,
+        mark_unread,
+        archive,
+        unarchive,
+        add_label,
+        remove_label,
+        delete_messages,
+    ]
     inlines = [AttachmentInline]
     change_form_template = "admin/mail/message/change_form.html"
     fieldsets = [
-        (None, {"fields": ["id", "agent", "direction", "disposition", "status", "subject", "from_header", "sender", "to", "cc", "received_at"]}),
-        ("State", {"fields": ["is_read", "archived", "sender_verified", "labels_list", "thread_link", "parse_status", "quarantine_reason"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "agent",
+                    "direction",
+                    "disposition",
+                    "status",
+                    "subject",
+                    "from_header",
+                    "sender",
+                    "to",
+                    "cc",
+                    "received_at",
+                ]
+            },
+        ),
+        (
+            "State",
+            {
+                "fields": [
+                    "is_read",
+                    "archived",
+                    "sender_verified",
+                    "labels_list",
+                    "thread_link",
+                    "parse_status",
+                    "quarantine_reason",
+                ]
+            },
+        ),
         ("Authentication", {"fields": ["authentication"]}),
-        ("Storage", {"classes": ["collapse"], "fields": ["size", "sha256", "storage_key", "internet_message_id", "in_reply_to", "references", "delivery", "provider_message_id", "status_detail"]}),
+        (
+            "Storage",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "size",
+                    "sha256",
+                    "storage_key",
+                    "internet_message_id",
+                    "in_reply_to",
+                    "references",
+                    "delivery",
+                    "provider_message_id",
+                    "status_detail",
+                ],
+            },
+        ),
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -199,7 +302,9 @@ class MessageAdmin(admin.ModelAdmin):
             actions.pop("delete_messages", None)
         return actions
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Message], search_term: str) -> tuple[QuerySet[Message], bool]:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
+    ) -> tuple[QuerySet[Message], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -233,7 +338,11 @@ class MessageAdmin(admin.ModelAdmin):
         return [
             path("<str:message_id>/raw/", view(self.raw_view), name="mail_message_raw"),
             path("<str:message_id>/html/", view(self.html_view), name="mail_message_html"),
-            path("<str:message_id>/attachments/<str:attachment_id>/", view(self.attachment_view), name="mail_message_attachment"),
+            path(
+                "<str:message_id>/attachments/<str:attachment_id>/",
+                view(self.attachment_view),
+                name="mail_message_attachment",
+            ),
             *super().get_urls(),
         ]
 
@@ -266,7 +375,9 @@ class MessageAdmin(admin.ModelAdmin):
         response["X-Content-Type-Options"] = "nosniff"
         return response
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         # Admin URLs carry quoted primary keys ("_" becomes "_5F").
         message = self.get_object(request, unquote(object_id))
         extra_context = dict(extra_context or {})
@@ -278,7 +389,9 @@ class MessageAdmin(admin.ModelAdmin):
                 extra_context["preview_error"] = "The raw MIME object is missing from storage."
             extra_context["allow_remote"] = request.GET.get("remote") == "1"
         # Every field is read-only; changes go through the actions, so no Save buttons.
-        extra_context.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False, show_delete=False)
+        extra_context.update(
+            show_save=False, show_save_and_continue=False, show_save_and_add_another=False, show_delete=False
+        )
         return super().change_view(request, object_id, form_url, extra_context)
 
 
@@ -331,8 +444,21 @@ class InboundDeliveryAdmin(RecordAdmin):
     list_display = ["id", "source", "status", "envelope_from", "size", "received_at", "processed_at"]
     list_filter = ["source", "status"]
     search_fields = ["id", "external_id", "envelope_from"]
+    readonly_fields = ["transport"]
     show_full_result_count = False
     paginator = BoundedCountPaginator
+
+    @admin.display(description="transport")
+    def transport(self, obj: InboundDelivery) -> str:
+        """TLS version and cipher, from the Received header the listener wrote."""
+        if obj.source != InboundDelivery.Source.SMTP:
+            return "—"
+        try:
+            with raw_open(obj.storage_key) as fh:
+                head = fh.read(4096)
+        except Exception:
+            return "(the stored mail could not be read)"
+        return received_transport(head) or "SMTP in clear text"
 
 
 @admin.register(Attachment)
@@ -353,7 +479,9 @@ class SendRequestAdmin(RecordAdmin):
 
 
 class ArchiveJobForm(forms.ModelForm):
-    confirm = forms.BooleanField(required=False, help_text="Required for purge: archived mail past retention is deleted for good.")
+    confirm = forms.BooleanField(
+        required=False, help_text="Required for purge: archived mail past retention is deleted for good."
+    )
 
     class Meta:
         model = ArchiveJob
@@ -371,7 +499,17 @@ class ArchiveJobAdmin(admin.ModelAdmin):
     """Bulk archive / restore / purge by agent and age, run as a background task."""
 
     form = ArchiveJobForm
-    list_display = ["id", "action", "agent", "older_than_days", "state", "progress", "created_by", "created_at", "finished_at"]
+    list_display = [
+        "id",
+        "action",
+        "agent",
+        "older_than_days",
+        "state",
+        "progress",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["action", "state"]
     readonly_fields = ["state", "total", "done", "error", "created_by", "created_at", "finished_at"]
 
@@ -389,12 +527,17 @@ class ArchiveJobAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: ArchiveJob, form: Any, change: bool) -> None:
-        job = archive_job_start(action=obj.action, agent=obj.agent, older_than_days=obj.older_than_days, created_by=request.user)
+        job = archive_job_start(
+            action=obj.action, agent=obj.agent, older_than_days=obj.older_than_days, created_by=request.user
+        )
         obj.pk = job.pk
         obj.refresh_from_db()
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
-        extra_context = {**(extra_context or {}), "refresh_while_running": ArchiveJob.objects.filter(state__in=["pending", "running"]).exists()}
+        extra_context = {
+            **(extra_context or {}),
+            "refresh_while_running": ArchiveJob.objects.filter(state__in=["pending", "running"]).exists(),
+        }
         return super().changelist_view(request, extra_context)
 
 

@@ -48,12 +48,17 @@ from mail.headers import header_block_end
 from mail.ingest import Arrival, accepted_pending, deliveries_accept, deliveries_queue
 from mail.models import InboundDelivery
 from mail.smtp_data import READ_LIMIT, data_read
+from mail.smtp_replies import reply_enhanced
+from mail.smtp_tls import ServerTls, received_header, tls_description
 from mail.storage import raw_store_early
 from mail.trust import agent_blocks_anyone, sender_blocked
 
 log = logging.getLogger(__name__)
 
 REPLY_QUEUED = "250 2.0.0 OK: queued"
+REPLY_SENDER_OK = "250 2.1.0 OK"
+REPLY_RECIPIENT_OK = "250 2.1.5 OK"
+REPLY_INTERNAL_ERROR = "451 4.3.0 Internal error; try again later"
 REPLY_STORE_FAILED = "451 4.3.0 Temporary failure storing the message; try again"
 REPLY_TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 REPLY_TOO_MANY_SESSIONS = "421 4.7.0 Too many connections from your address"
@@ -70,7 +75,7 @@ T = TypeVar("T")
 _thread = threading.local()
 
 
-def _db_job(fn: Callable[..., T]) -> Callable[..., T]:
+def db_job(fn: Callable[..., T]) -> Callable[..., T]:
     """Database hygiene for work done in the listener's threads, which have no request
     boundaries. With ``CONN_MAX_AGE`` > 0 a thread keeps its connection and checks it (age,
     health ping) at most once a second instead of on every RCPT; a job that failed drops a
@@ -165,7 +170,7 @@ class AcceptCache:
         return reason
 
 
-@_db_job
+@db_job
 def _rcpt_check(cache: AcceptCache, address: str, mail_from: str) -> str:
     """The refusal for one RCPT TO, or "" to accept it."""
     agent = cache.agent_lookup(address)
@@ -210,7 +215,7 @@ def _data_check_cached(
     return None if relayed is None else ("", relayed)
 
 
-@_db_job
+@db_job
 def _data_check(
     cache: AcceptCache, raw: bytes, mail_from: str, rcpt_tos: list[str], peer_ip: str, helo: str
 ) -> tuple[str, dict[str, Any] | None, tuple[str, str] | None]:
@@ -232,7 +237,7 @@ def _data_check(
     return "", authentication, raw_store_early(raw)
 
 
-@_db_job
+@db_job
 def _store_group(arrivals: list[Arrival]) -> list[str]:
     """One transaction and one durable commit for the whole group (committer thread).
     Returns the deliveries to queue for processing."""
@@ -362,7 +367,37 @@ class PeerSessions:
         return self._open[ip]
 
 
-class IngestHandler:
+class ListenerHandler:
+    """What every handler of the listener's sessions answers alike: the extensions EHLO
+    offers beyond aiosmtpd's own, MAIL with its enhanced code, and a bug in a hook as a
+    temporary failure. Subclasses add ``handle_RCPT`` and ``handle_DATA``."""
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        # With this (five-argument) hook aiosmtpd leaves recording the name to it.
+        session.host_name = hostname
+        # Commands are read and answered one after another from the stream, so a client
+        # may send a group of them at once (RFC 2920); every reply has its enhanced code
+        # (``IngestSMTP.push``).
+        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        # With this hook aiosmtpd leaves recording the sender to it.
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return REPLY_SENDER_OK
+
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd answers a hook that raised "500 Error: (...)": a permanent refusal, which
+        # makes the sender bounce a mail that a retry would have delivered.
+        log.error("SMTP session error", exc_info=error)
+        return REPLY_INTERNAL_ERROR
+
+
+class IngestHandler(ListenerHandler):
     """aiosmtpd handler. Database work runs in executor threads so the event loop keeps
     serving other sessions while one waits on a query or a commit."""
 
@@ -395,7 +430,7 @@ class IngestHandler:
             if refusal:
                 return refusal
         envelope.rcpt_tos.append(address)
-        return "250 OK"
+        return REPLY_RECIPIENT_OK
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw: bytes | str = envelope.original_content or b""
@@ -403,6 +438,10 @@ class IngestHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         loop = asyncio.get_running_loop()
         peer_ip = session.peer[0] if isinstance(session.peer, tuple) else ""
+        if session.ssl is not None:
+            # As MTAs do: how the mail came in (TLS version, cipher) travels with it.
+            tls = tls_description(session.ssl)
+            raw = received_header(helo=session.host_name or "", peer_ip=peer_ip, tls=tls, protocol="ESMTPS") + raw
         mail_from, rcpt_tos = envelope.mail_from or "", list(envelope.rcpt_tos)
         checked = _data_check_cached(self.cache, raw, rcpt_tos, peer_ip)
         authentication: dict[str, Any] | None
@@ -447,10 +486,14 @@ class IngestSMTP(aiosmtpd.SMTP):
     def __init__(self, handler: Any, *, peers: PeerSessions | None = None, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.peers = peers
+        self.max_line_bytes: int = settings.SMTP_MAX_LINE_BYTES
         self.peer_ip: str | None = None  # set once the session is admitted and counted
         self.deadline_handle: asyncio.TimerHandle | None = None
         self.deadline_passed = False
         self.storing = False  # between the end of DATA and its answer
+        # The greeting and the replies to HELO/EHLO carry no enhanced code (RFC 2034 3).
+        self.greeted = False
+        self.replies_plain = False  # while HELO or EHLO answers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.peer_ip is not None:  # STARTTLS: the same session on a new transport
@@ -499,8 +542,32 @@ class IngestSMTP(aiosmtpd.SMTP):
         self.transport.write(f"{REPLY_DEADLINE}\r\n".encode())
         self.transport.close()
 
+    async def push(self, status: str | bytes) -> None:
+        """Every reply, with its enhanced status code (``mail.smtp_replies``)."""
+        plain = (self.replies_plain or not self.greeted) and status[:1] in ("2", b"2")
+        self.greeted = True
+        if isinstance(status, str):
+            await super().push(status if plain else reply_enhanced(status))
+        else:  # only AUTH's challenges (334), which carry no enhanced code
+            await super().push(status)
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        self.replies_plain = True
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self.replies_plain = False
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self.replies_plain = True
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self.replies_plain = False
+
     async def data_read(self, reader: asyncio.StreamReader, size_limit: int | None) -> tuple[bytes, str]:
-        return await data_read(reader, size_limit)
+        # The line limit as aiosmtpd counts it: with the CRLF.
+        return await data_read(reader, size_limit, self.max_line_bytes + 2)
 
     async def data_handle(self) -> Any:
         self.storing = True
@@ -514,31 +581,42 @@ class IngestSMTP(aiosmtpd.SMTP):
                 self.loop.call_soon(self._deadline_close)
 
 
-class IngestController(aiosmtpd.Controller):
-    """``reuse_port`` (``compat.aiosmtpd.Controller``): several listener processes share
-    the port, the kernel spreading connections over them. One Python process gets at most
-    one core; ``serve --stack`` runs ``SMTP_LISTENERS`` of them."""
+class ListenerController(aiosmtpd.Controller):
+    """A port of the listener. ``reuse_port`` (``compat.aiosmtpd.Controller``): several
+    listener processes share the port, the kernel spreading connections over them. One
+    Python process gets at most one core; ``serve --stack`` runs ``SMTP_LISTENERS`` of them.
+    Subclasses build the session in ``factory`` with ``session_options``."""
 
-    handler: IngestHandler
-
-    def __init__(self, handler: IngestHandler, **kwargs: Any) -> None:
+    def __init__(self, handler: Any, *, tls: ServerTls | None = None, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.peers = PeerSessions()
+        # STARTTLS when a certificate is configured; ``tls.reload()`` (SIGHUP) swaps the
+        # context that new sessions get.
+        self.tls = tls if tls is not None else ServerTls()
 
     def start(self) -> None:
         self.peers = PeerSessions()  # a restarted listener owes nothing to its old sessions
         super().start()
 
+    def session_options(self) -> dict[str, Any]:
+        """What every session of the listener is built with, on either port."""
+        return {
+            "data_size_limit": settings.MAX_MESSAGE_BYTES,
+            "enable_SMTPUTF8": True,
+            "decode_data": False,
+            "hostname": settings.MAIL_DOMAIN,
+            "peers": self.peers,
+            "tls_context": self.tls.context,
+        }
+
+
+class IngestController(ListenerController):
+    """The receiving port: mail for the agents, from anyone."""
+
+    handler: IngestHandler
+
     def factory(self) -> SMTP:
-        return IngestSMTP(
-            self.handler,
-            data_size_limit=settings.MAX_MESSAGE_BYTES,
-            enable_SMTPUTF8=True,
-            decode_data=False,
-            hostname=settings.MAIL_DOMAIN,
-            ident="Assmbl Mail",
-            peers=self.peers,
-        )
+        return IngestSMTP(self.handler, ident="Assmbl Mail", **self.session_options())
 
     def stop(self, no_assert: bool = False) -> None:
         super().stop(no_assert=no_assert)
