@@ -186,6 +186,7 @@ def test_a_refusal_of_the_send_service_is_an_smtp_refusal_with_its_api_code(subm
             client.sendmail(owner.address, ["bob@example.com"], message.as_bytes())
         assert refused.value.smtp_code == 550
         assert refused.value.smtp_error.startswith(b"5.6.0")
+        assert refused.value.smtp_error.endswith(b"(header_injection)")
         with_attachment = mail(owner.address)
         with_attachment.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="a.pdf")
         with pytest.raises(smtplib.SMTPDataError) as refused:
