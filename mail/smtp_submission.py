@@ -48,7 +48,8 @@ from directory.services import token_authenticate
 from mail.idempotency import send_idempotently
 from mail.sending import message_send, outgoing_parse
 from mail.serializers import SendInput
-from mail.smtp import REPLY_RECIPIENT_OK, IngestSMTP, ListenerController, ListenerHandler, db_job
+from mail.smtp import db_job
+from mail.smtp_session import REPLY_RECIPIENT_OK, IngestSMTP, ListenerController, ListenerHandler
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from mail.smtp import ListenerController, smtp_controller
+from mail.smtp import smtp_controller
+from mail.smtp_session import ListenerController
 from mail.smtp_submission import submission_controller
 from mail.smtp_tls import ServerTls
 
