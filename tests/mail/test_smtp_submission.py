@@ -246,3 +246,15 @@ def test_another_agents_token_from_another_account_cannot_send_as_the_owner(
         with pytest.raises(smtplib.SMTPAuthenticationError):
             client.login(owner.address, other.plaintext)
     assert outbound_count() == 0
+
+
+def test_a_message_for_bcc_recipients_only_is_refused_as_the_api_refuses_one_without_to(
+    submission: Any, owner: Any
+) -> None:
+    with session(submission) as client:
+        client.login(owner.address, owner.token)
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.sendmail(owner.address, ["hidden@example.com"], mail(owner.address, to="bob@example.com").as_bytes())
+    assert refused.value.smtp_code == 550
+    assert refused.value.smtp_error.endswith(b"(missing_field)")
+    assert outbound_count() == 0
