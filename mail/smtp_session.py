@@ -58,7 +58,11 @@ class PeerSessions:
 class ListenerHandler:
     """What every handler of the listener's sessions answers alike: the extensions EHLO
     offers beyond aiosmtpd's own, MAIL with its enhanced code, and a bug in a hook as a
-    temporary failure. Subclasses add ``handle_RCPT`` and ``handle_DATA``."""
+    temporary failure. Subclasses add ``handle_RCPT`` and ``handle_DATA``, and set
+    ``offers_auth`` when their port authenticates (aiosmtpd offers AUTH on any port once
+    in TLS)."""
+
+    offers_auth = False
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
@@ -68,7 +72,8 @@ class ListenerHandler:
         # Commands are read and answered one after another from the stream, so a client
         # may send a group of them at once (RFC 2920); every reply has its enhanced code
         # (``IngestSMTP.push``).
-        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+        offered = [line for line in responses[:-1] if self.offers_auth or not line.startswith("250-AUTH")]
+        return [*offered, "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]

@@ -221,6 +221,8 @@ class SubmissionHandler(ListenerHandler):
     """aiosmtpd handler of the submission port: the token lookup of AUTH and the send run
     in threads."""
 
+    offers_auth = True
+
     def __init__(self) -> None:
         self.sends = ThreadPoolExecutor(max_workers=settings.SMTP_CHECK_THREADS, thread_name_prefix="smtp-submit")
 

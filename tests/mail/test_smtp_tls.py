@@ -87,6 +87,7 @@ def test_a_mail_over_starttls_records_version_and_cipher_in_a_received_header(tl
         assert code == 220
         client.ehlo("mta.example.org")
         assert not client.has_extn("starttls")  # not offered twice
+        assert not client.has_extn("auth")  # the receiving port authenticates nobody
         assert client.sendmail("alice@example.com", [owner.address], raw) == {}
     (delivery,) = _deliveries(1)
     stored = raw_read(delivery.storage_key)
