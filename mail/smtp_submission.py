@@ -8,7 +8,8 @@ sends mail speaks SMTP, so an agent may send through it as through ``POST /v1/se
   fails with ``535 5.7.8``). MAIL before AUTH: ``530 5.7.0``.
 - **MAIL FROM** must be the agent's address (``553 5.7.1`` otherwise).
 - **DATA** goes through the API's path and nothing else: the message is read into the
-  fields of ``POST /v1/send`` (``SendInput``), checked as the API checks them, and sent by
+  fields of ``POST /v1/send`` (``SendInput``; its attached parts become the agent's
+  uploads, ``attachment_store``), checked as the API checks them, and sent by
   ``message_send`` (policy, approval, quotas, suppression, loop breaker), idempotently when
   it carries ``X-AgentMail-Idempotency-Key`` (``send_idempotently``). The token is checked
   again and counted by the API's throttle (the same counter as its API calls) for each
@@ -21,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import logging
 import time
 import types
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -43,10 +45,12 @@ from rest_framework.views import APIView
 from assmbl import domain
 from assmbl.errors import domain_status
 from assmbl.inputs import input_validate
-from directory.models import ApiToken
+from directory.models import Agent, ApiToken
 from directory.services import token_authenticate
+from mail.attachments import attachment_store
 from mail.idempotency import send_idempotently
-from mail.sending import message_send, outgoing_parse
+from mail.models import Message
+from mail.sending import Outgoing, message_send, outgoing_parse
 from mail.serializers import SendInput
 from mail.smtp import db_job
 from mail.smtp_session import REPLY_RECIPIENT_OK, IngestSMTP, ListenerController, ListenerHandler
@@ -61,9 +65,6 @@ REQUEST_PATH = "smtp:submission"
 AUTH_ATTEMPTS = 3
 REPLY_SENDER_NOT_OWNED = "553 5.7.1 <{address}>: sender address is not the authenticated agent's"
 REPLY_TOKEN_GONE = "535 5.7.8 The token was revoked, or its agent deactivated"
-ATTACHMENTS_REFUSED = (
-    "Attachments are not taken over SMTP: upload them (POST /v1/attachments) and send with POST /v1/send."
-)
 # The SMTP reply for each HTTP status the API would answer a send with (assmbl.errors).
 _REPLY_FOR_STATUS = {
     400: "550 5.6.0",
@@ -129,8 +130,6 @@ def submission_request(raw: bytes, rcpt_tos: list[str]) -> dict[str, Any]:
     envelope decides who gets it: header To/Cc addresses it names stay there, the rest of
     its recipients are Bcc."""
     message = BytesParser(policy=policy.default).parsebytes(raw)
-    if any(True for _ in message.iter_attachments()):
-        raise domain.Unsupported(ATTACHMENTS_REFUSED, code="attachments_unsupported")
     envelope, taken = {address.lower() for address in rcpt_tos}, set[str]()
     to, cc = _addresses(message, "To", envelope, taken), _addresses(message, "Cc", envelope, taken)
     bcc = [address for address in rcpt_tos if address.lower() not in taken]
@@ -156,7 +155,28 @@ def submission_request(raw: bytes, rcpt_tos: list[str]) -> dict[str, Any]:
     data["in_reply_to"] = str(message.get("In-Reply-To", "")).strip()
     data["references"] = str(message.get("References", "")).split()
     data["idempotency_key"] = message.get(IDEMPOTENCY_HEADER)
+    data["parts"] = [_attachment(part, n) for n, part in enumerate(message.iter_attachments(), 1)]
     return data
+
+
+def _attachment(part: EmailMessage, number: int) -> tuple[str, str, bytes]:
+    """(file name, media type, decoded bytes) of an attached part."""
+    content = part.get_payload(decode=True)
+    if not isinstance(content, bytes):  # a message/rfc822 part: the part itself
+        content = part.as_bytes()
+    return part.get_filename() or f"attachment-{number}", part.get_content_type(), content
+
+
+def _message_send(
+    *, agent: Agent, outgoing: Outgoing, parts: list[tuple[str, str, bytes]], key: str, threading: dict[str, Any]
+) -> Message:
+    """``message_send`` with the message's attachments stored as the agent's uploads first
+    (within the idempotent send's transaction when there is a key: a replay stores none)."""
+    ids = [
+        attachment_store(agent=agent, filename=name, content_type=kind, content=content).id
+        for name, kind, content in parts
+    ]
+    return message_send(agent=agent, outgoing=replace(outgoing, attachment_ids=ids), idempotency_key=key, **threading)
 
 
 def send_refusal(error: domain.DomainError | APIException) -> str:
@@ -183,19 +203,18 @@ def submission_send(login: SubmissionLogin, raw: bytes, rcpt_tos: list[str]) -> 
     agent = token.agent
     try:
         request = submission_request(raw, rcpt_tos)
-        key, in_reply_to, references = (
-            request.pop("idempotency_key"),
-            request.pop("in_reply_to"),
-            request.pop("references"),
-        )
+        key, parts = request.pop("idempotency_key"), request.pop("parts")
+        threading = {"in_reply_to": request.pop("in_reply_to"), "references": request.pop("references")}
         outgoing = outgoing_parse(input_validate(SendInput, request))
+        # What the idempotency record compares a retry with: the fields, and each part's digest.
+        digests = [[name, kind, hashlib.sha256(content).hexdigest()] for name, kind, content in parts]
         result = send_idempotently(
             agent=agent,
             key=key,
             path=REQUEST_PATH,
-            data={**request, "in_reply_to": in_reply_to, "references": references},
-            perform=lambda key: message_send(
-                agent=agent, outgoing=outgoing, idempotency_key=key, in_reply_to=in_reply_to, references=references
+            data={**request, **threading, "parts": digests},
+            perform=lambda key: _message_send(
+                agent=agent, outgoing=outgoing, parts=parts, key=key, threading=threading
             ),
         )
     except (domain.DomainError, APIException) as error:

@@ -20,9 +20,10 @@ import pytest
 from assmbl.throttling import TokenRateThrottle
 from directory.models import ApiToken
 from directory.services import token_create, token_revoke
-from mail.models import Message
+from mail.models import Attachment, Message
 from mail.smtp_submission import submission_controller
 from mail.smtp_tls import ServerTls, self_signed_ensure
+from mail.storage import raw_read
 from tests.conftest import free_port
 
 
@@ -188,13 +189,22 @@ def test_a_refusal_of_the_send_service_is_an_smtp_refusal_with_its_api_code(subm
         assert refused.value.smtp_code == 550
         assert refused.value.smtp_error.startswith(b"5.6.0")
         assert refused.value.smtp_error.endswith(b"(header_injection)")
-        with_attachment = mail(owner.address)
-        with_attachment.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="a.pdf")
-        with pytest.raises(smtplib.SMTPDataError) as refused:
-            client.sendmail(owner.address, ["bob@example.com"], with_attachment.as_bytes())
-        assert refused.value.smtp_code == 554
-        assert b"(attachments_unsupported)" in refused.value.smtp_error
     assert outbound_count() == 0
+
+
+def test_attachments_are_sent_as_uploads_of_the_agent(submission: Any, owner: Any) -> None:
+    message = mail(owner.address, X_AgentMail_Idempotency_Key="with-attachment")
+    message.add_attachment(b"%PDF-1.4 report", maintype="application", subtype="pdf", filename="report.pdf")
+    for _ in range(2):  # the retry stores nothing twice
+        with session(submission) as client:
+            client.login(owner.address, owner.token)
+            assert client.send_message(message) == {}
+    sent_message = Message.objects.get(direction=Message.Direction.OUTBOUND)
+    attachments = Attachment.objects.filter(agent=owner.agent)
+    assert [(a.filename, a.content_type, a.size, a.message_id) for a in attachments] == [
+        ("report.pdf", "application/pdf", 15, sent_message.id)
+    ]
+    assert b'filename="report.pdf"' in raw_read(sent_message.storage_key)
 
 
 def test_the_api_rate_limit_of_the_token_applies(submission: Any, owner: Any, monkeypatch: Any) -> None:
