@@ -24,6 +24,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 # manage.py in another shell finds them (assmbl/devenv.py).
 run: export DEBUG ?= 1
 run: export WEBHOOKS_ALLOW_LOOPBACK ?= 1
+run: export SUBMISSION_PORT ?= 2587
 run: venv
 	mkdir -p $(DATA_DIR)
 	$(BIN)/python -m assmbl.devenv
@@ -38,6 +39,7 @@ run: venv
 STACK_PG_PORT ?= 54320
 STACK_REDIS_PORT ?= 63790
 run-stack: export DEBUG ?= 1
+run-stack: export SUBMISSION_PORT ?= 2587
 run-stack: venv
 	mkdir -p $(DATA_DIR)
 	$(BIN)/python -m assmbl.devenv

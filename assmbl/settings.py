@@ -250,6 +250,18 @@ SMTP_MAX_SESSIONS_PER_IP = env_int("SMTP_MAX_SESSIONS_PER_IP", 20, minimum=0)
 # The longest a session may last, however busy it keeps (0: no limit); then 421 and close.
 # aiosmtpd's own timeout only ends a session that has been idle for five minutes.
 SMTP_SESSION_DEADLINE = env_int("SMTP_SESSION_DEADLINE", 600, minimum=0)
+# The longest line of a message over SMTP, in octets on the wire without its CRLF. RFC 5321
+# says 1,000, but real mail has longer lines (Postfix takes 2,048 and folds the rest);
+# past this one DATA gets 552 5.3.4.
+SMTP_MAX_LINE_BYTES = env_int("SMTP_MAX_LINE_BYTES", 64 * 1024, minimum=998)
+# STARTTLS on both ports: a PEM certificate (chain) and its key (the key may be in the same
+# file); reread on SIGHUP. Unset: no STARTTLS, and submission cannot authenticate anyone.
+# make run makes a self-signed pair in DATA_DIR.
+SMTP_TLS_CERT = env_str("SMTP_TLS_CERT")
+SMTP_TLS_KEY = env_str("SMTP_TLS_KEY")
+# Authenticated submission for agents (STARTTLS, then AUTH with the agent's address and
+# token), on SMTP_HOST; 0: off. make run: 2587.
+SUBMISSION_PORT = env_int("SUBMISSION_PORT", 0, minimum=0)
 
 # --- Django basics -------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

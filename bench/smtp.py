@@ -22,6 +22,12 @@ instead, with the offline resolver (every lookup empty, so DKIM verifies nothing
 It prints the listener's acceptance rate (250s), the end-to-end rate (until every mail is
 indexed), their ratio to the sink, and the CPU seconds each part of the stack used during
 the measured phase (from /proc), which shows where the two cores went.
+
+``--starttls`` gives the listener a self-signed certificate and, after the plain phase,
+measures the same load again with every client session in TLS (STARTTLS once per
+session, as an MTA keeps its connection), then ``--handshakes`` sessions that only do
+EHLO, STARTTLS, EHLO, QUIT: the listener's CPU per mail in TLS against plain, and per
+handshake, in one run.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import os
 import signal
 import smtplib
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -80,8 +87,16 @@ def wait_port(port: int, procs: list[subprocess.Popen[bytes]], timeout: float = 
     raise RuntimeError(f"nothing answers on port {port}")
 
 
-def blast(port: int, mails: list[bytes], rcpt: str, clients: int) -> tuple[float, int]:
-    """Send every mail over `clients` persistent connections; returns (seconds, errors)."""
+def client_tls() -> ssl.SSLContext:
+    """An MTA's opportunistic TLS: encrypt, verify nothing (the certificate is self-signed)."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context
+
+
+def blast(port: int, mails: list[bytes], rcpt: str, clients: int, tls: bool = False) -> tuple[float, int]:
+    """Send every mail over `clients` persistent connections (in TLS: STARTTLS first);
+    returns (seconds, errors)."""
     errors = 0
     lock = threading.Lock()
     chunks = [mails[i::clients] for i in range(clients)]
@@ -90,6 +105,8 @@ def blast(port: int, mails: list[bytes], rcpt: str, clients: int) -> tuple[float
     def run(chunk: list[bytes]) -> None:
         nonlocal errors
         with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
+            if tls:
+                client.starttls(context=client_tls())
             barrier.wait()
             for raw in chunk:
                 try:
@@ -106,6 +123,54 @@ def blast(port: int, mails: list[bytes], rcpt: str, clients: int) -> tuple[float
     for t in threads:
         t.join()
     return time.perf_counter() - t0, errors
+
+
+def handshakes(port: int, count: int, clients: int) -> float:
+    """``count`` sessions of EHLO, STARTTLS, EHLO, QUIT over ``clients`` threads; seconds."""
+    per_client = max(1, count // clients)
+    context = client_tls()  # made once: loading the CA store costs more than a handshake
+
+    def run() -> None:
+        for _ in range(per_client):
+            # A fixed EHLO name: smtplib's default looks up this machine's name every time.
+            with smtplib.SMTP("127.0.0.1", port, timeout=60, local_hostname="bench.example") as client:
+                client.starttls(context=context)
+                client.ehlo()
+
+    threads = [threading.Thread(target=run) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
+def tls_phases(
+    port: int, mails: list[bytes], rcpt: str, clients: int, count: int, listeners: list[subprocess.Popen[bytes]]
+) -> dict[str, float]:
+    """The STARTTLS variant: the listener's rate and CPU per mail with every session in
+    TLS, and its CPU per handshake."""
+    hz = os.sysconf("SC_CLK_TCK")
+
+    def listener_cpu() -> float:
+        ticks = cpu_ticks()
+        return sum(tree_ticks(ticks, p.pid) for p in listeners) / hz
+
+    before = listener_cpu()
+    seconds, errors = blast(port, mails, rcpt, clients, tls=True)
+    mail_cpu = listener_cpu() - before
+    before = listener_cpu()
+    shake_seconds = handshakes(port, count, clients)
+    shake_cpu = listener_cpu() - before
+    done = max(1, count // clients) * clients
+    return {
+        "rate": len(mails) / seconds,
+        "cpu_ms": 1000 * mail_cpu / len(mails),
+        "errors": errors,
+        "handshake_ms": 1000 * shake_cpu / done,
+        "handshakes_per_s": done / shake_seconds,
+    }
 
 
 def sink_rate(mails: list[bytes], rcpt: str, clients: int) -> tuple[float, float]:
@@ -159,6 +224,8 @@ def main() -> None:
         default=0,
         help="with --auth local: each DNS lookup answers nothing after this delay (bench/_slow_dns.py)",
     )
+    parser.add_argument("--starttls", action="store_true", help="then the same load with every session in TLS")
+    parser.add_argument("--handshakes", type=int, default=1000, help="with --starttls: TLS sessions that send nothing")
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -192,6 +259,11 @@ def main() -> None:
             # Every client connects from 127.0.0.1 (a trusted relay only with --auth authserv).
             "SMTP_MAX_SESSIONS_PER_IP": "0",
         }
+        if args.starttls:
+            from mail.smtp_tls import self_signed_ensure
+
+            cert, key = self_signed_ensure(Path(data_dir) / "tls", "agents.localhost")
+            env.update(SMTP_TLS_CERT=str(cert), SMTP_TLS_KEY=str(key))
         if args.auth == "authserv":
             env.update(AUTHSERV_ID="mx.agents.localhost", AUTHSERV_TRUSTED_RELAYS="127.0.0.1")
         elif args.dns_latency_ms:
@@ -280,6 +352,10 @@ def main() -> None:
         own = os.times()
         cpu["bench clients"] = own.user + own.system - own_before.user - own_before.system
         disk_after = disk_cost(data_dir)
+        tls: dict[str, float] = {}
+        if args.starttls:
+            tls_mails = [realistic_mail(i, agent.address, seed=9) for i in range(args.messages)]
+            tls = tls_phases(port, tls_mails, agent.address, args.clients, args.handshakes, listeners)
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGINT if prefix and proc is procs[0] else signal.SIGTERM)
@@ -325,6 +401,17 @@ def main() -> None:
         + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
         + f"; wall {total:.1f} s on {os.cpu_count()} cpus"
     )
+    if tls:
+        plain_ms = 1000 * cpu["listener"] / len(mails)
+        print(
+            f"listener 250s in STARTTLS  : {tls['rate']:8.0f} msg/s   cpu {tls['cpu_ms']:.2f} ms/msg"
+            f"   ({tls['cpu_ms'] / plain_ms:.2f}x plain's cpu, {tls['rate'] / (len(mails) / accept_seconds):.2f}x its rate;"
+            f" errors {tls['errors']:.0f})"
+        )
+        print(
+            f"STARTTLS handshakes        : {tls['handshakes_per_s']:8.0f} /s      cpu {tls['handshake_ms']:.2f} ms each"
+            " (connect, EHLO, STARTTLS, EHLO, QUIT)"
+        )
     met = rate >= GOAL_RATE and rate / sink >= GOAL_RATIO
     print(f"goal: >= {GOAL_RATE:.0f} msg/s and >= {GOAL_RATIO:.0%} of the sink -> {'MET' if met else 'NOT MET'}")
 

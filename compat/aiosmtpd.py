@@ -1,7 +1,12 @@
 """aiosmtpd, where the listener (mail/smtp.py) needs more than its public extension points.
 
 The listener uses the public ones directly: handler hooks (``handle_RCPT``,
-``handle_DATA``), the constructor's documented arguments, ``SMTP.push``,
+``handle_DATA``, ``handle_MAIL`` and the five-argument ``handle_EHLO``, which must record
+``session.host_name`` themselves, ``handle_exception``), ``auth_*`` mechanisms on a handler
+with ``SMTP.challenge_auth`` and ``AuthResult``, ``Session.ssl`` and
+``Session.auth_data``, the constructor's documented arguments (``tls_context``,
+``require_starttls``, ``auth_required``, ``command_call_limit``), ``SMTP.push`` (wrapped to
+add enhanced status codes), ``smtp_HELO``/``smtp_EHLO`` (wrapped, as command methods),
 ``check_helo_needed``/``check_auth_needed``, the asyncio protocol methods
 (``connection_made``/``connection_lost``) and ``Controller.factory``. What remains needs
 aiosmtpd's internals and is here, each override with its reason:

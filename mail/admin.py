@@ -31,6 +31,7 @@ from mail.attachments import attachment_open
 from mail.message_content import message_content_get
 from mail.models import ArchiveJob, Attachment, InboundDelivery, Message, MessageLabel, ModerationItem, SendRequest
 from mail.preview import message_headers, preview_csp
+from mail.smtp_tls import received_transport
 from mail.storage import raw_open
 from mail.trust import sender_entry_create, sender_verify
 
@@ -339,8 +340,21 @@ class InboundDeliveryAdmin(RecordAdmin):
     list_display = ["id", "source", "status", "envelope_from", "size", "received_at", "processed_at"]
     list_filter = ["source", "status"]
     search_fields = ["id", "external_id", "envelope_from"]
+    readonly_fields = ["transport"]
     show_full_result_count = False
     paginator = BoundedCountPaginator
+
+    @admin.display(description="transport")
+    def transport(self, obj: InboundDelivery) -> str:
+        """TLS version and cipher, from the Received header the listener wrote."""
+        if obj.source != InboundDelivery.Source.SMTP:
+            return "—"
+        try:
+            with raw_open(obj.storage_key) as fh:
+                head = fh.read(4096)
+        except Exception:
+            return "(the stored mail could not be read)"
+        return received_transport(head) or "SMTP in clear text"
 
 
 @admin.register(Attachment)

@@ -485,3 +485,21 @@ def attachment_download_url(*, attachment: Attachment) -> tuple[str, dt.datetime
         expires_in=ttl,
     )
     return url, timezone.now() + dt.timedelta(seconds=ttl)
+
+
+def attachment_store(*, agent: Agent, filename: Any, content_type: Any, content: bytes) -> Attachment:
+    """An upload whose bytes the server already holds (a part of a message an agent
+    submitted over SMTP): reserved as ``attachment_create`` reserves one, with its checks
+    and limits, then stored and marked uploaded, ready for ``attachments_for_send``."""
+    ticket = attachment_create(
+        agent=agent,
+        filename=filename,
+        content_type=content_type,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+    )
+    attachment = ticket.attachment
+    rawstore().object_save(attachment.storage_key, ContentFile(content))
+    Attachment.objects.filter(pk=attachment.pk, state=Attachment.State.PENDING).update(state=Attachment.State.UPLOADED)
+    attachment.refresh_from_db()
+    return attachment

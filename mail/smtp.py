@@ -1,5 +1,7 @@
 """The local SMTP listener (aiosmtpd): accepts mail for our agents and hands the bytes to
-the ingestion pipeline. 250 is sent only after the durable store has committed.
+the ingestion pipeline. 250 is sent only after the durable store has committed. This is
+the receiving port's handler and controller; the session (both ports) is
+``mail.smtp_session``, the agents' submission port ``mail.smtp_submission``.
 
 Two things make it fast without weakening that promise:
 
@@ -25,7 +27,6 @@ import functools
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
@@ -34,7 +35,6 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from compat import aiosmtpd
 from directory.models import Agent
 from mail.addresses import agent_for_address
 from mail.authn import (
@@ -42,12 +42,12 @@ from mail.authn import (
     authentication_relayed,
     header_block,
     header_from_address,
-    peer_trusted,
 )
 from mail.headers import header_block_end
 from mail.ingest import Arrival, accepted_pending, deliveries_accept, deliveries_queue
 from mail.models import InboundDelivery
-from mail.smtp_data import READ_LIMIT, data_read
+from mail.smtp_session import REPLY_RECIPIENT_OK, IngestSMTP, ListenerController, ListenerHandler
+from mail.smtp_tls import received_header, tls_description
 from mail.storage import raw_store_early
 from mail.trust import agent_blocks_anyone, sender_blocked
 
@@ -56,8 +56,6 @@ log = logging.getLogger(__name__)
 REPLY_QUEUED = "250 2.0.0 OK: queued"
 REPLY_STORE_FAILED = "451 4.3.0 Temporary failure storing the message; try again"
 REPLY_TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
-REPLY_TOO_MANY_SESSIONS = "421 4.7.0 Too many connections from your address"
-REPLY_DEADLINE = "421 4.4.2 Session time limit exceeded; closing"
 # Bounds the memory of the cache against a flood of distinct senders.
 CACHE_MAX_ENTRIES = 10_000
 # The longest header block the event loop parses itself (``_data_check_cached``): about a
@@ -70,7 +68,7 @@ T = TypeVar("T")
 _thread = threading.local()
 
 
-def _db_job(fn: Callable[..., T]) -> Callable[..., T]:
+def db_job(fn: Callable[..., T]) -> Callable[..., T]:
     """Database hygiene for work done in the listener's threads, which have no request
     boundaries. With ``CONN_MAX_AGE`` > 0 a thread keeps its connection and checks it (age,
     health ping) at most once a second instead of on every RCPT; a job that failed drops a
@@ -165,7 +163,7 @@ class AcceptCache:
         return reason
 
 
-@_db_job
+@db_job
 def _rcpt_check(cache: AcceptCache, address: str, mail_from: str) -> str:
     """The refusal for one RCPT TO, or "" to accept it."""
     agent = cache.agent_lookup(address)
@@ -210,7 +208,7 @@ def _data_check_cached(
     return None if relayed is None else ("", relayed)
 
 
-@_db_job
+@db_job
 def _data_check(
     cache: AcceptCache, raw: bytes, mail_from: str, rcpt_tos: list[str], peer_ip: str, helo: str
 ) -> tuple[str, dict[str, Any] | None, tuple[str, str] | None]:
@@ -232,7 +230,7 @@ def _data_check(
     return "", authentication, raw_store_early(raw)
 
 
-@_db_job
+@db_job
 def _store_group(arrivals: list[Arrival]) -> list[str]:
     """One transaction and one durable commit for the whole group (committer thread).
     Returns the deliveries to queue for processing."""
@@ -338,31 +336,7 @@ class GroupCommitter:
             self._batch = []
 
 
-class PeerSessions:
-    """The open sessions of each client address in one listener, for
-    ``SMTP_MAX_SESSIONS_PER_IP``. Used on the event loop only, so it needs no lock."""
-
-    def __init__(self) -> None:
-        self._open: Counter[str] = Counter()
-
-    def admit(self, ip: str) -> bool:
-        """Count a new session from ``ip``; False (and not counted) when it is one too many."""
-        limit = settings.SMTP_MAX_SESSIONS_PER_IP
-        if limit and self._open[ip] >= limit and not peer_trusted(ip):
-            return False
-        self._open[ip] += 1
-        return True
-
-    def release(self, ip: str) -> None:
-        self._open[ip] -= 1
-        if self._open[ip] <= 0:
-            del self._open[ip]
-
-    def count(self, ip: str) -> int:
-        return self._open[ip]
-
-
-class IngestHandler:
+class IngestHandler(ListenerHandler):
     """aiosmtpd handler. Database work runs in executor threads so the event loop keeps
     serving other sessions while one waits on a query or a commit."""
 
@@ -395,7 +369,7 @@ class IngestHandler:
             if refusal:
                 return refusal
         envelope.rcpt_tos.append(address)
-        return "250 OK"
+        return REPLY_RECIPIENT_OK
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw: bytes | str = envelope.original_content or b""
@@ -403,6 +377,10 @@ class IngestHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         loop = asyncio.get_running_loop()
         peer_ip = session.peer[0] if isinstance(session.peer, tuple) else ""
+        if session.ssl is not None:
+            # As MTAs do: how the mail came in (TLS version, cipher) travels with it.
+            tls = tls_description(session.ssl)
+            raw = received_header(helo=session.host_name or "", peer_ip=peer_ip, tls=tls, protocol="ESMTPS") + raw
         mail_from, rcpt_tos = envelope.mail_from or "", list(envelope.rcpt_tos)
         checked = _data_check_cached(self.cache, raw, rcpt_tos, peer_ip)
         authentication: dict[str, Any] | None
@@ -430,115 +408,13 @@ class IngestHandler:
         return await self.committer.store(arrival)
 
 
-class IngestSMTP(aiosmtpd.SMTP):
-    """aiosmtpd's session (as adapted in ``compat.aiosmtpd``: a shortcut for the plain paths
-    of MAIL and RCPT), with the message of DATA read in a few large reads
-    (``mail.smtp_data``) instead of a line at a time. The session reads bytes
-    (``decode_data=False``) for a handler with ``handle_DATA``.
-
-    Two bounds on a session: ``peers`` (the listener's ``PeerSessions``) refuses a
-    connection from an address that already holds ``SMTP_MAX_SESSIONS_PER_IP``, and
-    ``SMTP_SESSION_DEADLINE`` ends a session that lasts longer, however busy it keeps."""
-
-    # aiosmtpd sizes the stream reader by its longest DATA line; ``data_read`` checks line
-    # lengths itself, and commands are still held to ``command_size_limits``.
-    line_length_limit = READ_LIMIT
-
-    def __init__(self, handler: Any, *, peers: PeerSessions | None = None, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
-        self.peers = peers
-        self.peer_ip: str | None = None  # set once the session is admitted and counted
-        self.deadline_handle: asyncio.TimerHandle | None = None
-        self.deadline_passed = False
-        self.storing = False  # between the end of DATA and its answer
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.peer_ip is not None:  # STARTTLS: the same session on a new transport
-            super().connection_made(transport)
-            return
-        peer = transport.get_extra_info("peername")
-        ip = peer[0] if isinstance(peer, tuple) else ""
-        if self.peers is not None and not self.peers.admit(ip):
-            # Refused before aiosmtpd starts the session (no 220): RFC 5321 3.1 allows a
-            # 421 greeting, after which the client quits and tries again later.
-            log.warning("refused a session from %s: %d already open", ip, self.peers.count(ip))
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(f"{REPLY_TOO_MANY_SESSIONS}\r\n".encode())
-            transport.close()
-            return
-        self.peer_ip = ip
-        super().connection_made(transport)
-        if settings.SMTP_SESSION_DEADLINE:
-            self.deadline_handle = self.loop.call_later(settings.SMTP_SESSION_DEADLINE, self._deadline_reached)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        if self.peer_ip is None:
-            return  # refused in connection_made: there is no session to end
-        if self.deadline_handle is not None:
-            self.deadline_handle.cancel()
-            self.deadline_handle = None
-        if self.peers is not None:
-            self.peers.release(self.peer_ip)
-            self.peers = None  # released once, whatever calls follow
-        super().connection_lost(error)
-
-    def _deadline_reached(self) -> None:
-        self.deadline_passed = True
-        if not self.storing:
-            self._deadline_close()
-        # Otherwise a mail is being checked and committed, and cutting the session now could
-        # leave it stored but unanswered (sent again by the client): smtp_DATA answers it,
-        # then closes.
-
-    def _deadline_close(self) -> None:
-        """421 and close. A DATA still being read is cut: nothing of it was handed over."""
-        if self.transport is None or self.transport.is_closing():
-            return
-        log.info("%r session deadline reached", self.session.peer if self.session else None)
-        assert isinstance(self.transport, asyncio.WriteTransport)
-        self.transport.write(f"{REPLY_DEADLINE}\r\n".encode())
-        self.transport.close()
-
-    async def data_read(self, reader: asyncio.StreamReader, size_limit: int | None) -> tuple[bytes, str]:
-        return await data_read(reader, size_limit)
-
-    async def data_handle(self) -> Any:
-        self.storing = True
-        try:
-            return await super().data_handle()
-        finally:
-            self.storing = False
-            if self.deadline_passed:
-                # After the answer smtp_DATA then writes (before this session's task next
-                # yields), or after aiosmtpd's reply to a hook that raised.
-                self.loop.call_soon(self._deadline_close)
-
-
-class IngestController(aiosmtpd.Controller):
-    """``reuse_port`` (``compat.aiosmtpd.Controller``): several listener processes share
-    the port, the kernel spreading connections over them. One Python process gets at most
-    one core; ``serve --stack`` runs ``SMTP_LISTENERS`` of them."""
+class IngestController(ListenerController):
+    """The receiving port: mail for the agents, from anyone."""
 
     handler: IngestHandler
 
-    def __init__(self, handler: IngestHandler, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
-        self.peers = PeerSessions()
-
-    def start(self) -> None:
-        self.peers = PeerSessions()  # a restarted listener owes nothing to its old sessions
-        super().start()
-
     def factory(self) -> SMTP:
-        return IngestSMTP(
-            self.handler,
-            data_size_limit=settings.MAX_MESSAGE_BYTES,
-            enable_SMTPUTF8=True,
-            decode_data=False,
-            hostname=settings.MAIL_DOMAIN,
-            ident="Assmbl Mail",
-            peers=self.peers,
-        )
+        return IngestSMTP(self.handler, ident="Assmbl Mail", **self.session_options())
 
     def stop(self, no_assert: bool = False) -> None:
         super().stop(no_assert=no_assert)

@@ -39,6 +39,11 @@ def test_the_installed_aiosmtpd_is_one_the_adaptation_was_checked_against() -> N
         (aiosmtpd_smtp.SMTP, "_getaddr", ["self", "arg"]),
         (aiosmtpd_smtp.SMTP, "smtp_DATA", ["self", "arg"]),
         (aiosmtpd_smtp.SMTP, "_cb_client_connected", ["self", "reader", "writer"]),
+        # Public, but the listener's enhanced codes, EHLO keywords and AUTH depend on them.
+        (aiosmtpd_smtp.SMTP, "push", ["self", "status"]),
+        (aiosmtpd_smtp.SMTP, "smtp_EHLO", ["self", "hostname"]),
+        (aiosmtpd_smtp.SMTP, "smtp_HELO", ["self", "hostname"]),
+        (aiosmtpd_smtp.SMTP, "challenge_auth", ["self", "challenge", "encode_to_b64", "log_client_response"]),
         (aiosmtpd_controller.Controller, "_create_server", ["self"]),
         (aiosmtpd_controller.Controller, "_trigger_server", ["self"]),
         (aiosmtpd_controller.Controller, "_factory_invoker", ["self"]),

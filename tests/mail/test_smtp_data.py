@@ -1,11 +1,14 @@
 """The listener's DATA reader (mail.smtp_data) answers as aiosmtpd's line-at-a-time loop
 does: the same byte streams, sent over real sockets to a stock aiosmtpd session and to the
-listener's, get the same replies and hand the same content to the handler."""
+listener's (held to aiosmtpd's line limit), get the same replies and hand the same content
+to the handler. Replies are compared without the listener's enhanced status codes, and
+its ``552 5.3.4`` for a line too long stands for aiosmtpd's ``500`` (mail.smtp_data says why)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import re
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +35,25 @@ class Recorder:
         return "250 OK"
 
 
+class LimitedIngestSMTP(IngestSMTP):
+    """The listener's session with aiosmtpd's limit on a line (the listener's is longer)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_line_bytes = TEXT_LINE_LIMIT - 2
+
+
+STOCK_TOO_LONG = b"500 Line too long (see RFC5321 4.5.3.1.6)\r\n"
+_ENHANCED = re.compile(rb"^(\d{3}[ -])[245]\.\d{1,3}\.\d{1,3} ")
+
+
+def stock_form(reply: bytes) -> bytes:
+    """A reply of the listener as aiosmtpd would word it."""
+    if reply == REPLY_TOO_LONG.encode() + b"\r\n":
+        return STOCK_TOO_LONG
+    return _ENHANCED.sub(rb"\1", reply)
+
+
 class Server(Controller):
     def __init__(self, session_class: type[SMTP]) -> None:
         super().__init__(Recorder(), hostname="127.0.0.1", port=free_port())
@@ -43,7 +65,7 @@ class Server(Controller):
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[Server, Server]]:
-    pair = Server(IngestSMTP), Server(SMTP)
+    pair = Server(LimitedIngestSMTP), Server(SMTP)
     for server in pair:
         server.start()
     yield pair
@@ -80,7 +102,7 @@ def converse(server: Server, section: bytes, cuts: list[int], pipelined: bool) -
         after_data = replies.readline()
         noop = replies.readline() if pipelined else command(b"NOOP\r\n")
         command(b"QUIT\r\n")
-    return after_data, noop, server.handler.contents[before:]
+    return stock_form(after_data), stock_form(noop), server.handler.contents[before:]
 
 
 # Line texts that exercise the grammar: dots where stuffing and the end line care, bare CR
@@ -130,7 +152,7 @@ def test_the_usual_mail_is_unstuffed_and_whole(servers: tuple[Server, Server]) -
 @pytest.mark.parametrize(
     "section, reply",
     [
-        (b"x" * TEXT_LINE_LIMIT + b"\r\n.\r\n", b"500 Line too long (see RFC5321 4.5.3.1.6)\r\n"),
+        (b"x" * TEXT_LINE_LIMIT + b"\r\n.\r\n", STOCK_TOO_LONG),
         ((b"y" * 998 + b"\r\n") * 7 + b".\r\n", b"552 Error: Too much mail data\r\n"),
     ],
 )
@@ -148,7 +170,7 @@ def test_a_long_command_is_still_refused(servers: tuple[Server, Server]) -> None
             replies = sock.makefile("rb")
             replies.readline()
             sock.sendall(b"NOOP " + b"x" * 2000 + b"\r\nNOOP\r\n")
-            answers.append((replies.readline(), replies.readline()))
+            answers.append((stock_form(replies.readline()), stock_form(replies.readline())))
     assert answers[0] == answers[1] == (b"500 Command line too long\r\n", b"250 OK\r\n")
 
 

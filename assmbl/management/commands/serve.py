@@ -26,6 +26,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from assmbl.devenv import devenv_update
+from mail.smtp_tls import self_signed_ensure
 
 
 def _bin(name: str) -> str:
@@ -138,7 +139,16 @@ def stack_processes(
 def served_env(http_port: int) -> dict[str, str]:
     """The environment of every process: HTTP_PORT is where the web server listens, from
     which the settings derive PUBLIC_BASE_URL when it is not set."""
-    return {**os.environ, "HTTP_PORT": str(http_port)}
+    return {**os.environ, "HTTP_PORT": str(http_port), **smtp_tls_env()}
+
+
+def smtp_tls_env() -> dict[str, str]:
+    """STARTTLS for the SMTP listener: without SMTP_TLS_CERT, a self-signed pair made once
+    in DATA_DIR (what a development box needs; docs/smtp.md says how to use a real one)."""
+    if settings.SMTP_TLS_CERT:
+        return {}
+    cert, key = self_signed_ensure(Path(settings.DATA_DIR), settings.MAIL_DOMAIN)
+    return {"SMTP_TLS_CERT": str(cert), "SMTP_TLS_KEY": str(key)}
 
 
 def broker_folders() -> None:
