@@ -132,6 +132,38 @@ def message_content_get(*, message: Message) -> MessageContent:
     return content
 
 
+# The reason of mail held for its content starts so: a sender's verification, which releases
+# mail held for its sender, leaves it in the queue (mail.trust.held_release).
+HOLD_REASON_PREFIX = "content flags: "
+
+
+def message_hold_reason(*, message: Message) -> str:
+    """Why the agent's ``hold_on`` policy keeps this message out of the inbox ("" when it
+    does not): the content is computed (and stored) now, for agents with a policy only."""
+    hold_on = message.agent.hold_on
+    if not hold_on:
+        return ""
+    flags = [flag for flag in message_content_get(message=message).flags if flag in hold_on]
+    if not flags:
+        return ""
+    return f"{HOLD_REASON_PREFIX}{', '.join(flags)} (the agent holds mail with these flags for review)"
+
+
+def messages_hold_flagged(*, messages: list[Message]) -> set[str]:
+    """At ingest, in its transaction, before any event: hold the new inbox mail whose Safety
+    flags the agent's ``hold_on`` names (disposition held, the reason for staff). Returns the
+    ids held; the messages are updated in place."""
+    held: set[str] = set()
+    for message in messages:
+        if message.disposition != Message.Disposition.INBOX or not message.agent.hold_on:
+            continue
+        if reason := message_hold_reason(message=message):
+            Message.objects.filter(pk=message.pk).update(disposition=Message.Disposition.HELD, quarantine_reason=reason)
+            message.disposition, message.quarantine_reason = Message.Disposition.HELD, reason
+            held.add(message.pk)
+    return held
+
+
 def message_contents_extract(*, message_ids: list[str]) -> int:
     """Compute and store the content of each message that has no current row (the task's
     service; idempotent). Returns how many were computed."""
