@@ -195,6 +195,28 @@ def message_content_event_fields(content: MessageContent) -> dict[str, Any]:
     return {"ExtractedText": content.extracted_text[:EVENT_TEXT_MAX_CHARS], "Codes": list(content.codes)}
 
 
+def message_received_payloads_complete(payloads: list[dict[str, Any]]) -> None:
+    """Fill in ExtractedText (capped), Codes and BodyPreview of message.received payloads
+    recorded without them (their agent had no webhook wanting them at ingest), as the event
+    log is read: from the stored rows (only those three fields are read out of them), or
+    computed now for a message whose content task has not run yet. A message deleted since
+    keeps the payload it was recorded with."""
+    wanted = {p["MessageID"]: p for p in payloads if "ExtractedText" not in p and isinstance(p.get("MessageID"), str)}
+    if not wanted:
+        return
+    stored = MessageContentRow.objects.filter(message_id__in=list(wanted), version=CONTENT_VERSION).values_list(
+        "message_id", "data__extracted_text", "data__codes", "data__body_preview"
+    )
+    for message_id, extracted_text, codes, body_preview in stored:
+        fields = message_content_event_fields(
+            MessageContent(extracted_text=extracted_text or "", codes=tuple(codes or ()))
+        )
+        wanted.pop(message_id).update(fields, BodyPreview=body_preview or "")
+    for message in Message.objects.filter(pk__in=list(wanted)).select_related("agent"):
+        content = message_content_get(message=message)
+        wanted[message.pk].update(message_content_event_fields(content), BodyPreview=content.body_preview)
+
+
 # --- Attachments as text ------------------------------------------------------------------------
 
 # Bump when the converters' output changes: texts of an older version are converted again.
