@@ -108,11 +108,21 @@ def message_content_compute(*, message: Message) -> MessageContent:
     )
 
 
+def _content_row(message: Message) -> MessageContentRow | None:
+    """The stored row: the one loaded with the message (``select_related("content")``), or read."""
+    # Django keeps a select_related() reverse one-to-one here, None when there is no row.
+    loaded = message._state.fields_cache
+    if "content" in loaded:
+        cached: MessageContentRow | None = loaded["content"]
+        return cached
+    return MessageContentRow.objects.filter(message_id=message.pk).first()
+
+
 def message_content_get(*, message: Message) -> MessageContent:
     """The content of ``message``: its stored row, or computed now and stored. Computing it
     also sets the message's BodyPreview from ExtractedText (ingest's own preview is a quick
     one of the first text part, before quotes and hidden text were removed)."""
-    row = MessageContentRow.objects.filter(message_id=message.pk).first()
+    row = _content_row(message)
     if row is not None and row.version == CONTENT_VERSION:
         return _from_row(row.data)
     content = message_content_compute(message=message)

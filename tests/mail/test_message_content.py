@@ -198,3 +198,14 @@ def test_the_event_log_keeps_the_payload_of_a_deleted_message(owner: Any, delive
     Message.objects.filter(pk=message.pk).delete()
     [data] = _read_received(owner)
     assert data["MessageID"] == message.id and "ExtractedText" not in data
+
+
+def test_a_message_read_with_stored_content_reads_the_message_and_its_content_in_one_query(
+    owner: Any, deliver: Any
+) -> None:
+    message = _deliver_file(deliver, owner, "newsletter-hidden-preheader")
+    with CaptureQueriesContext(connection) as queries:
+        assert owner.client.get(f"/v1/messages/{message.id}").status_code == 200
+    mail_queries = [q["sql"] for q in queries.captured_queries if '"mail_' in q["sql"]]
+    assert len(mail_queries) == 1, mail_queries
+    assert '"mail_messagecontent"' in mail_queries[0]
