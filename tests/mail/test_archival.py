@@ -21,6 +21,9 @@ pytestmark = pytest.mark.django_db
 def _with_file(deliver: Any, persona: Any, data: bytes, *, days_old: int = 0) -> Message:
     raw = build_mail(to=persona.address, subject="Notes", attachments=[("notes.txt", "text/plain", data)])
     message = Message.objects.get(delivery=deliver(raw, to=persona.address).delivery, agent=persona.agent)
+    attachment = message.attachments.get()
+    text = persona.client.get(f"/v1/messages/{message.id}/attachments/{attachment.id}/text")
+    assert text.status_code == 200 and text.json()["Text"] == data.decode()
     if days_old:
         Message.objects.filter(pk=message.pk).update(received_at=timezone.now() - dt.timedelta(days=days_old))
     return message
