@@ -351,12 +351,13 @@ def attachment_text_get(*, attachment: Attachment) -> tuple[str, bool]:
     return _answer(row)
 
 
-def _convert(attachment: Attachment, data: bytes) -> dict[str, Any]:
-    """The row's fields after converting ``data`` under the time limit; never raises for
-    what the file holds."""
+def _convert(attachment: Attachment) -> dict[str, Any]:
+    """The row's fields after taking the part out of its mail and converting it, both under
+    the time limit; never raises for what the file holds."""
     limit = settings.ATTACHMENT_TEXT_TIME_LIMIT
     try:
         with time_limit(limit):
+            data = _attachment_bytes(attachment, max_bytes=settings.ATTACHMENT_TEXT_MAX_BYTES)
             text, truncated = attachment_text(
                 data=data,
                 content_type=attachment.content_type,
@@ -365,8 +366,10 @@ def _convert(attachment: Attachment, data: bytes) -> dict[str, Any]:
             )
     except TimeLimitExceeded:
         return {"status": AttachmentText.Status.TIME_LIMIT, "error": f"ran longer than {limit:g} s", "text": ""}
-    except UnsupportedAttachmentType as exc:
+    except (UnsupportedAttachmentType, AttachmentTooLarge) as exc:
         return {"status": AttachmentText.Status.UNREADABLE, "error": exc.message, "text": ""}
+    except OSError:
+        raise  # storage, not the file: the task retries; the row stays pending meanwhile
     except Exception as exc:  # a converter's bug on hostile input: recorded, never a 500
         log.exception("attachment %s: the converter failed", attachment.pk)
         return {"status": AttachmentText.Status.FAILED, "error": f"{type(exc).__name__}: {exc}"[:2000], "text": ""}
@@ -384,10 +387,9 @@ def attachment_text_convert(*, attachment_id: str) -> str:
         row = AttachmentText.objects.filter(pk=wanted.key).first()
         if row is not None and row.status != AttachmentText.Status.PENDING:
             return row.status
-        data = _attachment_bytes(attachment, max_bytes=settings.ATTACHMENT_TEXT_MAX_BYTES)
     except (UnsupportedAttachmentType, AttachmentTooLarge, FileNotFoundError):
         return ""
-    fields = _convert(attachment, data)
+    fields = _convert(attachment)
     AttachmentText.objects.update_or_create(
         pk=wanted.key, defaults={**fields, "account_id": wanted.account_id, "sha256": wanted.sha256}
     )

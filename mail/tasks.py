@@ -131,6 +131,9 @@ class _ConversionTask(Task[Any, Any]):
     # A file that kills the worker process must not be redelivered for ever: the pending
     # row is queued again by a later read, at most MAX_ATTEMPTS times.
     reject_on_worker_lost=False,
+    autoretry_for=(DatabaseError, OSError),
+    retry_backoff=2,
+    max_retries=3,
     time_limit=settings.ATTACHMENT_TEXT_TIME_LIMIT + HARD_LIMIT_GRACE_SECONDS,
 )
 def convert_attachment_text(attachment_id: str) -> str:
