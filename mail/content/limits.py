@@ -28,6 +28,18 @@ _REFIRE_SECONDS = 0.02
 _ORPHAN_SECONDS = 5.0
 
 
+def _in_finaliser(frame: FrameType | None) -> bool:
+    """Whether the interrupted code runs a finaliser (``__del__``, a weakref.finalize callback),
+    where Python would print and drop the exception: then the next alarm raises it instead."""
+    depth = 0
+    while frame is not None and depth < 64:
+        code = frame.f_code
+        if code.co_name == "__del__" or (code.co_name == "__call__" and code.co_filename.endswith("weakref.py")):
+            return True
+        frame, depth = frame.f_back, depth + 1
+    return False
+
+
 @contextmanager
 def time_limit(seconds: float) -> Iterator[bool]:
     """Raise ``TimeLimitExceeded`` in the block after ``seconds``; yields whether the limit is
@@ -44,6 +56,8 @@ def time_limit(seconds: float) -> Iterator[bool]:
         if time.monotonic() > deadline + _ORPHAN_SECONDS:
             active[0] = False
             signal.setitimer(signal.ITIMER_REAL, 0)
+            return
+        if _in_finaliser(frame):
             return
         raise TimeLimitExceeded(f"ran longer than {seconds:g} s")
 
