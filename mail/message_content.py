@@ -88,9 +88,10 @@ def _from_row(data: dict[str, Any]) -> MessageContent:
     )
 
 
-def message_content_compute(*, message: Message) -> MessageContent:
+def message_content_compute(*, message: Message, trusted_domains: list[str] | None = None) -> MessageContent:
     """The content of ``message`` from its raw MIME, not stored (a message without its raw
-    MIME, or whose object is gone, reads as an empty body)."""
+    MIME, or whose object is gone, reads as an empty body). ``trusted_domains``: the agent's,
+    when the caller has them already (a batch of one agent's mail)."""
     raw = b""
     if message.storage_key:
         try:
@@ -104,7 +105,7 @@ def message_content_compute(*, message: Message) -> MessageContent:
         sender_verified=message.sender_verified,
         received_at=message.received_at,
         attachments=list(message.attachments.all()),
-        trusted_domains=_trusted_domains(message),
+        trusted_domains=_trusted_domains(message) if trusted_domains is None else trusted_domains,
     )
 
 
@@ -176,19 +177,42 @@ def messages_hold_flagged(*, messages: list[Message]) -> set[str]:
 
 def message_contents_extract(*, message_ids: list[str]) -> int:
     """Compute and store the content of each message that has no current row (the task's
-    service; idempotent). Returns how many were computed."""
+    service; idempotent), and queue the conversion of their attachments. Returns how many
+    were computed. Per batch, not per message: the agents' trusted domains, the attachments,
+    the rows and the previews are each one query (per message they cost more than extracting
+    a small mail does)."""
     have = set(
         MessageContentRow.objects.filter(message_id__in=message_ids, version=CONTENT_VERSION).values_list(
             "message_id", flat=True
         )
     )
-    todo = Message.objects.filter(pk__in=[i for i in message_ids if i not in have]).select_related("agent")
-    count = 0
+    todo = list(
+        Message.objects.filter(pk__in=[i for i in message_ids if i not in have])
+        .select_related("agent")
+        .prefetch_related("attachments")
+    )
+    trusted: dict[int, list[str]] = {}
+    rows, previews = [], []
     for message in todo:
-        message_content_get(message=message)
-        count += 1
+        if message.agent_id not in trusted:
+            trusted[message.agent_id] = _trusted_domains(message)
+        content = message_content_compute(message=message, trusted_domains=trusted[message.agent_id])
+        rows.append(MessageContentRow(message_id=message.pk, version=CONTENT_VERSION, data=_to_row(content)))
+        if message.body_preview != content.body_preview:
+            message.body_preview = content.body_preview
+            previews.append(message)
+    try:
+        with transaction.atomic():
+            MessageContentRow.objects.bulk_create(
+                rows, update_conflicts=True, unique_fields=["message"], update_fields=["version", "data", "computed_at"]
+            )
+            Message.objects.bulk_update(previews, ["body_preview"])
+    except IntegrityError:
+        # A message of the batch was deleted meanwhile: store the others one by one.
+        for message in Message.objects.filter(pk__in=[m.pk for m in todo]).select_related("agent"):
+            message_content_get(message=message)
     attachment_texts_queue(message_ids=message_ids)
-    return count
+    return len(todo)
 
 
 def message_contents_queue(message_ids: list[str]) -> None:

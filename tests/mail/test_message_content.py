@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from mail.message_content import EVENT_TEXT_MAX_CHARS
+from mail.message_content import EVENT_TEXT_MAX_CHARS, message_contents_extract
 from mail.models import Attachment, AttachmentText, Message
 from mail.models import MessageContent as MessageContentRow
 from tests.mail.inbox_helpers import error_code
@@ -222,3 +222,22 @@ def test_a_message_read_with_stored_content_reads_the_message_and_its_content_in
     mail_queries = [q["sql"] for q in queries.captured_queries if '"mail_' in q["sql"]]
     assert len(mail_queries) == 1, mail_queries
     assert '"mail_messagecontent"' in mail_queries[0]
+
+
+def _queries_to_extract(message_ids: list[str]) -> int:
+    MessageContentRow.objects.filter(message_id__in=message_ids).delete()
+    with CaptureQueriesContext(connection) as queries:
+        assert message_contents_extract(message_ids=message_ids) == len(message_ids)
+    return len(queries.captured_queries)
+
+
+def test_the_content_task_costs_the_same_queries_for_one_message_or_many(owner: Any, deliver: Any) -> None:
+    ids = [
+        Message.objects.get(
+            delivery=deliver(build_mail(to=owner.address, subject=f"n{i}", body=f"Code {i}"), to=owner.address).delivery
+        ).pk
+        for i in range(5)
+    ]
+    assert _queries_to_extract(ids[:1]) == _queries_to_extract(ids)
+    assert MessageContentRow.objects.filter(message_id__in=ids).count() == 5
+    assert all(m.body_preview.startswith("Code") for m in Message.objects.filter(pk__in=ids))
