@@ -81,3 +81,14 @@ class TooMany(DomainError):
     def __init__(self, message: str | None = None, *, retry_after: int = 1, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class Unavailable(DomainError):
+    """Not ready yet (work under way elsewhere); ``retry_after`` seconds until it may be."""
+
+    code = "unavailable"
+    default_message = "Not available yet; retry shortly."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after

@@ -103,6 +103,7 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.TooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     domain.Unsupported: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     domain.TooMany: status.HTTP_429_TOO_MANY_REQUESTS,
+    domain.Unavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
     domain.DomainError: status.HTTP_400_BAD_REQUEST,
 }
 
@@ -112,7 +113,8 @@ def domain_status(exc: domain.DomainError) -> int:
 
 
 def _domain_response(exc: domain.DomainError) -> Response:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, domain.TooMany) else {}
+    retry_after = exc.retry_after if isinstance(exc, (domain.TooMany, domain.Unavailable)) else None
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
     set_rollback()
     return Response(error_body(exc.code, exc.message, exc.details), status=domain_status(exc), headers=headers)
 

@@ -214,6 +214,7 @@ CELERY_TASK_ROUTES = {
     "mail.tasks.sweep_queued_messages": {"queue": "send"},
     "webhooks.tasks.*": {"queue": "webhooks"},
     "mail.tasks.extract_content": {"queue": "content"},
+    "mail.tasks.convert_attachment_text": {"queue": "content"},
 }
 
 # --- API -------------------------------------------------------------------------------------
@@ -330,6 +331,10 @@ ATTACHMENT_UPLOAD_TTL_SECONDS = env_int("ATTACHMENT_UPLOAD_TTL_SECONDS", 24 * 36
 # Lifetime of the presigned GET URL a download redirects to in S3 mode.
 # GET /v1/messages/{id}/attachments/{att}/text converts at most this many bytes (413 above).
 ATTACHMENT_TEXT_MAX_BYTES = env_int("ATTACHMENT_TEXT_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
+# A conversion runs in the content worker and is stopped after this many seconds (415 then);
+# a read waits this long for a conversion under way before answering 503 with Retry-After.
+ATTACHMENT_TEXT_TIME_LIMIT = env_int("ATTACHMENT_TEXT_TIME_LIMIT", 30, minimum=1)
+ATTACHMENT_TEXT_WAIT_SECONDS = env_int("ATTACHMENT_TEXT_WAIT_SECONDS", 10, minimum=0)
 ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS = env_int("ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS", 300, minimum=10)
 CELERY_BEAT_SCHEDULE["sweep-expired-attachments"] = {
     "task": "mail.tasks.sweep_expired_attachments",

@@ -8,6 +8,11 @@ measured in the same process (the ratio is what to compare across noisy machines
 
     python bench/ingest.py [--n 2000] [--engines sqlite,postgres] [--profile out.prof]
     python bench/ingest.py --layouts packs,files --rounds 3   # local raw layouts, alternating
+    python bench/ingest.py --engines postgres --content off,on  # without / with the content task
+
+``--content on``: each process also runs what the ``content`` queue's task does for every
+batch it indexed (mail.message_content.message_contents_extract: the stored content and the
+attachment conversions queued), on the same cores, as a content worker shares the machine.
 
 PostgreSQL: a durable cluster (fsync on) from scripts/pg.sh in a temp folder on
 BENCH_PG_PORT (default 54338), unless BENCH_DATABASE_URL points at one.
@@ -42,6 +47,19 @@ from _common import (  # noqa: E402
 GOAL_PG = 1500.0
 
 
+def _process(ids: list[str], *, content: bool) -> None:
+    """Index a batch; with ``content``, then do the content task's work for it."""
+    from mail.ingest import deliveries_process
+    from mail.message_content import message_contents_extract
+    from mail.models import Message
+
+    deliveries_process(ids)
+    if content:
+        message_contents_extract(
+            message_ids=list(Message.objects.filter(delivery_id__in=ids).values_list("id", flat=True))
+        )
+
+
 def child(args: argparse.Namespace) -> None:
     data_dir = temp_dir("bench-ingest-")
     database_url = args.database_url or f"sqlite:///{data_dir}/db.sqlite3"
@@ -57,7 +75,7 @@ def child(args: argparse.Namespace) -> None:
 
     from directory.models import Account
     from directory.services import agent_create
-    from mail.ingest import Arrival, deliveries_accept, deliveries_process, delivery_accept, delivery_process
+    from mail.ingest import Arrival, deliveries_accept, delivery_accept, delivery_process
     from mail.models import InboundDelivery, Message
 
     account = Account.objects.create(name="bench")
@@ -98,7 +116,7 @@ def child(args: argparse.Namespace) -> None:
             cur.execute("SET synchronous_commit TO off")
     t0, c0 = time.perf_counter(), time.process_time()
     for start in range(0, len(ids), batch):
-        deliveries_process(ids[start : start + batch])
+        _process(ids[start : start + batch], content=args.content == "on")
     t_process, c_process = time.perf_counter() - t0, time.process_time() - c0
     pg_single = postgres_cpu_seconds(pg_cluster) - pg0
     if profiler:
@@ -128,7 +146,9 @@ def child(args: argparse.Namespace) -> None:
             {
                 "batch": batch,
                 "agents": args.agents,
+                "content": args.content,
                 "engine": f"{connection.vendor} {args.layout}"
+                + (" +content" if args.content == "on" else "")
                 + (" (worker async commit)" if args.worker_async_commit and connection.vendor == "postgresql" else ""),
                 "n": n,
                 "bytes": sum(map(len, mails)) // n,
@@ -161,7 +181,7 @@ def _parallel(args: argparse.Namespace, to: list[str]) -> tuple[float, float]:
     forked processes used."""
     from django.db import connections
 
-    from mail.ingest import Arrival, deliveries_accept, deliveries_process
+    from mail.ingest import Arrival, deliveries_accept
 
     mails = [(realistic_mail(i, to[i], seed=args.seed + 3), to[i]) for i in range(args.n)]
     shares = [mails[k :: args.procs] for k in range(args.procs)]
@@ -177,7 +197,7 @@ def _parallel(args: argparse.Namespace, to: list[str]) -> tuple[float, float]:
                     accepted = deliveries_accept(
                         [Arrival(raw, "smtp", [address]) for raw, address in share[start : start + args.batch]]
                     )
-                    deliveries_process([a.delivery.id for a in accepted])
+                    _process([a.delivery.id for a in accepted], content=args.content == "on")
             except BaseException:
                 import traceback
 
@@ -214,6 +234,9 @@ def main() -> None:
         "--layouts", default="packs", help="local raw layouts to compare, alternating: packs,files (a file per mail)"
     )
     parser.add_argument("--rounds", type=int, default=1, help="repeat every engine and layout this many times")
+    parser.add_argument(
+        "--content", default="off", help="off, on, or off,on: without and/or with the content task's work (alternating)"
+    )
     parser.add_argument("--layout", default="packs", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
@@ -225,9 +248,17 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(disk_cost(tempfile.gettempdir()))
     results = []
-    runs = [(e, lay) for _ in range(args.rounds) for e in args.engines.split(",") for lay in args.layouts.split(",")]
-    for engine, layout in runs:
+    runs = [
+        (e, lay, c)
+        for _ in range(args.rounds)
+        for e in args.engines.split(",")
+        for lay in args.layouts.split(",")
+        for c in args.content.split(",")
+    ]
+    for engine, layout, content in runs:
         child_args = [
+            "--content",
+            content,
             "--layout",
             layout,
             "--n",

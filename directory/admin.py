@@ -16,6 +16,7 @@ from directory.models import Account, Agent, ApiToken, Challenge
 from directory.services import (
     agent_create,
     agent_deactivate,
+    agent_hold_on_set,
     agent_id_clean,
     agent_token_rotate,
     agent_update,
@@ -30,9 +31,16 @@ class AccountAdmin(admin.ModelAdmin):
 
 
 class AgentForm(forms.ModelForm):
+    hold_on = forms.MultipleChoiceField(
+        choices=Agent.HoldFlag.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Inbound mail with any of these Safety flags is held in the moderation queue.",
+    )
+
     class Meta:
         model = Agent
-        fields = ["agent_id", "account", "display_name", "policy"]
+        fields = ["agent_id", "account", "display_name", "policy", "hold_on"]
 
     def clean_agent_id(self) -> str:
         try:
@@ -88,11 +96,12 @@ class AgentAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Agent, form: Any, change: bool) -> None:
         if change:
-            agent_update(agent=obj, display_name=obj.display_name, policy=obj.policy)
+            agent_update(agent=obj, display_name=obj.display_name, policy=obj.policy, hold_on=obj.hold_on)
             return
         agent, issued = agent_create(
             agent_id=obj.agent_id, account=obj.account, display_name=obj.display_name, policy=obj.policy
         )
+        agent_hold_on_set(agent=agent, hold_on=obj.hold_on or [])
         obj.pk = agent.pk
         self.message_user(
             request,

@@ -43,10 +43,21 @@ class Agent(models.Model):
         VERIFIED_ONLY = "verified_only", "Hold mail from unverified senders"
         ALLOWLIST = "allowlist", "Hold mail from senders not on the allow list"
 
+    class HoldFlag(models.TextChoices):
+        """The Safety flags of mail.content an agent may hold mail for (``hold_on``)."""
+
+        HIDDEN_TEXT = "hidden_text", "Hidden text"
+        INSTRUCTIONS_TO_MODEL = "instructions_to_model", "Instructions to a model"
+        LINK_TEXT_MISMATCH = "link_text_mismatch", "Link text that names another site"
+        LOOKALIKE_SENDER = "lookalike_sender", "Look-alike sender domain"
+
     agent_id = models.CharField(max_length=64, unique=True, validators=[validate_agent_id])
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="agents")
     display_name = models.CharField(max_length=200, blank=True)
     policy = models.CharField(max_length=20, choices=Policy.choices, default=Policy.OPEN)
+    # Safety flags (mail.content) that hold an inbound message for review instead of the
+    # inbox: e.g. ["instructions_to_model", "hidden_text"]. Empty: flags only inform.
+    hold_on = models.JSONField(default=list, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -187,11 +187,29 @@ def sender_entry_delete(*, entry: Sender | SenderRule) -> None:
     entry.delete()
 
 
-def agent_update(*, agent: Agent, display_name: str | None = None, policy: str | None = None) -> Agent:
+def agent_hold_on_set(*, agent: Agent, hold_on: list[str]) -> Agent:
+    """Which Safety flags hold an agent's inbound mail for review (the moderation queue)
+    instead of its inbox. Raises ``domain.Invalid`` (code invalid_hold_on)."""
+    values = [str(value).strip().lower() for value in hold_on]
+    if unknown := [value for value in values if value not in Agent.HoldFlag.values]:
+        raise domain.Invalid(
+            f"hold_on: {unknown[0]!r} is not one of {', '.join(Agent.HoldFlag.values)}", code="invalid_hold_on"
+        )
+    flags = [flag for flag in Agent.HoldFlag.values if flag in values]
+    Agent.objects.filter(pk=agent.pk).update(hold_on=flags)
+    agent.hold_on = flags
+    return agent
+
+
+def agent_update(
+    *, agent: Agent, display_name: str | None = None, policy: str | None = None, hold_on: list[str] | None = None
+) -> Agent:
     """Change what an operator may change about an agent; the id and account never change."""
     with transaction.atomic():
         if policy is not None:
             agent_policy_set(agent=agent, policy=policy)
+        if hold_on is not None:
+            agent_hold_on_set(agent=agent, hold_on=hold_on)
         if display_name is not None:
             Agent.objects.filter(pk=agent.pk).update(display_name=display_name)
         return Agent.objects.get(pk=agent.pk)

@@ -29,7 +29,16 @@ from mail import moderation, services
 from mail.archival import archive_job_start
 from mail.attachments import attachment_open
 from mail.message_content import message_content_get
-from mail.models import ArchiveJob, Attachment, InboundDelivery, Message, MessageLabel, ModerationItem, SendRequest
+from mail.models import (
+    ArchiveJob,
+    Attachment,
+    AttachmentText,
+    InboundDelivery,
+    Message,
+    MessageLabel,
+    ModerationItem,
+    SendRequest,
+)
 from mail.preview import message_headers, preview_csp
 from mail.smtp_tls import received_transport
 from mail.storage import raw_open
@@ -363,6 +372,19 @@ class AttachmentAdmin(RecordAdmin):
     list_filter = ["kind", "state"]
     raw_id_fields = ["message"]
     list_select_related = ["agent"]
+    show_full_result_count = False
+    paginator = BoundedCountPaginator
+
+
+@admin.register(AttachmentText)
+class AttachmentTextAdmin(RecordAdmin):
+    """Attachments as text, one row per distinct file of an account: staff see here the
+    conversions that failed or ran out of time (status, error), which the API answers 415."""
+
+    list_display = ["key", "status", "error", "attempts", "truncated", "updated_at"]
+    list_filter = ["status"]
+    search_fields = ["key", "sha256"]
+    exclude = ["text"]
     show_full_result_count = False
     paginator = BoundedCountPaginator
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from assmbl.celery import task_queue
 from directory.models import Agent
 from mail import services
+from mail.message_content import message_contents_forget
 from mail.models import ArchiveJob, Message
 
 BATCH = 200
@@ -52,6 +53,8 @@ def archive_job_run(*, job_id: int) -> ArchiveJob:
                     services.message_delete(message=message)
                 else:
                     services.message_archive_set(message=message, archived=job.action == ArchiveJob.Action.ARCHIVE)
+            if job.action == ArchiveJob.Action.ARCHIVE:
+                message_contents_forget(messages=batch)
             job.done += len(batch)
             job.save(update_fields=["done"])
     except Exception as exc:

@@ -30,7 +30,7 @@ from directory.models import Agent
 from mail import authn
 from mail.addresses import agents_for_addresses
 from mail.attachments import attachment_parts_store
-from mail.message_content import message_contents_queue
+from mail.message_content import message_contents_queue, messages_hold_flagged
 from mail.models import Attachment, InboundDelivery, Message
 from mail.parsing import HashingReader, ParsedMail, parse_mail_stream
 from mail.release import messages_received
@@ -449,6 +449,11 @@ def _index(units: list[_Unit]) -> None:
     Attachment.objects.bulk_create(attachments)
     # A duplicate is kept for staff only: it counts for no sender and answers no challenge.
     senders_observe(messages=[m for m in messages if m.disposition != Message.Disposition.DUPLICATE], facts=facts)
+    # Before the event: a message the agent's hold_on holds is never announced to it.
+    held = messages_hold_flagged(messages=messages)
+    for unit, message in zip(todo, messages, strict=True):
+        if message.pk in held:
+            unit.outcome = message.disposition
     attachments_of: dict[str, list[Attachment]] = defaultdict(list)
     for attachment in attachments:
         attachments_of[attachment.message_id].append(attachment)

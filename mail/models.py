@@ -397,13 +397,37 @@ class MessageContent(models.Model):
 
 
 class AttachmentText(models.Model):
-    """An attachment turned into text, keyed by what it is (its bytes' SHA-256, its kind and
-    the extractor's version), so the same file is converted once however often it is read."""
+    """An attachment turned into text by the ``convert_attachment_text`` task, keyed by what
+    it is within one account (the account, the kind, its bytes' SHA-256 and the converter's
+    version), so the same file is converted once however often it is read. A conversion that
+    failed or ran out of time is kept too, with its reason, for staff and so that a file that
+    hangs the converter is not tried again on every read."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Being converted"
+        DONE = "done", "Converted"
+        UNREADABLE = "unreadable", "Could not be read (broken, encrypted)"
+        TIME_LIMIT = "time_limit", "Ran out of time (ATTACHMENT_TEXT_TIME_LIMIT)"
+        FAILED = "failed", "The converter crashed"
 
     key = models.CharField(primary_key=True, max_length=120)
+    # No foreign key: the row outlives any one attachment of these bytes; it is pruned when
+    # no attachment of the account's unarchived mail has them (mail.message_content).
+    account_id = models.BigIntegerField(null=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DONE)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
     text = models.TextField()
     truncated = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # Pruning after a delete or a retention archive: this account's rows of these bytes.
+            models.Index(fields=["account_id", "sha256"], name="mail_attachmenttext_sha"),
+        ]
 
     def __str__(self) -> str:
         return self.key

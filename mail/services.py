@@ -16,6 +16,7 @@ from django.utils import timezone
 from assmbl import domain
 from mail import storage
 from mail.attachments import attachment_objects_prune
+from mail.message_content import attachment_texts_prune
 from mail.models import Message, MessageLabel
 
 log = logging.getLogger(__name__)
@@ -151,10 +152,14 @@ def message_delete(*, message: Message) -> None:
         siblings = _siblings(message)
         if not any(m.pk == message.pk for m in siblings):
             return
-        part_keys = list(message.attachments.exclude(storage_key="").values_list("storage_key", flat=True))
-        Message.objects.filter(pk=message.pk).delete()  # its attachment rows with it
+        parts = list(message.attachments.values_list("storage_key", "sha256"))
+        part_keys = [key for key, _ in parts if key]
+        Message.objects.filter(pk=message.pk).delete()  # its attachment rows (and its content row) with it
         if part_keys:
             transaction.on_commit(lambda: attachment_objects_prune(part_keys))
+        if shas := {sha for _, sha in parts if sha}:
+            account_id = message.agent.account_id
+            transaction.on_commit(lambda: attachment_texts_prune(account_id=account_id, sha256s=shas))
         key = message.storage_key
         if not key:
             return

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.exceptions import TimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
@@ -15,7 +16,12 @@ from mail.attachments import attachments_expire
 from mail.dispatch import TransientSendError, message_dispatch, message_fail, messages_queued_stale
 from mail.idempotency import send_requests_purge
 from mail.ingest import deliveries_process
-from mail.message_content import message_contents_extract
+from mail.message_content import (
+    HARD_LIMIT_GRACE_SECONDS,
+    attachment_text_convert,
+    attachment_text_fail,
+    message_contents_extract,
+)
 from mail.models import InboundDelivery
 
 
@@ -109,3 +115,27 @@ def run_archive_job(job_id: int) -> str:
 def extract_content(message_ids: list[str]) -> int:
     """Compute the stored content of new messages (mail.message_content); a spare run is a no-op."""
     return message_contents_extract(message_ids=message_ids)
+
+
+class _ConversionTask(Task[Any, Any]):
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        # Celery calls this in the worker's main process when the hard time limit killed the
+        # child mid-conversion (the task itself records every other outcome).
+        if isinstance(exc, TimeLimitExceeded) and args:
+            attachment_text_fail(attachment_id=args[0], error=f"stopped by the hard time limit ({exc})")
+
+
+@shared_task(
+    base=_ConversionTask,
+    acks_late=True,
+    # A file that kills the worker process must not be redelivered for ever: the pending
+    # row is queued again by a later read, at most MAX_ATTEMPTS times.
+    reject_on_worker_lost=False,
+    autoretry_for=(DatabaseError, OSError),
+    retry_backoff=2,
+    max_retries=3,
+    time_limit=settings.ATTACHMENT_TEXT_TIME_LIMIT + HARD_LIMIT_GRACE_SECONDS,
+)
+def convert_attachment_text(attachment_id: str) -> str:
+    """Convert one attachment to text under ATTACHMENT_TEXT_TIME_LIMIT (mail.message_content)."""
+    return attachment_text_convert(attachment_id=attachment_id)

@@ -39,6 +39,7 @@ from directory.models import POSTMASTER, Account, Agent, Challenge, Sender, Send
 from directory.services import SenderAction, sender_pattern_clean
 from mail import authn
 from mail.addresses import agent_for_address
+from mail.message_content import HOLD_REASON_PREFIX, message_hold_reason
 from mail.models import Message
 from mail.release import message_release
 from webhooks.services import event_record
@@ -403,7 +404,13 @@ def held_release(*, agent: Agent, address: str) -> int:
     held = Message.objects.for_agent(agent).inbound().filter(disposition=Message.Disposition.HELD, sender=address)
     for message in held.select_related("agent").select_for_update():
         decision = trust_evaluate(agent=agent, sender=message.sender, authentication=message.authentication)
-        if decision.disposition != Message.Disposition.INBOX:
+        if decision.disposition != Message.Disposition.INBOX or message.quarantine_reason.startswith(
+            HOLD_REASON_PREFIX
+        ):
+            continue
+        if reason := message_hold_reason(message=message):
+            # Its sender is now trusted, but its content is what the agent holds mail for.
+            Message.objects.filter(pk=message.pk).update(quarantine_reason=reason)
             continue
         released += message_release(message=message, sender_verified=decision.sender_verified)
     return released

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -72,6 +73,25 @@ def visibility_lag() -> timedelta:
     return timedelta(milliseconds=settings.WEBHOOKS_EVENTS_VISIBILITY_LAG_MS)
 
 
+PayloadCompleter = Callable[[list[dict[str, Any]]], None]
+_completers: dict[str, PayloadCompleter] = {}
+
+
+def payload_completer_register(event_type: str, completer: PayloadCompleter) -> None:
+    """Extension point for an app above this one (mail): ``completer`` receives the payloads
+    of one page of ``event_type`` events as they are read, and fills in, in place, what was
+    not known yet when they were recorded (a message's content, computed after its ingest).
+    It must not raise for a payload it cannot complete, and must not reach outside the
+    payload's own agent (a page is one agent's)."""
+    _completers[event_type] = completer
+
+
+def _complete(events: list[Event]) -> None:
+    for event_type, completer in _completers.items():
+        if payloads := [e.payload for e in events if e.type == event_type and isinstance(e.payload, dict)]:
+            completer(payloads)
+
+
 def event_item(event: Event) -> dict[str, Any]:
     return {
         "id": event.id,
@@ -103,6 +123,7 @@ def events_page(*, agent: Agent, after: Cursor | None, limit: int) -> Page:
         visible.append(event)
     has_more = len(visible) > limit or (len(visible) < len(rows) and len(visible) == limit)
     visible = visible[:limit]
+    _complete(visible)
     if visible:
         last = visible[-1]
         cursor = Cursor(last.seq, _ms(last.created_at))

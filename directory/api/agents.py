@@ -34,10 +34,11 @@ from directory.services import agent_create, agent_deactivate, agent_token_rotat
 
 class AgentSerializer(serializers.ModelSerializer[Agent]):
     address = serializers.CharField(read_only=True)
+    hold_on = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
         model = Agent
-        fields = ["agent_id", "address", "display_name", "policy", "is_active", "created_at"]
+        fields = ["agent_id", "address", "display_name", "policy", "hold_on", "is_active", "created_at"]
         ref_name = "Agent"
 
 
@@ -65,6 +66,12 @@ class AgentUpdateSerializer(InputSerializer):
 
     display_name = HeaderTextField(required=False, **_DISPLAY_NAME)
     policy = StrictChoiceField(choices=Agent.Policy.choices, required=False)
+    hold_on = serializers.ListField(
+        child=StrictChoiceField(choices=Agent.HoldFlag.choices),
+        required=False,
+        max_length=len(Agent.HoldFlag.values),
+        help_text="Safety flags that hold inbound mail for review (the moderation queue) instead of the inbox",
+    )
 
     class Meta:
         ref_name = "AgentUpdate"
@@ -174,7 +181,7 @@ class AgentView(OperatorAPIView):
 
     @extend_schema(
         operation_id="agents_update",
-        summary="Change display name or policy",
+        summary="Change display name, policy or hold_on",
         request=AgentUpdateSerializer,
         responses={200: AgentSerializer, **error_responses(400, 404, 413, 415)},
     )

@@ -177,8 +177,11 @@ class MessageAttachmentTextView(AgentAPIView):
     @extend_schema(
         operation_id="message_attachment_text",
         summary="An attachment of a message as text (PDF, DOCX, XLSX, PPTX, HTML, CSV, text)",
-        description="Converted once per distinct file and kept; 415 for a type without text "
-        "(or a file that cannot be read), 413 over ATTACHMENT_TEXT_MAX_BYTES.",
+        description="Converted once per distinct file of the account, in the worker (usually right "
+        "after the mail arrives) under ATTACHMENT_TEXT_TIME_LIMIT, and kept; a read waits up to "
+        "ATTACHMENT_TEXT_WAIT_SECONDS for a conversion under way. 415 for a type without text, or a "
+        "file that could not be converted (details.reason: unreadable, time_limit, failed); 413 over "
+        "ATTACHMENT_TEXT_MAX_BYTES; 503 attachment_text_pending with Retry-After while still converting.",
         responses={200: AttachmentTextSchema, **error_responses(404, 413, 415)},
     )
     def get(self, request: Request, message_id: str, attachment_id: str) -> Response:

@@ -51,8 +51,17 @@ class MessageView(AgentAPIView):
         responses={200: MessageDetailSchema, **error_responses(404)},
     )
     def get(self, request: Request, message_id: str) -> Response:
-        message = message_for_agent_or_404(self.agent(request), message_id)
-        message = services.message_refetch(message=message)
+        # One query: the item's relations and the stored content row with the message (on a
+        # loaded machine each round trip to the database costs more than the rest of the read).
+        message = (
+            Message.objects.for_agent(self.agent(request))
+            .with_item_relations()
+            .select_related("content")
+            .filter(pk=message_id)
+            .first()
+        )
+        if message is None:
+            raise NotFound("No such message.", code="message_not_found")
         # First: computing the content may set the message's BodyPreview (from ExtractedText).
         content = message_content_get(message=message).as_api()
         return Response({**message_item(message), **content, "raw_mime": _raw_text(message)})

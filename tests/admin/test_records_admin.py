@@ -22,6 +22,7 @@ RECORDS = [
     "mail/sendrequest",
     "mail/attachment",
     "mail/inbounddelivery",
+    "mail/attachmenttext",
     "directory/challenge",
 ]
 

@@ -31,6 +31,7 @@ def test_each_task_goes_to_the_queue_of_its_class() -> None:
     for task in ("send_delivery", "dispatch_event", "dispatch_due_deliveries", "prune_events"):
         assert _queue_of(f"webhooks.tasks.{task}") == "webhooks"
     assert _queue_of("mail.tasks.extract_content") == "content"
+    assert _queue_of("mail.tasks.convert_attachment_text") == "content"
     assert _queue_of("mail.tasks.run_archive_job") == "celery"
     routed = {_queue_of(name) for name in app.tasks if not name.startswith("celery.")}
     assert routed <= set(app.amqp.queues)

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from directory.models import Account, Agent, ApiToken
 from directory.services import token_create
+from mail.content.safety import FLAG_ORDER
 from tests.mail.inbox_helpers import error_code
 
 pytestmark = pytest.mark.django_db
@@ -143,3 +144,25 @@ def test_it_refuses_an_unknown_field_instead_of_ignoring_it(operator: Any, owner
     assert response.json()["error"]["details"] == {"unknown": ["is_active"], "field": "is_active"}
     agent = Agent.objects.get(pk=owner.agent.pk)
     assert agent.display_name == "" and agent.is_active
+
+
+def test_an_operator_sets_the_flags_that_hold_an_agents_mail(operator: Any, owner: Any) -> None:
+    response = operator.patch(
+        "/v1/agents/owner", {"hold_on": ["instructions_to_model", "hidden_text"]}, format="json"
+    )
+    assert response.status_code == 200
+    assert response.json()["hold_on"] == ["hidden_text", "instructions_to_model"]
+    assert Agent.objects.get(agent_id="owner").hold_on == ["hidden_text", "instructions_to_model"]
+    assert operator.get("/v1/agents/owner").json()["hold_on"] == ["hidden_text", "instructions_to_model"]
+    assert operator.patch("/v1/agents/owner", {"hold_on": []}, format="json").json()["hold_on"] == []
+
+
+@pytest.mark.parametrize("hold_on", [["spam"], "instructions_to_model", [1], [None]])
+def test_it_refuses_an_unknown_hold_on_flag(operator: Any, owner: Any, hold_on: Any) -> None:
+    response = operator.patch("/v1/agents/owner", {"hold_on": hold_on}, format="json")
+    assert response.status_code == 400
+    assert Agent.objects.get(agent_id="owner").hold_on == []
+
+
+def test_the_hold_on_flags_are_the_content_services_flags() -> None:
+    assert list(Agent.HoldFlag.values) == list(FLAG_ORDER)

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from mail.message_content import EVENT_TEXT_MAX_CHARS
+from mail.message_content import EVENT_TEXT_MAX_CHARS, message_contents_extract
 from mail.models import Attachment, AttachmentText, Message
 from mail.models import MessageContent as MessageContentRow
 from tests.mail.inbox_helpers import error_code
@@ -162,3 +162,82 @@ def test_a_sent_message_gets_its_content_after_commit(owner: Any, post: Any) -> 
 
     assert MessageContentRow.objects.get(message_id=message_id).data["codes"] == ["555123"]
     assert owner.client.get(f"/v1/messages/{message_id}").json()["ExtractedText"] == "Your code is 555123"
+
+
+@pytest.fixture
+def no_visibility_lag(settings: Any) -> None:
+    # The events API holds back events younger than the lag on PostgreSQL; these tests read
+    # the log right after ingest.
+    settings.WEBHOOKS_EVENTS_VISIBILITY_LAG_MS = 0
+
+
+def _read_received(persona: Any) -> list[dict[str, Any]]:
+    items = persona.client.get("/v1/events?wait=0").json()["items"]
+    return [item["data"] for item in items if item["type"] == "message.received"]
+
+
+def test_the_event_log_gives_every_agent_extracted_text_and_codes(
+    owner: Any, deliver: Any, no_visibility_lag: None
+) -> None:
+    message = _deliver_file(deliver, owner, "otp-german")
+    # No webhook wants it: ingest did not compute the content for the recorded payload.
+    assert "ExtractedText" not in _received_event(owner)
+
+    [data] = _read_received(owner)
+    assert data["MessageID"] == message.id
+    assert data["ExtractedText"] == _expected("otp-german")["extracted_text"]
+    assert data["Codes"] == ["482913"]
+    assert data["BodyPreview"] == " ".join(_expected("otp-german")["extracted_text"].split())[:256]
+
+
+def test_the_event_log_computes_content_its_task_has_not_stored_yet(
+    owner: Any, deliver: Any, no_visibility_lag: None
+) -> None:
+    long_body = "Your code is 482913.\n\n" + "word " * 3000
+    message = Message.objects.get(
+        delivery=deliver(build_mail(to=owner.address, subject="Long", body=long_body), to=owner.address).delivery
+    )
+    MessageContentRow.objects.filter(message=message).delete()
+
+    [data] = _read_received(owner)
+    assert len(data["ExtractedText"]) == EVENT_TEXT_MAX_CHARS and data["Codes"] == ["482913"]
+    assert MessageContentRow.objects.filter(message=message).exists()
+
+
+def test_the_event_log_keeps_the_payload_of_a_deleted_message(
+    owner: Any, deliver: Any, no_visibility_lag: None
+) -> None:
+    message = _deliver_file(deliver, owner, "otp-german")
+    Message.objects.filter(pk=message.pk).delete()
+    [data] = _read_received(owner)
+    assert data["MessageID"] == message.id and "ExtractedText" not in data
+
+
+def test_a_message_read_with_stored_content_reads_the_message_and_its_content_in_one_query(
+    owner: Any, deliver: Any
+) -> None:
+    message = _deliver_file(deliver, owner, "newsletter-hidden-preheader")
+    with CaptureQueriesContext(connection) as queries:
+        assert owner.client.get(f"/v1/messages/{message.id}").status_code == 200
+    mail_queries = [q["sql"] for q in queries.captured_queries if '"mail_' in q["sql"]]
+    assert len(mail_queries) == 1, mail_queries
+    assert '"mail_messagecontent"' in mail_queries[0]
+
+
+def _queries_to_extract(message_ids: list[str]) -> int:
+    MessageContentRow.objects.filter(message_id__in=message_ids).delete()
+    with CaptureQueriesContext(connection) as queries:
+        assert message_contents_extract(message_ids=message_ids) == len(message_ids)
+    return len(queries.captured_queries)
+
+
+def test_the_content_task_costs_the_same_queries_for_one_message_or_many(owner: Any, deliver: Any) -> None:
+    ids = [
+        Message.objects.get(
+            delivery=deliver(build_mail(to=owner.address, subject=f"n{i}", body=f"Code {i}"), to=owner.address).delivery
+        ).pk
+        for i in range(5)
+    ]
+    assert _queries_to_extract(ids[:1]) == _queries_to_extract(ids)
+    assert MessageContentRow.objects.filter(message_id__in=ids).count() == 5
+    assert all(m.body_preview.startswith("Code") for m in Message.objects.filter(pk__in=ids))
