@@ -11,7 +11,7 @@ def forget_unowned_texts(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mail', '0010_message_content'),
+        ('mail', '0012_search_grammar'),
     ]
 
     operations = [
