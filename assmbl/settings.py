@@ -313,6 +313,10 @@ WEBHOOKS_DISABLE_AFTER_DAYS = env_int("WEBHOOKS_DISABLE_AFTER_DAYS", 5, minimum=
 WEBHOOKS_EVENT_RETENTION_DAYS = env_int("WEBHOOKS_EVENT_RETENTION_DAYS", 30, minimum=1)
 # GET /v1/events only returns events at least this old; see webhooks/events.py for why.
 WEBHOOKS_EVENTS_VISIBILITY_LAG_MS = env_int("WEBHOOKS_EVENTS_VISIBILITY_LAG_MS", 500, minimum=0)
+# Fill in, as the event log is read, what a payload could not carry when it was recorded:
+# message.received gets ExtractedText and Codes for every agent (GET /v1/events, the SDK,
+# MCP), though ingest computes content only for agents whose webhooks push it.
+WEBHOOKS_PAYLOAD_COMPLETERS = {"message.received": "mail.message_content.message_received_payloads_complete"}
 CELERY_BEAT_SCHEDULE["dispatch-webhook-deliveries"] = {
     "task": "webhooks.tasks.dispatch_due_deliveries",
     "schedule": 3.0,

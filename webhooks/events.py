@@ -20,6 +20,7 @@ again without ``after`` (and reconciles through GET /v1/inbox).
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from assmbl import domain
 from directory.models import Agent
@@ -74,20 +76,21 @@ def visibility_lag() -> timedelta:
 
 
 PayloadCompleter = Callable[[list[dict[str, Any]]], None]
-_completers: dict[str, PayloadCompleter] = {}
 
 
-def payload_completer_register(event_type: str, completer: PayloadCompleter) -> None:
-    """Extension point for an app above this one (mail): ``completer`` receives the payloads
-    of one page of ``event_type`` events as they are read, and fills in, in place, what was
-    not known yet when they were recorded (a message's content, computed after its ingest).
-    It must not raise for a payload it cannot complete, and must not reach outside the
-    payload's own agent (a page is one agent's)."""
-    _completers[event_type] = completer
+@functools.cache
+def _completers() -> dict[str, PayloadCompleter]:
+    """settings.WEBHOOKS_PAYLOAD_COMPLETERS, imported: the extension point for an app above
+    this one (mail), wired in settings so that this layer never imports it. A completer
+    receives the payloads of one page of its event type as they are read, and fills in, in
+    place, what was not known yet when they were recorded (a message's content, computed
+    after its ingest). It must not raise for a payload it cannot complete, and must not
+    reach outside the payload's own agent (a page is one agent's)."""
+    return {event_type: import_string(path) for event_type, path in settings.WEBHOOKS_PAYLOAD_COMPLETERS.items()}
 
 
 def _complete(events: list[Event]) -> None:
-    for event_type, completer in _completers.items():
+    for event_type, completer in _completers().items():
         if payloads := [e.payload for e in events if e.type == event_type and isinstance(e.payload, dict)]:
             completer(payloads)
 
