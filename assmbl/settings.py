@@ -193,7 +193,10 @@ if CELERY_BROKER_URL == "filesystem://":
         # kombu writes its fanout/pidbox state to ./control unless told otherwise.
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # Consumers' wake sockets: a publish wakes them at once (compat/kombu_fs.py).
+        "wake_folder": str(_broker_dir / "wake"),
     }
+    CELERY_BROKER_TRANSPORT = "compat.kombu_fs:Transport"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
