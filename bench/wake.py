@@ -77,7 +77,8 @@ def longpoll(base: str, token: str, seen: Seen, stop: threading.Event) -> None:
 
 def sse(base: str, token: str, seen: Seen, stop: threading.Event) -> None:
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=None) as client:
-        with client.stream("GET", "/v1/events/stream", params={"from": "now"}) as response:
+        after = client.get("/v1/events").json()["next_cursor"]
+        with client.stream("GET", "/v1/events/stream", params={"after": after}) as response:
             if response.status_code != 200:
                 print(f"SSE: {response.status_code}, not measured")
                 return
@@ -133,7 +134,7 @@ def ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> Non
         if proc.poll() is not None:
             raise RuntimeError("manage.py serve exited; see serve.log")
         try:
-            httpx.get(f"{base}/v1/schema", timeout=2)
+            httpx.get(f"{base}/v1/inbox", timeout=2)
             return
         except httpx.HTTPError:
             time.sleep(0.3)

@@ -66,6 +66,13 @@ include-operation-id = "agents_get"
 headers = {{ Authorization = "Bearer {operator_token}" }}
 checks.use_after_free.enabled = false
 
+# The event stream does not end (it is for clients that stay connected): its schema is
+# checked in-process by tests/test_schema.py, where it ends, and it is proved live by
+# tests/webhooks/test_events_waiting.py.
+[[operations]]
+include-path = "/v1/events/stream"
+enabled = false
+
 [[operations]]
 include-path-regex = "{OPERATOR_PATHS}"
 headers = {{ Authorization = "Bearer {operator_token}" }}
