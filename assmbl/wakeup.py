@@ -8,8 +8,8 @@ requests wait for one (the long-poll, the event stream): "agent N has something 
   ``DATA_DIR/wake/events``, sent after the commit.
 
 A signal is only a hint that makes a waiter look again now: waiters still look every
-``WAIT_FALLBACK_POLL_SECONDS`` without one (a signal lost with a listener's reconnect, a
-socket whose buffer was full), so nothing waits forever on a lost signal.
+now and then without one (a socket whose buffer was full), and a listener that
+(re)connects wakes every waiter (``wake(None)``), since it may have missed signals, so nothing waits forever on a lost signal.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _datagrams(payload: bytes) -> None:
 
 
 class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, wake: Callable[[int], None]) -> None:
+    def __init__(self, wake: Callable[[int | None], None]) -> None:
         self.wake = wake
 
     def datagram_received(self, data: bytes, addr: object) -> None:
@@ -81,7 +81,7 @@ class _Datagrams(asyncio.DatagramProtocol):
                 self.wake(int(part))
 
 
-async def wake_listen(wake: Callable[[int], None]) -> None:
+async def wake_listen(wake: Callable[[int | None], None]) -> None:
     """Run for the life of the web process: call ``wake(agent_pk)`` for every signal."""
     if connection.vendor == "postgresql":
         await _listen_postgres(wake)
@@ -89,7 +89,7 @@ async def wake_listen(wake: Callable[[int], None]) -> None:
         await _listen_datagrams(wake)
 
 
-async def _listen_datagrams(wake: Callable[[int], None]) -> None:
+async def _listen_datagrams(wake: Callable[[int | None], None]) -> None:
     folder = _folder()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
@@ -108,7 +108,7 @@ async def _listen_datagrams(wake: Callable[[int], None]) -> None:
                 os.unlink(leftover)
 
 
-async def _listen_postgres(wake: Callable[[int], None]) -> None:
+async def _listen_postgres(wake: Callable[[int | None], None]) -> None:
     s = connection.settings_dict
     params = {
         "dbname": s["NAME"], "user": s["USER"], "password": s["PASSWORD"], "host": s["HOST"], "port": s["PORT"],
@@ -118,6 +118,7 @@ async def _listen_postgres(wake: Callable[[int], None]) -> None:
         try:
             async with await psycopg.AsyncConnection.connect(**params, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
+                wake(None)  # whatever was signalled while not listening
                 async for notify in conn.notifies():
                     if notify.payload.isdigit():
                         wake(int(notify.payload))

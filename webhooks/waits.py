@@ -35,7 +35,9 @@ from assmbl.wakeup import wake_listen
 from directory.models import Agent
 from webhooks.events import Cursor, Page, event_item, events_page, visibility_lag
 
-FALLBACK_POLL_SECONDS = 5.0
+# Without a signal a waiter still looks this often: a signal can be lost (a full socket
+# buffer), and the listener's reconnect wakes every waiter itself.
+FALLBACK_POLL_SECONDS = 30.0
 HEARTBEAT_SECONDS = 15.0
 # An SSE lease is renewed at every heartbeat; it lapses this long after its last renewal.
 STREAM_LEASE_SECONDS = 60.0
@@ -90,8 +92,10 @@ class Hub:
     waiters: dict[int, set[asyncio.Event]] = field(default_factory=dict)
     listener: asyncio.Task[None] | None = None
 
-    def wake(self, agent_pk: int) -> None:
-        for event in self.waiters.get(agent_pk, ()):
+    def wake(self, agent_pk: int | None) -> None:
+        """Wake the agent's waiters; None: every waiter (signals may have been missed)."""
+        held = self.waiters.get(agent_pk, ()) if agent_pk is not None else [e for s in self.waiters.values() for e in s]
+        for event in held:
             event.set()
 
     def register(self, agent_pk: int) -> asyncio.Event:
@@ -164,28 +168,45 @@ def sse_event(item: dict[str, Any], cursor: str) -> bytes:
     return f"id: {cursor}\nevent: {item['type']}\ndata: {json.dumps(item, separators=(',', ':'))}\n\n".encode()
 
 
+async def _signalled(signal: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(signal.wait(), timeout=seconds)
+        return True
+    except TimeoutError:
+        return False
+
+
 async def stream_events(pool: Executor, deferred: Deferred) -> AsyncGenerator[bytes, None]:
-    """The event stream: every event after the cursor, then each new one as it comes, a
-    heartbeat comment when quiet; renews the lease at each heartbeat."""
+    """The event stream: every event after the cursor, then each new one as it comes; a
+    heartbeat comment when quiet (no read), the lease renewed every half of its life."""
     loop = asyncio.get_running_loop()
     signal = HUB.register(deferred.agent.pk)
-    after = deferred.after
+    after, renewed, lag = deferred.after, time.monotonic(), visibility_lag().total_seconds()
     try:
         yield f"retry: 2000\n: {settings.WAITS_PER_TOKEN} waits per token\n\n".encode()
         while True:
-            page = await _next_page(pool, deferred, after, signal, time.monotonic() + HEARTBEAT_SECONDS)
+            signal.clear()
+            page = await _read(pool, deferred, after)
             for event in page.events:
                 after = Cursor(event.seq, int(event.created_at.timestamp() * 1000))
                 yield sse_event(event_item(event), after.encode())
-            if not page.events:
+            if page.has_more:
+                continue
+            quiet = 0.0
+            while not await _signalled(signal, HEARTBEAT_SECONDS) and quiet < FALLBACK_POLL_SECONDS:
+                quiet += HEARTBEAT_SECONDS
                 yield b": heartbeat\n\n"
-                await loop.run_in_executor(
-                    pool,
-                    lambda: lease_take(
-                        key=deferred.lease_key, member=deferred.lease, cap=settings.WAITS_PER_TOKEN,
-                        ttl=STREAM_LEASE_SECONDS, now=time.time(),
-                    ),
-                )
+                if time.monotonic() - renewed > STREAM_LEASE_SECONDS / 2:
+                    renewed = time.monotonic()
+                    await loop.run_in_executor(pool, lambda: _renew(deferred))
+            if signal.is_set() and lag:
+                await asyncio.sleep(lag)  # readable once the lag has passed
     finally:
         HUB.unregister(deferred.agent.pk, signal)
         await loop.run_in_executor(pool, lambda: lease_give_back(key=deferred.lease_key, member=deferred.lease))
+
+
+def _renew(deferred: Deferred) -> None:
+    lease_take(
+        key=deferred.lease_key, member=deferred.lease, cap=settings.WAITS_PER_TOKEN, ttl=STREAM_LEASE_SECONDS, now=time.time()
+    )
