@@ -176,6 +176,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the DATA_DIR (serve.log)")
     args = parser.parse_args()
     data_dir = temp_dir("assmbl-wake-")
+    os.chmod(data_dir, 0o755)  # as root, scripts/pg.sh runs the cluster as postgres, who must reach it
     base = f"http://127.0.0.1:{args.http_port}"
     proc, env = start(args, data_dir)
     stop = threading.Event()
@@ -229,7 +230,8 @@ def main() -> None:
         print(f"sessions  {args.sessions} indexed {lag} s after the last 250 (goal <= 1 s), {result['sessions']['msg_per_s']} msg/s")
     finally:
         stop.set()
-        os.killpg(proc.pid, 15)
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
         proc.wait(60)
         if args.keep:
             print(f"DATA_DIR kept: {data_dir}")
