@@ -39,6 +39,8 @@ from webhooks.events import Cursor, Page, event_item, events_page, visibility_la
 # buffer), and the listener's reconnect wakes every waiter itself.
 FALLBACK_POLL_SECONDS = 30.0
 HEARTBEAT_SECONDS = 15.0
+# How often a signalled waiter looks again while the event is younger than the lag.
+RECHECK_SECONDS = 0.1
 # An SSE lease is renewed at every heartbeat; it lapses this long after its last renewal.
 STREAM_LEASE_SECONDS = 60.0
 # In the environ of a request served by assmbl/asgi.py: the view may defer its wait.
@@ -126,19 +128,18 @@ async def _read(pool: Executor, deferred: Deferred, after: Cursor | None) -> Pag
 async def _next_page(pool: Executor, deferred: Deferred, after: Cursor | None, signal: asyncio.Event, until: float) -> Page:
     """The next non-empty page after ``after``, or an empty one at ``until`` (monotonic)."""
     lag = visibility_lag().total_seconds()
+    woken_at: float | None = None
     while True:
         signal.clear()
         page = await _read(pool, deferred, after)
         left = until - time.monotonic()
         if page.events or left <= 0:
             return page
-        try:
-            await asyncio.wait_for(signal.wait(), timeout=min(left, FALLBACK_POLL_SECONDS))
-        except TimeoutError:
+        if woken_at is not None and time.monotonic() - woken_at < lag + RECHECK_SECONDS:
+            # Signalled, but the event is readable only once the lag has passed.
+            await asyncio.sleep(min(RECHECK_SECONDS, left))
             continue
-        if lag:
-            # Woken by an event that becomes readable only when the lag has passed.
-            await asyncio.sleep(min(lag, max(0.0, until - time.monotonic())))
+        woken_at = time.monotonic() if await _signalled(signal, min(left, FALLBACK_POLL_SECONDS)) else None
 
 
 async def wait_page(pool: Executor, deferred: Deferred, disconnected: Awaitable[Any]) -> dict[str, Any] | None:
@@ -200,7 +201,11 @@ async def stream_events(pool: Executor, deferred: Deferred) -> AsyncGenerator[by
                     renewed = time.monotonic()
                     await loop.run_in_executor(pool, lambda: _renew(deferred))
             if signal.is_set() and lag:
-                await asyncio.sleep(lag)  # readable once the lag has passed
+                # Readable once the lag has passed: look until it is.
+                page = await _next_page(pool, deferred, after, signal, time.monotonic() + lag + RECHECK_SECONDS)
+                for event in page.events:
+                    after = Cursor(event.seq, int(event.created_at.timestamp() * 1000))
+                    yield sse_event(event_item(event), after.encode())
     finally:
         HUB.unregister(deferred.agent.pk, signal)
         await loop.run_in_executor(pool, lambda: lease_give_back(key=deferred.lease_key, member=deferred.lease))
