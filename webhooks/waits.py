@@ -135,8 +135,8 @@ async def _next_page(pool: Executor, deferred: Deferred, after: Cursor | None, s
         left = until - time.monotonic()
         if page.events or left <= 0:
             return page
-        if woken_at is not None and time.monotonic() - woken_at < lag + RECHECK_SECONDS:
-            # Signalled, but the event is readable only once the lag has passed.
+        if page.pending or (woken_at is not None and time.monotonic() - woken_at < lag + RECHECK_SECONDS):
+            # There is an event (or a signal said so) readable only once the lag has passed.
             await asyncio.sleep(min(RECHECK_SECONDS, left))
             continue
         woken_at = time.monotonic() if await _signalled(signal, min(left, FALLBACK_POLL_SECONDS)) else None
@@ -192,6 +192,9 @@ async def stream_events(pool: Executor, deferred: Deferred) -> AsyncGenerator[by
                 after = Cursor(event.seq, int(event.created_at.timestamp() * 1000))
                 yield sse_event(event_item(event), after.encode())
             if page.has_more:
+                continue
+            if page.pending:
+                await asyncio.sleep(RECHECK_SECONDS)  # readable once the lag has passed
                 continue
             quiet = 0.0
             while not await _signalled(signal, HEARTBEAT_SECONDS) and quiet < FALLBACK_POLL_SECONDS:
