@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import json
 import math
 import random
 import time
@@ -218,6 +219,66 @@ class RetryState:
         return delay
 
 
+# --- The event stream (GET /v1/events/stream, Server-Sent Events) ------------------------------
+STREAM_PATH = "/events/stream"
+# The server sends a heartbeat comment every 15 s: a connection silent for this long is dead.
+STREAM_READ_TIMEOUT = 60.0
+
+
+@dataclass
+class SseParser:
+    """Lines of a text/event-stream in, ``(id, data)`` of each complete event out (the
+    WHATWG rules this API uses: ``id``, ``event``, ``data``, comments, a blank line ends
+    an event)."""
+
+    event_id: str | None = None
+    data: list[str] = field(default_factory=list)
+
+    def feed(self, line: str) -> tuple[str | None, str] | None:
+        if not line:
+            if not self.data:
+                return None
+            done, self.data = (self.event_id, "\n".join(self.data)), []
+            return done
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "data":
+            self.data.append(value)
+        elif name == "id":
+            self.event_id = value
+        return None
+
+
+class StreamState:
+    """The reconnect decision of an event stream, shared by both clients: each drop
+    reconnects with ``Last-Event-ID``, after a backoff that resets once events flow."""
+
+    def __init__(self, last_event_id: str | None) -> None:
+        self.last_event_id = last_event_id
+        self.attempt = 0
+
+    def headers(self, auth: Mapping[str, str]) -> dict[str, str]:
+        extra = {"Last-Event-ID": self.last_event_id} if self.last_event_id else {}
+        return {**auth, "Accept": "text/event-stream", **extra}
+
+    def refused(self, response: httpx.Response) -> float:
+        """Seconds before reconnecting after a non-200 answer (429, 5xx), or raises its error."""
+        if response.status_code == 429 or response.status_code >= 500:
+            return self.after_drop(parse_retry_after(response.headers.get("Retry-After")))
+        raise error_from_response(response)
+
+    def after_drop(self, retry_after: float | None = None) -> float:
+        delay = backoff_delay(min(self.attempt, 5), retry_after)
+        self.attempt += 1
+        return delay
+
+    def item(self, event: tuple[str | None, str]) -> dict[str, Any]:
+        self.attempt = 0
+        self.last_event_id = event[0] or self.last_event_id
+        item: dict[str, Any] = json.loads(event[1])
+        return item
+
+
 def same_origin(url: str, base_url: str) -> bool:
     a, b = urlsplit(url), urlsplit(base_url)
     return (a.scheme, a.netloc) == (b.scheme, b.netloc)
@@ -287,6 +348,7 @@ class _Endpoints(Generic[_J, _B, _N]):
         self.max_retries = max_retries
         self._auth = {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT}
         self.last_event_cursor: str | None = None
+        self.last_event_id: str | None = None
 
     def _call(self, spec: RequestSpec) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError

@@ -96,6 +96,30 @@ class AsyncAgentMailClient(_core._Endpoints[Awaitable[JSON], Awaitable[bytes], A
             for event in page.get("items", []):
                 yield event
 
+    async def iter_event_stream(self, last_event_id: str | None = None) -> AsyncIterator[JSON]:
+        """``AgentMailClient.iter_event_stream``: every event after ``last_event_id``, as it
+        happens, reconnecting with ``Last-Event-ID`` after a drop; ``self.last_event_id``."""
+        state = _core.StreamState(last_event_id)
+        timeout = httpx.Timeout(self.timeout, read=_core.STREAM_READ_TIMEOUT)
+        while True:
+            try:
+                async with self._http.stream(
+                    "GET", self.base_url + _core.STREAM_PATH, headers=state.headers(self._auth), timeout=timeout
+                ) as response:
+                    if response.status_code != 200:
+                        await response.aread()
+                        await asyncio.sleep(state.refused(response))
+                        continue
+                    parser = _core.SseParser()
+                    async for line in response.aiter_lines():
+                        if (event := parser.feed(line)) is not None:
+                            item = state.item(event)
+                            self.last_event_id = state.last_event_id
+                            yield item
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(state.after_drop())
+
     async def wait_for_message(
         self, q: str | None = None, timeout: float = 60, after: str | None = None, *, new_only: bool = False
     ) -> JSON | None:

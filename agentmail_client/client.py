@@ -105,6 +105,33 @@ class AgentMailClient(_core._Endpoints[JSON, bytes, None]):
             self.last_event_cursor = after
             yield from page.get("items", [])
 
+    def iter_event_stream(self, last_event_id: str | None = None) -> Iterator[JSON]:
+        """Every event after ``last_event_id`` (an event's ``id`` from the stream, or a
+        ``next_cursor`` of ``list_events``; the start of the event log when None), forever,
+        as each one happens, over ``GET /v1/events/stream`` (Server-Sent Events). A dropped
+        connection, a 5xx or a 429 reconnects after a backoff with ``Last-Event-ID``, so no
+        event is missed or repeated; the id to resume from is ``self.last_event_id``."""
+        state = _core.StreamState(last_event_id)
+        timeout = httpx.Timeout(self.timeout, read=_core.STREAM_READ_TIMEOUT)
+        while True:
+            try:
+                with self._http.stream(
+                    "GET", self.base_url + _core.STREAM_PATH, headers=state.headers(self._auth), timeout=timeout
+                ) as response:
+                    if response.status_code != 200:
+                        response.read()
+                        time.sleep(state.refused(response))
+                        continue
+                    parser = _core.SseParser()
+                    for line in response.iter_lines():
+                        if (event := parser.feed(line)) is not None:
+                            item = state.item(event)
+                            self.last_event_id = state.last_event_id
+                            yield item
+            except httpx.TransportError:
+                pass
+            time.sleep(state.after_drop())
+
     def wait_for_message(
         self, q: str | None = None, timeout: float = 60, after: str | None = None, *, new_only: bool = False
     ) -> JSON | None:

@@ -121,3 +121,91 @@ def window_hit(*, key: str, period: int, now: float) -> Hit:
         log.warning("rate limit store unavailable; letting the request through", exc_info=True)
         return Hit(count=0, reset_in=reset_in)
     return Hit(count=count, reset_in=reset_in)
+
+
+# --- Leases: how many of a kind a key holds at once (the concurrent waits of a token) -------------
+# A lease is taken when a wait starts and given back when it ends; one whose holder died
+# (a killed web process) lapses after its ttl, so a cap never stays spent.
+
+
+class LeaseStore(Protocol):
+    def take(self, key: str, member: str, *, cap: int, until: float, now: float) -> bool:
+        """Hold ``member`` under ``key`` until ``until`` if fewer than ``cap`` unexpired
+        leases are held there; atomically across every process that shares the store."""
+        ...
+
+    def give_back(self, key: str, member: str) -> None: ...
+
+
+class RedisLeases:
+    def __init__(self, url: str) -> None:
+        self._redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+
+    def take(self, key: str, member: str, *, cap: int, until: float, now: float) -> bool:
+        name = f"assmbl:leases:{key}"
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zremrangebyscore(name, "-inf", now)
+        pipe.zadd(name, {member: until})
+        pipe.zcard(name)
+        pipe.expire(name, int(until - now) + 1)
+        held = int(pipe.execute()[2])
+        if held > cap:
+            self._redis.zrem(name, member)
+            return False
+        return True
+
+    def give_back(self, key: str, member: str) -> None:
+        self._redis.zrem(f"assmbl:leases:{key}", member)
+
+
+class SqliteLeases(SqliteCounter):
+    def _leases(self) -> sqlite3.Connection:
+        connection = self._connection()
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS leases (key TEXT NOT NULL, member TEXT NOT NULL, until REAL NOT NULL,"
+            " PRIMARY KEY (key, member))"
+        )
+        return connection
+
+    def take(self, key: str, member: str, *, cap: int, until: float, now: float) -> bool:
+        connection = self._leases()
+        # IMMEDIATE: the count and the insert under one write lock.
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute("DELETE FROM leases WHERE key = ? AND until < ?", (key, now))
+            (held,) = connection.execute(
+                "SELECT count(*) FROM leases WHERE key = ? AND member != ?", (key, member)
+            ).fetchone()
+            if held >= cap:
+                return False
+            connection.execute("INSERT OR REPLACE INTO leases (key, member, until) VALUES (?, ?, ?)", (key, member, until))
+            return True
+        finally:
+            connection.execute("COMMIT")
+
+    def give_back(self, key: str, member: str) -> None:
+        self._leases().execute("DELETE FROM leases WHERE key = ? AND member = ?", (key, member))
+
+
+@lru_cache(maxsize=4)
+def _leases(cache_url: str, db_path: str) -> LeaseStore:
+    if cache_url.startswith(("redis://", "rediss://")):
+        return RedisLeases(cache_url)
+    return SqliteLeases(db_path)
+
+
+def lease_take(*, key: str, member: str, cap: int, ttl: float, now: float) -> bool:
+    """Hold one of ``cap`` leases of ``key`` for ``ttl`` seconds (taking it again renews it).
+    If the store cannot be reached the lease is granted, as a hit is counted."""
+    try:
+        return _leases(settings.CACHE_URL, str(settings.RATE_LIMIT_DB)).take(key, member, cap=cap, until=now + ttl, now=now)
+    except (redis.RedisError, sqlite3.Error):
+        log.warning("lease store unavailable; granting the lease", exc_info=True)
+        return True
+
+
+def lease_give_back(*, key: str, member: str) -> None:
+    try:
+        _leases(settings.CACHE_URL, str(settings.RATE_LIMIT_DB)).give_back(key, member)
+    except (redis.RedisError, sqlite3.Error):
+        log.warning("lease store unavailable; the lease lapses on its own", exc_info=True)

@@ -193,7 +193,10 @@ if CELERY_BROKER_URL == "filesystem://":
         # kombu writes its fanout/pidbox state to ./control unless told otherwise.
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # Consumers' wake sockets: a publish wakes them at once (compat/kombu_fs.py).
+        "wake_folder": str(_broker_dir / "wake"),
     }
+    CELERY_BROKER_TRANSPORT = "compat.kombu_fs:Transport"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
@@ -324,6 +327,9 @@ CELERY_BEAT_SCHEDULE["dispatch-webhook-deliveries"] = {
     "options": {"expires": 3.0},
 }
 CELERY_BEAT_SCHEDULE["prune-events"] = {"task": "webhooks.tasks.prune_events", "schedule": 3600.0}
+# Waiting requests (GET /v1/events?wait=, GET /v1/events/stream) one token may hold open at
+# once, across every web process; the next gets 429 too_many_waits.
+WAITS_PER_TOKEN = env_int("WAITS_PER_TOKEN", 16, minimum=1)
 # --- Attachments ---------------------------------------------------------------------------------
 # Per message: the sum of the attachments of one send. Base64 inflates by 4/3, so 28 MiB of
 # attachments is about 37.3 MiB on the wire, inside SES's 40 MB with room for the body.

@@ -33,6 +33,7 @@ does and checks every answer over raw sockets.
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -51,7 +52,7 @@ from gunicorn.http.errors import (
     UnsupportedTransferCoding,
 )
 from gunicorn.http.wsgi import Response, default_environ
-from gunicorn.workers import gthread
+from gunicorn.workers import gasgi, gthread
 
 # The gunicorn releases this module was read against; tests/compat/test_gunicorn.py fails
 # on any other, naming what to re-check (the list above).
@@ -219,3 +220,45 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]  # gunicorn ship
             util.write_nonblock(client, head.encode("latin-1") + body)
         except Exception:
             self.log.debug("Failed to send error message.")
+
+
+# --- The ASGI worker (manage.py serve: ``--worker-class compat.gunicorn.ASGIWorker``) -------------
+# gunicorn's native asyncio worker, with the same JSON envelope for what its parser refuses.
+# Internals relied on (re-check on an upgrade): ``ASGIProtocol._send_error_response(status,
+# message, extra_headers)``, the one place its protocol writes an error of its own; the
+# module global ``gunicorn.workers.gasgi.ASGIProtocol``, which ``ASGIWorker._serve`` looks up
+# when it creates each connection's protocol; ``self.cfg.threads``.
+
+_ASGI_ERRORS = {status: (code, message) for _, status, _, code, message in _ERRORS}
+
+
+class EnvelopeProtocol(gasgi.ASGIProtocol):  # type: ignore[misc]  # gunicorn ships no types
+    def _send_error_response(self, status: int, message: str, extra_headers: Iterable[tuple[str, str]] = ()) -> None:
+        code, text = _ASGI_ERRORS.get(status, ("error", "The request could not be served."))
+        if status == 400:
+            text = f"{text}: {message[:200]}."
+        body = json.dumps(error_body(code, text)).encode()
+        reason = _REASONS.get(status, "Error")
+        extra = "".join(f"{name}: {value}\r\n" for name, value in extra_headers)
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"{extra}Connection: close\r\n\r\n"
+        )
+        self._safe_write(head.encode("latin-1"))
+        self._safe_write(body)
+
+
+_REASONS = {status: reason for _, status, reason, _, _ in _ERRORS}
+
+
+class ASGIWorker(gasgi.ASGIWorker):  # type: ignore[misc]
+    """The app (assmbl/asgi.py) runs sync views on a pool of ``--threads`` threads."""
+
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        pass  # gunicorn warns that its ASGI worker ignores --threads: ours passes it on
+
+    def init_process(self) -> None:
+        os.environ["WEB_THREADS"] = str(self.cfg.threads)
+        gasgi.ASGIProtocol = EnvelopeProtocol
+        super().init_process()

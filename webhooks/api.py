@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -16,6 +17,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,7 +27,7 @@ from assmbl.errors import ApiError, NotFound, ValidationFailed
 from assmbl.inputs import StrictBooleanField, StrictCharField, input_validate
 from assmbl.openapi import error_responses
 from directory.auth import IsAgent, TokenUser, token_user
-from webhooks.events import MAX_WAIT, Cursor, event_item, events_page, events_wait
+from webhooks.events import MAX_WAIT, Cursor, Page, event_item, events_page, events_wait
 from webhooks.models import Delivery, Endpoint, Event
 from webhooks.services import (
     endpoint_create,
@@ -34,6 +36,7 @@ from webhooks.services import (
     endpoint_rotate_secret,
     endpoint_update,
 )
+from webhooks.waits import ASYNC_WAITS, Deferred, sse_event, wait_begin
 
 
 class IsAgentOrOperator(BasePermission):
@@ -392,7 +395,7 @@ class EventListView(APIView):
                     "has_more": serializers.BooleanField(),
                 },
             ),
-            **error_responses(400, 410),
+            **error_responses(400, 410, 429),
         },
     )
     def get(self, request: Request) -> Response:
@@ -401,12 +404,84 @@ class EventListView(APIView):
         wait = _int_param(request, "wait", default=0, low=0, high=MAX_WAIT)
         after_raw = request.query_params.get("after")
         after = Cursor.decode(after_raw) if after_raw is not None else None
-        agent = token_user(request).agent
+        user = token_user(request)
+        agent = user.agent
         assert agent is not None  # IsAgent
-        if wait:
+        if wait and request.META.get(ASYNC_WAITS):
+            page = events_page(agent=agent, after=after, limit=limit)
+            if not page.events:
+                # The ASGI layer waits on the event loop, holding no thread (webhooks/waits.py).
+                deferred = wait_begin(token_prefix=user.token.prefix, agent=agent, after=after, limit=limit, seconds=wait)
+                return _deferring(Response(_page_body(page)), deferred)
+        elif wait:
             page = events_wait(agent=agent, after=after, limit=limit, wait=wait)
         else:
             page = events_page(agent=agent, after=after, limit=limit)
-        return Response(
-            {"items": [event_item(e) for e in page.events], "next_cursor": page.next_cursor, "has_more": page.has_more}
+        return Response(_page_body(page))
+
+
+def _page_body(page: Page) -> dict[str, Any]:
+    return {"items": [event_item(e) for e in page.events], "next_cursor": page.next_cursor, "has_more": page.has_more}
+
+
+def _deferring(response: Response, deferred: Deferred) -> Response:
+    response.deferred = deferred  # type: ignore[attr-defined]  # read by assmbl/asgi.py
+    return response
+
+
+class EventStreamView(APIView):
+    """GET /v1/events/stream — the calling agent's events as Server-Sent Events."""
+
+    permission_classes = [IsAgent]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
+        # A client of the stream asks for text/event-stream; its errors are the JSON envelope.
+        return JSONRenderer(), "application/json"
+
+    @extend_schema(
+        operation_id="events_stream",
+        parameters=[
+            OpenApiParameter(
+                "after",
+                {"type": "string", "minLength": 1, "maxLength": 200, "format": "event-cursor"},
+                description="start after this cursor (next_cursor of GET /v1/events); the Last-Event-ID header wins",
+            ),
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "description": "the cursor just past this event"},
+                        "event": {"type": "string", "description": "the event's type"},
+                        "data": {"type": "string", "description": "the event, as an item of GET /v1/events (JSON)"},
+                    },
+                },
+                description="Server-Sent Events: `id: <cursor>`, `event: <type>`, `data: <event JSON>`; "
+                "a `: heartbeat` comment when quiet",
+            ),
+            **error_responses(400, 410, 429),
+        },
+    )
+    def get(self, request: Request) -> HttpResponse:
+        _reject_unknown(request.query_params, {"after"})
+        raw = request.headers.get("Last-Event-ID") or request.query_params.get("after")
+        after = Cursor.decode(raw) if raw else None
+        user = token_user(request)
+        agent = user.agent
+        assert agent is not None  # IsAgent
+        # Refuses an expired cursor (410) before any byte of the stream goes out.
+        page = events_page(agent=agent, after=after, limit=100)
+        if request.META.get(ASYNC_WAITS):
+            deferred = wait_begin(
+                token_prefix=user.token.prefix, agent=agent, after=after, limit=100, seconds=0, stream=True
+            )
+            response = HttpResponse(b"", content_type="text/event-stream")
+            response.deferred = deferred  # type: ignore[attr-defined]  # read by assmbl/asgi.py
+            return response
+        # Served without the ASGI layer (WSGI, the test client): what there is now, then the
+        # end of the stream; the client reconnects with Last-Event-ID, as after any drop.
+        body = b"retry: 2000\n\n" + b"".join(
+            sse_event(event_item(e), Cursor(e.seq, int(e.created_at.timestamp() * 1000)).encode()) for e in page.events
         )
+        return HttpResponse(body, content_type="text/event-stream")

@@ -109,6 +109,9 @@ class Page:
     events: list[Event]
     next_cursor: str
     has_more: bool
+    # An event after the cursor exists but is younger than the visibility lag: it becomes
+    # readable within the lag, so a waiter looks again soon instead of waiting for a signal.
+    pending: bool = False
 
 
 def events_page(*, agent: Agent, after: Cursor | None, limit: int) -> Page:
@@ -120,8 +123,10 @@ def events_page(*, agent: Agent, after: Cursor | None, limit: int) -> Page:
     after_seq = after.seq if after else 0
     rows = list(Event.objects.filter(agent=agent, seq__gt=after_seq).order_by("seq")[: limit + 1])
     visible: list[Event] = []
+    pending = False
     for event in rows:
         if event.created_at > cutoff:
+            pending = True
             break
         visible.append(event)
     has_more = len(visible) > limit or (len(visible) < len(rows) and len(visible) == limit)
@@ -134,7 +139,7 @@ def events_page(*, agent: Agent, after: Cursor | None, limit: int) -> Page:
         # Nothing new up to the cutoff: the cursor stays put but its clock moves on, so a
         # quiet agent's cursor does not expire.
         cursor = Cursor(after_seq, max(after.at_ms if after else 0, _ms(cutoff)))
-    return Page(events=visible, next_cursor=cursor.encode(), has_more=has_more)
+    return Page(events=visible, next_cursor=cursor.encode(), has_more=has_more, pending=pending)
 
 
 def events_wait(*, agent: Agent, after: Cursor | None, limit: int, wait: float) -> Page:

@@ -27,6 +27,7 @@ from standardwebhooks.webhooks import Webhook
 
 from assmbl import domain
 from assmbl.celery import task_queue
+from assmbl.wakeup import wake_on_commit
 from directory.models import Account, Agent
 from webhooks.egress import UnsafeUrl, egress_request, url_check
 from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
@@ -109,6 +110,7 @@ def events_record(items: list[tuple[Agent, str, dict[str, Any]]]) -> list[Event]
     events = Event.objects.bulk_create(
         [Event(agent=agent, type=type, payload=payload_fit(payload)) for agent, type, payload in items]
     )
+    wake_on_commit(agent.pk for agent, _, _ in items)
     now = timezone.now()
     deliveries = [
         Delivery(event=event, endpoint=endpoint, webhook_id=event.id, next_attempt_at=now)

@@ -13,4 +13,5 @@ urlpatterns: list[URLPattern] = [
     path("webhooks/<str:endpoint_id>/replay", api.WebhookReplayView.as_view(), name="webhook-replay"),
     path("webhooks/<str:endpoint_id>/deliveries", api.WebhookDeliveriesView.as_view(), name="webhook-deliveries"),
     path("events", api.EventListView.as_view(), name="events"),
+    path("events/stream", api.EventStreamView.as_view(), name="events-stream"),
 ]

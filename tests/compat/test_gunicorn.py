@@ -1,6 +1,6 @@
 """compat.gunicorn: the installed gunicorn is one it was checked against, and the web
 server as `manage.py serve` starts it (web_command: gunicorn with
-compat.gunicorn.ThreadWorker), over raw sockets: every /v1 answer is the JSON
+compat.gunicorn.ASGIWorker, serving assmbl/asgi.py), over raw sockets: every /v1 answer is the JSON
 envelope, including what gunicorn refuses before the app sees it, a 413 says whether the
 connection stays open, and a chunked body reaches the API (issue 21, item 8)."""
 
@@ -185,7 +185,8 @@ def test_a_control_character_in_the_authorization_header_is_a_json_400(server: i
         reply = http.request(get("/v1/inbox", b"Authorization: " + value))
     assert reply.status == 400
     assert reply.error_code() == "bad_request"
-    assert "AUTHORIZATION" in json.loads(reply.body)["error"]["message"]
+    # gunicorn's ASGI parser does not name the header (its WSGI parser did).
+    assert "header" in json.loads(reply.body)["error"]["message"]
 
 
 def test_a_disallowed_host_is_a_json_400(server: int) -> None:
@@ -208,7 +209,7 @@ def test_a_413_to_a_body_the_server_drains_keeps_the_connection_alive(server: in
     with Connection(server) as http:
         reply = http.request(*post("/v1/send", b"x" * (LIMIT + 1)))
         assert reply.status == 413
-        assert reply.headers["connection"] == "keep-alive"
+        assert reply.headers.get("connection", "keep-alive") == "keep-alive"  # HTTP/1.1's default
         again = http.request(get("/v1/inbox"))
     assert again.status == 401 and again.error_code() == "unauthenticated"
 
@@ -236,7 +237,7 @@ def test_a_chunked_body_is_read_by_the_api(server: int, operator_token: bytes) -
         head, _ = post("/v1/agents", b"", operator_token, b"Transfer-Encoding: chunked")
         reply = http.request(head, chunked(body))
         assert reply.status == 201, reply.body
-        assert reply.headers["connection"] == "keep-alive"
+        assert reply.headers.get("connection", "keep-alive") == "keep-alive"  # HTTP/1.1's default
         again = http.request(get("/v1/agents/chunky", operator_token))
     assert again.status == 200
     assert Agent.objects.get(agent_id="chunky").display_name.startswith("Sent in chunks")

@@ -36,12 +36,13 @@ def _bin(name: str) -> str:
 def web_command(http_port: int, web_workers: int, threads: int, host: str = "127.0.0.1") -> list[str]:
     return [
         _bin("gunicorn"),
-        "assmbl.wsgi",
+        "assmbl.asgi:application",
         "--bind", f"{host}:{http_port}",
         "--workers", str(web_workers),
-        # gthread: a long-poll holds a thread, not a whole worker process. Ours answers what
-        # gunicorn itself refuses with the JSON envelope, and says when it will close.
-        "--worker-class", "compat.gunicorn.ThreadWorker",
+        # gunicorn's asyncio worker: the views run on `threads` threads of each worker, and a
+        # long-poll or event stream waits on its event loop, holding none (assmbl/asgi.py).
+        # Ours answers what gunicorn itself refuses with the JSON envelope.
+        "--worker-class", "compat.gunicorn.ASGIWorker",
         "--threads", str(threads),
         # The longest request line gunicorn can bound (its default is 4094), so that an
         # over-long q or cursor reaches the API, which says what is wrong with it; past

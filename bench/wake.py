@@ -1,0 +1,245 @@
+"""Wake-up latency from the SMTP 250, against the service as `make run` / `make run-stack`
+start it (`manage.py serve`, its own DATA_DIR, ports from the command line).
+
+Phase 1 (latency): ``--mails`` mails ``--gap`` seconds apart, each in its own SMTP session,
+to an agent with a loopback webhook, a long-poll (``GET /v1/events?wait=30``) and an SSE
+stream open, and an inbox poller: for each mail, from its 250 to the webhook POST, to the
+long-poll's and the stream's return, and to its first sight in ``GET /v1/inbox``.
+Phase 2 (throughput): ``--sessions`` sequential single-mail sessions, back to back; how long
+after the last 250 the last one is in the inbox, and msg/s from the first 250.
+
+    .venv/bin/python bench/wake.py                 # embedded (SQLite, filesystem broker)
+    .venv/bin/python bench/wake.py --stack         # PostgreSQL + Redis
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, cleanup, percentile, temp_dir  # noqa: E402
+
+GOALS = {"webhook": 1.0, "longpoll": 0.5, "sse": 0.5, "visible": 0.5}
+
+
+class Seen:
+    """First arrival time of each subject, per channel."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.at: dict[str, dict[str, float]] = {}
+
+    def mark(self, channel: str, subject: str) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self.at.setdefault(channel, {}).setdefault(subject, now)
+
+
+def receiver(seen: Seen) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.mark("webhook", str(body.get("data", {}).get("Subject", "")))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def longpoll(base: str, token: str, seen: Seen, stop: threading.Event) -> None:
+    after = ""
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=40) as client:
+        after = client.get("/v1/events").json()["next_cursor"]
+        while not stop.is_set():
+            page = client.get("/v1/events", params={"after": after, "wait": 30}).json()
+            for item in page.get("items", []):
+                seen.mark("longpoll", str(item["data"].get("Subject", "")))
+            after = page.get("next_cursor", after)
+
+
+def sse(base: str, token: str, seen: Seen, stop: threading.Event) -> None:
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=None) as client:
+        after = client.get("/v1/events").json()["next_cursor"]
+        with client.stream("GET", "/v1/events/stream", params={"after": after}) as response:
+            if response.status_code != 200:
+                print(f"SSE: {response.status_code}, not measured")
+                return
+            for line in response.iter_lines():
+                if stop.is_set():
+                    return
+                if line.startswith("data: "):
+                    seen.mark("sse", str(json.loads(line[6:])["data"].get("Subject", "")))
+
+
+def inbox_poller(base: str, token: str, seen: Seen, stop: threading.Event) -> None:
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
+        cursor = None
+        while not stop.is_set():
+            params: dict[str, Any] = {"limit": 100}
+            if cursor:
+                params["cursor"] = cursor
+            page = client.get("/v1/inbox", params=params).json()
+            for item in page.get("items", []):
+                seen.mark("visible", str(item.get("Subject", "")))
+            cursor = page.get("next_cursor") or cursor
+            time.sleep(0.02)
+
+
+def send_one(port: int, rcpt: str, subject: str) -> float:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "bench@example.com", rcpt, subject
+    msg.set_content("wake bench\n")
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.sendmail("bench@example.com", [rcpt], msg.as_bytes())
+        return time.monotonic()
+
+
+def start(args: argparse.Namespace, data_dir: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    env = {**os.environ, "DATA_DIR": data_dir, "DEBUG": "1", "WEBHOOKS_ALLOW_LOOPBACK": "1", "LOG_LEVEL": "WARNING"}
+    if not args.stack:
+        env.pop("DATABASE_URL", None)
+    py = sys.executable
+    subprocess.run([py, "-m", "assmbl.devenv"], cwd=ROOT, env=env, check=True)
+    cmd = [py, "manage.py", "serve", "--http-port", str(args.http_port), "--smtp-port", str(args.smtp_port)]
+    if args.stack:
+        cmd += ["--stack", "--pg-port", str(args.pg_port), "--redis-port", str(args.redis_port)]
+    else:
+        subprocess.run([py, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    log = open(Path(data_dir) / "serve.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+    return proc, env
+
+
+def ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("manage.py serve exited; see serve.log")
+        try:
+            httpx.get(f"{base}/v1/inbox", timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise RuntimeError("the web server never answered")
+
+
+def agent(env: dict[str, str], name: str) -> dict[str, str]:
+    # manage.py reads DATA_DIR/dev.env (the secrets serve uses) for what env does not set.
+    out = subprocess.run(
+        [sys.executable, "manage.py", "create_agent", name, "--json"],
+        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def stats(seen: Seen, sent: dict[str, float]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for channel in ("webhook", "longpoll", "sse", "visible"):
+        got = seen.at.get(channel, {})
+        lat = [got[s] - t for s, t in sent.items() if s in got]
+        out[channel] = {
+            "n": len(lat), "of": len(sent),
+            "p50": round(percentile(lat, 50), 3) if lat else None,
+            "p99": round(percentile(lat, 99), 3) if lat else None,
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stack", action="store_true")
+    parser.add_argument("--mails", type=int, default=40)
+    parser.add_argument("--gap", type=float, default=0.25)
+    parser.add_argument("--sessions", type=int, default=100)
+    parser.add_argument("--http-port", type=int, default=int(os.environ.get("BENCH_HTTP_PORT", "8107")))
+    parser.add_argument("--smtp-port", type=int, default=int(os.environ.get("BENCH_SMTP_PORT", "2607")))
+    parser.add_argument("--pg-port", type=int, default=int(os.environ.get("BENCH_PG_PORT", "5447")))
+    parser.add_argument("--redis-port", type=int, default=int(os.environ.get("BENCH_REDIS_PORT", "6387")))
+    parser.add_argument("--keep", action="store_true", help="keep the DATA_DIR (serve.log)")
+    args = parser.parse_args()
+    data_dir = temp_dir("assmbl-wake-")
+    os.chmod(data_dir, 0o755)  # as root, scripts/pg.sh runs the cluster as postgres, who must reach it
+    base = f"http://127.0.0.1:{args.http_port}"
+    proc, env = start(args, data_dir)
+    stop = threading.Event()
+    try:
+        ready(base, proc)
+        who = agent(env, "waker")
+        token, rcpt = who["token"], who["address"]
+        seen = Seen()
+        hook = receiver(seen)
+        r = httpx.post(f"{base}/v1/webhooks", headers={"Authorization": f"Bearer {token}"},
+                       json={"url": f"http://127.0.0.1:{hook.server_address[1]}/hook"}, timeout=10)
+        assert r.status_code == 201, r.text
+        for target in (longpoll, sse, inbox_poller):
+            threading.Thread(target=target, args=(base, token, seen, stop), daemon=True).start()
+        time.sleep(2)
+        sent: dict[str, float] = {}
+        for i in range(args.mails):
+            subject = f"wake-{i}"
+            sent[subject] = send_one(args.smtp_port, rcpt, subject)
+            time.sleep(args.gap)
+        time.sleep(max(5.0, 3 * args.gap))
+        latency = stats(seen, sent)
+        burst: dict[str, float] = {}
+        first = time.monotonic()
+        for i in range(args.sessions):
+            subject = f"burst-{i}"
+            burst[subject] = send_one(args.smtp_port, rcpt, subject)
+        last_subject = f"burst-{args.sessions - 1}"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and len([s for s in burst if s in seen.at.get("visible", {})]) < len(burst):
+            time.sleep(0.05)
+        visible = seen.at.get("visible", {})
+        done = max(visible.get(s, float("nan")) for s in burst)
+        result = {
+            "mode": "stack" if args.stack else "embedded",
+            "latency": latency,
+            "sessions": {
+                "n": args.sessions,
+                "indexed": len([s for s in burst if s in visible]),
+                "last_after_its_250": round(visible.get(last_subject, float("nan")) - burst[last_subject], 3),
+                "all_indexed_after_last_250": round(done - burst[last_subject], 3),
+                "msg_per_s": round(args.sessions / (done - first), 1),
+            },
+        }
+        print(json.dumps(result, indent=1))
+        for channel, goal in GOALS.items():
+            p99 = latency[channel]["p99"]
+            print(f"{channel:9} p50 {latency[channel]['p50']} s  p99 {p99} s  goal p99 <= {goal} s  "
+                  f"{'ok' if p99 is not None and p99 <= goal and latency[channel]['n'] == args.mails else 'MISSED'}")
+        lag = result["sessions"]["all_indexed_after_last_250"]
+        print(f"sessions  {args.sessions} indexed {lag} s after the last 250 (goal <= 1 s), {result['sessions']['msg_per_s']} msg/s")
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+        proc.wait(60)
+        if args.keep:
+            print(f"DATA_DIR kept: {data_dir}")
+        else:
+            cleanup(data_dir)
+
+
+if __name__ == "__main__":
+    # The watchers' connections end when the service stops; that is not a result.
+    threading.excepthook = lambda hook: None
+    main()
