@@ -19,6 +19,11 @@ aiosmtpd's internals and is here, each override with its reason:
   and writer (``_reader``, ``_writer``), resets the transaction with
   ``_set_post_data_state`` and calls the handler with ``_call_handler_hook``, as
   aiosmtpd's ``smtp_DATA`` does; ``decode_data`` reads ``_decode_data``.
+- ``smtp_BDAT`` (a command method, as ``smtp_DATA``): CHUNKING (RFC 3030), which aiosmtpd
+  lacks. It reads each chunk's octets from ``_reader`` and ends the transaction as
+  ``smtp_DATA`` does (``data_handle``, ``_set_post_data_state``); the chunks are kept for
+  the envelope they belong to, so RSET or a finished transaction drops them. ``smtp_DATA``
+  refuses DATA once chunks have been received (RFC 3030 section 3).
 - ``_getaddr`` (MAIL and RCPT paths): aiosmtpd parses every path with the email
   package's RFC 5322 tokenizer, a tenth of the listener's event loop; a plain
   ``<local@domain>`` gets the same answer from a regex, anything else goes to aiosmtpd's.
@@ -63,12 +68,22 @@ PLAIN_PATH = re.compile(
 )
 
 
+# "BDAT <chunk-size> [LAST]" (RFC 3030 section 2); a size beyond 19 digits is refused.
+BDAT_ARG = re.compile(r"([0-9]{1,19})(?: +(LAST))?", re.IGNORECASE)
+# Octets of a chunk read at a time when they are read only to be discarded.
+DISCARD_PIECE = 1 << 16
+
+
 class SMTP(_smtp.SMTP):
     """aiosmtpd's session with DATA read by ``data_read`` and plain paths parsed fast.
     Bytes only: the message is handed over as read (``decode_data=False``)."""
 
     def __init__(self, handler: Any, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
+        # The BDAT chunks of the transaction of ``_chunked``, and the refusal that ended it.
+        self._chunked: _smtp.Envelope | None = None
+        self._chunks: list[bytes] = []
+        self._chunks_refusal = ""
         if self.decode_data:
             raise ValueError(f"{type(self).__name__} hands the message over as bytes: decode_data must be False")
 
@@ -95,6 +110,9 @@ class SMTP(_smtp.SMTP):
         if not self.envelope.rcpt_tos:
             await self.push("503 Error: need RCPT command")
             return
+        if self._chunked is self.envelope:
+            await self.push("503 Error: DATA after BDAT")
+            return
         if arg:
             await self.push("501 Syntax: DATA")
             return
@@ -114,6 +132,68 @@ class SMTP(_smtp.SMTP):
         status = await self.data_handle()
         self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it unannotated
         await self.push("250 OK" if status is MISSING else status)
+
+    def chunks_refusal(self, content: bytes) -> str:
+        """The refusal of a message received in BDAT chunks (``content``, whole), or "".
+        Subclasses may check what ``data_read`` checks in DATA."""
+        return ""
+
+    async def smtp_BDAT(self, arg: str) -> None:
+        match = BDAT_ARG.fullmatch(arg.strip())
+        if match is None:
+            # Where the chunk ends is unknown, so nothing after it can be read as a command.
+            await self.push("501 Syntax: BDAT <size> [LAST]")
+            self._writer.close()
+            return
+        size, last = int(match[1]), match[2] is not None
+        ongoing = self._chunked is self.envelope
+        held = sum(map(len, self._chunks)) if ongoing else 0
+        refused = self._chunks_refusal if ongoing else ""
+        keep = not refused and not (self.data_size_limit and held + size > self.data_size_limit)
+        # The chunk's octets are read whatever the answer: they are not commands.
+        try:
+            chunk = await self._bdat_read(size, keep)
+        except asyncio.IncompleteReadError:
+            log.info("connection lost during BDAT")
+            self._writer.close()
+            return
+        if await self.check_helo_needed() or await self.check_auth_needed("BDAT"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if not ongoing:
+            self._chunked, self._chunks, self._chunks_refusal = self.envelope, [], ""
+        if not keep:
+            # The transaction has failed (RFC 3030 section 2): its later chunks are read and
+            # refused alike, and LAST ends it.
+            self._chunks_refusal = self._chunks_refusal or "552 Error: Too much mail data"
+        if chunk:  # "BDAT 0" over and over holds nothing
+            self._chunks.append(chunk)
+        if not last:
+            await self.push(self._chunks_refusal or f"250 OK: {size} octets received")
+            return
+        content = b"".join(self._chunks)
+        self._chunks = []
+        refusal = self._chunks_refusal or self.chunks_refusal(content)
+        if refusal:
+            self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it unannotated
+            await self.push(refusal)
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self.data_handle()
+        self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it unannotated
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _bdat_read(self, size: int, keep: bool) -> bytes:
+        if keep:
+            return await self._reader.readexactly(size)
+        while size:
+            piece = min(size, DISCARD_PIECE)
+            await self._reader.readexactly(piece)
+            size -= piece
+        return b""
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         # aiosmtpd's _getaddr, for the plain path without its tokenizer (and the class it

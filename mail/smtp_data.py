@@ -81,6 +81,12 @@ async def data_read(
     return data, ""
 
 
+def content_refusal(data: bytes, line_limit: int = TEXT_LINE_LIMIT) -> str:
+    """The refusal of a message received whole (BDAT chunks, not dot-stuffed) for a line
+    longer than ``line_limit`` with its CRLF, as ``data_read`` refuses it, or ""."""
+    return REPLY_TOO_LONG if _longest_line(data, line_limit) > line_limit - 2 else ""
+
+
 def _longest_line(data: bytes, line_limit: int = TEXT_LINE_LIMIT) -> int:
     """The length of the longest CRLF-delimited line of ``data``, without its CRLF (or of
     ``data``, when it is too short to hold a line over ``line_limit``)."""

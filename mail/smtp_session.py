@@ -18,7 +18,7 @@ from django.conf import settings
 
 from compat import aiosmtpd
 from mail.authn import peer_trusted
-from mail.smtp_data import READ_LIMIT, data_read
+from mail.smtp_data import READ_LIMIT, content_refusal, data_read
 from mail.smtp_replies import reply_enhanced
 from mail.smtp_tls import ServerTls
 
@@ -71,9 +71,9 @@ class ListenerHandler:
         session.host_name = hostname
         # Commands are read and answered one after another from the stream, so a client
         # may send a group of them at once (RFC 2920); every reply has its enhanced code
-        # (``IngestSMTP.push``).
+        # (``IngestSMTP.push``). BDAT chunks (RFC 3030) are read by ``compat.aiosmtpd.SMTP``.
         offered = [line for line in responses[:-1] if self.offers_auth or not line.startswith("250-AUTH")]
-        return [*offered, "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+        return [*offered, "250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-CHUNKING", responses[-1]]
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
@@ -189,6 +189,9 @@ class IngestSMTP(aiosmtpd.SMTP):
     async def data_read(self, reader: asyncio.StreamReader, size_limit: int | None) -> tuple[bytes, str]:
         # The line limit as aiosmtpd counts it: with the CRLF.
         return await data_read(reader, size_limit, self.max_line_bytes + 2)
+
+    def chunks_refusal(self, content: bytes) -> str:
+        return content_refusal(content, self.max_line_bytes + 2)
 
     async def data_handle(self) -> Any:
         self.storing = True
