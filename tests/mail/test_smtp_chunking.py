@@ -6,13 +6,18 @@ of DATA hold."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mail.models import InboundDelivery
+from mail.models import InboundDelivery, Message
+from mail.smtp_tls import ServerTls, self_signed_ensure
 from mail.storage import raw_read
 from tests.mail.test_smtp_replies import Session
+from tests.mail.test_smtp_submission import _listener, mail, outbound_count
+from tests.mail.test_smtp_submission import session as submission_session
 from tests.mime import build_mail
 
 
@@ -102,3 +107,29 @@ def test_bdat_keeps_the_size_and_line_limits_of_data(session: Session, owner: An
     long_line = b"Subject: long\r\n\r\n" + b"z" * 70_000 + b"\r\n"
     assert _bdat(session, long_line, " LAST") == [b"552 5.3.4 Line too long\r\n"]
     assert _stored(0) == []
+
+
+@pytest.fixture
+def submission(transactional_db: Any, tmp_path: Path) -> Iterator[tuple[str, int]]:
+    cert, key = self_signed_ensure(tmp_path / "tls", "agents.localhost")
+    yield from _listener(ServerTls(str(cert), str(key)))
+
+
+def test_an_agent_sends_in_bdat_chunks_through_the_submission_port_only_after_auth(submission: Any, owner: Any) -> None:
+    raw = mail(owner.address, subject="chunked submission").as_bytes().replace(b"\n", b"\r\n")
+    with submission_session(submission) as client:
+        client.ehlo()
+        assert client.has_extn("chunking")
+        client.send(b"BDAT %d LAST\r\n%s" % (len(raw), raw))  # before AUTH: refused, its octets read
+        assert client.getreply()[0] == 530
+        client.login(owner.address, owner.token)
+        assert client.docmd("MAIL", f"FROM:<{owner.address}>")[0] == 250
+        assert client.docmd("RCPT", "TO:<bob@example.com>")[0] == 250
+        half = len(raw) // 2
+        client.send(b"BDAT %d\r\n%s" % (half, raw[:half]))
+        assert client.getreply()[0] == 250
+        client.send(b"BDAT %d LAST\r\n%s" % (len(raw) - half, raw[half:]))
+        code, reply = client.getreply()
+        assert (code, reply[:22]) == (250, b"2.0.0 OK: queued as ms")
+    assert outbound_count() == 1
+    assert Message.objects.get(direction=Message.Direction.OUTBOUND).subject == "chunked submission"
