@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 
 from directory.querysets import AgentQuerySet, ApiTokenQuerySet, SenderRuleQuerySet
 
@@ -56,8 +56,10 @@ class Agent(models.Model):
     display_name = models.CharField(max_length=200, blank=True)
     policy = models.CharField(max_length=20, choices=Policy.choices, default=Policy.OPEN)
     # Safety flags (mail.content) that hold an inbound message for review instead of the
-    # inbox: e.g. ["instructions_to_model", "hidden_text"]. Empty: flags only inform.
-    hold_on = models.JSONField(default=list, blank=True)
+    # inbox: e.g. ["instructions_to_model", "hidden_text"]. Empty: flags only inform. The
+    # database default lets code that predates the column (a rolling deploy, a historical
+    # model in a data migration) still insert agents.
+    hold_on = models.JSONField(default=list, db_default=Value([], output_field=models.JSONField()), blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
