@@ -55,7 +55,8 @@ INSERT INTO mail_message (
   id, agent_id, direction, disposition, status, from_header, from_name, sender, "to", cc, bcc, reply_to,
   subject, body_preview, received_at, size, sha256, storage_key, internet_message_id, in_reply_to,
   "references", thread_id, idempotency_key, auto_submitted, is_read, archived, sender_verified,
-  authentication, parse_status, quarantine_reason, provider_message_id, status_detail, created_at, updated_at)
+  authentication, parse_status, quarantine_reason, provider_message_id, status_detail, created_at, updated_at,
+  idempotency_sender)
 SELECT
   'msg_' || %(tag)s || lpad(g::text, 8, '0'), %(agent)s, 'inbound',
   CASE WHEN g %% 200 = 0 THEN 'quarantined' ELSE 'inbox' END, 'received',
@@ -70,7 +71,7 @@ SELECT
   '', 'thr_' || %(tag)s || (g / 4), '', '',
   -- agents read old mail: the newest 2 %% are unread
   g <= %(n)s * 0.98, g %% 50 = 0, g %% 3 = 0,
-  '{}'::jsonb, 'ok', '', '', '', now(), now()
+  '{}'::jsonb, 'ok', '', '', '', now(), now(), ''
 FROM generate_series(1, %(n)s) AS g,
      (SELECT string_to_array(%(words)s, ' ') AS w) AS words
 """

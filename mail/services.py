@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from assmbl import domain
@@ -55,11 +56,14 @@ def label_validate(name: object) -> str:
 
 
 def _locked(messages: Iterable[Message]) -> list[Message]:
-    # The row locks are what make concurrent patches of one message serialise instead of
-    # each computing "20 labels at most" from a stale view (PostgreSQL), taken in primary
-    # key order so that two batches over the same messages cannot deadlock; SQLite's
-    # IMMEDIATE transactions already serialise writers. A message deleted meanwhile is
-    # simply not among them.
+    """``messages`` read again under row locks. The locks are what make concurrent patches
+    of one message serialise instead of each computing "20 labels at most" from a stale
+    view (PostgreSQL), taken in primary key order so that two batches over the same
+    messages cannot deadlock; SQLite's IMMEDIATE transactions already serialise writers.
+    A message deleted meanwhile is simply not among them. A queryset (the batch's scoped
+    lookup) is locked as it is read, without a query of its own first."""
+    if isinstance(messages, QuerySet):
+        return list(messages.select_for_update().order_by("pk"))
     return list(Message.objects.select_for_update().filter(pk__in={m.pk for m in messages}).order_by("pk"))
 
 
@@ -98,10 +102,8 @@ def _labels_apply(locked: list[Message], add: set[str], remove: set[str]) -> lis
     adding = [MessageLabel(message=m, name=name) for m in locked for name in sorted(add - current[m.pk])]
     if adding:
         MessageLabel.objects.bulk_create(adding)
-    changed = [m for m in locked if m.pk in set(removing) | {label.message_id for label in adding}]
-    if changed:
-        Message.objects.filter(pk__in=[m.pk for m in changed]).update(updated_at=timezone.now())
-    return changed
+    changed_ids = set(removing) | {label.message_id for label in adding}
+    return [m for m in locked if m.pk in changed_ids]
 
 
 def messages_labels_patch(*, messages: Iterable[Message], add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
@@ -109,7 +111,10 @@ def messages_labels_patch(*, messages: Iterable[Message], add: Iterable[str] = (
     most MAX_LABELS on each afterwards (a message that would pass it changes nothing)."""
     add_set, remove_set = _labels_check(add, remove)
     with transaction.atomic():
-        threads_refresh(keys=_keys(_labels_apply(_locked(messages), add_set, remove_set)))
+        changed = _labels_apply(_locked(messages), add_set, remove_set)
+        if changed:
+            Message.objects.filter(pk__in=[m.pk for m in changed]).update(updated_at=timezone.now())
+        threads_refresh(keys=_keys(changed))
 
 
 def message_labels_patch(*, message: Message, add: Iterable[str] = (), remove: Iterable[str] = ()) -> Message:
@@ -223,7 +228,7 @@ def message_delete(*, message: Message) -> None:
 
 def messages_batch_update(
     *,
-    messages: Iterable[Message],
+    messages: Iterable[Message] | QuerySet[Message],
     add_labels: Iterable[str] = (),
     remove_labels: Iterable[str] = (),
     is_read: bool | None = None,
@@ -236,14 +241,17 @@ def messages_batch_update(
     add_set, remove_set = _labels_check(add_labels, remove_labels)
     with transaction.atomic():
         locked = _locked(messages)
-        keys: set[ThreadKey] = set()
-        if add_set or remove_set:
-            keys |= _keys(_labels_apply(locked, add_set, remove_set))
+        changed = _labels_apply(locked, add_set, remove_set) if add_set or remove_set else []
         if is_read is not None:
-            keys |= _read_apply(locked, is_read)
+            changed += [m for m in locked if m.is_read != is_read]
+        if changed:
+            # One UPDATE for both: each rewrites every index entry of the row, and on a
+            # label-only change setting is_read to the value asked is what the batch asks.
+            read = {} if is_read is None else {"is_read": is_read}
+            Message.objects.filter(pk__in={m.pk for m in changed}).update(updated_at=timezone.now(), **read)
         if archived is not None:
-            keys |= _keys([m for m in locked if _archive_apply(m, archived, strict=False)])
-        threads_refresh(keys=keys)
+            changed += [m for m in locked if _archive_apply(m, archived, strict=False)]
+        threads_refresh(keys=_keys(changed))
 
 
 def _thread_messages(agent: Agent, thread_id: str) -> list[Message]:

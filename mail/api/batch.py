@@ -67,7 +67,7 @@ class MessagesBatchView(AgentAPIView):
         agent = self.agent(request)
         data = input_validate(BatchUpdateInput, request.data)
         services.messages_batch_update(
-            messages=list(Message.objects.for_agent(agent).filter(pk__in=data["ids"])),
+            messages=Message.objects.for_agent(agent).filter(pk__in=data["ids"]),
             add_labels=data["add_labels"],
             remove_labels=data["remove_labels"],
             is_read=data.get("is_read"),
