@@ -454,9 +454,11 @@ def _index(units: list[_Unit]) -> None:
         attachments_of[attachment.message_id].append(attachment)
     messages_received(messages, attachments_of=attachments_of)
     # Once for the batch, after the events (which may set a BodyPreview from the content).
+    visible = [m for m in messages if m.disposition == Message.Disposition.INBOX]
     threads_refresh(
-        keys={(m.agent_id, m.thread_id) for m in messages if m.disposition == Message.Disposition.INBOX},
+        keys={(m.agent_id, m.thread_id) for m in visible},
         unlabelled=[m.id for m in messages],
+        minted=[m for m in visible if m.thread_id in links.minted],
     )
     message_contents_queue([m.id for m in messages if m.disposition != Message.Disposition.DUPLICATE])
 

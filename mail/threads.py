@@ -79,6 +79,8 @@ class ThreadLinks:
         # Message-ID -> the earliest message carrying it; In-Reply-To -> the earliest reply.
         self._by_message_id: dict[tuple[int, str], _Row] = {}
         self._by_parent: dict[tuple[int, str], _Row] = {}
+        # The ThreadIDs made for this batch: threads no other transaction can know yet.
+        self.minted: set[str] = set()
         threaded = Message.objects.filter(agent_id__in=agent_ids).exclude(thread_id="")
         # A message's own Message-ID too: the received copy of mail an agent sent itself.
         if linked or message_ids:
@@ -126,7 +128,9 @@ class ThreadLinks:
         if message_id and (agent.pk, message_id) in self._by_parent:
             # A reply that arrived before this message may already name it in its headers.
             return self._by_parent[(agent.pk, message_id)][2]
-        return new_id("thr")
+        thread_id = new_id("thr")
+        self.minted.add(thread_id)
+        return thread_id
 
 
 def _thread_by_subject(agent: Agent, subject: str) -> str:
@@ -226,18 +230,29 @@ _MESSAGE_COLUMNS = (
 )  # fmt: skip
 
 
-def threads_refresh(*, keys: Iterable[ThreadKey], unlabelled: Iterable[str] = ()) -> None:
+def threads_refresh(
+    *, keys: Iterable[ThreadKey], unlabelled: Iterable[str] = (), minted: Iterable[Message] = ()
+) -> None:
     """Rewrite the Thread rows of ``keys`` from their messages, in the caller's transaction:
     every write path that adds, changes or removes a message the agent sees calls this once
     for all the threads it touched (ingest once a batch). A thread left without a visible
     message loses its row. ``unlabelled``: ids of messages known to carry no label (indexed
-    just now): a thread of only such messages needs no read of label rows."""
+    just now): a thread of only such messages needs no read of label rows. ``minted``: the
+    visible messages of threads this transaction created (``ThreadLinks.minted``): no other
+    transaction can know such a thread before this one commits, and these are all its
+    messages, so its row is summed from them without a lock or a read (most of ingest)."""
+    known: dict[ThreadKey, list[tuple[Any, ...]]] = {}
+    for message in sorted(minted, key=lambda m: (m.received_at, m.pk)):
+        known.setdefault((message.agent_id, message.thread_id), []).append(
+            tuple(getattr(message, column) for column in _MESSAGE_COLUMNS[2:])
+        )
     with transaction.atomic(using=router.db_for_write(Thread), savepoint=False):
         _refresh(
             {key for key in keys if key[1]},
             models=(Message, MessageLabel, Thread),
             lock=True,
             unlabelled=set(unlabelled),
+            known=known,
         )
 
 
@@ -298,15 +313,27 @@ def _summaries(keys: set[ThreadKey], message_model: Any, unlabelled: set[str]) -
 
 
 def _refresh(
-    keys: set[ThreadKey], *, models: tuple[Any, Any, Any], lock: bool, unlabelled: set[str] = frozenset()
+    keys: set[ThreadKey],
+    *,
+    models: tuple[Any, Any, Any],
+    lock: bool,
+    unlabelled: set[str] = frozenset(),
+    known: dict[ThreadKey, list[tuple[Any, ...]]] | None = None,
 ) -> None:
+    """``known``: the rows (_MESSAGE_COLUMNS but the key) of threads summed without a read."""
     if not keys:
         return
     message_model, label_model, thread_model = models
     using = router.db_for_write(thread_model)
+    known = {key: rows for key, rows in (known or {}).items() if key in keys}
+    read = keys - known.keys()
     if lock:
-        _lock(keys, using)
-    summaries = _summaries(keys, message_model, unlabelled)
+        _lock(read, using)
+    summaries = _summaries(read, message_model, unlabelled) if read else {}
+    for key, rows in known.items():
+        summaries[key] = _Summary(subject=rows[0][2], first_at=rows[0][1])
+        for row in rows:
+            summaries[key].add(row)
     labels: dict[ThreadKey, set[str]] = {}
     labelled = {key for key, summary in summaries.items() if summary.labelled}
     if labelled:

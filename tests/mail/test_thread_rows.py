@@ -150,3 +150,23 @@ def test_each_agent_has_its_own_row_of_a_mail_to_both(deliver: Any, owner: Any, 
     theirs = Message.objects.get(agent=teammate.agent)
     assert _row(mine).unread_count == 0
     assert _row(theirs).unread_count == 1
+
+
+def test_the_rows_of_threads_a_batch_creates_are_written_without_reading_them_back(
+    owner: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from mail.ingest import Arrival, deliveries_accept, deliveries_process
+
+    raws = [build_mail(to=owner.address, subject=f"New {i}") for i in range(3)]
+    accepted = deliveries_accept([Arrival(raw, "smtp", [owner.address]) for raw in raws], queue=False)
+
+    with CaptureQueriesContext(connection) as ctx:
+        deliveries_process([a.delivery.pk for a in accepted])
+
+    assert Thread.objects.filter(agent=owner.agent, message_count=1).count() == 3
+    reads = [q["sql"] for q in ctx.captured_queries if '"mail_message"."thread_id" IN' in q["sql"]]
+    assert reads == []
+    assert not [q["sql"] for q in ctx.captured_queries if "pg_advisory" in q["sql"]]
