@@ -51,12 +51,15 @@ class RequestSpec:
     follow_redirects: bool = False
     # Extra seconds on top of the client's timeout (long-poll waits on the server).
     extra_timeout: float = 0.0
+    # A POST that sets a state (the batch update): doing it twice is doing it once.
+    idempotent: bool = False
 
     @property
     def replay_safe(self) -> bool:
         """Whether sending this request twice cannot do the thing twice. POSTs are safe only
-        with an Idempotency-Key; others (GET, PATCH to a state, DELETE) are by nature."""
-        return self.method != "POST" or "Idempotency-Key" in self.headers
+        with an Idempotency-Key or when they set a state; others (GET, PATCH to a state,
+        DELETE) are by nature."""
+        return self.method != "POST" or self.idempotent or "Idempotency-Key" in self.headers
 
 
 def segment(value: str) -> str:
@@ -440,6 +443,38 @@ class _Endpoints(Generic[_J, _B, _N]):
             RequestSpec("GET", f"/threads/{segment(thread_id)}", params=query(limit=limit, cursor=cursor))
         )
 
+    def list_threads(
+        self,
+        limit: int | None = 25,
+        cursor: str | None = None,
+        q: str | None = None,
+        label: str | None = None,
+        is_read: bool | None = None,
+        include_archived: bool | None = None,
+    ) -> _J:
+        """GET /v1/threads: ``{"items", "next_cursor", "has_more"}``, newest activity first;
+        an item is ``{ThreadID, Subject, Participants, MessageCount, UnreadCount, Labels,
+        FirstMessageAt, LastMessageAt, LastMessageID, LastMessagePreview}``. ``q`` is the
+        inbox's search; a thread matches when one of its messages does."""
+        params = query(limit=limit, cursor=cursor, q=q, label=label, is_read=is_read, include_archived=include_archived)
+        return self._json(RequestSpec("GET", "/threads", params=params))
+
+    def patch_thread_labels(self, thread_id: str, add: list[str] | None = None, remove: list[str] | None = None) -> _J:
+        """PATCH /v1/threads/{id}/labels: every message of the thread, all or nothing.
+        Returns the thread item."""
+        return self._json(
+            RequestSpec("PATCH", f"/threads/{segment(thread_id)}/labels", json=_body(add=add, remove=remove))
+        )
+
+    def patch_thread_read(self, thread_id: str, is_read: bool) -> _J:
+        """PATCH /v1/threads/{id}/read: every received message of the thread."""
+        return self._json(RequestSpec("PATCH", f"/threads/{segment(thread_id)}/read", json={"is_read": is_read}))
+
+    def patch_thread_archive(self, thread_id: str, archived: bool) -> _J:
+        """PATCH /v1/threads/{id}/archive. Archiving a thread whose messages are all archived
+        raises ConflictError."""
+        return self._json(RequestSpec("PATCH", f"/threads/{segment(thread_id)}/archive", json={"archived": archived}))
+
     def list_sent(self, limit: int | None = None, cursor: str | None = None, **filters: Any) -> _J:
         """GET /v1/sent: outbound messages, same page shape and cursor rules as the inbox."""
         return self._json(RequestSpec("GET", "/sent", params=query(limit=limit, cursor=cursor, **filters)))
@@ -502,6 +537,27 @@ class _Endpoints(Generic[_J, _B, _N]):
     def patch_message_archive(self, message_id: str, archived: bool) -> _J:
         """PATCH /v1/messages/{id}/archive. Archiving an archived message raises ConflictError."""
         return self._json(RequestSpec("PATCH", f"/messages/{segment(message_id)}/archive", json={"archived": archived}))
+
+    def get_messages(self, ids: list[str]) -> _J:
+        """GET /v1/messages?ids=...: ``{"items", "not_found"}`` for up to 100 ids, items in the
+        order asked (without ``raw_mime``); another agent's id is in ``not_found``."""
+        return self._json(RequestSpec("GET", "/messages", params={"ids": ",".join(ids)}))
+
+    def batch_update(
+        self,
+        ids: list[str],
+        *,
+        add_labels: list[str] | None = None,
+        remove_labels: list[str] | None = None,
+        is_read: bool | None = None,
+        archived: bool | None = None,
+    ) -> _J:
+        """POST /v1/messages/batch: the changes on up to 100 messages in one transaction,
+        ``{"items", "not_found"}``. A message that would pass 20 labels raises
+        ValidationError (``too_many_labels``) and nothing changes. Setting a state is
+        idempotent, so the call is retried like a PATCH."""
+        payload = _body(ids=ids, add_labels=add_labels, remove_labels=remove_labels, is_read=is_read, archived=archived)
+        return self._json(RequestSpec("POST", "/messages/batch", json=payload, idempotent=True))
 
     # --- Attachments ---------------------------------------------------------------------
 
@@ -658,12 +714,7 @@ class _Endpoints(Generic[_J, _B, _N]):
             )
         )
 
-    # --- Threads, drafts and cancelling (the MCP tools' calls) -----------------------------
-
-    def list_threads(self, **filters: Any) -> _J:
-        """GET /v1/threads: ``{"items", "next_cursor", "has_more"}``, newest activity first.
-        Filters: ``limit``, ``cursor``, ``q``, ``label``, ``is_read``, ``include_archived``."""
-        return self._json(RequestSpec("GET", "/threads", params=query(**filters)))
+    # --- Drafts and cancelling -----------------------------------------------------------
 
     def create_draft(self, **body: Any) -> _J:
         """POST /v1/drafts: the send body (``to``, ``subject``, ``body``...), plus

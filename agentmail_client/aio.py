@@ -79,6 +79,15 @@ class AsyncAgentMailClient(_core._Endpoints[Awaitable[JSON], Awaitable[bytes], A
             if not page.get("has_more") or not cursor:
                 return
 
+    async def iter_thread_pages(self, page_size: int = 50, **filters: Any) -> AsyncIterator[JSON]:
+        cursor: str | None = None
+        while True:
+            page = await self.list_threads(limit=page_size, cursor=cursor, **filters)
+            yield page
+            cursor = page.get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return
+
     async def iter_sent_pages(self, page_size: int = 50, **filters: Any) -> AsyncIterator[JSON]:
         cursor: str | None = None
         while True:

@@ -87,6 +87,18 @@ class AgentMailClient(_core._Endpoints[JSON, bytes, None]):
             if not page.get("has_more") or not cursor:
                 return
 
+    def iter_thread_pages(self, page_size: int = 50, **filters: Any) -> Iterator[JSON]:
+        """Every page of ``list_threads``, following ``next_cursor``. Threads are ordered by
+        last activity: one that gets a message while paging moves to the front, so a long
+        walk may meet it again or, if it had not been reached, miss it."""
+        cursor: str | None = None
+        while True:
+            page = self.list_threads(limit=page_size, cursor=cursor, **filters)
+            yield page
+            cursor = page.get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return
+
     def iter_sent_pages(self, page_size: int = 50, **filters: Any) -> Iterator[JSON]:
         cursor: str | None = None
         while True:

@@ -273,6 +273,52 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         .values_list("thread_id", flat=True).order_by("received_at", "id")
     )
     out["ingest: thread child lookup"] = (lambda: list(child[:1]), child)
+    out.update(thread_scenarios(agent, token, has_api))
+    return out
+
+
+def seed_threads() -> float:
+    """The Thread rows of the seeded mailboxes (threads of 4 messages), written by the data
+    migration's own backfill (mail.threads.threads_backfill): its time is the migration's."""
+    from mail.models import Message, MessageLabel, Thread
+    from mail.threads import threads_backfill
+
+    t0 = time.perf_counter()
+    threads_backfill(
+        message_model=Message, label_model=MessageLabel, thread_model=Thread, batch=2000
+    )
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE mail_thread")
+    return time.perf_counter() - t0
+
+
+def thread_scenarios(agent: Any, token: str, has_api: bool) -> dict[str, tuple[Callable[[], Any], Any]]:
+    """GET /v1/threads' first page, and POST /v1/messages/batch over the 100 newest messages
+    (a label added then removed and the read state flipped, call after call, so every call
+    changes all 100 rows and their 25 threads)."""
+    from mail.models import Message
+    from mail.serializers import thread_item
+    from mail.threads import threads_filtered
+
+    first = threads_filtered(agent=agent).in_activity_order()
+    out: dict[str, tuple[Callable[[], Any], Any]] = {
+        "threads first page": (lambda: [thread_item(t) for t in first[:PAGE]], first),
+    }
+    if not has_api:
+        return out
+    client = WSGIClient(token)
+    ids = list(Message.objects.for_agent(agent).in_inbox().order_by("-received_at", "-id").values_list("id", flat=True)[:100])
+    flip = [True]
+
+    def batch() -> Any:
+        flip[0] = not flip[0]
+        labels = {"add_labels": ["bench"]} if flip[0] else {"remove_labels": ["bench"]}
+        return _ok(client.post("/v1/messages/batch", {"ids": ids, "is_read": flip[0], **labels}))
+
+    out["GET threads first page"] = (lambda: _ok(client.get(f"/v1/threads?limit={PAGE}")), None)
+    out["POST batch 100 ids (labels, read)"] = (batch, None)
     return out
 
 
@@ -300,6 +346,12 @@ class WSGIClient:
     def get(self, url: str) -> Any:
         status: list[str] = []
         body = b"".join(self.handler(self.factory.get(url).environ, lambda s, headers: status.append(s)))
+        return SimpleNamespace(status_code=int(status[0].split()[0]), content=body, json=lambda: json.loads(body))
+
+    def post(self, url: str, data: Any) -> Any:
+        status: list[str] = []
+        request = self.factory.post(url, json.dumps(data), content_type="application/json")
+        body = b"".join(self.handler(request.environ, lambda s, headers: status.append(s)))
         return SimpleNamespace(status_code=int(status[0].split()[0]), content=body, json=lambda: json.loads(body))
 
 
@@ -383,6 +435,8 @@ def main() -> None:
             seconds = seed(agent, n, f"{n}_")
             print(f"seeded {n:>9,} messages in {seconds:6.1f} s ({n / seconds:,.0f} rows/s)", flush=True)
             mailboxes.append((n, agent, issued.plaintext))
+        seconds = seed_threads()
+        print(f"thread rows of every mailbox by the data migration's backfill in {seconds:6.1f} s", flush=True)
         if trgm:
             t0 = time.perf_counter()
             with connection.cursor() as cur:
@@ -455,6 +509,13 @@ def main() -> None:
                 goal, extra = 5.0, " (no stated goal; 5 ms keeps ingest >= 200 msg/s per core)"
             elif "count" in name:
                 goal, extra = 10.0, ""
+            elif "batch" in name:
+                goal, extra = 50.0, ""
+            elif "threads" in name:
+                goal, extra = 20.0, ""
+                if len(sizes) > 1:
+                    ratio = p99 / percentile(results[small][name], 99)
+                    extra = f" ratio to {small:,} {ratio:.2f}x (<= 1.5x: {'MET' if ratio <= 1.5 else 'NOT MET'})"
             elif "search" in name:
                 goal, extra = 100.0, ""
             else:

@@ -35,7 +35,7 @@ from mail.models import Attachment, InboundDelivery, Message
 from mail.parsing import HashingReader, ParsedMail, parse_mail_stream
 from mail.release import messages_received
 from mail.storage import raw_discard, raw_open, raw_sync, raws_store
-from mail.threads import ThreadLinks
+from mail.threads import ThreadLinks, threads_refresh
 from mail.trust import SenderFacts, senders_observe, trust_evaluate
 
 log = logging.getLogger(__name__)
@@ -458,6 +458,13 @@ def _index(units: list[_Unit]) -> None:
     for attachment in attachments:
         attachments_of[attachment.message_id].append(attachment)
     messages_received(messages, attachments_of=attachments_of)
+    # Once for the batch, after the events (which may set a BodyPreview from the content).
+    visible = [m for m in messages if m.disposition == Message.Disposition.INBOX]
+    threads_refresh(
+        keys={(m.agent_id, m.thread_id) for m in visible},
+        unlabelled=[m.id for m in messages],
+        minted=[m for m in visible if m.thread_id in links.minted],
+    )
     message_contents_queue([m.id for m in messages if m.disposition != Message.Disposition.DUPLICATE])
 
 

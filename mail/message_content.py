@@ -40,6 +40,7 @@ from mail.content.limits import TimeLimitExceeded, time_limit
 from mail.models import Attachment, AttachmentText, Message
 from mail.models import MessageContent as MessageContentRow
 from mail.storage import raw_read
+from mail.threads import threads_refresh
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,10 @@ def message_content_get(*, message: Message) -> MessageContent:
         # the same row first: the content is still the right answer.
         return content
     if message.body_preview != content.body_preview:
-        Message.objects.filter(pk=message.pk).update(body_preview=content.body_preview)
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).update(body_preview=content.body_preview)
+            # The thread's LastMessagePreview, when this is its last message.
+            threads_refresh(keys=[(message.agent_id, message.thread_id)])
         message.body_preview = content.body_preview
     return content
 

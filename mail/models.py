@@ -12,7 +12,7 @@ from django.db.models.functions import Concat, Upper
 
 from assmbl.ids import PrefixedId
 from directory.models import Agent
-from mail.querysets import SEARCH_COLUMNS, MessageLabelQuerySet, MessageQuerySet
+from mail.querysets import SEARCH_COLUMNS, MessageLabelQuerySet, MessageQuerySet, ThreadQuerySet
 from mail.search import SEARCH_SEPARATOR
 
 
@@ -263,6 +263,49 @@ class MessageLabel(models.Model):
         if self._state.adding:
             type(self).objects.copy_message_keys([self])
         super().save(*args, **kwargs)
+
+
+class Thread(models.Model):
+    """One conversation of one agent's mailbox as ``GET /v1/threads`` lists it: a summary of
+    the thread's messages that the agent sees (outbound, and inbound in the inbox), written
+    by ``mail.threads.threads_refresh`` in the transaction of every change to them (ingest,
+    send, release, labels, read, archive, delete), never computed by a read."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="threads", db_index=False)
+    thread_id = models.CharField(max_length=40)
+    subject = models.TextField(blank=True)
+    participants = models.JSONField(default=list)
+    labels = models.JSONField(default=list)
+    message_count = models.PositiveIntegerField(default=0)
+    # Unread inbound messages not archived: the inbox's unread count, per thread.
+    unread_count = models.PositiveIntegerField(default=0)
+    # Every message archived: listed only with include_archived=true.
+    archived = models.BooleanField(default=False)
+    first_message_at = models.DateTimeField()
+    last_message_at = models.DateTimeField()
+    last_message_id = models.CharField(max_length=40)
+    last_message_preview = models.CharField(max_length=256, blank=True)
+
+    objects = ThreadQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # One row per conversation; also the index of threads_refresh's upsert and of
+            # the thread endpoints' lookup.
+            models.UniqueConstraint(fields=["agent", "thread_id"], name="mail_thread_agent_thread"),
+        ]
+        indexes = [
+            # GET /v1/threads: one mailbox's threads with a message not archived, newest
+            # activity first (walked backwards from the cursor).
+            models.Index(
+                fields=["agent", "archived", "last_message_at", "thread_id"], name="mail_thread_agent_activity"
+            ),
+            # GET /v1/threads?include_archived=true.
+            models.Index(fields=["agent", "last_message_at", "thread_id"], name="mail_thread_agent_all"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.thread_id} {self.subject[:60]!r}"
 
 
 class Attachment(models.Model):

@@ -248,6 +248,10 @@ def _matches(q: str, columns: Sequence[str]) -> Q:
     return condition
 
 
+# The columns a label row copies from its message, by the same name on both.
+_LABEL_COPIES = ("agent_id", "received_at", "archived")
+
+
 class MessageLabelQuerySet(models.QuerySet[_M, _M]):
     def bulk_create(self, objs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
         objs = list(objs)
@@ -283,5 +287,33 @@ class MessageLabelQuerySet(models.QuerySet[_M, _M]):
                 label.agent_id, label.received_at, label.archived = keys[label.message_id]
 
 
-# The columns a label row copies from its message, by the same name on both.
-_LABEL_COPIES = ("agent_id", "received_at", "archived")
+class ThreadQuerySet(models.QuerySet[_M, _M]):
+    """Reads of GET /v1/threads: the Thread rows of one mailbox, one method per filter."""
+
+    def for_agent(self, agent: Any) -> ThreadQuerySet[_M]:
+        return self.filter(agent=agent)
+
+    def not_archived(self) -> ThreadQuerySet[_M]:
+        return self.filter(archived=False)
+
+    def unread(self) -> ThreadQuerySet[_M]:
+        return self.filter(unread_count__gt=0)
+
+    def read(self) -> ThreadQuerySet[_M]:
+        return self.filter(unread_count=0)
+
+    def containing(self, messages: models.QuerySet[Any, Any]) -> ThreadQuerySet[_M]:
+        """The threads one of ``messages`` belongs to (a label or a search over messages)."""
+        return self.filter(thread_id__in=messages.order_by().values("thread_id"))
+
+    def before(self, last_message_at: dt.datetime, thread_id: str) -> ThreadQuerySet[_M]:
+        """Keyset pagination: strictly after (last_message_at, thread_id) in activity order
+        (newest first); the redundant ``<=`` makes it the range end of the index walk."""
+        return self.filter(
+            Q(last_message_at__lte=last_message_at)
+            & (Q(last_message_at__lt=last_message_at) | Q(last_message_at=last_message_at, thread_id__lt=thread_id))
+        )
+
+    def in_activity_order(self) -> ThreadQuerySet[_M]:
+        return self.order_by("-last_message_at", "-thread_id")
+

@@ -12,6 +12,7 @@ from django.utils import timezone
 from mail.message_content import message_content_event_fields, message_content_get
 from mail.models import Attachment, Message
 from mail.serializers import message_item
+from mail.threads import threads_refresh
 from webhooks.models import Endpoint
 from webhooks.services import events_record
 
@@ -88,4 +89,5 @@ def message_release(*, message: Message, sender_verified: bool | None = None) ->
             return False
         message.refresh_from_db()
         message_received(message)
+        threads_refresh(keys=[(message.agent_id, message.thread_id)])
     return True

@@ -33,7 +33,7 @@ from mail.message_content import message_contents_queue
 from mail.models import Attachment, Message
 from mail.parsing import html_to_text, make_preview
 from mail.storage import raw_read, raw_store
-from mail.threads import subject_forward, subject_reply, thread_id_for
+from mail.threads import subject_forward, subject_reply, thread_id_for, threads_refresh
 
 HEADER_TEXT = re.compile(HEADER_TEXT_PATTERN)
 
@@ -269,6 +269,7 @@ def message_send(
         )
         if attachments:
             attachments_mark_claimed(attachments=attachments, message=message)
+        threads_refresh(keys=[(agent.pk, thread_id)])
         _queue_dispatch(message.id)
     return message
 

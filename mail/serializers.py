@@ -32,7 +32,7 @@ from assmbl.inputs import StrictBooleanField as StrictBooleanJSONField
 from assmbl.query import cursor_decode
 from mail.items import ATTACHMENTS, ITEM_RELATED, LABELS, item_render
 from mail.items import rfc3339 as rfc3339  # the API's one timestamp format, used by every view
-from mail.models import Attachment, Message
+from mail.models import Attachment, Message, Thread
 from mail.parsing import sanitize_filename
 from mail.services import label_validate
 
@@ -450,3 +450,93 @@ class AttachmentCreateInput(InputSerializer):
 
     class Meta:
         ref_name = "AttachmentCreate"
+
+
+# --- Threads and batch (GET /v1/threads, PATCH /v1/threads/{id}/..., /v1/messages?ids=, batch) ---
+
+MAX_BATCH_IDS = 100
+
+
+def thread_item(thread: Thread) -> dict[str, Any]:
+    """A thread as GET /v1/threads lists it (API.md, Threads)."""
+    return {
+        "ThreadID": thread.thread_id,
+        "Subject": thread.subject,
+        "Participants": list(thread.participants),
+        "MessageCount": thread.message_count,
+        "UnreadCount": thread.unread_count,
+        "Labels": list(thread.labels),
+        "FirstMessageAt": rfc3339(thread.first_message_at),
+        "LastMessageAt": rfc3339(thread.last_message_at),
+        "LastMessageID": thread.last_message_id,
+        "LastMessagePreview": thread.last_message_preview,
+    }
+
+
+class ThreadsQuerySerializer(PageQuerySerializer):
+    """Query parameters of GET /v1/threads: the inbox's filters, applied to threads."""
+
+    q = SearchQueryField(help_text="threads with a message matching the inbox's search")
+    label = LabelQueryField(help_text="threads with a message carrying this label (exact)")
+    is_read = StrictBooleanField(required=False, help_text="false: threads with an unread message; true: without")
+    include_archived = StrictBooleanField(
+        required=False, default=False, help_text="include threads whose messages are all archived"
+    )
+
+
+def _message_ids(ids: list[str]) -> list[str]:
+    """Distinct, in the order given; at most MAX_BATCH_IDS."""
+    unique = list(dict.fromkeys(ids))
+    if not unique:
+        raise ValidationFailed("ids must name at least one message.", code="validation_error", details={"field": "ids"})
+    if len(unique) > MAX_BATCH_IDS:
+        raise _too_many_ids(len(unique))
+    return unique
+
+
+def _too_many_ids(given: int) -> ValidationFailed:
+    return ValidationFailed(
+        f"At most {MAX_BATCH_IDS} ids at once.",
+        code="too_many_ids",
+        details={"field": "ids", "max": MAX_BATCH_IDS, "given": given},
+    )
+
+
+class MessagesQuerySerializer(serializers.Serializer[Any]):
+    """Query parameters of GET /v1/messages: the ids to read."""
+
+    ids = serializers.CharField(
+        trim_whitespace=False, max_length=MAX_BATCH_IDS * 41, help_text="MessageIDs separated by commas, at most 100"
+    )
+
+    def validate_ids(self, value: str) -> list[str]:
+        return _message_ids([part.strip() for part in value.split(",") if part.strip()])
+
+
+class BatchUpdateInput(InputSerializer):
+    """Changes to apply to every listed message, in one transaction. At least one change."""
+
+    ids = serializers.ListField(child=StrictCharField(max_length=64), max_length=MAX_BATCH_IDS, help_text="MessageIDs")
+    add_labels = serializers.ListField(child=LabelField(), required=False, default=list, max_length=100)
+    remove_labels = serializers.ListField(child=LabelField(), required=False, default=list, max_length=100)
+    is_read = StrictBooleanJSONField(required=False)
+    archived = StrictBooleanJSONField(required=False)
+
+    class Meta:
+        ref_name = "BatchUpdate"
+
+    def to_internal_value(self, data: Any) -> Any:
+        # Before the list's own max_length (validation_error): the same code as GET's ids.
+        if isinstance(data, dict) and isinstance(data.get("ids"), list) and len(data["ids"]) > MAX_BATCH_IDS:
+            raise _too_many_ids(len(data["ids"]))
+        return super().to_internal_value(data)
+
+    def validate_ids(self, value: list[str]) -> list[str]:
+        return _message_ids(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not (attrs["add_labels"] or attrs["remove_labels"] or "is_read" in attrs or "archived" in attrs):
+            raise ValidationFailed(
+                "Give at least one of add_labels, remove_labels, is_read, archived.", code="empty_batch"
+            )
+        return attrs

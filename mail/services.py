@@ -11,13 +11,16 @@ import unicodedata
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from assmbl import domain
+from directory.models import Agent
 from mail import storage
 from mail.attachments import attachment_objects_prune
 from mail.message_content import attachment_texts_prune
-from mail.models import Message, MessageLabel
+from mail.models import Message, MessageLabel, Thread
+from mail.threads import ThreadKey, thread_messages, threads_refresh
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +56,23 @@ def label_validate(name: object) -> str:
     return name
 
 
-def _locked(message: Message) -> Message:
-    # The row lock is what makes concurrent patches of one message serialise instead of
-    # each computing "20 labels at most" from a stale view (PostgreSQL); SQLite's
-    # IMMEDIATE transactions already serialise writers.
-    locked = Message.objects.select_for_update().select_related("agent").filter(pk=message.pk).first()
-    if locked is None:  # deleted between the caller's lookup and the lock
-        raise domain.NotFound("No such message.", code="message_not_found")
-    return locked
+def _locked(messages: Iterable[Message]) -> list[Message]:
+    """``messages`` read again under row locks. The locks are what make concurrent patches
+    of one message serialise instead of each computing "20 labels at most" from a stale
+    view (PostgreSQL), taken in primary key order so that two batches over the same
+    messages cannot deadlock; SQLite's IMMEDIATE transactions already serialise writers.
+    A message deleted meanwhile is simply not among them. A queryset (the batch's scoped
+    lookup) is locked as it is read, without a query of its own first."""
+    if isinstance(messages, QuerySet):
+        return list(messages.select_for_update().order_by("pk"))
+    return list(Message.objects.select_for_update().filter(pk__in={m.pk for m in messages}).order_by("pk"))
 
 
-def message_labels_patch(*, message: Message, add: Iterable[str] = (), remove: Iterable[str] = ()) -> Message:
-    """Add and remove labels atomically: all or nothing, at most MAX_LABELS afterwards."""
+def _keys(messages: Iterable[Message]) -> set[ThreadKey]:
+    return {(m.agent_id, m.thread_id) for m in messages}
+
+
+def _labels_check(add: Iterable[str], remove: Iterable[str]) -> tuple[set[str], set[str]]:
     add_set = {label_validate(name) for name in add}
     remove_set = {label_validate(name) for name in remove}
     both = sorted(add_set & remove_set)
@@ -72,31 +80,65 @@ def message_labels_patch(*, message: Message, add: Iterable[str] = (), remove: I
         raise domain.Invalid(
             "A label cannot be both added and removed.", code="label_in_add_and_remove", details={"labels": both}
         )
-    with transaction.atomic():
-        locked = _locked(message)
-        current = set(MessageLabel.objects.filter(message=locked).values_list("name", flat=True))
-        result = (current | add_set) - remove_set
-        if len(result) > MAX_LABELS:
+    return add_set, remove_set
+
+
+def _labels_apply(locked: list[Message], add: set[str], remove: set[str]) -> list[Message]:
+    """Every message's new label set is checked against MAX_LABELS before any row is
+    written. Returns the messages that changed."""
+    current: dict[str, set[str]] = {m.pk: set() for m in locked}
+    for message_id, name in MessageLabel.objects.filter(message__in=locked).values_list("message_id", "name"):
+        current[message_id].add(name)
+    for message in locked:
+        would_have = len((current[message.pk] | add) - remove)
+        if would_have > MAX_LABELS:
             raise domain.Invalid(
                 f"A message holds at most {MAX_LABELS} labels.",
                 code="too_many_labels",
-                details={"max": MAX_LABELS, "would_have": len(result)},
+                details={"max": MAX_LABELS, "would_have": would_have, "message_id": message.pk},
             )
-        to_add = add_set - current
-        to_remove = remove_set & current
-        if to_remove:
-            MessageLabel.objects.filter(message=locked, name__in=to_remove).delete()
-        if to_add:
-            MessageLabel.objects.bulk_create([MessageLabel(message=locked, name=name) for name in sorted(to_add)])
-        if to_add or to_remove:
-            Message.objects.filter(pk=locked.pk).update(updated_at=timezone.now())
+    removing = [m.pk for m in locked if remove & current[m.pk]]
+    if removing:
+        MessageLabel.objects.filter(message_id__in=removing, name__in=remove).delete()
+    adding = [MessageLabel(message=m, name=name) for m in locked for name in sorted(add - current[m.pk])]
+    if adding:
+        MessageLabel.objects.bulk_create(adding)
+    changed_ids = set(removing) | {label.message_id for label in adding}
+    return [m for m in locked if m.pk in changed_ids]
+
+
+def messages_labels_patch(*, messages: Iterable[Message], add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
+    """Add and remove labels on every one of ``messages`` atomically: all or nothing, at
+    most MAX_LABELS on each afterwards (a message that would pass it changes nothing)."""
+    add_set, remove_set = _labels_check(add, remove)
+    with transaction.atomic():
+        changed = _labels_apply(_locked(messages), add_set, remove_set)
+        if changed:
+            Message.objects.filter(pk__in=[m.pk for m in changed]).update(updated_at=timezone.now())
+        threads_refresh(keys=_keys(changed))
+
+
+def message_labels_patch(*, message: Message, add: Iterable[str] = (), remove: Iterable[str] = ()) -> Message:
+    """Add and remove labels atomically: all or nothing, at most MAX_LABELS afterwards."""
+    messages_labels_patch(messages=[message], add=add, remove=remove)
     return message_refetch(message=message)
+
+
+def _read_apply(messages: Iterable[Message], is_read: bool) -> set[ThreadKey]:
+    messages = list(messages)
+    updated = Message.objects.filter(pk__in=[m.pk for m in messages]).exclude(is_read=is_read).update(is_read=is_read)
+    return _keys(messages) if updated else set()
+
+
+def messages_read_set(*, messages: Iterable[Message], is_read: bool) -> None:
+    """Mark read or unread; setting the current value is a no-op, not an error."""
+    with transaction.atomic():
+        threads_refresh(keys=_read_apply(messages, is_read))
 
 
 def message_read_set(*, message: Message, is_read: bool) -> Message:
     """Mark read or unread; setting the current value is a no-op, not an error."""
-    with transaction.atomic():
-        Message.objects.filter(pk=message.pk).exclude(is_read=is_read).update(is_read=is_read)
+    messages_read_set(messages=[message], is_read=is_read)
     return message_refetch(message=message)
 
 
@@ -108,6 +150,44 @@ def _siblings(message: Message) -> list[Message]:
     return list(Message.objects.select_for_update().filter(storage_key=message.storage_key).order_by("pk"))
 
 
+def _archive_apply(message: Message, archived: bool, *, strict: bool) -> bool:
+    """Archive or restore one message (in the caller's transaction); True if it changed.
+    ``strict``: archiving an archived message is a 409 (one message's PATCH), else a no-op."""
+    siblings = _siblings(message)
+    me = next((m for m in siblings if m.pk == message.pk), None)
+    if me is None:  # deleted meanwhile
+        if strict:
+            raise domain.NotFound("No such message.", code="message_not_found")
+        return False
+    if me.archived == archived:
+        if archived and strict:
+            raise domain.Conflict("The message is already archived.", code="already_archived")
+        return False
+    Message.objects.filter(pk=me.pk).update(archived=archived)
+    # The label rows' copy of the flag (MessageLabel.archived, for ?label=...).
+    MessageLabel.objects.filter(message_id=me.pk).copy_message_keys()
+    if me.storage_key:
+        others = [m for m in siblings if m.pk != me.pk]
+        # keep_source: another copy still expects the object where it is now.
+        keep_source = any(m.archived != archived for m in others)
+        try:
+            storage.raw_move(me.storage_key, to_archive=archived, keep_source=keep_source)
+        except FileNotFoundError:
+            # Already where it should be (a repeated move after a crash, or a sibling
+            # moved it): raw_open falls back to the other storage, so reads still work.
+            log.info(
+                "raw object %s not in source storage while %s", me.storage_key, "archiving" if archived else "restoring"
+            )
+    return True
+
+
+def messages_archive_set(*, messages: Iterable[Message], archived: bool) -> None:
+    """Archive or restore each of ``messages`` that is not so already, in one transaction."""
+    with transaction.atomic():
+        changed = [m for m in sorted(messages, key=lambda m: m.pk) if _archive_apply(m, archived, strict=False)]
+        threads_refresh(keys=_keys(changed))
+
+
 def message_archive_set(*, message: Message, archived: bool) -> Message:
     """Archive (move the raw MIME to the archive storage) or restore a message.
 
@@ -117,31 +197,8 @@ def message_archive_set(*, message: Message, archived: bool) -> Message:
     unarchived sibling still uses it (``raw_open`` finds it in either storage).
     """
     with transaction.atomic():
-        siblings = _siblings(message)
-        me = next((m for m in siblings if m.pk == message.pk), None)
-        if me is None:  # deleted meanwhile
-            raise domain.NotFound("No such message.", code="message_not_found")
-        if archived and me.archived:
-            raise domain.Conflict("The message is already archived.", code="already_archived")
-        if not archived and not me.archived:
-            return message_refetch(message=message)
-        Message.objects.filter(pk=me.pk).update(archived=archived)
-        # The label rows' copy of the flag (MessageLabel.archived, for ?label=...).
-        MessageLabel.objects.filter(message_id=me.pk).copy_message_keys()
-        if me.storage_key:
-            others = [m for m in siblings if m.pk != me.pk]
-            # keep_source: another copy still expects the object where it is now.
-            keep_source = any(m.archived != archived for m in others)
-            try:
-                storage.raw_move(me.storage_key, to_archive=archived, keep_source=keep_source)
-            except FileNotFoundError:
-                # Already where it should be (a repeated move after a crash, or a sibling
-                # moved it): raw_open falls back to the other storage, so reads still work.
-                log.info(
-                    "raw object %s not in source storage while %s",
-                    me.storage_key,
-                    "archiving" if archived else "restoring",
-                )
+        if _archive_apply(message, archived, strict=True):
+            threads_refresh(keys=_keys([message]))
     return message_refetch(message=message)
 
 
@@ -155,6 +212,7 @@ def message_delete(*, message: Message) -> None:
         parts = list(message.attachments.values_list("storage_key", "sha256"))
         part_keys = [key for key, _ in parts if key]
         Message.objects.filter(pk=message.pk).delete()  # its attachment rows (and its content row) with it
+        threads_refresh(keys=_keys([message]))
         if part_keys:
             transaction.on_commit(lambda: attachment_objects_prune(part_keys))
         if shas := {sha for _, sha in parts if sha}:
@@ -173,6 +231,72 @@ def message_delete(*, message: Message) -> None:
             transaction.on_commit(lambda: storage.raw_prune(key, keep_mail=keep_mail, keep_archive=keep_archive))
 
 
+def messages_batch_update(
+    *,
+    messages: Iterable[Message] | QuerySet[Message],
+    add_labels: Iterable[str] = (),
+    remove_labels: Iterable[str] = (),
+    is_read: bool | None = None,
+    archived: bool | None = None,
+) -> None:
+    """POST /v1/messages/batch: labels, read state and archive of every one of ``messages``
+    in one transaction, by the rules of one message's PATCHes (already archived ones are
+    left as they are). Label limits are checked for every message before any row changes;
+    a message that would pass MAX_LABELS fails the whole batch."""
+    add_set, remove_set = _labels_check(add_labels, remove_labels)
+    with transaction.atomic():
+        locked = _locked(messages)
+        changed = _labels_apply(locked, add_set, remove_set) if add_set or remove_set else []
+        if is_read is not None:
+            changed += [m for m in locked if m.is_read != is_read]
+        if changed:
+            # One UPDATE for both: each rewrites every index entry of the row, and on a
+            # label-only change setting is_read to the value asked is what the batch asks.
+            read = {} if is_read is None else {"is_read": is_read}
+            Message.objects.filter(pk__in={m.pk for m in changed}).update(updated_at=timezone.now(), **read)
+        if archived is not None:
+            changed += [m for m in locked if _archive_apply(m, archived, strict=False)]
+        threads_refresh(keys=_keys(changed))
+
+
+def _thread_messages(agent: Agent, thread_id: str) -> list[Message]:
+    messages = list(thread_messages(agent=agent, thread_id=thread_id))
+    if not messages:
+        raise domain.NotFound("No such thread.", code="thread_not_found")
+    return messages
+
+
+def thread_get(*, agent: Agent, thread_id: str) -> Thread:
+    thread = Thread.objects.for_agent(agent).filter(thread_id=thread_id).first()
+    if thread is None:
+        raise domain.NotFound("No such thread.", code="thread_not_found")
+    return thread
+
+
+def thread_labels_patch(*, agent: Agent, thread_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> Thread:
+    """One message's label patch on every message of the thread, all or nothing."""
+    messages_labels_patch(messages=_thread_messages(agent, thread_id), add=add, remove=remove)
+    return thread_get(agent=agent, thread_id=thread_id)
+
+
+def thread_read_set(*, agent: Agent, thread_id: str, is_read: bool) -> Thread:
+    """Mark every received message of the thread read or unread (what the agent sent is
+    read by definition)."""
+    received = [m for m in _thread_messages(agent, thread_id) if m.direction == Message.Direction.INBOUND]
+    messages_read_set(messages=received, is_read=is_read)
+    return thread_get(agent=agent, thread_id=thread_id)
+
+
+def thread_archive_set(*, agent: Agent, thread_id: str, archived: bool) -> Thread:
+    """Archive or restore every message of the thread. Archiving a thread whose messages
+    are all archived is a 409 ``already_archived``, as for one message."""
+    messages = _thread_messages(agent, thread_id)
+    if archived and all(m.archived for m in messages):
+        raise domain.Conflict("The thread is already archived.", code="already_archived")
+    messages_archive_set(messages=messages, archived=archived)
+    return thread_get(agent=agent, thread_id=thread_id)
+
+
 def message_refetch(*, message: Message) -> Message:
     """The message with what the inbox item needs, fresh from the database."""
     fresh = Message.objects.with_item_relations().filter(pk=message.pk).first()
@@ -189,4 +313,12 @@ __all__ = [
     "message_labels_patch",
     "message_read_set",
     "message_refetch",
+    "messages_archive_set",
+    "messages_batch_update",
+    "messages_labels_patch",
+    "messages_read_set",
+    "thread_archive_set",
+    "thread_get",
+    "thread_labels_patch",
+    "thread_read_set",
 ]

@@ -4,15 +4,22 @@ ThreadID; a subject match is the fallback only when a reply carries no such head
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
+import json
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from assmbl.ids import new_id
 from directory.models import Agent
-from mail.models import Message
+from mail.addresses import address_bare
+from mail.models import Message, MessageLabel, Thread
 
 # The prefixes mail clients put before a subject they answer or pass on: English, German
 # (AW, WG), Scandinavian (SV) and Finnish (VS), with an optional count ("Re[2]:").
@@ -72,6 +79,8 @@ class ThreadLinks:
         # Message-ID -> the earliest message carrying it; In-Reply-To -> the earliest reply.
         self._by_message_id: dict[tuple[int, str], _Row] = {}
         self._by_parent: dict[tuple[int, str], _Row] = {}
+        # The ThreadIDs made for this batch: threads no other transaction can know yet.
+        self.minted: set[str] = set()
         threaded = Message.objects.filter(agent_id__in=agent_ids).exclude(thread_id="")
         # A message's own Message-ID too: the received copy of mail an agent sent itself.
         if linked or message_ids:
@@ -119,7 +128,9 @@ class ThreadLinks:
         if message_id and (agent.pk, message_id) in self._by_parent:
             # A reply that arrived before this message may already name it in its headers.
             return self._by_parent[(agent.pk, message_id)][2]
-        return new_id("thr")
+        thread_id = new_id("thr")
+        self.minted.add(thread_id)
+        return thread_id
 
 
 def _thread_by_subject(agent: Agent, subject: str) -> str:
@@ -140,11 +151,267 @@ def _thread_by_subject(agent: Agent, subject: str) -> str:
     return ""
 
 
+# The messages of a thread its agent sees: what GET /v1/threads/{id} lists and a Thread row sums.
+_VISIBLE = Q(direction="outbound") | Q(disposition="inbox")
+_VISIBLE_LABEL = Q(message__direction="outbound") | Q(message__disposition="inbox")
+MAX_PARTICIPANTS = 50
+
+ThreadKey = tuple[int, str]  # (agent pk, ThreadID)
+
+
+def threads_filtered(
+    *,
+    agent: Agent,
+    label: str | None = None,
+    is_read: bool | None = None,
+    include_archived: bool = False,
+    q: str | None = None,
+) -> Any:
+    """GET /v1/threads: the agent's threads that pass every filter (AND). A thread passes
+    ``label`` and ``q`` when one of its messages does (the inbox's search, through
+    ``MessageQuerySet.search``); ``is_read=false`` keeps threads with an unread message."""
+    threads = Thread.objects.for_agent(agent)
+    if not include_archived:
+        threads = threads.not_archived()
+    if is_read is True:
+        threads = threads.read()
+    elif is_read is False:
+        threads = threads.unread()
+    visible = Message.objects.for_agent(agent).filter(_VISIBLE)
+    if label is not None:
+        threads = threads.containing(visible.with_label(label))
+    if q is not None:
+        threads = threads.containing(visible.search(q))
+    return threads
+
+
 def thread_messages(*, agent: Agent, thread_id: str) -> Any:
     """GET /v1/threads/{id}: the agent's own messages of a thread, both directions. Held,
     blocked and quarantined mail is for staff, not the agent, as in the inbox."""
-    return (
-        Message.objects.for_agent(agent)
-        .in_thread(thread_id)
-        .filter(Q(direction=Message.Direction.OUTBOUND) | Q(disposition=Message.Disposition.INBOX))
+    return Message.objects.for_agent(agent).in_thread(thread_id).filter(_VISIBLE)
+
+
+@dataclass
+class _Summary:
+    """A Thread row's values, summed over its visible messages in listing order."""
+
+    subject: str
+    first_at: dt.datetime
+    last_at: dt.datetime = field(init=False)
+    last_id: str = ""
+    last_preview: str = ""
+    count: int = 0
+    # A message that may carry labels: one not among threads_refresh's ``unlabelled``.
+    labelled: bool = False
+    unread: int = 0
+    active: int = 0
+    participants: dict[str, None] = field(default_factory=dict)
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        message_id, received_at, _, preview, sender, to, cc, direction, is_read, archived = row
+        self.last_at, self.last_id, self.last_preview = received_at, message_id, preview
+        self.count += 1
+        self.active += not archived
+        self.unread += direction == "inbound" and not is_read and not archived
+        for address in [sender, *(to or []), *(cc or [])]:
+            if len(self.participants) >= MAX_PARTICIPANTS:
+                break
+            bare = _bare(address) if isinstance(address, str) else ""
+            if bare:
+                self.participants.setdefault(bare, None)
+
+
+# The same few correspondents recur in every batch; parseaddr costs ~10 us an address.
+_bare = functools.lru_cache(maxsize=4096)(address_bare)
+
+_MESSAGE_COLUMNS = (
+    "agent_id", "thread_id", "id", "received_at", "subject", "body_preview", "sender", "to", "cc", "direction",
+    "is_read", "archived",
+)  # fmt: skip
+
+
+def threads_refresh(
+    *, keys: Iterable[ThreadKey], unlabelled: Iterable[str] = (), minted: Iterable[Message] = ()
+) -> None:
+    """Rewrite the Thread rows of ``keys`` from their messages, in the caller's transaction:
+    every write path that adds, changes or removes a message the agent sees calls this once
+    for all the threads it touched (ingest once a batch). A thread left without a visible
+    message loses its row. ``unlabelled``: ids of messages known to carry no label (indexed
+    just now): a thread of only such messages needs no read of label rows. ``minted``: the
+    visible messages of threads this transaction created (``ThreadLinks.minted``): no other
+    transaction can know such a thread before this one commits, and these are all its
+    messages, so its row is summed from them without a lock or a read (most of ingest)."""
+    known: dict[ThreadKey, list[tuple[Any, ...]]] = {}
+    for message in sorted(minted, key=lambda m: (m.received_at, m.pk)):
+        known.setdefault((message.agent_id, message.thread_id), []).append(
+            tuple(getattr(message, column) for column in _MESSAGE_COLUMNS[2:])
+        )
+    with transaction.atomic(using=router.db_for_write(Thread), savepoint=False):
+        _refresh(
+            {key for key in keys if key[1]},
+            models=(Message, MessageLabel, Thread),
+            lock=True,
+            unlabelled=set(unlabelled),
+            known=known,
+        )
+
+
+def threads_backfill(*, message_model: Any, label_model: Any, thread_model: Any, batch: int = 500) -> int:
+    """Write the Thread rows of every thread (the data migration, with its historical
+    models). Returns how many threads it wrote."""
+    pairs = (
+        message_model.objects.filter(_VISIBLE)
+        .exclude(thread_id="")
+        .values_list("agent_id", "thread_id")
+        .distinct()
+        .order_by("agent_id", "thread_id")
     )
+    done, chunk = 0, []
+    for pair in pairs.iterator(chunk_size=batch):
+        chunk.append(pair)
+        if len(chunk) == batch:
+            _refresh(set(chunk), models=(message_model, label_model, thread_model), lock=False)
+            done, chunk = done + len(chunk), []
+    _refresh(set(chunk), models=(message_model, label_model, thread_model), lock=False)
+    return done + len(chunk)
+
+
+def _lock(keys: set[ThreadKey], using: str) -> None:
+    """Serialise refreshes of one thread (PostgreSQL): two transactions that each add a
+    message and each sum the thread without the other's would leave the later commit's
+    stale sum. A transaction-scoped advisory lock per thread, taken in a fixed order (no
+    deadlock between two batches) also covers a thread that has no row yet. SQLite
+    serialises writers already."""
+    connection = connections[using]
+    if connection.vendor != "postgresql" or not keys:
+        return
+    locks = sorted(
+        int.from_bytes(hashlib.blake2b(f"thread:{a}:{t}".encode(), digest_size=8).digest(), "big", signed=True)
+        for a, t in keys
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM UNNEST(%s::bigint[]) AS k", [locks])
+
+
+def _summaries(keys: set[ThreadKey], message_model: Any, unlabelled: set[str]) -> dict[ThreadKey, _Summary]:
+    agent_ids, thread_ids = {a for a, _ in keys}, {t for _, t in keys}
+    rows = (
+        message_model.objects.filter(agent_id__in=agent_ids, thread_id__in=thread_ids)
+        .filter(_VISIBLE)
+        .order_by("received_at", "id")
+        .values_list(*_MESSAGE_COLUMNS)
+    )
+    summaries: dict[ThreadKey, _Summary] = {}
+    for agent_id, thread_id, *row in rows:
+        key = (agent_id, thread_id)
+        if key in keys:
+            if key not in summaries:
+                summaries[key] = _Summary(subject=row[2], first_at=row[1])
+            summaries[key].add(tuple(row))
+            summaries[key].labelled |= row[0] not in unlabelled
+    return summaries
+
+
+def _refresh(
+    keys: set[ThreadKey],
+    *,
+    models: tuple[Any, Any, Any],
+    lock: bool,
+    unlabelled: set[str] = frozenset(),
+    known: dict[ThreadKey, list[tuple[Any, ...]]] | None = None,
+) -> None:
+    """``known``: the rows (_MESSAGE_COLUMNS but the key) of threads summed without a read."""
+    if not keys:
+        return
+    message_model, label_model, thread_model = models
+    using = router.db_for_write(thread_model)
+    known = {key: rows for key, rows in (known or {}).items() if key in keys}
+    read = keys - known.keys()
+    if lock:
+        _lock(read, using)
+    summaries = _summaries(read, message_model, unlabelled) if read else {}
+    for key, rows in known.items():
+        summaries[key] = _Summary(subject=rows[0][2], first_at=rows[0][1])
+        for row in rows:
+            summaries[key].add(row)
+    labels: dict[ThreadKey, set[str]] = {}
+    labelled = {key for key, summary in summaries.items() if summary.labelled}
+    if labelled:
+        for agent_id, thread_id, name in (
+            label_model.objects.filter(
+                agent_id__in={a for a, _ in labelled}, message__thread_id__in={t for _, t in labelled}
+            )
+            .filter(_VISIBLE_LABEL)
+            .values_list("agent_id", "message__thread_id", "name")
+        ):
+            labels.setdefault((agent_id, thread_id), set()).add(name)
+    if summaries:
+        rows = [_row(key, summary, labels.get(key, set())) for key, summary in summaries.items()]
+        if connections[using].vendor == "postgresql":
+            _upsert_postgres(thread_model, rows, using)
+        else:
+            thread_model.objects.bulk_create(
+                [thread_model(**row) for row in rows],
+                update_conflicts=True,
+                unique_fields=["agent", "thread_id"],
+                update_fields=_ROW_FIELDS,
+            )
+    gone = keys - summaries.keys()
+    if gone:
+        condition = Q()
+        for agent_id, thread_id in gone:
+            condition |= Q(agent_id=agent_id, thread_id=thread_id)
+        thread_model.objects.filter(condition).delete()
+
+
+_ROW_FIELDS = [
+    "subject", "participants", "labels", "message_count", "unread_count", "archived", "first_message_at",
+    "last_message_at", "last_message_id", "last_message_preview",
+]  # fmt: skip
+
+
+_ARRAY_TYPES = {
+    "agent": "bigint", "thread_id": "varchar", "subject": "text", "participants": "jsonb", "labels": "jsonb",
+    "message_count": "integer", "unread_count": "integer", "archived": "boolean", "first_message_at": "timestamptz",
+    "last_message_at": "timestamptz", "last_message_id": "varchar", "last_message_preview": "varchar",
+}  # fmt: skip
+
+
+def _upsert_postgres(thread_model: Any, rows: list[dict[str, Any]], using: str) -> None:
+    """The rows in one INSERT ... ON CONFLICT from arrays: bulk_create(update_conflicts=...)
+    builds a model a row and prepares each of a batch's 1,200 values through the ORM, which
+    cost ingest more CPU than the statement does (bench/HISTORY.md, threads)."""
+    connection = connections[using]
+    meta = thread_model._meta
+    fields = [meta.get_field(name) for name in _ARRAY_TYPES]
+    columns = [connection.ops.quote_name(f.column) for f in fields]
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[2:])
+    arrays = ", ".join(f"%s::{kind}[]" for kind in _ARRAY_TYPES.values())
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT * FROM UNNEST({arrays}) ON CONFLICT ({columns[0]}, {columns[1]}) DO UPDATE SET {updates}"
+    )
+    values = [[row[f.attname] for row in rows] for f in fields]
+    for i, name in enumerate(_ARRAY_TYPES):
+        if _ARRAY_TYPES[name] == "jsonb":
+            values[i] = [json.dumps(v) for v in values[i]]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+
+
+def _row(key: ThreadKey, summary: _Summary, labels: set[str]) -> dict[str, Any]:
+    """A Thread row's values by attname."""
+    return {
+        "agent_id": key[0],
+        "thread_id": key[1],
+        "subject": summary.subject,
+        "participants": list(summary.participants),
+        "labels": sorted(labels),
+        "message_count": summary.count,
+        "unread_count": summary.unread,
+        "archived": summary.active == 0,
+        "first_message_at": summary.first_at,
+        "last_message_at": summary.last_at,
+        "last_message_id": summary.last_id,
+        "last_message_preview": summary.last_preview,
+    }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from mail.api import attachments, inbox, messages, senders, sending
+from mail.api import attachments, batch, inbox, messages, senders, sending, threads
 
 urlpatterns = [
     *inbox.urlpatterns,
+    # Before messages/<id>: messages/batch is not a message id.
+    *batch.urlpatterns,
+    *threads.urlpatterns,
     *messages.urlpatterns,
     *sending.urlpatterns,
     *attachments.urlpatterns,

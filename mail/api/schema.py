@@ -187,3 +187,40 @@ class DownloadUrlSchema(serializers.Serializer[Any]):
 
     class Meta:
         ref_name = "DownloadUrl"
+
+
+class ThreadItemSchema(serializers.Serializer[Any]):
+    ThreadID = serializers.CharField()
+    Subject = serializers.CharField(allow_blank=True, help_text="the first message's subject")
+    Participants = serializers.ListField(
+        child=serializers.CharField(), help_text="bare addresses of senders and recipients (To, Cc), at most 50"
+    )
+    MessageCount = serializers.IntegerField(min_value=1)
+    UnreadCount = serializers.IntegerField(min_value=0, help_text="unread received messages, archived ones not counted")
+    Labels = serializers.ListField(child=serializers.CharField(), help_text="every label of its messages, sorted")
+    FirstMessageAt = serializers.DateTimeField()
+    LastMessageAt = serializers.DateTimeField()
+    LastMessageID = serializers.CharField()
+    LastMessagePreview = serializers.CharField(allow_blank=True)
+
+    class Meta:
+        ref_name = "ThreadItem"
+
+
+class ThreadListPageSchema(serializers.Serializer[Any]):
+    items = ThreadItemSchema(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+    has_more = serializers.BooleanField()
+
+    class Meta:
+        ref_name = "ThreadList"
+
+
+class MessagesBatchSchema(serializers.Serializer[Any]):
+    items = InboxItemSchema(many=True)
+    not_found = serializers.ListField(
+        child=serializers.CharField(), help_text="ids that are not this agent's messages (unknown or another agent's)"
+    )
+
+    class Meta:
+        ref_name = "MessagesBatch"

@@ -1,0 +1,63 @@
+"""PostgreSQL-only proof: concurrent changes to two messages of one thread both reach its
+Thread row (each refresh sums the thread under the thread's advisory lock, so the later one
+sees the earlier one's commit instead of writing a sum without it)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from mail import services
+from mail.models import Message, Thread
+from mail.threads import threads_refresh
+from tests.factories import MessageFactory
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not settings.IS_POSTGRES, reason="needs PostgreSQL (DATABASE_URL)"),
+]
+
+
+def _run_concurrently(workers: list[Any]) -> None:
+    barrier = threading.Barrier(len(workers))
+    errors: list[BaseException] = []
+
+    def target(work: Any) -> None:
+        try:
+            barrier.wait()
+            work()
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=target, args=(work,)) for work in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_label_patches_on_one_thread_both_reach_its_row() -> None:
+    for attempt in range(5):
+        thread_id = f"thr_race{attempt}"
+        first = MessageFactory(thread_id=thread_id, storage_key="")
+        messages = [first, MessageFactory(agent=first.agent, thread_id=thread_id, storage_key="")]
+        threads_refresh(keys=[(messages[0].agent_id, thread_id)])
+
+        _run_concurrently(
+            [
+                lambda m=message, n=n: services.message_labels_patch(
+                    message=Message.objects.get(pk=m.pk), add=[f"l{n}"]
+                )
+                for n, message in enumerate(messages)
+            ]
+        )
+
+        assert Thread.objects.get(thread_id=thread_id).labels == ["l0", "l1"]
