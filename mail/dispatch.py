@@ -170,6 +170,11 @@ def _event_payload(message: Message, **extra: Any) -> dict[str, Any]:
     return {**message_item(message), "StatusDetail": message.status_detail, **extra}
 
 
+def message_event_record(*, message: Message, type: str, **extra: Any) -> None:
+    """Record an outbound message's event (payload: the item, StatusDetail, ``extra``)."""
+    event_record(agent=message.agent, type=type, payload=_event_payload(message, **extra))
+
+
 def messages_queued_stale(*, older_than: dt.timedelta) -> list[str]:
     cutoff = timezone.now() - older_than
     return list(

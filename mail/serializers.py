@@ -268,6 +268,7 @@ _SENDING_CODES = {
     "required": "missing_field",
     "header_injection": "header_injection",
     "invalid_header": "invalid_header",
+    "invalid_send_at": "invalid_send_at",
     "*": "invalid_field",
 }
 _ADDRESS_ITEM = {"type": "string", "format": "email", "maxLength": MAX_HEADER_VALUE}
@@ -385,6 +386,30 @@ _ONE_OF_BODY_OR_HTML = {
 _ATTACHMENT_IDS = {"help_text": "AttachmentIDs of completed uploads", "required": False, "max_length": 100}
 
 
+@extend_schema_field({"type": "string", "format": "date-time", "description": "RFC 3339, in the future, at most 30 days ahead"})
+class SendAtField(serializers.Field[dt.datetime, str, str, Any]):
+    """When to send (RFC 3339 with an offset): the message is ``scheduled`` until then.
+    Whether it is in the future and near enough is the service's rule (``mail.outbound``)."""
+
+    default_error_messages = {"invalid_send_at": "send_at must be an RFC 3339 date-time with an offset."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> dt.datetime:
+        try:
+            value = dt.datetime.fromisoformat(data) if isinstance(data, str) and "T" in data.upper() else None
+        except ValueError:
+            value = None
+        if value is None or value.tzinfo is None:
+            self.fail("invalid_send_at")
+            raise AssertionError  # unreachable; fail() raises
+        return value
+
+    def to_representation(self, value: dt.datetime) -> str:
+        return value.isoformat()
+
+
 class SendInput(_Content):
     """The body of POST /v1/send."""
 
@@ -396,6 +421,7 @@ class SendInput(_Content):
     subject = HeaderTextField(allow_blank=True)
     headers = ExtraHeadersField(required=False)
     attachments = serializers.ListField(child=StrictCharField(max_length=64), **_ATTACHMENT_IDS)
+    send_at = SendAtField()
 
     class Meta:
         ref_name = "SendRequest"
@@ -407,6 +433,7 @@ class ReplyInput(_Content):
     schema_extra = _ONE_OF_BODY_OR_HTML
     reply_all = StrictBooleanJSONField(required=False, default=False)
     attachments = serializers.ListField(child=StrictCharField(max_length=64), **_ATTACHMENT_IDS)
+    send_at = SendAtField()
 
     class Meta:
         ref_name = "ReplyRequest"
@@ -420,6 +447,7 @@ class ForwardInput(InputSerializer):
     body = StrictCharField(
         required=False, allow_blank=True, allow_null=True, help_text="a note above the forwarded message"
     )
+    send_at = SendAtField()
 
     class Meta:
         ref_name = "ForwardRequest"

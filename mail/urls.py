@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mail.api import attachments, inbox, messages, senders, sending
+from mail.api import attachments, inbox, messages, outbound, senders, sending
 
 urlpatterns = [
     *inbox.urlpatterns,
@@ -10,4 +10,5 @@ urlpatterns = [
     *sending.urlpatterns,
     *attachments.urlpatterns,
     *senders.urlpatterns,
+    *outbound.urlpatterns,
 ]

@@ -67,12 +67,16 @@ class SendView(_IdempotentSendView):
                 request_only=True,
             ),
         ],
-        responses={202: _ACCEPTED, **error_responses(400, 409, 413, 415)},
+        responses={202: _ACCEPTED, **error_responses(400, 409, 413, 415, 429)},
     )
     def post(self, request: Request) -> Response:
         agent = self.agent(request)
-        outgoing = outgoing_parse(input_validate(SendInput, request.data))
-        return self.run(request, lambda key: message_send(agent=agent, outgoing=outgoing, idempotency_key=key))
+        data = input_validate(SendInput, request.data)
+        outgoing = outgoing_parse(data)
+        send_at = data.get("send_at")
+        return self.run(
+            request, lambda key: message_send(agent=agent, outgoing=outgoing, idempotency_key=key, send_at=send_at)
+        )
 
 
 class ReplyView(_IdempotentSendView):
@@ -82,7 +86,7 @@ class ReplyView(_IdempotentSendView):
         request=ReplyInput,
         parameters=[_IDEMPOTENCY_KEY],
         examples=[OpenApiExample("Reply to all", value={"body": "Thanks, received.", "reply_all": True}, request_only=True)],
-        responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415)},
+        responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415, 429)},
     )
     def post(self, request: Request, message_id: str) -> Response:
         agent = self.agent(request)
@@ -98,6 +102,7 @@ class ReplyView(_IdempotentSendView):
                 reply_all=data["reply_all"],
                 attachment_ids=data.get("attachments") or [],
                 idempotency_key=key,
+                send_at=data.get("send_at"),
             ),
         )
 
@@ -108,7 +113,7 @@ class ForwardView(_IdempotentSendView):
         summary="Forward a message, the original attached",
         request=ForwardInput,
         parameters=[_IDEMPOTENCY_KEY],
-        responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415)},
+        responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415, 429)},
     )
     def post(self, request: Request, message_id: str) -> Response:
         agent = self.agent(request)
@@ -117,7 +122,12 @@ class ForwardView(_IdempotentSendView):
         return self.run(
             request,
             lambda key: message_forward(
-                agent=agent, original=original, to=data["to"], body=data.get("body"), idempotency_key=key
+                agent=agent,
+                original=original,
+                to=data["to"],
+                body=data.get("body"),
+                idempotency_key=key,
+                send_at=data.get("send_at"),
             ),
         )
 
