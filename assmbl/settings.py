@@ -371,6 +371,14 @@ if SES_CONFIGURATION_SET:
     ANYMAIL["AMAZON_SES_CONFIGURATION_SET_NAME"] = SES_CONFIGURATION_SET
 CELERY_BEAT_SCHEDULE["purge-send-requests"] = {"task": "mail.tasks.purge_send_requests", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["sweep-queued-messages"] = {"task": "mail.tasks.sweep_queued_messages", "schedule": 120.0}
+# Governed sending: scheduled mail (send_at, the undo window) is released from the database.
+SCHEDULED_RELEASE_SECONDS = env_int("SCHEDULED_RELEASE_SECONDS", 5, minimum=1)
+CELERY_BEAT_SCHEDULE["release-scheduled-messages"] = {
+    "task": "mail.tasks.release_scheduled_messages",
+    "schedule": float(SCHEDULED_RELEASE_SECONDS),
+    # A tick that waited past the next one is dropped: the next tick releases the same rows.
+    "options": {"expires": float(SCHEDULED_RELEASE_SECONDS)},
+}
 # --- Reliability -----------------------------------------------------------------------------
 # The sweeper re-queues inbound deliveries still unprocessed after this many seconds (a task
 # lost with a killed worker or a restarted broker). Processing is idempotent.

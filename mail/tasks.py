@@ -17,6 +17,7 @@ from mail.idempotency import send_requests_purge
 from mail.ingest import deliveries_process
 from mail.message_content import message_contents_extract
 from mail.models import InboundDelivery
+from mail.outbound import messages_release_due, send_counters_purge
 
 
 @shared_task(
@@ -94,7 +95,14 @@ def sweep_queued_messages() -> int:
 
 @shared_task
 def purge_send_requests() -> int:
-    return send_requests_purge()
+    return send_requests_purge() + send_counters_purge()
+
+
+@shared_task
+def release_scheduled_messages() -> int:
+    """Queue the scheduled messages that are due (beat: every few seconds). Each is claimed
+    by a conditional update, so a spare or overlapping run queues nothing twice."""
+    return len(messages_release_due())
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
