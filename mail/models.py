@@ -481,3 +481,36 @@ class OutboundApproval(Message):
         proxy = True
         verbose_name = "outbound message awaiting approval"
         verbose_name_plural = "outbound awaiting approval"
+
+
+class Draft(models.Model):
+    """A message an agent is still writing (``POST /v1/drafts``): the send body, checked for
+    shape only, plus the message it answers. Sending it goes through the same service as
+    ``POST /v1/send`` (policy, approval, schedule) and deletes the draft in that transaction."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=PrefixedId("drf"), editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="drafts", db_index=False)
+    to = models.JSONField(default=list, blank=True)
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    reply_to = models.JSONField(default=list, blank=True)
+    subject = models.TextField(blank=True)
+    # Null is "no such part", as in a send: an empty body is a part, a missing one is not.
+    body = models.TextField(null=True, blank=True)  # noqa: DJ001
+    html = models.TextField(null=True, blank=True)  # noqa: DJ001
+    headers = models.JSONField(default=dict, blank=True)
+    attachment_ids = models.JSONField(default=list, blank=True)
+    # A reply draft: threading headers come from this message when it is sent.
+    in_reply_to = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    send_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # GET /v1/drafts: one agent's drafts in (created_at, id) keyset order.
+            models.Index(fields=["agent", "created_at", "id"], name="mail_draft_agent_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.subject[:60]!r}"

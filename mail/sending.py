@@ -329,6 +329,22 @@ def message_reply(
 ) -> Message:
     """Reply (or reply-all) to a message of this agent's mailbox (the fields of
     ``mail.serializers.ReplyInput``; ``attachments`` as ``attachment_ids``)."""
+    to, cc = reply_recipients(agent=agent, original=original, reply_all=reply_all)
+    outgoing = Outgoing(
+        to=addresses_clean("to", to, required=True),
+        cc=addresses_clean("cc", cc),
+        subject=subject_reply(original.subject),
+        body=body,
+        html=html,
+        attachment_ids=list(dict.fromkeys(attachment_ids)),
+    )
+    return message_send(
+        agent=agent, outgoing=outgoing, idempotency_key=idempotency_key, send_at=send_at, **reply_threading(original)
+    )
+
+
+def reply_recipients(*, agent: Agent, original: Message, reply_all: bool) -> tuple[list[str], list[str]]:
+    """To and Cc of a reply (reply-all: everyone but the agent itself)."""
     if original.direction == Message.Direction.OUTBOUND:
         # Following up on our own message goes to the same people again.
         to = list(original.to)
@@ -339,26 +355,19 @@ def message_reply(
     if reply_all:
         already = {address_bare(a) for a in to}
         cc = [a for a in _without([*original.to, *original.cc], already) if not address_is_agents(agent, a)]
-    outgoing = Outgoing(
-        to=addresses_clean("to", to, required=True),
-        cc=addresses_clean("cc", cc),
-        subject=subject_reply(original.subject),
-        body=body,
-        html=html,
-        attachment_ids=list(dict.fromkeys(attachment_ids)),
-    )
+    return to, cc
+
+
+def reply_threading(original: Message) -> dict[str, Any]:
+    """The threading arguments of ``message_send`` for a reply to ``original``."""
     # A reply to another agent is machine-generated mail to a machine (RFC 3834): say so,
     # so that well-behaved auto-responders on the other side do not answer it.
     between_agents = original.direction == Message.Direction.INBOUND and address_is_local(original.sender)
-    return message_send(
-        agent=agent,
-        outgoing=outgoing,
-        idempotency_key=idempotency_key,
-        in_reply_to=original.internet_message_id,
-        references=_references_for(original),
-        auto_submitted="auto-replied" if between_agents else "",
-        send_at=send_at,
-    )
+    return {
+        "in_reply_to": original.internet_message_id,
+        "references": _references_for(original),
+        "auto_submitted": "auto-replied" if between_agents else "",
+    }
 
 
 def message_forward(

@@ -439,6 +439,36 @@ class ReplyInput(_Content):
         ref_name = "ReplyRequest"
 
 
+class DraftUpdateInput(InputSerializer):
+    """The body of PATCH /v1/drafts/{id}: any field of a send; the ones left out keep their value."""
+
+    error_codes = _SENDING_CODES
+    to = OptionalAddressesField()
+    cc = OptionalAddressesField()
+    bcc = OptionalAddressesField()
+    reply_to = OptionalAddressesField()
+    subject = HeaderTextField(allow_blank=True, required=False)
+    body = StrictCharField(required=False, allow_blank=True, allow_null=True)
+    html = StrictCharField(required=False, allow_blank=True, allow_null=True)
+    headers = ExtraHeadersField(required=False)
+    attachments = serializers.ListField(child=StrictCharField(max_length=64), **_ATTACHMENT_IDS)
+    send_at = SendAtField(allow_null=True)
+
+    class Meta:
+        ref_name = "DraftUpdateRequest"
+
+
+class DraftInput(DraftUpdateInput):
+    """The body of POST /v1/drafts: the send body (nothing required yet), or a reply to a
+    message of the agent's (``in_reply_to``), which starts with the reply's recipients."""
+
+    in_reply_to = StrictCharField(required=False, max_length=40, help_text="a MessageID of this agent's mailbox")
+    reply_all = StrictBooleanJSONField(required=False, default=False)
+
+    class Meta:
+        ref_name = "DraftRequest"
+
+
 class ForwardInput(InputSerializer):
     """The body of POST /v1/messages/{id}/forward."""
 

@@ -59,7 +59,6 @@ def sweep_expired_attachments() -> int:
 
 # --- Sending ---------------------------------------------------------------------------------
 
-QUEUED_STALE_AFTER = dt.timedelta(minutes=5)
 
 
 @shared_task(
@@ -87,7 +86,7 @@ def send_message(self: Any, message_id: str) -> str | None:
 @shared_task
 def sweep_queued_messages() -> int:
     """Re-queue outbound messages whose task was lost (broker outage after commit)."""
-    ids = messages_queued_stale(older_than=QUEUED_STALE_AFTER)
+    ids = messages_queued_stale(older_than=dt.timedelta(seconds=settings.SEND_SWEEP_AFTER_SECONDS))
     for message_id in ids:
         send_message.delay(message_id)
     return len(ids)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mail.api import attachments, inbox, messages, outbound, senders, sending
+from mail.api import attachments, drafts, inbox, messages, outbound, senders, sending
 
 urlpatterns = [
     *inbox.urlpatterns,
@@ -11,4 +11,5 @@ urlpatterns = [
     *attachments.urlpatterns,
     *senders.urlpatterns,
     *outbound.urlpatterns,
+    *drafts.urlpatterns,
 ]

@@ -22,7 +22,7 @@ from mail.sending import message_forward, message_reply, message_send, outgoing_
 from mail.serializers import ForwardInput, PageQuerySerializer, ReplyInput, SendInput, ThreadQuerySerializer
 from mail.threads import thread_messages
 
-_IDEMPOTENCY_KEY = OpenApiParameter(
+IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
     location=OpenApiParameter.HEADER,
@@ -36,7 +36,7 @@ def _respond(result: IdempotentResult) -> Response:
     return Response(result.body, status=result.status, headers=headers)
 
 
-class _IdempotentSendView(AgentAPIView):
+class IdempotentSendView(AgentAPIView):
     def run(self, request: Request, perform: Callable[[str], Message]) -> Response:
         result = send_idempotently(
             agent=self.agent(request),
@@ -48,12 +48,12 @@ class _IdempotentSendView(AgentAPIView):
         return _respond(result)
 
 
-class SendView(_IdempotentSendView):
+class SendView(IdempotentSendView):
     @extend_schema(
         operation_id="send",
         summary="Send a new message",
         request=SendInput,
-        parameters=[_IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY],
         examples=[
             OpenApiExample(
                 "A note with a custom header",
@@ -79,12 +79,12 @@ class SendView(_IdempotentSendView):
         )
 
 
-class ReplyView(_IdempotentSendView):
+class ReplyView(IdempotentSendView):
     @extend_schema(
         operation_id="message_reply",
         summary="Reply (or reply-all) to a message",
         request=ReplyInput,
-        parameters=[_IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY],
         examples=[OpenApiExample("Reply to all", value={"body": "Thanks, received.", "reply_all": True}, request_only=True)],
         responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415, 429)},
     )
@@ -107,12 +107,12 @@ class ReplyView(_IdempotentSendView):
         )
 
 
-class ForwardView(_IdempotentSendView):
+class ForwardView(IdempotentSendView):
     @extend_schema(
         operation_id="message_forward",
         summary="Forward a message, the original attached",
         request=ForwardInput,
-        parameters=[_IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY],
         responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415, 429)},
     )
     def post(self, request: Request, message_id: str) -> Response:
