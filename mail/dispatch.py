@@ -106,8 +106,15 @@ def message_dispatch(*, message_id: str) -> Message | None:
     message = Message.objects.select_related("agent").filter(pk=message_id).first()
     if not claimed or message is None:
         return message
+    try:
+        raw = raw_read(message.storage_key)
+    except Exception:
+        # Storage unreachable (S3 hiccup, a missing mount): nothing was handed over, so the
+        # claim is released and the task retries; a claim kept here would never be sent.
+        Message.objects.filter(pk=message.pk, provider_message_id=claim).update(provider_message_id="")
+        raise
     email = StoredEmailMessage(
-        raw=raw_read(message.storage_key),
+        raw=raw,
         message_id=message.id,
         subject=message.subject,
         from_email=message.from_header,
