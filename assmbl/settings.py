@@ -374,6 +374,9 @@ CELERY_BEAT_SCHEDULE["sweep-queued-messages"] = {"task": "mail.tasks.sweep_queue
 # The sweep re-queues outbound messages still queued this long after they were queued
 # (a send task lost with a broker restart, or a release killed between commit and publish).
 SEND_SWEEP_AFTER_SECONDS = env_int("SEND_SWEEP_AFTER_SECONDS", 300, minimum=1)
+# A send claimed this long ago and never recorded: its worker died during the handoff. The
+# sweep marks it failed ("in doubt"), never resends it (the provider may have it).
+SEND_CLAIM_TIMEOUT_SECONDS = env_int("SEND_CLAIM_TIMEOUT_SECONDS", 900, minimum=60)
 # Governed sending: scheduled mail (send_at, the undo window) is released from the database.
 SCHEDULED_RELEASE_SECONDS = env_int("SCHEDULED_RELEASE_SECONDS", 5, minimum=1)
 CELERY_BEAT_SCHEDULE["release-scheduled-messages"] = {

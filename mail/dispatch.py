@@ -191,6 +191,36 @@ def messages_queued_stale(*, older_than: dt.timedelta) -> list[str]:
     )
 
 
+IN_DOUBT_DETAIL = (
+    "in doubt: the worker stopped while handing the message to the transport; the provider may or "
+    "may not have it, and it is not sent again"
+)
+
+
+def messages_claims_expire(*, older_than: dt.timedelta) -> list[str]:
+    """Give up on sends whose worker died during the handoff (SIGKILL, a lost host): the
+    claim is older than any handoff takes. Whether the provider took the message is unknown,
+    and sending again could deliver it twice, so it is marked ``failed`` with a detail that
+    says so and a ``message.failed`` event: the agent and staff see it, nothing is resent."""
+    cutoff = timezone.now() - older_than
+    stale = list(
+        Message.objects.outbound()
+        .filter(status=Message.Status.QUEUED, provider_message_id__startswith="claim:", updated_at__lt=cutoff)
+        .values_list("id", "provider_message_id")[:1000]
+    )
+    expired = []
+    for message_id, claim in stale:
+        with transaction.atomic():
+            taken = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED, provider_message_id=claim).update(
+                status=Message.Status.FAILED, status_detail=IN_DOUBT_DETAIL, updated_at=timezone.now()
+            )
+            if taken:
+                message = Message.objects.select_related("agent").get(pk=message_id)
+                event_record(agent=message.agent, type="message.failed", payload=_event_payload(message))
+                expired.append(message_id)
+    return expired
+
+
 # --- Tracking (provider events) ----------------------------------------------------------------
 
 # Forward-only: a late "delivered" never undoes a bounce; a complaint can follow a delivery.

@@ -12,7 +12,13 @@ from django.utils import timezone
 
 from mail.archival import archive_job_run
 from mail.attachments import attachments_expire
-from mail.dispatch import TransientSendError, message_dispatch, message_fail, messages_queued_stale
+from mail.dispatch import (
+    TransientSendError,
+    message_dispatch,
+    message_fail,
+    messages_claims_expire,
+    messages_queued_stale,
+)
 from mail.idempotency import send_requests_purge
 from mail.ingest import deliveries_process
 from mail.message_content import message_contents_extract
@@ -85,7 +91,9 @@ def send_message(self: Any, message_id: str) -> str | None:
 
 @shared_task
 def sweep_queued_messages() -> int:
-    """Re-queue outbound messages whose task was lost (broker outage after commit)."""
+    """Re-queue outbound messages whose task was lost (broker outage after commit); mark
+    the ones whose worker died during the handoff as failed, in doubt."""
+    messages_claims_expire(older_than=dt.timedelta(seconds=settings.SEND_CLAIM_TIMEOUT_SECONDS))
     ids = messages_queued_stale(older_than=dt.timedelta(seconds=settings.SEND_SWEEP_AFTER_SECONDS))
     for message_id in ids:
         send_message.delay(message_id)
