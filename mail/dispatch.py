@@ -89,6 +89,14 @@ def _is_permanent(exc: Exception) -> bool:
     return False
 
 
+# A send's token in provider_message_id: "claim:" while the worker prepares it (a worker that
+# dies here has handed nothing over: the claim is released later and the message retried),
+# "handoff:" from just before the provider call (a worker that dies here leaves the message
+# in doubt: the provider may have it).
+CLAIM_PREFIX = "claim:"
+HANDOFF_PREFIX = "handoff:"
+
+
 def message_dispatch(*, message_id: str) -> Message | None:
     """Hand a queued message to the email backend, at most once.
 
@@ -99,13 +107,45 @@ def message_dispatch(*, message_id: str) -> Message | None:
     it. After the provider accepted, recording that is the very next write; a transient
     error *before* acceptance releases the claim and the task retries with backoff.
     """
-    claim = f"claim:{new_id('snd')}"
+    claim = f"{CLAIM_PREFIX}{new_id('snd')}"
     claimed = Message.objects.filter(
         pk=message_id, direction=Message.Direction.OUTBOUND, status=Message.Status.QUEUED, provider_message_id=""
     ).update(provider_message_id=claim, updated_at=timezone.now())
     message = Message.objects.select_related("agent").filter(pk=message_id).first()
     if not claimed or message is None:
         return message
+    prepared = _handoff_prepare(message, claim)
+    if prepared is None:
+        return message
+    email, handoff = prepared
+    try:
+        get_connection().send_messages([email])
+    except Exception as exc:
+        if not _is_permanent(exc):
+            Message.objects.filter(pk=message.pk, provider_message_id=handoff).update(provider_message_id="")
+            raise TransientSendError(str(exc)) from exc
+        return _dispatch_record(message, claim=handoff, status=Message.Status.FAILED, detail=str(exc)[:2000])
+    # Accepted by the provider, not yet recorded: the window the reliability tests kill.
+    fault_point("send.after_provider_accept")
+    anymail_status = getattr(email, "anymail_status", None)
+    provider_id = getattr(anymail_status, "message_id", None) or email.provider_message_id or ""
+    if not isinstance(provider_id, str):
+        provider_id = ""  # anymail gives a set when recipients got different ids
+    internet_message_id = message.internet_message_id
+    if provider_id and settings.EMAIL_BACKEND == "anymail.backends.amazon_ses.EmailBackend":
+        internet_message_id = _ses_message_id_header(provider_id)
+    return _dispatch_record(
+        message,
+        claim=handoff,
+        status=Message.Status.SENT,
+        provider_message_id=provider_id,
+        internet_message_id=internet_message_id,
+    )
+
+
+def _handoff_prepare(message: Message, claim: str) -> tuple[StoredEmailMessage, str] | None:
+    """Read the stored bytes, then turn the claim into a handoff token, the last write before
+    the provider call. None when the claim was released meanwhile (it went stale)."""
     try:
         raw = raw_read(message.storage_key)
     except Exception:
@@ -122,34 +162,15 @@ def message_dispatch(*, message_id: str) -> Message | None:
         cc=list(message.cc),
         bcc=list(message.bcc),
     )
-    try:
-        get_connection().send_messages([email])
-    except Exception as exc:
-        if not _is_permanent(exc):
-            Message.objects.filter(pk=message.pk, provider_message_id=claim).update(provider_message_id="")
-            raise TransientSendError(str(exc)) from exc
-        return _dispatch_record(message, claim=claim, status=Message.Status.FAILED, detail=str(exc)[:2000])
-    # Accepted by the provider, not yet recorded: the window the reliability tests kill.
-    fault_point("send.after_provider_accept")
-    anymail_status = getattr(email, "anymail_status", None)
-    provider_id = getattr(anymail_status, "message_id", None) or email.provider_message_id or ""
-    if not isinstance(provider_id, str):
-        provider_id = ""  # anymail gives a set when recipients got different ids
-    internet_message_id = message.internet_message_id
-    if provider_id and settings.EMAIL_BACKEND == "anymail.backends.amazon_ses.EmailBackend":
-        internet_message_id = _ses_message_id_header(provider_id)
-    return _dispatch_record(
-        message,
-        claim=claim,
-        status=Message.Status.SENT,
-        provider_message_id=provider_id,
-        internet_message_id=internet_message_id,
-    )
+    handoff = HANDOFF_PREFIX + claim.removeprefix(CLAIM_PREFIX)
+    if not Message.objects.filter(pk=message.pk, provider_message_id=claim).update(provider_message_id=handoff):
+        return None
+    return email, handoff
 
 
 def message_fail(*, message_id: str, detail: str) -> Message | None:
     """Give up on a queued message that is not being sent right now (retries exhausted)."""
-    claim = f"claim:{new_id('snd')}"
+    claim = f"{CLAIM_PREFIX}{new_id('snd')}"
     claimed = Message.objects.filter(
         pk=message_id, direction=Message.Direction.OUTBOUND, status=Message.Status.QUEUED, provider_message_id=""
     ).update(provider_message_id=claim, updated_at=timezone.now())
@@ -198,20 +219,20 @@ IN_DOUBT_DETAIL = (
 
 
 def messages_claims_expire(*, older_than: dt.timedelta) -> list[str]:
-    """Give up on sends whose worker died during the handoff (SIGKILL, a lost host): the
-    claim is older than any handoff takes. Whether the provider took the message is unknown,
-    and sending again could deliver it twice, so it is marked ``failed`` with a detail that
-    says so and a ``message.failed`` event: the agent and staff see it, nothing is resent."""
+    """Sends whose worker died (SIGKILL, a lost host), found by a token older than any send
+    takes. Died before the handoff: the claim is released and the sweep queues the message
+    again. Died during it: whether the provider took the message is unknown, and sending
+    again could deliver it twice, so it is marked ``failed`` with a detail that says so and
+    a ``message.failed`` event: the agent and staff see it, nothing is resent. Returns the
+    ids marked failed."""
     cutoff = timezone.now() - older_than
-    stale = list(
-        Message.objects.outbound()
-        .filter(status=Message.Status.QUEUED, provider_message_id__startswith="claim:", updated_at__lt=cutoff)
-        .values_list("id", "provider_message_id")[:1000]
-    )
+    stale = Message.objects.outbound().filter(status=Message.Status.QUEUED, updated_at__lt=cutoff)
+    stale.filter(provider_message_id__startswith=CLAIM_PREFIX).update(provider_message_id="")
+    in_doubt = list(stale.filter(provider_message_id__startswith=HANDOFF_PREFIX).values_list("id", "provider_message_id")[:1000])
     expired = []
-    for message_id, claim in stale:
+    for message_id, token in in_doubt:
         with transaction.atomic():
-            taken = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED, provider_message_id=claim).update(
+            taken = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED, provider_message_id=token).update(
                 status=Message.Status.FAILED, status_detail=IN_DOUBT_DETAIL, updated_at=timezone.now()
             )
             if taken:

@@ -48,12 +48,12 @@ def test_a_claim_left_by_a_dead_worker_becomes_a_visible_failure_never_a_resend(
 ) -> None:
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     message = message_send(agent=owner.agent, outgoing=Outgoing(to=["bob@example.com"], subject="s", body="b"))
-    # What a worker killed between its claim and the provider's answer leaves behind.
+    # What a worker killed between the handoff and the provider's answer leaves behind.
     Message.objects.filter(pk=message.pk).update(
-        provider_message_id="claim:snd_dead", updated_at=timezone.now() - dt.timedelta(minutes=20)
+        provider_message_id="handoff:snd_dead", updated_at=timezone.now() - dt.timedelta(minutes=20)
     )
     fresh = message_send(agent=owner.agent, outgoing=Outgoing(to=["carol@example.com"], subject="s", body="b"))
-    Message.objects.filter(pk=fresh.pk).update(provider_message_id="claim:snd_busy")
+    Message.objects.filter(pk=fresh.pk).update(provider_message_id="handoff:snd_busy")
 
     assert sweep_queued_messages() >= 0
 
@@ -64,3 +64,22 @@ def test_a_claim_left_by_a_dead_worker_becomes_a_visible_failure_never_a_resend(
     assert outbox.outbox == []
     event = Event.objects.get(type="message.failed")
     assert event.payload["MessageID"] == message.id and event.payload["StatusDetail"].startswith("in doubt")
+
+
+def test_a_claim_left_by_a_worker_that_died_before_the_handoff_is_sent_after_all(
+    owner: Any, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    message = message_send(agent=owner.agent, outgoing=Outgoing(to=["bob@example.com"], subject="s", body="b"))
+    # Killed after its claim, before it touched the provider, 20 minutes ago.
+    long_ago = timezone.now() - dt.timedelta(minutes=20)
+    Message.objects.filter(pk=message.pk).update(
+        provider_message_id="claim:snd_dead", updated_at=long_ago, received_at=long_ago
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sweep_queued_messages()
+
+    message.refresh_from_db()
+    assert message.status == Message.Status.SENT
+    assert len(outbox.outbox) == 1
