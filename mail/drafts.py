@@ -25,7 +25,8 @@ _PLAIN_FIELDS = ("subject", "body", "html", "headers", "send_at")
 
 
 def draft_get(*, agent: Agent, draft_id: str, for_update: bool = False) -> Draft:
-    drafts = Draft.objects.select_for_update() if for_update else Draft.objects.all()
+    # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the in_reply_to join.
+    drafts = Draft.objects.select_for_update(of=("self",)) if for_update else Draft.objects.all()
     draft = drafts.select_related("in_reply_to").filter(agent=agent, pk=draft_id).first()
     if draft is None:
         raise domain.NotFound("No such draft.", code="draft_not_found")
