@@ -84,12 +84,20 @@ class AgentCreateSerializer(InputSerializer):
         ref_name = "AgentCreate"
 
 
+# An address or "@domain", ASCII, as directory.services.allowed_recipient_clean accepts
+# (it also takes some this refuses: the schema states a rule no looser than the server's).
+ALLOWED_RECIPIENT_PATTERN = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]*@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z0-9-]{1,63}$"
+
+
 class OutboundInput(InputSerializer):
     """How the agent's outbound mail is governed; a field left out keeps its value."""
 
     approval = StrictChoiceField(choices=OutboundPolicy.Approval.choices, required=False)
     allowed_recipients = serializers.ListField(
-        child=StrictCharField(max_length=320),
+        child=StrictCharField(
+            max_length=320,
+            validators=[RegexValidator(ALLOWED_RECIPIENT_PATTERN, "An address or @domain.", code="invalid_field")],
+        ),
         required=False,
         max_length=MAX_ALLOWED_RECIPIENTS,
         help_text='addresses ("a@example.com") and domains ("@example.com"); empty: anyone',

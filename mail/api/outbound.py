@@ -152,17 +152,18 @@ class SuppressionsView(OperatorAPIView):
     )
     def get(self, request: Request) -> Response:
         params = query_params(request, PageQuerySerializer)
-        queryset = Suppression.objects.filter(account=token_user(request).account).order_by("created_at", "id")
+        # Keyset over (created_at, address): the address is unique in the account.
+        queryset = Suppression.objects.filter(account=token_user(request).account)
         if "cursor" in params:
-            created_at, last_id = params["cursor"]
+            created_at, last_address = params["cursor"]
             queryset = queryset.filter(created_at__gt=created_at) | queryset.filter(
-                created_at=created_at, id__gt=int(last_id)
+                created_at=created_at, address__gt=last_address
             )
         limit = params["limit"]
-        rows = list(queryset.order_by("created_at", "id")[: limit + 1])
+        rows = list(queryset.order_by("created_at", "address")[: limit + 1])
         has_more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = cursor_encode(rows[-1].created_at, str(rows[-1].id)) if has_more else None
+        next_cursor = cursor_encode(rows[-1].created_at, rows[-1].address) if has_more else None
         return Response(
             {"items": [_suppression_body(r) for r in rows], "next_cursor": next_cursor, "has_more": has_more}
         )

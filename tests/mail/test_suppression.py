@@ -118,3 +118,13 @@ def test_an_operator_of_another_account_neither_sees_nor_removes_them(owner: Any
 def test_an_agent_token_cannot_manage_suppressions(owner: Any) -> None:
     assert owner.client.get("/v1/suppressions").status_code == 403
     assert owner.client.delete(f"/v1/suppressions/{BOB}").status_code == 403
+
+
+
+def test_any_cursor_the_listing_format_allows_pages_without_error(operator: Any, owner: Any) -> None:
+    Suppression.objects.create(account=owner.agent.account, address=BOB, reason="bounce")
+    # A cursor a message listing would hand out: (time, "msg_0"); it pages by its two keys.
+    response = operator.get("/v1/suppressions?cursor=WyIyMDIwLTAxLTAxVDAwOjAwOjAwLjAwMDAwMFoiLCJtc2dfMCJd")
+
+    assert response.status_code == 200
+    assert [i["address"] for i in response.json()["items"]] == [BOB]
