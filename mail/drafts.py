@@ -3,7 +3,8 @@
 A draft holds the send body, its addresses checked as they are given; what only a send can
 check (a recipient, the attachments, the policy) is checked by ``draft_send``, which hands
 the draft to ``mail.sending.message_send`` (the one way out, governed by the agent's
-outbound policy) and deletes it in the same transaction: a draft is sent once.
+outbound policy) and records the message on the draft in the same transaction: a draft is
+sent once, and stays readable with its MessageID.
 """
 
 from __future__ import annotations
@@ -61,7 +62,15 @@ def draft_create(
     return draft
 
 
+def _unsent_check(draft: Draft) -> None:
+    if draft.message_id is not None:
+        raise domain.Conflict(
+            "This draft was already sent.", code="draft_already_sent", details={"MessageID": draft.message_id}
+        )
+
+
 def draft_update(*, draft: Draft, data: dict[str, Any]) -> Draft:
+    _unsent_check(draft)
     _apply(draft, data)
     draft.save()
     return draft
@@ -72,10 +81,12 @@ def draft_delete(*, draft: Draft) -> None:
 
 
 def draft_send(*, agent: Agent, draft_id: str, idempotency_key: str = "") -> Message:
-    """Send the draft as ``POST /v1/send`` would (policy, approval, schedule) and delete it,
-    in one transaction: of two sends racing, the second finds no draft."""
+    """Send the draft as ``POST /v1/send`` would (policy, approval, schedule) and record the
+    message on it, in one transaction: of two sends racing, the second waits for the first
+    and finds it sent (``draft_already_sent``)."""
     with transaction.atomic():
         draft = draft_get(agent=agent, draft_id=draft_id, for_update=True)
+        _unsent_check(draft)
         if draft.body is None and draft.html is None:
             raise domain.Invalid("A draft needs body or html to be sent.", code="missing_field", details={"field": "body"})
         outgoing = Outgoing(
@@ -93,5 +104,6 @@ def draft_send(*, agent: Agent, draft_id: str, idempotency_key: str = "") -> Mes
         message = message_send(
             agent=agent, outgoing=outgoing, idempotency_key=idempotency_key, send_at=draft.send_at, **threading
         )
-        draft.delete()
+        draft.message = message
+        draft.save(update_fields=["message", "updated_at"])
     return message

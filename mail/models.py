@@ -486,7 +486,7 @@ class OutboundApproval(Message):
 class Draft(models.Model):
     """A message an agent is still writing (``POST /v1/drafts``): the send body, checked for
     shape only, plus the message it answers. Sending it goes through the same service as
-    ``POST /v1/send`` (policy, approval, schedule) and deletes the draft in that transaction."""
+    ``POST /v1/send`` (policy, approval, schedule) and records the message in that transaction."""
 
     id = models.CharField(primary_key=True, max_length=40, default=PrefixedId("drf"), editable=False)
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="drafts", db_index=False)
@@ -503,6 +503,8 @@ class Draft(models.Model):
     # A reply draft: threading headers come from this message when it is sent.
     in_reply_to = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     send_at = models.DateTimeField(null=True, blank=True)
+    # Set once the draft was sent: it stays readable (with its MessageID) and is never sent again.
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

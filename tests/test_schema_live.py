@@ -60,18 +60,11 @@ stateful.enabled = true
 
 # DELETE /v1/agents/{{id}} deactivates: the agent stays readable (is_active false; its mail
 # and its id are kept, API.md), which use_after_free would count as a deleted resource
-# still served. One of the two exemptions of the run.
+# still served. The only exemption of the run.
 [[operations]]
 include-operation-id = "agents_get"
 headers = {{ Authorization = "Bearer {operator_token}" }}
 checks.use_after_free.enabled = false
-
-# POST /v1/drafts/{{id}}/send deletes the draft it sends (sending.md): a GET after that send
-# is the 404 it should be, which ensure_resource_availability reads as the draft just
-# created and never stored. The same check still runs on every other operation.
-[[operations]]
-include-operation-id = "drafts_create"
-checks.ensure_resource_availability.enabled = false
 
 [[operations]]
 include-path-regex = "{OPERATOR_PATHS}"

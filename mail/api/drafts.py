@@ -37,6 +37,7 @@ class DraftSchema(serializers.Serializer[Any]):
     Headers = serializers.DictField(child=serializers.CharField())
     Attachments = serializers.ListField(child=serializers.CharField())
     InReplyTo = serializers.CharField(allow_null=True)
+    MessageID = serializers.CharField(allow_null=True, help_text="the message it was sent as; null until sent")
     SendAt = serializers.DateTimeField(allow_null=True)
     CreatedAt = serializers.DateTimeField()
     UpdatedAt = serializers.DateTimeField()
@@ -73,6 +74,7 @@ def draft_body(draft: Draft) -> dict[str, Any]:
         "Headers": dict(draft.headers),
         "Attachments": list(draft.attachment_ids),
         "InReplyTo": draft.in_reply_to_id,
+        "MessageID": draft.message_id,
         "SendAt": rfc3339(draft.send_at),
         "CreatedAt": rfc3339(draft.created_at),
         "UpdatedAt": rfc3339(draft.updated_at),
@@ -82,13 +84,13 @@ def draft_body(draft: Draft) -> dict[str, Any]:
 class DraftsView(AgentAPIView):
     @extend_schema(
         operation_id="drafts_list",
-        summary="List the agent's drafts, oldest first",
+        summary="List the agent's unsent drafts, oldest first",
         parameters=[DraftListQuerySerializer],
         responses={200: DraftPageSchema, **error_responses(400)},
     )
     def get(self, request: Request) -> Response:
         params = query_params(request, DraftListQuerySerializer)
-        queryset = Draft.objects.filter(agent=self.agent(request)).select_related("agent")
+        queryset = Draft.objects.filter(agent=self.agent(request), message__isnull=True).select_related("agent")
         if "cursor" in params:
             created_at, last_id = cursor_decode(params["cursor"])
             queryset = queryset.filter(created_at__gt=created_at) | queryset.filter(created_at=created_at, id__gt=last_id)
@@ -126,7 +128,7 @@ class DraftView(AgentAPIView):
         operation_id="drafts_update",
         summary="Change a draft",
         request=DraftUpdateInput,
-        responses={200: DraftSchema, **error_responses(400, 404, 413, 415)},
+        responses={200: DraftSchema, **error_responses(400, 404, 409, 413, 415)},
     )
     def patch(self, request: Request, draft_id: str) -> Response:
         draft = draft_get(agent=self.agent(request), draft_id=draft_id)
@@ -146,7 +148,7 @@ class DraftView(AgentAPIView):
 class DraftSendView(IdempotentSendView):
     @extend_schema(
         operation_id="drafts_send",
-        summary="Send a draft (as POST /v1/send); the draft is deleted",
+        summary="Send a draft (as POST /v1/send); the draft keeps its MessageID",
         request=None,
         parameters=[IDEMPOTENCY_KEY],
         responses={

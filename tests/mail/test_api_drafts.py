@@ -33,6 +33,7 @@ def _create(owner: Any, body: dict[str, Any]) -> dict[str, Any]:
 def test_a_draft_is_created_changed_read_listed_and_deleted(owner: Any) -> None:
     draft = _create(owner, {"to": "Bob <bob@example.com>", "subject": "Plan"})
     assert draft["To"] == ["Bob <bob@example.com>"] and draft["Body"] is None and draft["InReplyTo"] is None
+    assert draft["MessageID"] is None
 
     changed = owner.client.patch(f"/v1/drafts/{draft['DraftID']}", {"body": "Step 1.", "cc": "ops@example.com"}, format="json")
     assert changed.status_code == 200
@@ -55,7 +56,7 @@ def test_the_list_pages_with_a_cursor(owner: Any) -> None:
     assert first["has_more"] is True and rest["has_more"] is False
 
 
-def test_sending_a_draft_makes_a_sent_message_and_deletes_the_draft(owner: Any, post: Any) -> None:
+def test_sending_a_draft_makes_a_sent_message_and_the_draft_keeps_its_id(owner: Any, post: Any) -> None:
     draft = _create(owner, {"to": "bob@example.com", "subject": "Plan", "body": "Go."})
 
     response = post(owner, f"/v1/drafts/{draft['DraftID']}/send", {}, **{"Idempotency-Key": "plan-1"})
@@ -64,12 +65,17 @@ def test_sending_a_draft_makes_a_sent_message_and_deletes_the_draft(owner: Any, 
     message = Message.objects.get(pk=response.json()["MessageID"])
     assert (message.status, message.subject, message.to) == (Message.Status.SENT, "Plan", ["bob@example.com"])
     assert [i["MessageID"] for i in owner.client.get("/v1/sent").json()["items"]] == [message.id]
-    assert not Draft.objects.exists()
+    assert owner.client.get(f"/v1/drafts/{draft['DraftID']}").json()["MessageID"] == message.id
+    assert owner.client.get("/v1/drafts").json()["items"] == []  # the listing holds unsent drafts
     replay = post(owner, f"/v1/drafts/{draft['DraftID']}/send", {}, **{"Idempotency-Key": "plan-1"})
     assert replay.status_code == 202 and replay["Idempotent-Replayed"] == "true"
     assert replay.json()["MessageID"] == message.id
     again = post(owner, f"/v1/drafts/{draft['DraftID']}/send", {})
-    assert again.status_code == 404 and again.json()["error"]["code"] == "draft_not_found"
+    assert again.status_code == 409 and again.json()["error"]["code"] == "draft_already_sent"
+    assert again.json()["error"]["details"] == {"MessageID": message.id}
+    changed = owner.client.patch(f"/v1/drafts/{draft['DraftID']}", {"body": "x"}, format="json")
+    assert changed.status_code == 409
+    assert Message.objects.outbound().count() == 1
 
 
 def test_a_reply_all_draft_threads_with_the_original(owner: Any, post: Any, original: Message) -> None:

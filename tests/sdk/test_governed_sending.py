@@ -25,12 +25,14 @@ def test_a_scheduled_draft_is_sent_then_canceled(live_agent: LiveAgent) -> None:
         client.update_draft(draft["DraftID"], body="Go now.")
         sent = client.send_draft(draft["DraftID"], idempotency_key="plan-1")
         canceled = client.cancel_message(sent["MessageID"])
-        with pytest.raises(NotFoundError):
-            client.get_draft(draft["DraftID"])
+        with pytest.raises(ConflictError):
+            client.send_draft(draft["DraftID"])
+        kept = client.get_draft(draft["DraftID"])
 
     assert sent["Status"] == "scheduled"
     assert canceled == {"MessageID": sent["MessageID"], "Status": "canceled"}
     assert Message.objects.get(pk=sent["MessageID"]).subject == "Plan"
+    assert kept["MessageID"] == sent["MessageID"] and kept["Body"] == "Go now."
 
 
 def test_cancel_after_the_send_is_a_conflict(live_agent: LiveAgent) -> None:
