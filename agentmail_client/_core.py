@@ -380,10 +380,13 @@ class _Endpoints(Generic[_J, _B, _N]):
         attachments: list[str] | None = None,
         headers: dict[str, str] | None = None,
         idempotency_key: str | None = None,
+        send_at: dt.datetime | str | None = None,
     ) -> _J:
         """POST /v1/send. Returns ``{"MessageID", "Status"}``. ``attachments`` are AttachmentIDs
-        from ``upload_attachment``; ``headers`` only ``X-`` headers."""
+        from ``upload_attachment``; ``headers`` only ``X-`` headers; ``send_at`` (timezone-aware,
+        at most 30 days ahead) schedules it: Status ``scheduled``."""
         payload = _body(
+            send_at=_when(send_at),
             to=to,
             subject=subject,
             body=body,
@@ -405,10 +408,13 @@ class _Endpoints(Generic[_J, _B, _N]):
         reply_all: bool = False,
         attachments: list[str] | None = None,
         idempotency_key: str | None = None,
+        send_at: dt.datetime | str | None = None,
     ) -> _J:
         """POST /v1/messages/{id}/reply: recipients, ``Re:`` subject and threading headers are
         derived by the server."""
-        payload = _body(body=body, html=html, reply_all=reply_all or None, attachments=attachments)
+        payload = _body(
+            body=body, html=html, reply_all=reply_all or None, attachments=attachments, send_at=_when(send_at)
+        )
         return self._json(
             RequestSpec(
                 "POST",
@@ -425,16 +431,51 @@ class _Endpoints(Generic[_J, _B, _N]):
         body: str | None = None,
         *,
         idempotency_key: str | None = None,
+        send_at: dt.datetime | str | None = None,
     ) -> _J:
         """POST /v1/messages/{id}/forward."""
         return self._json(
             RequestSpec(
                 "POST",
                 f"/messages/{segment(message_id)}/forward",
-                json=_body(to=to, body=body),
+                json=_body(to=to, body=body, send_at=_when(send_at)),
                 headers=idempotency_headers(idempotency_key),
             )
         )
+
+    # --- Governed sending: drafts, cancel ------------------------------------------------
+
+    def create_draft(self, **body: Any) -> _J:
+        """POST /v1/drafts: the fields of a send (``to``, ``subject``, ``body``, ``html``,
+        ``cc``, ``bcc``, ``reply_to``, ``headers``, ``attachments``, ``send_at``), all
+        optional, or a reply draft (``in_reply_to``: a MessageID, ``reply_all``). Returns the
+        draft with its ``DraftID``."""
+        return self._json(RequestSpec("POST", "/drafts", json=_draft_body(body)))
+
+    def send_draft(self, draft_id: str, idempotency_key: str | None = None) -> _J:
+        """POST /v1/drafts/{id}/send: sent like ``send_mail`` (``{"MessageID", "Status"}``);
+        the draft stays, showing its ``MessageID``, and cannot be sent or changed again."""
+        return self._json(
+            RequestSpec("POST", f"/drafts/{segment(draft_id)}/send", headers=idempotency_headers(idempotency_key))
+        )
+
+    def cancel_message(self, message_id: str) -> _J:
+        """POST /v1/messages/{id}/cancel: a scheduled, held or not yet handed over message
+        becomes ``canceled``; after that, ``ConflictError`` (code ``already_sent``)."""
+        return self._json(RequestSpec("POST", f"/messages/{segment(message_id)}/cancel"))
+
+    def list_drafts(self, limit: int | None = None, cursor: str | None = None) -> _J:
+        return self._json(RequestSpec("GET", "/drafts", params=query(limit=limit, cursor=cursor)))
+
+    def get_draft(self, draft_id: str) -> _J:
+        return self._json(RequestSpec("GET", f"/drafts/{segment(draft_id)}"))
+
+    def update_draft(self, draft_id: str, **body: Any) -> _J:
+        """PATCH /v1/drafts/{id}: the fields given change; ``None`` clears one."""
+        return self._json(RequestSpec("PATCH", f"/drafts/{segment(draft_id)}", json=_draft_body(body, keep_none=True)))
+
+    def delete_draft(self, draft_id: str) -> _N:
+        return self._none(RequestSpec("DELETE", f"/drafts/{segment(draft_id)}", result="none"))
 
     def get_thread(self, thread_id: str, limit: int | None = None, cursor: str | None = None) -> _J:
         """GET /v1/threads/{thread_id}: ``{"thread_id", "items", "next_cursor", "has_more"}``,
@@ -714,26 +755,6 @@ class _Endpoints(Generic[_J, _B, _N]):
             )
         )
 
-    # --- Drafts and cancelling -----------------------------------------------------------
-
-    def create_draft(self, **body: Any) -> _J:
-        """POST /v1/drafts: the send body (``to``, ``subject``, ``body``...), plus
-        ``in_reply_to``, ``reply_all``, ``send_at`` (a datetime or RFC 3339). ``{DraftID, ...}``."""
-        if isinstance(body.get("send_at"), dt.datetime):
-            body["send_at"] = rfc3339(body["send_at"])
-        return self._json(RequestSpec("POST", "/drafts", json=_body(**body)))
-
-    def send_draft(self, draft_id: str, idempotency_key: str | None = None) -> _J:
-        """POST /v1/drafts/{id}/send: ``{MessageID, Status}``."""
-        return self._json(
-            RequestSpec("POST", f"/drafts/{segment(draft_id)}/send", headers=idempotency_headers(idempotency_key))
-        )
-
-    def cancel_message(self, message_id: str) -> _J:
-        """POST /v1/messages/{id}/cancel: Status ``canceled`` while the message is scheduled,
-        pending approval or not yet handed to the transport; ``ConflictError`` (``already_sent``) after."""
-        return self._json(RequestSpec("POST", f"/messages/{segment(message_id)}/cancel"))
-
     # --- Operator ------------------------------------------------------------------------
 
     def create_agent(self, agent_id: str, *, display_name: str | None = None, policy: str | None = None) -> _J:
@@ -749,11 +770,39 @@ class _Endpoints(Generic[_J, _B, _N]):
     def get_agent(self, agent_id: str) -> _J:
         return self._json(RequestSpec("GET", f"/agents/{segment(agent_id)}"))
 
-    def update_agent(self, agent_id: str, *, display_name: str | None = None, policy: str | None = None) -> _J:
-        """PATCH /v1/agents/{agent_id}: display name or trust policy."""
-        return self._json(
-            RequestSpec("PATCH", f"/agents/{segment(agent_id)}", json=_body(display_name=display_name, policy=policy))
-        )
+    def update_agent(
+        self,
+        agent_id: str,
+        *,
+        display_name: str | None = None,
+        policy: str | None = None,
+        outbound: dict[str, Any] | None = None,
+    ) -> _J:
+        """PATCH /v1/agents/{agent_id}: display name, trust policy, or outbound policy
+        (``{"approval", "allowed_recipients", "max_per_hour", "max_per_day", "undo_seconds"}``,
+        any of them; a quota set to ``None`` is lifted)."""
+        payload = _body(display_name=display_name, policy=policy, outbound=outbound)
+        return self._json(RequestSpec("PATCH", f"/agents/{segment(agent_id)}", json=payload))
+
+    def list_approvals(self, limit: int | None = None, cursor: str | None = None) -> _J:
+        """GET /v1/approvals (operator token): the account's messages awaiting approval."""
+        return self._json(RequestSpec("GET", "/approvals", params=query(limit=limit, cursor=cursor)))
+
+    def approve_message(self, message_id: str, note: str | None = None) -> _J:
+        """POST /v1/approvals/{id}/approve (operator token): the message goes out."""
+        return self._json(RequestSpec("POST", f"/approvals/{segment(message_id)}/approve", json=_body(note=note)))
+
+    def reject_message(self, message_id: str, note: str | None = None) -> _J:
+        """POST /v1/approvals/{id}/reject (operator token): the message is never sent."""
+        return self._json(RequestSpec("POST", f"/approvals/{segment(message_id)}/reject", json=_body(note=note)))
+
+    def list_suppressions(self, limit: int | None = None, cursor: str | None = None) -> _J:
+        """GET /v1/suppressions (operator token): addresses that bounced hard or complained."""
+        return self._json(RequestSpec("GET", "/suppressions", params=query(limit=limit, cursor=cursor)))
+
+    def delete_suppression(self, address: str) -> _N:
+        """DELETE /v1/suppressions/{address} (operator token): mail to it may go out again."""
+        return self._none(RequestSpec("DELETE", f"/suppressions/{segment(address)}", result="none"))
 
     def delete_agent(self, agent_id: str) -> _N:
         """DELETE /v1/agents/{agent_id}: deactivate (mail is kept, tokens revoked)."""
@@ -765,6 +814,15 @@ class _Endpoints(Generic[_J, _B, _N]):
 
 
 _body = body
+
+
+def _when(value: dt.datetime | str | None) -> str | None:
+    return rfc3339(value) if isinstance(value, dt.datetime) else value
+
+
+def _draft_body(fields: Mapping[str, Any], *, keep_none: bool = False) -> dict[str, Any]:
+    out = {key: _when(value) if key == "send_at" else value for key, value in fields.items()}
+    return out if keep_none else {key: value for key, value in out.items() if value is not None}
 
 
 def claim_upload_request(claim: Mapping[str, Any], data: bytes, content_type: str, filename: str) -> dict[str, Any]:

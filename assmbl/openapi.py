@@ -124,6 +124,11 @@ LINKS: dict[tuple[str, str], tuple[str, str, list[str]]] = {
             "webhooks_delete",
         ],
     ),
+    ("drafts_create", "201"): (
+        "draft_id",
+        "$response.body#/DraftID",
+        ["drafts_get", "drafts_update", "drafts_send", "drafts_delete"],
+    ),
     ("agents_create", "201"): (
         "agent_id",
         "$response.body#/agent_id",

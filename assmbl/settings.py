@@ -398,6 +398,21 @@ if SES_CONFIGURATION_SET:
     ANYMAIL["AMAZON_SES_CONFIGURATION_SET_NAME"] = SES_CONFIGURATION_SET
 CELERY_BEAT_SCHEDULE["purge-send-requests"] = {"task": "mail.tasks.purge_send_requests", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["sweep-queued-messages"] = {"task": "mail.tasks.sweep_queued_messages", "schedule": 120.0}
+# The sweep re-queues outbound messages still queued this long after they were queued
+# (a send task lost with a broker restart, or a release killed between commit and publish).
+SEND_SWEEP_AFTER_SECONDS = env_int("SEND_SWEEP_AFTER_SECONDS", 300, minimum=1)
+# A send claimed this long ago and never recorded: its worker died during the handoff. The
+# sweep marks it failed ("in doubt"), never resends it (the provider may have it).
+SEND_CLAIM_TIMEOUT_SECONDS = env_int("SEND_CLAIM_TIMEOUT_SECONDS", 900, minimum=60)
+# Governed sending: scheduled mail (send_at, the undo window) is released from the database.
+SCHEDULED_RELEASE_SECONDS = env_int("SCHEDULED_RELEASE_SECONDS", 5, minimum=1)
+CELERY_BEAT_SCHEDULE["release-scheduled-messages"] = {
+    "task": "mail.tasks.release_scheduled_messages",
+    "schedule": float(SCHEDULED_RELEASE_SECONDS),
+    # A tick that waited past the next one is dropped: the next tick releases the same rows.
+    "options": {"expires": float(SCHEDULED_RELEASE_SECONDS)},
+}
+CELERY_TASK_ROUTES["mail.tasks.release_scheduled_messages"] = {"queue": "send"}
 # --- Reliability -----------------------------------------------------------------------------
 # The sweeper re-queues inbound deliveries still unprocessed after this many seconds (a task
 # lost with a killed worker or a restarted broker). Processing is idempotent.

@@ -12,14 +12,17 @@ from django.utils.html import format_html
 
 from assmbl.admin import RecordAdmin
 from assmbl.domain import DomainError
-from directory.models import Account, Agent, ApiToken, Challenge
+from directory.models import Account, Agent, ApiToken, Challenge, OutboundPolicy
 from directory.services import (
+    MAX_UNDO_SECONDS,
     agent_create,
     agent_deactivate,
     agent_hold_on_set,
     agent_id_clean,
+    agent_outbound_set,
     agent_token_rotate,
     agent_update,
+    allowed_recipient_clean,
     token_revoke,
 )
 
@@ -47,6 +50,60 @@ class AgentForm(forms.ModelForm):
             return agent_id_clean(self.cleaned_data["agent_id"])
         except DomainError as exc:  # a form shows Django's ValidationError beside the field
             raise forms.ValidationError(exc.message, code=exc.code) from None
+
+
+class OutboundPolicyForm(forms.ModelForm):
+    """The outbound policy as staff edit it; saved through ``agent_outbound_set``."""
+
+    allowed_recipients = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="one per line: an address (a@example.com) or a domain (@example.com); empty: anyone",
+    )
+    max_per_hour = forms.IntegerField(required=False, min_value=1, help_text="empty: no hourly quota")
+    max_per_day = forms.IntegerField(required=False, min_value=1, help_text="empty: no daily quota")
+    undo_seconds = forms.IntegerField(min_value=0, max_value=MAX_UNDO_SECONDS, initial=0)
+
+    class Meta:
+        model = OutboundPolicy
+        fields = ["approval", "allowed_recipients", "max_per_hour", "max_per_day", "undo_seconds"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["allowed_recipients"] = "\n".join(self.instance.allowed_recipients)
+
+    def clean_allowed_recipients(self) -> list[str]:
+        lines = [line.strip() for line in self.cleaned_data["allowed_recipients"].splitlines() if line.strip()]
+        try:
+            return [allowed_recipient_clean(line) for line in lines]
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from None
+
+
+@admin.register(OutboundPolicy)
+class OutboundPolicyAdmin(admin.ModelAdmin):
+    """How an agent's outbound mail is governed; an agent without one sends freely."""
+
+    form = OutboundPolicyForm
+    list_display = ["agent", "approval", "max_per_hour", "max_per_day", "undo_seconds", "updated_at"]
+    list_filter = ["approval"]
+    search_fields = ["agent__agent_id"]
+    list_select_related = ["agent"]
+    autocomplete_fields = ["agent"]
+    fields = ["agent", "approval", "allowed_recipients", "max_per_hour", "max_per_day", "undo_seconds"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["agent"] if obj else []
+
+    def save_model(self, request: HttpRequest, obj: OutboundPolicy, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        saved = agent_outbound_set(
+            agent=obj.agent,
+            **{name: data.get(name) for name in ("approval", "allowed_recipients", "max_per_hour", "max_per_day")},
+            undo_seconds=data.get("undo_seconds") or 0,
+        )
+        obj.pk = saved.pk
 
 
 @admin.register(Agent)

@@ -243,3 +243,44 @@ class Challenge(models.Model):
 
     def __str__(self) -> str:
         return f"challenge {self.address} → {self.agent.agent_id}"
+
+
+class OutboundPolicy(models.Model):
+    """How an agent's outbound mail is governed (docs/sending.md "Governed sending"): who
+    must approve it, whom it may reach, how much of it per hour and day, and how long every
+    send waits so it can be cancelled. An agent without a row has the default: no approval,
+    any recipient, no quota, no undo window (``OutboundPolicy.for_agent``)."""
+
+    class Approval(models.TextChoices):
+        NEVER = "never", "Never: mail goes out at once"
+        EXTERNAL = "external", "Mail to anyone outside this service's agents"
+        ALWAYS = "always", "Every message"
+
+    agent = models.OneToOneField(Agent, primary_key=True, on_delete=models.CASCADE, related_name="outbound_policy")
+    approval = models.CharField(max_length=10, choices=Approval.choices, default=Approval.NEVER)
+    # Addresses ("a@example.com") and domains ("@example.com"); empty: anyone.
+    allowed_recipients = models.JSONField(default=list, blank=True)
+    max_per_hour = models.PositiveIntegerField(null=True, blank=True, help_text="empty: no hourly quota")
+    max_per_day = models.PositiveIntegerField(null=True, blank=True, help_text="empty: no daily quota")
+    undo_seconds = models.PositiveIntegerField(default=0, help_text="every send waits this long and can be cancelled")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "outbound policies"
+
+    def __str__(self) -> str:
+        return f"outbound policy of {self.agent_id}"
+
+    @classmethod
+    def for_agent(cls, agent: Agent) -> OutboundPolicy:
+        """The agent's policy, or the default one (not saved) when it has none."""
+        return cls.objects.filter(agent=agent).first() or cls(agent=agent)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "approval": self.approval,
+            "allowed_recipients": list(self.allowed_recipients),
+            "max_per_hour": self.max_per_hour,
+            "max_per_day": self.max_per_day,
+            "undo_seconds": self.undo_seconds,
+        }

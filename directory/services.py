@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -13,7 +14,16 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from assmbl import domain
-from directory.models import POSTMASTER, Account, Agent, ApiToken, Sender, SenderRule, validate_agent_id
+from directory.models import (
+    POSTMASTER,
+    Account,
+    Agent,
+    ApiToken,
+    OutboundPolicy,
+    Sender,
+    SenderRule,
+    validate_agent_id,
+)
 
 DEFAULT_ACCOUNT_NAME = "default"
 # Owns the system's own agents (``agent_system_get``); no operator token belongs to it.
@@ -202,7 +212,12 @@ def agent_hold_on_set(*, agent: Agent, hold_on: list[str]) -> Agent:
 
 
 def agent_update(
-    *, agent: Agent, display_name: str | None = None, policy: str | None = None, hold_on: list[str] | None = None
+    *,
+    agent: Agent,
+    display_name: str | None = None,
+    policy: str | None = None,
+    hold_on: list[str] | None = None,
+    outbound: dict[str, Any] | None = None,
 ) -> Agent:
     """Change what an operator may change about an agent; the id and account never change."""
     with transaction.atomic():
@@ -210,6 +225,86 @@ def agent_update(
             agent_policy_set(agent=agent, policy=policy)
         if hold_on is not None:
             agent_hold_on_set(agent=agent, hold_on=hold_on)
+        if outbound is not None:
+            agent_outbound_set(agent=agent, **outbound)
         if display_name is not None:
             Agent.objects.filter(pk=agent.pk).update(display_name=display_name)
         return Agent.objects.get(pk=agent.pk)
+
+
+# --- outbound policy ---------------------------------------------------------------------
+
+MAX_ALLOWED_RECIPIENTS = 1000
+MAX_UNDO_SECONDS = 3600
+
+
+def allowed_recipient_clean(value: str) -> str:
+    """An address (``a@example.com``) or a whole domain (``@example.com``), lower-cased."""
+    entry = str(value or "").strip().lower()
+    try:
+        if entry.startswith("@"):
+            host = sender_pattern_clean(entry[1:])
+            if "@" in host:
+                raise domain.Invalid("")
+            return f"@{host}"
+        if "@" not in entry:
+            raise domain.Invalid("")
+        return sender_pattern_clean(entry)
+    except domain.Invalid:
+        raise domain.Invalid(
+            f"allowed_recipients: {value!r} is neither an address (a@example.com) nor a domain (@example.com).",
+            code="invalid_field",
+            details={"field": "outbound.allowed_recipients", "value": value},
+        ) from None
+
+
+def _quota_clean(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise domain.Invalid(
+            f"{name} must be a positive integer or null.", code="invalid_field", details={"field": f"outbound.{name}"}
+        )
+    return int(value)
+
+
+def agent_outbound_set(
+    *,
+    agent: Agent,
+    approval: str | None = None,
+    allowed_recipients: list[str] | None = None,
+    max_per_hour: Any = ...,
+    max_per_day: Any = ...,
+    undo_seconds: int | None = None,
+) -> OutboundPolicy:
+    """Change how the agent's outbound mail is governed (``PATCH /v1/agents/{id}`` and the
+    admin); a field left out keeps its value, a quota set to None is lifted."""
+    with transaction.atomic():
+        policy = OutboundPolicy.objects.select_for_update().filter(agent=agent).first() or OutboundPolicy(agent=agent)
+        if approval is not None:
+            if approval not in OutboundPolicy.Approval.values:
+                raise domain.Invalid(
+                    f"approval must be one of {', '.join(OutboundPolicy.Approval.values)}.",
+                    code="invalid_field",
+                    details={"field": "outbound.approval"},
+                )
+            policy.approval = approval
+        if allowed_recipients is not None:
+            if len(allowed_recipients) > MAX_ALLOWED_RECIPIENTS:
+                raise domain.Invalid(
+                    f"At most {MAX_ALLOWED_RECIPIENTS} allowed_recipients.", code="invalid_field",
+                    details={"field": "outbound.allowed_recipients"},
+                )
+            policy.allowed_recipients = list(dict.fromkeys(allowed_recipient_clean(v) for v in allowed_recipients))
+        if max_per_hour is not ...:
+            policy.max_per_hour = _quota_clean("max_per_hour", max_per_hour)
+        if max_per_day is not ...:
+            policy.max_per_day = _quota_clean("max_per_day", max_per_day)
+        if undo_seconds is not None:
+            if isinstance(undo_seconds, bool) or not 0 <= undo_seconds <= MAX_UNDO_SECONDS:
+                raise domain.Invalid(
+                    f"undo_seconds must be 0 to {MAX_UNDO_SECONDS}.", code="invalid_field", details={"field": "outbound.undo_seconds"}
+                )
+            policy.undo_seconds = undo_seconds
+        policy.save()
+    return policy

@@ -11,9 +11,10 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -23,7 +24,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from assmbl.admin import RecordAdmin
-from assmbl.domain import InvalidQuery
+from assmbl.domain import DomainError, InvalidQuery
 from directory.models import Sender, SenderRule
 from mail import moderation, services
 from mail.archival import archive_job_start
@@ -37,8 +38,11 @@ from mail.models import (
     Message,
     MessageLabel,
     ModerationItem,
+    OutboundApproval,
     SendRequest,
+    Suppression,
 )
+from mail.outbound import message_approve, message_reject, suppression_add, suppression_delete
 from mail.preview import message_headers, preview_csp
 from mail.smtp_tls import received_transport
 from mail.storage import raw_open
@@ -342,6 +346,97 @@ class ModerationQueueAdmin(MessageAdmin):
         # One column for every disposition: ingest stores the trust decision's reason (held,
         # blocked) or the parser's (quarantined) in the same field.
         return obj.quarantine_reason or "—"
+
+
+@admin.register(OutboundApproval)
+class OutboundApprovalAdmin(MessageAdmin):
+    """Outbound awaiting approval: an agent's mail held by its outbound policy. Staff read
+    it (recipients, subject, extracted text, attachments, the agent that asked) and approve
+    or reject it with a note, through the same services as the operators' API."""
+
+    list_display = ["message", "agent_name", "recipients", "send_at", "received"]
+    list_display_links = ["message"]
+    list_filter = ["agent"]
+    ordering = ["received_at", "id"]
+    actions = []
+    change_form_template = "admin/mail/outboundapproval/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["id", "agent", "status", "subject", "from_header", "to", "cc", "bcc", "received_at", "send_at"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
+        return super().get_queryset(request).filter(status=Message.Status.PENDING_APPROVAL)
+
+    @admin.display(description="message", ordering="subject")
+    def message(self, obj: Message) -> str:
+        return obj.subject or "(no subject)"
+
+    @admin.display(description="asked by", ordering="agent__agent_id")
+    def agent_name(self, obj: Message) -> str:
+        return obj.agent.agent_id
+
+    @admin.display(description="recipients")
+    def recipients(self, obj: Message) -> str:
+        return ", ".join([*obj.to, *obj.cc, *obj.bcc])
+
+    @admin.display(description="waiting since", ordering="received_at")
+    def received(self, obj: Message) -> str:
+        return date_format(timezone.localtime(obj.received_at), "M j, H:i")
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.method == "POST" and ("_approve" in request.POST or "_reject" in request.POST):
+            return self._decide(request, object_id)
+        extra_context = {**(extra_context or {}), "can_decide": self.has_change_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _decide(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        message = get_object_or_404(Message.objects.select_related("agent"), pk=unquote(object_id))
+        decide = message_approve if "_approve" in request.POST else message_reject
+        note = str(request.POST.get("note", ""))[:2000]
+        try:
+            decide(message=message, decided_by=f"staff:{request.user.get_username()}", user_id=request.user.pk, note=note)
+        except DomainError as exc:
+            self.message_user(request, f"{message.id}: {exc.message}", messages.ERROR)
+        else:
+            verb = "Approved" if decide is message_approve else "Rejected"
+            _log(request, message, f"{verb.lower()} outbound message" + (f": {note}" if note else ""))
+            self.message_user(request, f"{verb} {message.id} ({message.subject or 'no subject'}).", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:mail_outboundapproval_changelist"))
+
+
+class SuppressionForm(forms.ModelForm):
+    class Meta:
+        model = Suppression
+        fields = ["account", "address", "detail"]
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    """Addresses an account's agents may not send to: hard bounces and complaints (from
+    SES tracking) or added by staff. Removing one lets mail to it go out again."""
+
+    form = SuppressionForm
+    list_display = ["address", "account", "reason", "created_at", "message"]
+    list_filter = ["reason", "account"]
+    search_fields = ["address"]
+    list_select_related = ["account"]
+    readonly_fields = ["reason", "message", "created_at"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Suppression, form: Any, change: bool) -> None:
+        saved = suppression_add(account=obj.account, address=obj.address, detail=obj.detail or f"added by {request.user}")
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: Suppression) -> None:
+        suppression_delete(account=obj.account, address=obj.address)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Suppression]) -> None:
+        for suppression in queryset.select_related("account"):
+            suppression_delete(account=suppression.account, address=suppression.address)
 
 
 @admin.register(InboundDelivery)

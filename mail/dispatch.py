@@ -89,6 +89,14 @@ def _is_permanent(exc: Exception) -> bool:
     return False
 
 
+# A send's token in provider_message_id: "claim:" while the worker prepares it (a worker that
+# dies here has handed nothing over: the claim is released later and the message retried),
+# "handoff:" from just before the provider call (a worker that dies here leaves the message
+# in doubt: the provider may have it).
+CLAIM_PREFIX = "claim:"
+HANDOFF_PREFIX = "handoff:"
+
+
 def message_dispatch(*, message_id: str) -> Message | None:
     """Hand a queued message to the email backend, at most once.
 
@@ -99,29 +107,24 @@ def message_dispatch(*, message_id: str) -> Message | None:
     it. After the provider accepted, recording that is the very next write; a transient
     error *before* acceptance releases the claim and the task retries with backoff.
     """
-    claim = f"claim:{new_id('snd')}"
+    claim = f"{CLAIM_PREFIX}{new_id('snd')}"
     claimed = Message.objects.filter(
         pk=message_id, direction=Message.Direction.OUTBOUND, status=Message.Status.QUEUED, provider_message_id=""
     ).update(provider_message_id=claim, updated_at=timezone.now())
     message = Message.objects.select_related("agent").filter(pk=message_id).first()
     if not claimed or message is None:
         return message
-    email = StoredEmailMessage(
-        raw=raw_read(message.storage_key),
-        message_id=message.id,
-        subject=message.subject,
-        from_email=message.from_header,
-        to=list(message.to),
-        cc=list(message.cc),
-        bcc=list(message.bcc),
-    )
+    prepared = _handoff_prepare(message, claim)
+    if prepared is None:
+        return message
+    email, handoff = prepared
     try:
         get_connection().send_messages([email])
     except Exception as exc:
         if not _is_permanent(exc):
-            Message.objects.filter(pk=message.pk, provider_message_id=claim).update(provider_message_id="")
+            Message.objects.filter(pk=message.pk, provider_message_id=handoff).update(provider_message_id="")
             raise TransientSendError(str(exc)) from exc
-        return _dispatch_record(message, claim=claim, status=Message.Status.FAILED, detail=str(exc)[:2000])
+        return _dispatch_record(message, claim=handoff, status=Message.Status.FAILED, detail=str(exc)[:2000])
     # Accepted by the provider, not yet recorded: the window the reliability tests kill.
     fault_point("send.after_provider_accept")
     anymail_status = getattr(email, "anymail_status", None)
@@ -133,16 +136,41 @@ def message_dispatch(*, message_id: str) -> Message | None:
         internet_message_id = _ses_message_id_header(provider_id)
     return _dispatch_record(
         message,
-        claim=claim,
+        claim=handoff,
         status=Message.Status.SENT,
         provider_message_id=provider_id,
         internet_message_id=internet_message_id,
     )
 
 
+def _handoff_prepare(message: Message, claim: str) -> tuple[StoredEmailMessage, str] | None:
+    """Read the stored bytes, then turn the claim into a handoff token, the last write before
+    the provider call. None when the claim was released meanwhile (it went stale)."""
+    try:
+        raw = raw_read(message.storage_key)
+    except Exception:
+        # Storage unreachable (S3 hiccup, a missing mount): nothing was handed over, so the
+        # claim is released and the task retries; a claim kept here would never be sent.
+        Message.objects.filter(pk=message.pk, provider_message_id=claim).update(provider_message_id="")
+        raise
+    email = StoredEmailMessage(
+        raw=raw,
+        message_id=message.id,
+        subject=message.subject,
+        from_email=message.from_header,
+        to=list(message.to),
+        cc=list(message.cc),
+        bcc=list(message.bcc),
+    )
+    handoff = HANDOFF_PREFIX + claim.removeprefix(CLAIM_PREFIX)
+    if not Message.objects.filter(pk=message.pk, provider_message_id=claim).update(provider_message_id=handoff):
+        return None
+    return email, handoff
+
+
 def message_fail(*, message_id: str, detail: str) -> Message | None:
     """Give up on a queued message that is not being sent right now (retries exhausted)."""
-    claim = f"claim:{new_id('snd')}"
+    claim = f"{CLAIM_PREFIX}{new_id('snd')}"
     claimed = Message.objects.filter(
         pk=message_id, direction=Message.Direction.OUTBOUND, status=Message.Status.QUEUED, provider_message_id=""
     ).update(provider_message_id=claim, updated_at=timezone.now())
@@ -170,6 +198,11 @@ def _event_payload(message: Message, **extra: Any) -> dict[str, Any]:
     return {**message_item(message), "StatusDetail": message.status_detail, **extra}
 
 
+def message_event_record(*, message: Message, type: str, **extra: Any) -> None:
+    """Record an outbound message's event (payload: the item, StatusDetail, ``extra``)."""
+    event_record(agent=message.agent, type=type, payload=_event_payload(message, **extra))
+
+
 def messages_queued_stale(*, older_than: dt.timedelta) -> list[str]:
     cutoff = timezone.now() - older_than
     return list(
@@ -177,6 +210,36 @@ def messages_queued_stale(*, older_than: dt.timedelta) -> list[str]:
         .filter(status=Message.Status.QUEUED, received_at__lt=cutoff)
         .values_list("id", flat=True)[:1000]
     )
+
+
+IN_DOUBT_DETAIL = (
+    "in doubt: the worker stopped while handing the message to the transport; the provider may or "
+    "may not have it, and it is not sent again"
+)
+
+
+def messages_claims_expire(*, older_than: dt.timedelta) -> list[str]:
+    """Sends whose worker died (SIGKILL, a lost host), found by a token older than any send
+    takes. Died before the handoff: the claim is released and the sweep queues the message
+    again. Died during it: whether the provider took the message is unknown, and sending
+    again could deliver it twice, so it is marked ``failed`` with a detail that says so and
+    a ``message.failed`` event: the agent and staff see it, nothing is resent. Returns the
+    ids marked failed."""
+    cutoff = timezone.now() - older_than
+    stale = Message.objects.outbound().filter(status=Message.Status.QUEUED, updated_at__lt=cutoff)
+    stale.filter(provider_message_id__startswith=CLAIM_PREFIX).update(provider_message_id="")
+    in_doubt = list(stale.filter(provider_message_id__startswith=HANDOFF_PREFIX).values_list("id", "provider_message_id")[:1000])
+    expired = []
+    for message_id, token in in_doubt:
+        with transaction.atomic():
+            taken = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED, provider_message_id=token).update(
+                status=Message.Status.FAILED, status_detail=IN_DOUBT_DETAIL, updated_at=timezone.now()
+            )
+            if taken:
+                message = Message.objects.select_related("agent").get(pk=message_id)
+                event_record(agent=message.agent, type="message.failed", payload=_event_payload(message))
+                expired.append(message_id)
+    return expired
 
 
 # --- Tracking (provider events) ----------------------------------------------------------------

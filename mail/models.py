@@ -11,7 +11,7 @@ from django.db.models import Q, Value
 from django.db.models.functions import Concat, Upper
 
 from assmbl.ids import PrefixedId
-from directory.models import Agent
+from directory.models import Account, Agent
 from mail.querysets import SEARCH_COLUMNS, MessageLabelQuerySet, MessageQuerySet, ThreadQuerySet
 from mail.search import SEARCH_SEPARATOR
 
@@ -87,6 +87,10 @@ class Message(models.Model):
 
     class Status(models.TextChoices):
         RECEIVED = "received", "Received"
+        SCHEDULED = "scheduled", "Scheduled (waits for send_at)"
+        PENDING_APPROVAL = "pending_approval", "Awaiting approval"
+        CANCELED = "canceled", "Canceled (never sent)"
+        REJECTED = "rejected", "Rejected by a reviewer (never sent)"
         QUEUED = "queued", "Queued"
         SENT = "sent", "Sent"
         DELIVERED = "delivered", "Delivered"
@@ -100,7 +104,7 @@ class Message(models.Model):
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="messages", db_index=False)
     direction = models.CharField(max_length=8, choices=Direction.choices)
     disposition = models.CharField(max_length=12, choices=Disposition.choices, default=Disposition.INBOX)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED)
     # Looked up through mail_message_delivery_agent (delivery first), not an index of its own.
     delivery = models.ForeignKey(
         InboundDelivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages", db_index=False
@@ -159,6 +163,8 @@ class Message(models.Model):
     # Outbound: what the provider said.
     provider_message_id = models.CharField(max_length=300, blank=True)
     status_detail = models.TextField(blank=True)
+    # Outbound, scheduled (send_at or the agent's undo window): when the release claims it.
+    send_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -215,6 +221,13 @@ class Message(models.Model):
             # q's larger:/smaller: (mail.search): one mailbox's messages by size, not a
             # walk of the whole mailbox for a size few messages have.
             models.Index(fields=["agent", "size"], name="mail_message_agent_size"),
+            # The release of scheduled mail (mail.outbound.messages_release_due) and the
+            # admin's "Outbound awaiting approval": both read a few rows of one status.
+            models.Index(
+                fields=["status", "send_at"],
+                condition=Q(status__in=["scheduled", "pending_approval"]),
+                name="mail_message_governed",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -474,3 +487,121 @@ class AttachmentText(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class SendCounter(models.Model):
+    """Messages an agent sent in one window (an hour or a day, UTC), for its quotas: the
+    row is taken by a conditional UPDATE (``count < limit``) in the send's transaction, so
+    concurrent sends queue on the row and exactly the quota gets through."""
+
+    class Window(models.TextChoices):
+        HOUR = "hour", "Hour"
+        DAY = "day", "Day"
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+", db_index=False)
+    window = models.CharField(max_length=4, choices=Window.choices)
+    started_at = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # Also the index of the conditional UPDATE of every governed send.
+            models.UniqueConstraint(fields=["agent", "window", "started_at"], name="mail_sendcounter_window"),
+        ]
+        indexes = [
+            # The hourly purge of past windows.
+            models.Index(fields=["started_at"], name="mail_sendcounter_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} {self.window} {self.started_at:%Y-%m-%d %H:%M}: {self.count}"
+
+
+class Suppression(models.Model):
+    """An address this account's agents may no longer send to: it bounced hard or
+    complained (SES tracking), or staff added it. Removable by operators and staff."""
+
+    class Reason(models.TextChoices):
+        BOUNCE = "bounce", "Hard bounce"
+        COMPLAINT = "complaint", "Complaint"
+        MANUAL = "manual", "Added by staff"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="suppressions", db_index=False)
+    address = models.CharField(max_length=320)
+    reason = models.CharField(max_length=10, choices=Reason.choices)
+    detail = models.TextField(blank=True)
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["address"]
+        constraints = [
+            # Also the index of the check every send makes (account, address IN recipients).
+            models.UniqueConstraint(fields=["account", "address"], name="mail_suppression_account_address"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.reason})"
+
+
+class ApprovalDecision(models.Model):
+    """Who approved or rejected an outbound message awaiting approval, when, and why."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    message = models.OneToOneField(Message, primary_key=True, on_delete=models.CASCADE, related_name="approval")
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    # "staff:<username>" or "operator:<token prefix>": who decided, kept if the user goes.
+    decided_by = models.CharField(max_length=200)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    note = models.TextField(blank=True)
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.decision} {self.message_id} by {self.decided_by}"
+
+
+class OutboundApproval(Message):
+    """The admin's "Outbound awaiting approval": messages with Status pending_approval."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "outbound message awaiting approval"
+        verbose_name_plural = "outbound awaiting approval"
+
+
+class Draft(models.Model):
+    """A message an agent is still writing (``POST /v1/drafts``): the send body, checked for
+    shape only, plus the message it answers. Sending it goes through the same service as
+    ``POST /v1/send`` (policy, approval, schedule) and records the message in that transaction."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=PrefixedId("drf"), editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="drafts", db_index=False)
+    to = models.JSONField(default=list, blank=True)
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    reply_to = models.JSONField(default=list, blank=True)
+    subject = models.TextField(blank=True)
+    # Null is "no such part", as in a send: an empty body is a part, a missing one is not.
+    body = models.TextField(null=True, blank=True)  # noqa: DJ001
+    html = models.TextField(null=True, blank=True)  # noqa: DJ001
+    headers = models.JSONField(default=dict, blank=True)
+    attachment_ids = models.JSONField(default=list, blank=True)
+    # A reply draft: threading headers come from this message when it is sent.
+    in_reply_to = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    send_at = models.DateTimeField(null=True, blank=True)
+    # Set once the draft was sent: it stays readable (with its MessageID) and is never sent again.
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # GET /v1/drafts: one agent's drafts in (created_at, id) keyset order.
+            models.Index(fields=["agent", "created_at", "id"], name="mail_draft_agent_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.subject[:60]!r}"

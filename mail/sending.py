@@ -31,6 +31,7 @@ from mail.addresses import address_bare, address_is_agents, address_is_local
 from mail.attachments import attachment_open, attachments_for_send, attachments_mark_claimed
 from mail.message_content import message_contents_queue
 from mail.models import Attachment, Message
+from mail.outbound import governed_announce, outbound_govern
 from mail.parsing import html_to_text, make_preview
 from mail.storage import raw_read, raw_store
 from mail.threads import subject_forward, subject_reply, thread_id_for, threads_refresh
@@ -198,7 +199,6 @@ def _outbound_fields(*, agent: Agent, outgoing: Outgoing, raw: bytes, now: dt.da
     return {
         "agent": agent,
         "direction": Message.Direction.OUTBOUND,
-        "status": Message.Status.QUEUED,
         "from_header": formataddr((agent.display_name, agent.address)) if agent.display_name else agent.address,
         "from_name": agent.display_name,
         "sender": agent.address,
@@ -223,8 +223,11 @@ def message_send(
     references: list[str] | None = None,
     auto_submitted: str = "",
     forwarded_raw: bytes | None = None,
+    send_at: dt.datetime | None = None,
 ) -> Message:
-    """Validate, build the raw MIME once, store it, and queue the message for the worker."""
+    """Validate, build the raw MIME once, store it, and queue the message for the worker,
+    or hold it (approval, ``send_at``, the undo window) as the agent's outbound policy says
+    (``mail.outbound.outbound_govern``, the one check of every way out)."""
     _recipients_check(outgoing)
     attachments = (
         attachments_for_send(agent=agent, attachment_ids=outgoing.attachment_ids) if outgoing.attachment_ids else []
@@ -242,12 +245,7 @@ def message_send(
         attachments=attachments,
         forwarded_raw=forwarded_raw,
     )
-    if len(raw) > settings.MAX_MESSAGE_BYTES:
-        raise domain.TooLarge(
-            f"The message is {len(raw)} bytes; the limit is {settings.MAX_MESSAGE_BYTES}.",
-            code="message_too_large",
-            details={"size": len(raw), "limit": settings.MAX_MESSAGE_BYTES},
-        )
+    _size_check(raw)
     now = timezone.now()
     with transaction.atomic():
         thread_id = thread_id_for(
@@ -255,9 +253,12 @@ def message_send(
         )
         if any(address_is_local(a) for a in outgoing.recipients):
             _loop_check(agent=agent, thread_id=thread_id, now=now)
+        governed = outbound_govern(agent=agent, recipients=outgoing.recipients, send_at=send_at, now=now)
         key, sha = raw_store(raw)
         message = Message.objects.create(
             **_outbound_fields(agent=agent, outgoing=outgoing, raw=raw, now=now),
+            status=governed.status,
+            send_at=governed.send_at,
             sha256=sha,
             storage_key=key,
             internet_message_id=message_id,
@@ -270,8 +271,26 @@ def message_send(
         if attachments:
             attachments_mark_claimed(attachments=attachments, message=message)
         threads_refresh(keys=[(agent.pk, thread_id)])
-        _queue_dispatch(message.id)
+        _start(message)
     return message
+
+
+def _size_check(raw: bytes) -> None:
+    if len(raw) > settings.MAX_MESSAGE_BYTES:
+        raise domain.TooLarge(
+            f"The message is {len(raw)} bytes; the limit is {settings.MAX_MESSAGE_BYTES}.",
+            code="message_too_large",
+            details={"size": len(raw), "limit": settings.MAX_MESSAGE_BYTES},
+        )
+
+
+def _start(message: Message) -> None:
+    """Queue a message that goes out now; announce one that waits (schedule, approval)."""
+    if message.status == Message.Status.QUEUED:
+        _queue_dispatch(message.id)
+    else:
+        governed_announce(message)
+        message_contents_queue([message.id])
 
 
 def _queue_dispatch(message_id: str) -> None:
@@ -307,9 +326,26 @@ def message_reply(
     reply_all: bool = False,
     attachment_ids: Sequence[str] = (),
     idempotency_key: str = "",
+    send_at: dt.datetime | None = None,
 ) -> Message:
     """Reply (or reply-all) to a message of this agent's mailbox (the fields of
     ``mail.serializers.ReplyInput``; ``attachments`` as ``attachment_ids``)."""
+    to, cc = reply_recipients(agent=agent, original=original, reply_all=reply_all)
+    outgoing = Outgoing(
+        to=addresses_clean("to", to, required=True),
+        cc=addresses_clean("cc", cc),
+        subject=subject_reply(original.subject),
+        body=body,
+        html=html,
+        attachment_ids=list(dict.fromkeys(attachment_ids)),
+    )
+    return message_send(
+        agent=agent, outgoing=outgoing, idempotency_key=idempotency_key, send_at=send_at, **reply_threading(original)
+    )
+
+
+def reply_recipients(*, agent: Agent, original: Message, reply_all: bool) -> tuple[list[str], list[str]]:
+    """To and Cc of a reply (reply-all: everyone but the agent itself)."""
     if original.direction == Message.Direction.OUTBOUND:
         # Following up on our own message goes to the same people again.
         to = list(original.to)
@@ -320,29 +356,29 @@ def message_reply(
     if reply_all:
         already = {address_bare(a) for a in to}
         cc = [a for a in _without([*original.to, *original.cc], already) if not address_is_agents(agent, a)]
-    outgoing = Outgoing(
-        to=addresses_clean("to", to, required=True),
-        cc=addresses_clean("cc", cc),
-        subject=subject_reply(original.subject),
-        body=body,
-        html=html,
-        attachment_ids=list(dict.fromkeys(attachment_ids)),
-    )
+    return to, cc
+
+
+def reply_threading(original: Message) -> dict[str, Any]:
+    """The threading arguments of ``message_send`` for a reply to ``original``."""
     # A reply to another agent is machine-generated mail to a machine (RFC 3834): say so,
     # so that well-behaved auto-responders on the other side do not answer it.
     between_agents = original.direction == Message.Direction.INBOUND and address_is_local(original.sender)
-    return message_send(
-        agent=agent,
-        outgoing=outgoing,
-        idempotency_key=idempotency_key,
-        in_reply_to=original.internet_message_id,
-        references=_references_for(original),
-        auto_submitted="auto-replied" if between_agents else "",
-    )
+    return {
+        "in_reply_to": original.internet_message_id,
+        "references": _references_for(original),
+        "auto_submitted": "auto-replied" if between_agents else "",
+    }
 
 
 def message_forward(
-    *, agent: Agent, original: Message, to: list[str], body: str | None = None, idempotency_key: str = ""
+    *,
+    agent: Agent,
+    original: Message,
+    to: list[str],
+    body: str | None = None,
+    idempotency_key: str = "",
+    send_at: dt.datetime | None = None,
 ) -> Message:
     """Forward a message with the original attached as message/rfc822 (quoted when its raw
     MIME is not available); ``body`` is a note above it (``mail.serializers.ForwardInput``)."""
@@ -361,4 +397,5 @@ def message_forward(
         idempotency_key=idempotency_key,
         references=_references_for(original),
         forwarded_raw=forwarded_raw,
+        send_at=send_at,
     )

@@ -248,6 +248,7 @@ _SENDING_CODES = {
     "required": "missing_field",
     "header_injection": "header_injection",
     "invalid_header": "invalid_header",
+    "invalid_send_at": "invalid_send_at",
     "*": "invalid_field",
 }
 _ADDRESS_ITEM = {"type": "string", "format": "email", "maxLength": MAX_HEADER_VALUE}
@@ -365,6 +366,32 @@ _ONE_OF_BODY_OR_HTML = {
 _ATTACHMENT_IDS = {"help_text": "AttachmentIDs of completed uploads", "required": False, "max_length": 100}
 
 
+# format send-at: an RFC 3339 date-time with an offset that must also lie in the next 30 days,
+# a rule about the clock that no schema can state (tests/schemathesis_hooks.py supplies them).
+@extend_schema_field({"type": "string", "format": "send-at", "description": "RFC 3339 date-time with an offset, in the future, at most 30 days ahead"})
+class SendAtField(serializers.Field[dt.datetime, str, str, Any]):
+    """When to send (RFC 3339 with an offset): the message is ``scheduled`` until then.
+    Whether it is in the future and near enough is the service's rule (``mail.outbound``)."""
+
+    default_error_messages = {"invalid_send_at": "send_at must be an RFC 3339 date-time with an offset."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> dt.datetime:
+        try:
+            value = dt.datetime.fromisoformat(data) if isinstance(data, str) and "T" in data.upper() else None
+        except ValueError:
+            value = None
+        if value is None or value.tzinfo is None:
+            self.fail("invalid_send_at")
+            raise AssertionError  # unreachable; fail() raises
+        return value
+
+    def to_representation(self, value: dt.datetime) -> str:
+        return value.isoformat()
+
+
 class SendInput(_Content):
     """The body of POST /v1/send."""
 
@@ -376,6 +403,7 @@ class SendInput(_Content):
     subject = HeaderTextField(allow_blank=True)
     headers = ExtraHeadersField(required=False)
     attachments = serializers.ListField(child=StrictCharField(max_length=64), **_ATTACHMENT_IDS)
+    send_at = SendAtField()
 
     class Meta:
         ref_name = "SendRequest"
@@ -387,9 +415,40 @@ class ReplyInput(_Content):
     schema_extra = _ONE_OF_BODY_OR_HTML
     reply_all = StrictBooleanJSONField(required=False, default=False)
     attachments = serializers.ListField(child=StrictCharField(max_length=64), **_ATTACHMENT_IDS)
+    send_at = SendAtField()
 
     class Meta:
         ref_name = "ReplyRequest"
+
+
+class DraftUpdateInput(InputSerializer):
+    """The body of PATCH /v1/drafts/{id}: any field of a send; the ones left out keep their value."""
+
+    error_codes = _SENDING_CODES
+    to = OptionalAddressesField()
+    cc = OptionalAddressesField()
+    bcc = OptionalAddressesField()
+    reply_to = OptionalAddressesField()
+    subject = HeaderTextField(allow_blank=True, required=False)
+    body = StrictCharField(required=False, allow_blank=True, allow_null=True)
+    html = StrictCharField(required=False, allow_blank=True, allow_null=True)
+    headers = ExtraHeadersField(required=False)
+    attachments = serializers.ListField(child=StrictCharField(max_length=64), **_ATTACHMENT_IDS)
+    send_at = SendAtField(allow_null=True)
+
+    class Meta:
+        ref_name = "DraftUpdateRequest"
+
+
+class DraftInput(DraftUpdateInput):
+    """The body of POST /v1/drafts: the send body (nothing required yet), or a reply to a
+    message of the agent's (``in_reply_to``), which starts with the reply's recipients."""
+
+    in_reply_to = StrictCharField(required=False, max_length=40, help_text="a MessageID of this agent's mailbox")
+    reply_all = StrictBooleanJSONField(required=False, default=False)
+
+    class Meta:
+        ref_name = "DraftRequest"
 
 
 class ForwardInput(InputSerializer):
@@ -400,6 +459,7 @@ class ForwardInput(InputSerializer):
     body = StrictCharField(
         required=False, allow_blank=True, allow_null=True, help_text="a note above the forwarded message"
     )
+    send_at = SendAtField()
 
     class Meta:
         ref_name = "ForwardRequest"

@@ -13,7 +13,13 @@ from django.utils import timezone
 
 from mail.archival import archive_job_run
 from mail.attachments import attachments_expire
-from mail.dispatch import TransientSendError, message_dispatch, message_fail, messages_queued_stale
+from mail.dispatch import (
+    TransientSendError,
+    message_dispatch,
+    message_fail,
+    messages_claims_expire,
+    messages_queued_stale,
+)
 from mail.idempotency import send_requests_purge
 from mail.ingest import deliveries_process
 from mail.message_content import (
@@ -23,6 +29,7 @@ from mail.message_content import (
     message_contents_extract,
 )
 from mail.models import InboundDelivery
+from mail.outbound import messages_release_due, send_counters_purge
 
 
 @shared_task(
@@ -64,7 +71,6 @@ def sweep_expired_attachments() -> int:
 
 # --- Sending ---------------------------------------------------------------------------------
 
-QUEUED_STALE_AFTER = dt.timedelta(minutes=5)
 
 
 @shared_task(
@@ -91,8 +97,10 @@ def send_message(self: Any, message_id: str) -> str | None:
 
 @shared_task
 def sweep_queued_messages() -> int:
-    """Re-queue outbound messages whose task was lost (broker outage after commit)."""
-    ids = messages_queued_stale(older_than=QUEUED_STALE_AFTER)
+    """Re-queue outbound messages whose task was lost (broker outage after commit); mark
+    the ones whose worker died during the handoff as failed, in doubt."""
+    messages_claims_expire(older_than=dt.timedelta(seconds=settings.SEND_CLAIM_TIMEOUT_SECONDS))
+    ids = messages_queued_stale(older_than=dt.timedelta(seconds=settings.SEND_SWEEP_AFTER_SECONDS))
     for message_id in ids:
         send_message.delay(message_id)
     return len(ids)
@@ -100,7 +108,14 @@ def sweep_queued_messages() -> int:
 
 @shared_task
 def purge_send_requests() -> int:
-    return send_requests_purge()
+    return send_requests_purge() + send_counters_purge()
+
+
+@shared_task
+def release_scheduled_messages() -> int:
+    """Queue the scheduled messages that are due (beat: every few seconds). Each is claimed
+    by a conditional update, so a spare or overlapping run queues nothing twice."""
+    return len(messages_release_due())
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -16,6 +16,8 @@ from django.dispatch import receiver
 from django.urls import path
 
 from mail.dispatch import message_track
+from mail.models import Suppression
+from mail.outbound import suppression_record
 
 
 def _detail(event: AnymailTrackingEvent) -> str:
@@ -37,7 +39,22 @@ def _detail(event: AnymailTrackingEvent) -> str:
 def _on_tracking(sender: Any, event: AnymailTrackingEvent, esp_name: str, **kwargs: Any) -> None:
     if esp_name != "Amazon SES" or not event.message_id:
         return
-    message_track(provider_message_id=event.message_id, event_type=event.event_type, detail=_detail(event))
+    detail = _detail(event)
+    message = message_track(provider_message_id=event.message_id, event_type=event.event_type, detail=detail)
+    reason = _suppression_reason(event)
+    if message is not None and reason and event.recipient:
+        suppression_record(message=message, recipient=event.recipient, reason=reason, detail=detail)
+
+
+def _suppression_reason(event: AnymailTrackingEvent) -> str:
+    """A complaint, or a hard bounce: anymail describes an SES bounce as
+    ``{bounceType}: {bounceSubType}``, and only ``Permanent`` ones are hard (``Transient``
+    is a full mailbox or a greylisting; ``Undetermined`` is not proof enough)."""
+    if event.event_type == "complained":
+        return Suppression.Reason.COMPLAINT
+    if event.event_type == "bounced" and (event.description or "").startswith("Permanent"):
+        return Suppression.Reason.BOUNCE
+    return ""
 
 
 urlpatterns = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mail.api import attachments, batch, inbox, messages, senders, sending, threads
+from mail.api import attachments, batch, drafts, inbox, messages, outbound, senders, sending, threads
 
 urlpatterns = [
     *inbox.urlpatterns,
@@ -13,4 +13,6 @@ urlpatterns = [
     *sending.urlpatterns,
     *attachments.urlpatterns,
     *senders.urlpatterns,
+    *outbound.urlpatterns,
+    *drafts.urlpatterns,
 ]

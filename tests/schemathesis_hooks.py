@@ -29,7 +29,7 @@ from hypothesis import strategies as st  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
 from assmbl.query import cursor_encode  # noqa: E402
-from mail.models import MessageLabel  # noqa: E402
+from mail.models import Draft, MessageLabel  # noqa: E402
 from mail.services import MAX_LABELS  # noqa: E402
 from webhooks.events import MAX_WAIT, Cursor  # noqa: E402
 from webhooks.models import Endpoint, Event  # noqa: E402
@@ -41,10 +41,18 @@ schemathesis.openapi.format(
 schemathesis.openapi.format(
     "event-cursor", st.builds(lambda seq: Cursor(seq, int(time.time() * 1000)).encode(), st.integers(0, 2**31))
 )
+# A send time in the next 30 days (with some room on both sides for the run's own duration).
+schemathesis.openapi.format(
+    "send-at",
+    st.integers(3600, 20 * 86400).map(
+        lambda ahead: (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ahead)).isoformat().replace("+00:00", "Z")
+    ),
+)
 # Port 9 (discard): nothing listens, so a delivery attempt fails at once.
 schemathesis.openapi.format("uri", st.from_regex(r"\A/[a-z0-9/]{0,30}\Z").map(lambda path: f"http://127.0.0.1:9{path}"))
 
-_SENDS = ("/v1/send", "/v1/messages/{message_id}/reply")
+_SENDS = ("/v1/send", "/v1/messages/{message_id}/reply", "/v1/drafts", "/v1/drafts/{draft_id}")
+_DRAFT_SEND = "/v1/drafts/{draft_id}/send"
 _REPLAY = "/v1/webhooks/{endpoint_id}/replay"
 _LABELS = "/v1/messages/{message_id}/labels"
 
@@ -56,6 +64,8 @@ def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
         # A valid wait long-polls that many seconds: keep 0 and 1 (the long-poll path).
         case.query["wait"] = 1
     meta = case.meta
+    if meta is not None and meta.generation.mode == GenerationMode.POSITIVE and case.operation.path == _DRAFT_SEND:
+        _sendable_draft(case.path_parameters.get("draft_id", ""))
     if meta is None or meta.generation.mode != GenerationMode.POSITIVE or not isinstance(case.body, dict):
         return
     if case.operation.path in _SENDS:
@@ -82,6 +92,25 @@ def _within_send_limits(body: dict[str, Any]) -> None:
             budget -= len(kept)
         elif isinstance(value, str):
             budget -= 1
+
+
+def _sendable_draft(draft_id: str) -> None:
+    """A draft is sent as it stands, and what it holds is state no request states: one
+    without recipients or body, or whose send_at has passed, is rightly refused. Make the
+    draft a sendable one, as an agent would before sending it."""
+    draft = Draft.objects.filter(pk=draft_id).first()
+    if draft is None:
+        return
+    draft.to = draft.to or ["someone@example.com"]
+    draft.body = draft.body if draft.body is not None or draft.html is not None else ""
+    draft.attachment_ids = []
+    if draft.send_at is not None and draft.send_at <= dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5):
+        draft.send_at = None
+    budget = settings.MAX_RECIPIENTS
+    draft.to = draft.to[:budget]
+    draft.cc = draft.cc[: budget - len(draft.to)]
+    draft.bcc = draft.bcc[: max(0, budget - len(draft.to) - len(draft.cc))]
+    draft.save()
 
 
 def _within_label_limit(body: dict[str, Any], message_id: str) -> None:

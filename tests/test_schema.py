@@ -44,7 +44,7 @@ CHECKS = [
     response_headers_conformance,
 ]
 # Operator-only endpoints; every other one is fuzzed with an agent token.
-OPERATOR_ONLY = ("/v1/agents",)
+OPERATOR_ONLY = ("/v1/agents", "/v1/approvals", "/v1/suppressions")
 EXAMPLES = int(os.environ.get("SCHEMA_EXAMPLES", "40"))
 
 

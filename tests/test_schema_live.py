@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 EXAMPLES = int(os.environ.get("SCHEMA_LIVE_EXAMPLES", "15"))
 SEED = os.environ.get("SCHEMA_LIVE_SEED", "21190")
 # Operator-only endpoints; every other one is called with the agent's token.
-OPERATOR_PATHS = "^/v1/agents"
+OPERATOR_PATHS = "^/v1/(agents|approvals|suppressions)"
 # 413 is a refusal too (an attachment over MAX_ATTACHMENT_BYTES, a body over MAX_REQUEST_BYTES).
 REJECTED = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
 

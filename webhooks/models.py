@@ -23,6 +23,11 @@ class Event(models.Model):
         MESSAGE_BOUNCED = "message.bounced"
         MESSAGE_COMPLAINED = "message.complained"
         MESSAGE_FAILED = "message.failed"
+        MESSAGE_SCHEDULED = "message.scheduled"
+        MESSAGE_PENDING_APPROVAL = "message.pending_approval"
+        MESSAGE_APPROVED = "message.approved"
+        MESSAGE_REJECTED = "message.rejected"
+        MESSAGE_CANCELED = "message.canceled"
         SENDER_VERIFIED = "sender.verified"
         SENDER_BLOCKED = "sender.blocked"
 

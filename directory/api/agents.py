@@ -10,7 +10,7 @@ from typing import Any
 from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 from django.urls import path
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,23 +23,47 @@ from assmbl.inputs import (
     InputSerializer,
     StrictCharField,
     StrictChoiceField,
+    StrictIntegerField,
     input_validate,
 )
 from assmbl.openapi import error_responses
 from assmbl.query import cursor_decode, cursor_encode, query_params
 from directory.auth import IsOperator, token_user
-from directory.models import Agent, validate_agent_id
-from directory.services import agent_create, agent_deactivate, agent_token_rotate, agent_update
+from directory.models import Agent, OutboundPolicy, validate_agent_id
+from directory.services import (
+    MAX_ALLOWED_RECIPIENTS,
+    MAX_UNDO_SECONDS,
+    agent_create,
+    agent_deactivate,
+    agent_token_rotate,
+    agent_update,
+)
+
+
+class OutboundPolicySerializer(serializers.Serializer[Any]):
+    approval = serializers.ChoiceField(choices=OutboundPolicy.Approval.choices)
+    allowed_recipients = serializers.ListField(child=serializers.CharField())
+    max_per_hour = serializers.IntegerField(allow_null=True)
+    max_per_day = serializers.IntegerField(allow_null=True)
+    undo_seconds = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "OutboundPolicy"
 
 
 class AgentSerializer(serializers.ModelSerializer[Agent]):
     address = serializers.CharField(read_only=True)
     hold_on = serializers.ListField(child=serializers.CharField(), read_only=True)
+    outbound = serializers.SerializerMethodField()
 
     class Meta:
         model = Agent
-        fields = ["agent_id", "address", "display_name", "policy", "hold_on", "is_active", "created_at"]
+        fields = ["agent_id", "address", "display_name", "policy", "hold_on", "is_active", "created_at", "outbound"]
         ref_name = "Agent"
+
+    @extend_schema_field(OutboundPolicySerializer)
+    def get_outbound(self, agent: Agent) -> dict[str, object]:
+        return OutboundPolicy.for_agent(agent).as_dict()
 
 
 # An email local part (directory.models.AGENT_ID_RE), in either case: ids are stored lower-cased.
@@ -61,6 +85,32 @@ class AgentCreateSerializer(InputSerializer):
         ref_name = "AgentCreate"
 
 
+# An address or "@domain", ASCII, as directory.services.allowed_recipient_clean accepts
+# (it also takes some this refuses: the schema states a rule no looser than the server's).
+ALLOWED_RECIPIENT_PATTERN = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]*@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z0-9-]{1,63}$"
+
+
+class OutboundInput(InputSerializer):
+    """How the agent's outbound mail is governed; a field left out keeps its value."""
+
+    approval = StrictChoiceField(choices=OutboundPolicy.Approval.choices, required=False)
+    allowed_recipients = serializers.ListField(
+        child=StrictCharField(
+            max_length=320,
+            validators=[RegexValidator(ALLOWED_RECIPIENT_PATTERN, "An address or @domain.", code="invalid_field")],
+        ),
+        required=False,
+        max_length=MAX_ALLOWED_RECIPIENTS,
+        help_text='addresses ("a@example.com") and domains ("@example.com"); empty: anyone',
+    )
+    max_per_hour = StrictIntegerField(required=False, allow_null=True, min_value=1, help_text="null: no quota")
+    max_per_day = StrictIntegerField(required=False, allow_null=True, min_value=1, help_text="null: no quota")
+    undo_seconds = StrictIntegerField(required=False, min_value=0, max_value=MAX_UNDO_SECONDS)
+
+    class Meta:
+        ref_name = "OutboundPolicyUpdate"
+
+
 class AgentUpdateSerializer(InputSerializer):
     """What an operator may change about an agent."""
 
@@ -72,6 +122,7 @@ class AgentUpdateSerializer(InputSerializer):
         max_length=len(Agent.HoldFlag.values),
         help_text="Safety flags that hold inbound mail for review (the moderation queue) instead of the inbox",
     )
+    outbound = OutboundInput(required=False)
 
     class Meta:
         ref_name = "AgentUpdate"

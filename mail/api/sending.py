@@ -22,7 +22,7 @@ from mail.sending import message_forward, message_reply, message_send, outgoing_
 from mail.serializers import ForwardInput, ReplyInput, SendInput, SentQuerySerializer, ThreadQuerySerializer
 from mail.threads import thread_messages
 
-_IDEMPOTENCY_KEY = OpenApiParameter(
+IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
     location=OpenApiParameter.HEADER,
@@ -36,7 +36,7 @@ def _respond(result: IdempotentResult) -> Response:
     return Response(result.body, status=result.status, headers=headers)
 
 
-class _IdempotentSendView(AgentAPIView):
+class IdempotentSendView(AgentAPIView):
     def run(self, request: Request, perform: Callable[[str], Message]) -> Response:
         result = send_idempotently(
             agent=self.agent(request),
@@ -48,12 +48,12 @@ class _IdempotentSendView(AgentAPIView):
         return _respond(result)
 
 
-class SendView(_IdempotentSendView):
+class SendView(IdempotentSendView):
     @extend_schema(
         operation_id="send",
         summary="Send a new message",
         request=SendInput,
-        parameters=[_IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY],
         examples=[
             OpenApiExample(
                 "A note with a custom header",
@@ -67,22 +67,26 @@ class SendView(_IdempotentSendView):
                 request_only=True,
             ),
         ],
-        responses={202: _ACCEPTED, **error_responses(400, 409, 413, 415)},
+        responses={202: _ACCEPTED, **error_responses(400, 409, 413, 415, 429)},
     )
     def post(self, request: Request) -> Response:
         agent = self.agent(request)
-        outgoing = outgoing_parse(input_validate(SendInput, request.data))
-        return self.run(request, lambda key: message_send(agent=agent, outgoing=outgoing, idempotency_key=key))
+        data = input_validate(SendInput, request.data)
+        outgoing = outgoing_parse(data)
+        send_at = data.get("send_at")
+        return self.run(
+            request, lambda key: message_send(agent=agent, outgoing=outgoing, idempotency_key=key, send_at=send_at)
+        )
 
 
-class ReplyView(_IdempotentSendView):
+class ReplyView(IdempotentSendView):
     @extend_schema(
         operation_id="message_reply",
         summary="Reply (or reply-all) to a message",
         request=ReplyInput,
-        parameters=[_IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY],
         examples=[OpenApiExample("Reply to all", value={"body": "Thanks, received.", "reply_all": True}, request_only=True)],
-        responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415)},
+        responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415, 429)},
     )
     def post(self, request: Request, message_id: str) -> Response:
         agent = self.agent(request)
@@ -98,17 +102,18 @@ class ReplyView(_IdempotentSendView):
                 reply_all=data["reply_all"],
                 attachment_ids=data.get("attachments") or [],
                 idempotency_key=key,
+                send_at=data.get("send_at"),
             ),
         )
 
 
-class ForwardView(_IdempotentSendView):
+class ForwardView(IdempotentSendView):
     @extend_schema(
         operation_id="message_forward",
         summary="Forward a message, the original attached",
         request=ForwardInput,
-        parameters=[_IDEMPOTENCY_KEY],
-        responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415)},
+        parameters=[IDEMPOTENCY_KEY],
+        responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415, 429)},
     )
     def post(self, request: Request, message_id: str) -> Response:
         agent = self.agent(request)
@@ -117,7 +122,12 @@ class ForwardView(_IdempotentSendView):
         return self.run(
             request,
             lambda key: message_forward(
-                agent=agent, original=original, to=data["to"], body=data.get("body"), idempotency_key=key
+                agent=agent,
+                original=original,
+                to=data["to"],
+                body=data.get("body"),
+                idempotency_key=key,
+                send_at=data.get("send_at"),
             ),
         )
 

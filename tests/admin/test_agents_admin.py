@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib.messages import get_messages
 from django.test import Client
 
-from directory.models import Agent
+from directory.models import Agent, OutboundPolicy
 from directory.services import token_authenticate
 from mail.models import Message
 from tests.mime import build_mail
@@ -82,3 +82,38 @@ def test_staff_cannot_create_an_agent_with_the_reserved_postmaster_id(superuser_
     assert response.status_code == 200
     assert "reserved" in response.content.decode()
     assert not Agent.objects.filter(agent_id="postmaster").exists()
+
+
+def test_staff_set_an_agents_outbound_policy(superuser_client: Client, owner: Any) -> None:
+    response = superuser_client.post(
+        "/admin/directory/outboundpolicy/add/",
+        {
+            "agent": owner.agent.pk,
+            "approval": "always",
+            "allowed_recipients": "Bob@example.com\n@partner.example\n",
+            "max_per_hour": "5",
+            "max_per_day": "",
+            "undo_seconds": "10",
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    policy = OutboundPolicy.objects.get(agent=owner.agent)
+    assert policy.as_dict() == {
+        "approval": "always",
+        "allowed_recipients": ["bob@example.com", "@partner.example"],
+        "max_per_hour": 5,
+        "max_per_day": None,
+        "undo_seconds": 10,
+    }
+
+
+def test_staff_see_a_malformed_allowed_recipient_beside_the_field(superuser_client: Client, owner: Any) -> None:
+    response = superuser_client.post(
+        "/admin/directory/outboundpolicy/add/",
+        {"agent": owner.agent.pk, "approval": "never", "allowed_recipients": "not an address", "undo_seconds": "0"},
+    )
+
+    assert response.status_code == 200
+    assert "neither an address" in response.content.decode()
+    assert not OutboundPolicy.objects.exists()

@@ -14,6 +14,7 @@ CELERY_BEAT_SCHEDULE = {
     **CELERY_BEAT_SCHEDULE,
     "sweep-stored-deliveries": {"task": "mail.tasks.sweep_stored_deliveries", "schedule": 5.0},
     "dispatch-webhook-deliveries": {"task": "webhooks.tasks.dispatch_due_deliveries", "schedule": 2.0},
+    "sweep-queued-messages": {"task": "mail.tasks.sweep_queued_messages", "schedule": 5.0},
 }
 TRUST_DNS_RESOLVER = "mail.authn.dns_offline"
 # Redis restarts here without its data, losing queued webhook tasks: queue them again soon.

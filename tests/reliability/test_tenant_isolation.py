@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from directory.services import agent_create, token_create, token_revoke
-from mail.models import Attachment, Message, MessageLabel
+from mail.models import Attachment, Draft, Message, MessageLabel, Suppression
 from mail.trust import sender_entry_create
 from tests.factories import MessageFactory
 from tests.mime import build_mail
@@ -99,6 +99,8 @@ def world(owner: Any, teammate: Any, stranger: Any, deliver: Any, operator: Any)
     )
     endpoint.agents.add(owner.agent)
     entry = sender_entry_create(agent=owner.agent, address_or_domain="friend@example.com", action="trust")
+    draft = Draft.objects.create(agent=owner.agent, to=["bob@example.com"], subject="draft", body="b")
+    Suppression.objects.create(account=owner.agent.account, address="bounced@example.com", reason="bounce")
     return {
         "owner": {
             "message_id": message.id,
@@ -107,11 +109,14 @@ def world(owner: Any, teammate: Any, stranger: Any, deliver: Any, operator: Any)
             "endpoint_id": endpoint.id,
             "entry_id": str(entry.pk),
             "agent_id": owner.agent.agent_id,
+            "draft_id": draft.id,
+            "address": "bounced@example.com",
         },
         "upload_id": upload.id,
         "unknown": {k: f"{p}_00000000000000000000000000" for k, p in [
             ("message_id", "msg"), ("attachment_id", "att"), ("thread_id", "thr"), ("endpoint_id", "whk")]}
-        | {"entry_id": "999999", "agent_id": "nobody-here"},
+        | {"entry_id": "999999", "agent_id": "nobody-here", "draft_id": "drf_00000000000000000000000000",
+           "address": "nobody@example.com"},
     }
 
 
@@ -122,6 +127,8 @@ def _snapshot(agent: Any) -> tuple[Any, ...]:
         list(Attachment.objects.filter(agent=agent).order_by("id").values_list("id", "state")),
         list(Endpoint.objects.order_by("id").values_list("id", "enabled", "url")),
         Event.objects.filter(agent=agent).count(),
+        list(Draft.objects.filter(agent=agent).order_by("id").values_list("id", "body")),
+        list(Suppression.objects.filter(account=agent.account).order_by("id").values_list("address")),
     )
 
 
@@ -141,7 +148,8 @@ def test_a_foreign_id_is_indistinguishable_from_an_unknown_one(method: str, rout
     if route.startswith("attachments/"):
         world["owner"]["attachment_id"] = world["upload_id"]
     outsiders = [teammate.client, stranger.client]
-    if route.startswith("agents/"):
+    # Operator endpoints: the outsider is another account's operator.
+    if route.startswith(("agents/", "approvals/", "suppressions/")):
         other = agent_create(agent_id="elsewhere-ops", account=stranger.agent.account)[0]
         op = APIClient()
         op.credentials(HTTP_AUTHORIZATION=f"Bearer {token_create(kind='operator', account=other.account).plaintext}")
