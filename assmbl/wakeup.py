@@ -27,6 +27,8 @@ import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 
+from compat.kombu_fs import unix_address
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "assmbl_events"
@@ -63,7 +65,7 @@ def _datagrams(payload: bytes) -> None:
         for name in names:
             path = str(folder / name)
             try:
-                sender.sendto(payload, path)
+                sender.sendto(payload, unix_address(path))
             except (ConnectionRefusedError, FileNotFoundError):
                 with contextlib.suppress(OSError):
                     os.unlink(path)  # its process is gone

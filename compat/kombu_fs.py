@@ -66,9 +66,18 @@ def wake_all(folder: str) -> None:
                 wake_one(sender, os.path.join(folder, name))
 
 
+def unix_address(path: str) -> str:
+    """Where to send to the socket at ``path``: a path too long for a unix socket address
+    (108 bytes) is the link a deep folder holds to the socket bound in the temp folder, and
+    the kernel refuses the long name itself, link or not."""
+    if len(path.encode()) >= 100 and os.path.islink(path):
+        return os.readlink(path)
+    return path
+
+
 def wake_one(sender: socket.socket, path: str) -> None:
     try:
-        sender.sendto(WAKE, path)
+        sender.sendto(WAKE, unix_address(path))
     except BlockingIOError:
         pass  # its buffer is full of wakes already: it will wake
     except (ConnectionRefusedError, FileNotFoundError):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from compat.kombu_fs import CHECKED_VERSIONS
+from compat.kombu_fs import CHECKED_VERSIONS, WakeSocket, wake_all
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,3 +97,16 @@ def test_a_waiting_consumer_takes_a_message_at_once_and_never_a_half_written_one
     # Every message, whole (kombu orders files by the millisecond they were written in, not
     # within one).
     assert sorted(result["numbers"]) == [-1, *range(300)]  # type: ignore[call-overload]
+
+
+def test_a_consumer_in_a_folder_too_deep_for_a_socket_address_is_woken(tmp_path: Path) -> None:
+    # A DATA_DIR deep enough (make test's private TMPDIR, a long deploy path) that the socket
+    # is bound in the temp folder and linked from the wake folder: a wake must still reach it.
+    folder = tmp_path / ("deep" * 30) / "wake"
+    consumer = WakeSocket(str(folder))
+    try:
+        assert len(consumer.path.encode()) >= 108
+        wake_all(str(folder))
+        assert consumer.sock.recv(16)
+    finally:
+        consumer.sock.close()
