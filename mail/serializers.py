@@ -594,9 +594,3 @@ class BatchUpdateInput(InputSerializer):
     def validate_ids(self, value: list[str]) -> list[str]:
         return _message_ids(value)
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not (attrs["add_labels"] or attrs["remove_labels"] or "is_read" in attrs or "archived" in attrs):
-            raise ValidationFailed(
-                "Give at least one of add_labels, remove_labels, is_read, archived.", code="empty_batch"
-            )
-        return attrs
