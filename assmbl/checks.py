@@ -46,3 +46,11 @@ def check_storage_and_outbound(app_configs: Any = None, **kwargs: Any) -> list[E
     if "." not in settings.MAIL_DOMAIN or "@" in settings.MAIL_DOMAIN:
         problems.append(Error(f"MAIL_DOMAIN={settings.MAIL_DOMAIN!r} is not a domain.", hint="Set MAIL_DOMAIN to the domain agents receive mail at, e.g. agents.example.com.", id="assmbl.E007"))
     return problems
+
+
+@register()
+def check_mail_parser(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    # mail.parsing.PARSERS; an unknown name would otherwise fail every delivery at its parse.
+    if settings.MAIL_PARSER in {"mimetree", "stdlib"}:
+        return []
+    return [Error(f"MAIL_PARSER={settings.MAIL_PARSER!r} is not known.", hint="Use 'mimetree' (the default) or 'stdlib' (docs/decisions/0021-mimetree.md).", id="assmbl.E021")]

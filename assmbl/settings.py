@@ -110,6 +110,9 @@ MAX_HEADER_BYTES = env_int("MAX_HEADER_BYTES", 128 * 1024, minimum=1024)
 MAX_MIME_DEPTH = env_int("MAX_MIME_DEPTH", 32, minimum=1)
 MAX_MIME_PARTS = env_int("MAX_MIME_PARTS", 1000, minimum=1)
 PARSE_TIME_BUDGET_SECONDS = env_int("PARSE_TIME_BUDGET_SECONDS", 10, minimum=1)
+# What builds an incoming mail's parse tree (mail/parsing.py, docs/decisions/0021-mimetree.md):
+# "mimetree" (mail in the usual shape without the feed parser) | "stdlib" (the feed parser only).
+MAIL_PARSER = env_str("MAIL_PARSER", "mimetree")
 # Recipients (to + cc + bcc) of one message sent through the API.
 MAX_RECIPIENTS = env_int("MAX_RECIPIENTS", 50, minimum=1)
 MAX_ATTACHMENT_BYTES = env_int("MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024, minimum=1)

@@ -17,6 +17,6 @@ application = ChunkedRequestBody(get_wsgi_application())
 import_module(settings.ROOT_URLCONF)
 # Everything loaded so far (Django, the apps, their modules) lives as long as the process:
 # frozen, a full collection does not walk it. Walking it makes each full collection a
-# 50-200 ms pause, on about one API request in 30 (bench/api.py --no-gc-freeze).
+# 50-200 ms pause, on about one API request in 30 (docs/decisions/0050-gc-freeze.md).
 gc.collect()
 gc.freeze()

@@ -2,10 +2,15 @@
 
 Uses the stdlib parser with ``policy.compat32``: on a typical 4.5 KB mail it is an order
 of magnitude faster than ``policy.default`` + ``get_body()``, and it tolerates far more
-broken input. Mail in the usual shape gets the same compat32 tree from ``mail.mimetree``,
-built without the feed parser's line-by-line machinery. Headers are decoded here by hand;
-bodies are decoded only for the preview and attachments' sizes. Anything the limits
-refuse comes back as ``quarantine_reason``.
+broken input. Headers are decoded here by hand; bodies are decoded only for the preview
+and attachments' sizes. Anything the limits refuse comes back as ``quarantine_reason``.
+
+The seam: ``parse_mail_stream`` (and ``parse_mail``) return a ``ParsedMail``, what
+indexing needs, from the ``MailParser`` that ``settings.MAIL_PARSER`` names: "mimetree"
+(default) builds mail in the usual shape's compat32 tree with ``mail.mimetree``, without
+the feed parser's line-by-line machinery, and leaves the rest to the feed parser;
+"stdlib" uses the stdlib's feed parser for every mail. Both build the same tree
+(docs/decisions/0021-mimetree.md; tests/mail/test_parsing.py compares their results).
 """
 
 from __future__ import annotations
@@ -20,14 +25,16 @@ import signal
 import threading
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.header import Header, decode_header, make_header
 from email.message import Message as EmailMessage
 from email.utils import getaddresses
 from html.parser import HTMLParser
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from mail import mimetree
 from mail.headers import header_block_end
@@ -436,12 +443,14 @@ _FAST_TREE_BYTES = 1024 * 1024
 
 
 def parse_bytes(raw: bytes) -> EmailMessage:
+    """The whole message's compat32 tree, from the configured parser."""
+    return mail_parser().parse_message(raw)
+
+
+def _feed_parse(raw: bytes) -> EmailMessage:
     """The stdlib parse, fed in chunks. ``parsebytes`` first decodes the whole message into
     one str and then splits it, which peaks near 8x the message size; feeding 64 KB at a
     time keeps the peak under 3x (measured on a 6.8 MB message)."""
-    msg = mimetree.parse_tree(raw) if len(raw) <= _FAST_TREE_BYTES else None
-    if msg is not None:
-        return msg
     parser = email.parser.BytesFeedParser(policy=email.policy.compat32)
     view = memoryview(raw)
     for start in range(0, len(raw), _FEED_CHUNK):
@@ -477,6 +486,56 @@ def parse_mail(raw: bytes) -> ParsedMail:
 def parse_mail_stream(stream: IO[bytes] | HashingReader) -> ParsedMail:
     """As parse_mail, reading a stream in chunks, so a large message is never held whole
     beside its parse tree (the worker streams it from storage)."""
+    return mail_parser().parse_stream(stream)
+
+
+class MailParser(Protocol):
+    """What indexing needs from raw MIME: the one interface ingest parses through."""
+
+    def parse_stream(self, stream: IO[bytes] | HashingReader) -> ParsedMail:
+        """The index's fields of the mail read from ``stream``. Never raises."""
+        ...
+
+    def parse_message(self, raw: bytes) -> EmailMessage:
+        """The whole compat32 tree, for lazy work on stored mail (attachments, content)."""
+        ...
+
+
+class StdlibParser:
+    """The stdlib's feed parser (``policy=compat32``) for every mail."""
+
+    def whole_tree(self, raw: bytes) -> EmailMessage | None:
+        """The tree of a whole mail in hand built without the feed parser, or None."""
+        return None
+
+    def parse_stream(self, stream: IO[bytes] | HashingReader) -> ParsedMail:
+        return _parse_stream(stream, self.whole_tree)
+
+    def parse_message(self, raw: bytes) -> EmailMessage:
+        msg = self.whole_tree(raw) if len(raw) <= _FAST_TREE_BYTES else None
+        return msg if msg is not None else _feed_parse(raw)
+
+
+class MimetreeParser(StdlibParser):
+    """``mail.mimetree`` builds the tree of mail in the usual shape; the feed parser the rest."""
+
+    def whole_tree(self, raw: bytes) -> EmailMessage | None:
+        return mimetree.parse_tree(raw)
+
+
+PARSERS: dict[str, MailParser] = {"mimetree": MimetreeParser(), "stdlib": StdlibParser()}
+
+
+def mail_parser() -> MailParser:
+    """The parser ``settings.MAIL_PARSER`` names (read on each call: tests switch it)."""
+    name = settings.MAIL_PARSER
+    try:
+        return PARSERS[name]
+    except KeyError:
+        raise ImproperlyConfigured(f"MAIL_PARSER is {name!r}; it must be one of {', '.join(PARSERS)}") from None
+
+
+def _parse_stream(stream: IO[bytes] | HashingReader, whole_tree: Callable[[bytes], EmailMessage | None]) -> ParsedMail:
     parsed = ParsedMail()
     head = stream.read(settings.MAX_HEADER_BYTES + 4)
     end = header_block_end(head)
@@ -486,9 +545,9 @@ def parse_mail_stream(stream: IO[bytes] | HashingReader) -> ParsedMail:
         return parsed
     try:
         chunk = stream.read(_FEED_CHUNK)
-        # The whole mail in hand and in the usual shape: its tree is built in one linear
-        # pass over the text, which needs no alarm to bound it.
-        msg = mimetree.parse_tree(head) if not chunk else None
+        # The whole mail in hand: the parser may build its tree without the feed parser
+        # (mimetree's one linear pass over the text needs no alarm to bound it).
+        msg = whole_tree(head) if not chunk else None
         with _Budget(settings.PARSE_TIME_BUDGET_SECONDS, alarm=msg is None) as budget:
             if msg is None:
                 parser = email.parser.BytesFeedParser(policy=email.policy.compat32)

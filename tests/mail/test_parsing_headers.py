@@ -81,11 +81,10 @@ def test_parts_without_a_name_never_parse_their_parameters_for_one(monkeypatch: 
 
 
 
-@pytest.fixture(params=["mimetree", "feedparser"])
-def parse_mail(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """parse_mail on both trees: mail.mimetree's, and the feed parser's it falls back to."""
-    if request.param == "feedparser":
-        monkeypatch.setattr(mimetree, "parse_tree", lambda raw: None)
+@pytest.fixture(params=["mimetree", "stdlib"])
+def parse_mail(request: pytest.FixtureRequest, settings: Any) -> Any:
+    """parse_mail through each parser (settings.MAIL_PARSER): mail.mimetree's, and the stdlib's."""
+    settings.MAIL_PARSER = request.param
     return parsing.parse_mail
 
 
