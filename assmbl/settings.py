@@ -446,8 +446,8 @@ if IS_POSTGRES and DB_SYNCHRONOUS_COMMIT in ("off", "local", "remote_write", "on
 SMTP_GROUP_COMMIT_MAX = env_int("SMTP_GROUP_COMMIT_MAX", 100, minimum=1)
 SMTP_GROUP_COMMIT_WAIT_MS = env_int("SMTP_GROUP_COMMIT_WAIT_MS", 0, minimum=0)
 # Processing is queued per batch of group commits (a worker's cost per mail halves from
-# batches of 10 to 100): when it holds this many deliveries, when no session is waiting to
-# commit, or when its first delivery has waited this long.
+# batches of 10 to 100): when it holds this many deliveries, when its first delivery has
+# waited this long, or at once for the first mail after a quiet spell (mail.smtp.GroupCommitter).
 SMTP_PROCESS_BATCH_MAX = env_int("SMTP_PROCESS_BATCH_MAX", 100, minimum=1)
 SMTP_PROCESS_BATCH_WAIT_MS = env_int("SMTP_PROCESS_BATCH_WAIT_MS", 100, minimum=0)
 # How long the listener remembers that a recipient is an active agent and that a sender is

@@ -3,13 +3,18 @@
 Ordering and "nothing skipped": events are returned in ``seq`` order and the cursor is the last
 ``seq`` seen. On PostgreSQL a sequence value is taken at INSERT but becomes visible at COMMIT,
 so two concurrent ingestions can commit out of order (seq 11 visible before seq 10); a reader
-that advanced past 11 would never see 10. We therefore only return events created at least
-``WEBHOOKS_EVENTS_VISIBILITY_LAG_MS`` ago, and stop at the first younger one: an event whose
-transaction commits within the lag of its INSERT is never skipped. Event-producing transactions
-are short (the event is the last write of an ingestion), so a few hundred milliseconds is ample;
-a commit-ordered scheme (xid8 snapshots) would be exact but PostgreSQL-only and much heavier.
-SQLite serialises writers (the INSERT holds the write lock until COMMIT), so commits are in
-seq order and no lag is applied there.
+that advanced past 11 would never see 10. Every transaction that records events therefore
+holds a shared transaction-level advisory lock (``EVENT_WRITERS_LOCK``) from before its INSERT
+until its COMMIT (``event_writers_enter``). A reader first tries the exclusive lock without
+waiting: if it gets it, no writer is in flight, every seq taken so far is committed, and it
+reads to the end, exactly; the lock keeps new writers out for that one SELECT. If a writer
+is in flight it falls back to returning only events created at least
+``WEBHOOKS_EVENTS_VISIBILITY_LAG_MS`` ago, stopping at the first younger one (an event whose
+transaction commits within the lag of its INSERT is never skipped), and says so (``pending``)
+so that a waiter looks again soon. The read needs READ COMMITTED (Django's default): the
+SELECT's snapshot must be taken after the lock is granted. SQLite serialises writers (the
+INSERT holds the write lock until COMMIT), so commits are in seq order and neither the lock
+nor the lag is needed there.
 
 The cursor carries the seq and the time of the last event seen. Events are pruned after
 ``WEBHOOKS_EVENT_RETENTION_DAYS`` (``manage.py prune_events``); a cursor older than that may
@@ -28,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -37,6 +43,8 @@ from webhooks.models import Event
 
 POLL_INTERVAL = 0.15
 MAX_WAIT = 60
+# The advisory lock key of the event log's writers (any fixed bigint unique to this use).
+EVENT_WRITERS_LOCK = 0x6173_6D62_6C65_7631
 
 
 class CursorExpired(domain.Gone):
@@ -73,6 +81,27 @@ def visibility_lag() -> timedelta:
     if not settings.IS_POSTGRES:
         return timedelta(0)
     return timedelta(milliseconds=settings.WEBHOOKS_EVENTS_VISIBILITY_LAG_MS)
+
+
+def event_writers_enter() -> None:
+    """Called by a writer inside its transaction, before it inserts events: holds the shared
+    lock until that transaction ends, so a reader knows its seqs may not be committed yet."""
+    if settings.IS_POSTGRES:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [EVENT_WRITERS_LOCK])
+
+
+def _rows_after(*, agent: Agent, after_seq: int, limit: int) -> tuple[list[Event], bool]:
+    """The agent's next ``limit + 1`` events after ``after_seq``, and whether all of them are
+    known to be committed in seq order (no writer was in flight, so no lag applies)."""
+    query = Event.objects.filter(agent=agent, seq__gt=after_seq).order_by("seq")[: limit + 1]
+    if not settings.IS_POSTGRES:
+        return list(query), True
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [EVENT_WRITERS_LOCK])
+            (quiet,) = cursor.fetchone()
+        return list(query), bool(quiet)
 
 
 PayloadCompleter = Callable[[list[dict[str, Any]]], None]
@@ -121,11 +150,13 @@ def events_page(*, agent: Agent, after: Cursor | None, limit: int) -> Page:
             raise CursorExpired()
     cutoff = now - visibility_lag()
     after_seq = after.seq if after else 0
-    rows = list(Event.objects.filter(agent=agent, seq__gt=after_seq).order_by("seq")[: limit + 1])
+    rows, exact = _rows_after(agent=agent, after_seq=after_seq, limit=limit)
+    if exact:
+        cutoff = now
     visible: list[Event] = []
     pending = False
     for event in rows:
-        if event.created_at > cutoff:
+        if not exact and event.created_at > cutoff:
             pending = True
             break
         visible.append(event)

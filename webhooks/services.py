@@ -30,6 +30,7 @@ from assmbl.celery import task_queue
 from assmbl.wakeup import wake_on_commit
 from directory.models import Account, Agent
 from webhooks.egress import UnsafeUrl, egress_request, url_check
+from webhooks.events import event_writers_enter
 from webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,12 @@ def events_record(items: list[tuple[Agent, str, dict[str, Any]]]) -> list[Event]
         return []
     if unknown := {type for _, type, _ in items} - set(Event.Type.values):
         raise ValueError(f"unknown event types {sorted(unknown)}: add them to webhooks.models.Event.Type")
+    with transaction.atomic():
+        event_writers_enter()
+        return _events_insert(items)
+
+
+def _events_insert(items: list[tuple[Agent, str, dict[str, Any]]]) -> list[Event]:
     events = Event.objects.bulk_create(
         [Event(agent=agent, type=type, payload=payload_fit(payload)) for agent, type, payload in items]
     )

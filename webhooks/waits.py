@@ -10,9 +10,9 @@ has new events, and a slow fallback look every ``FALLBACK_POLL_SECONDS``. A woke
 reads the log once (in a thread); 200 idle waiters cost 200 small objects, not 200 threads
 or 200 pollers.
 
-On PostgreSQL an event is readable only ``WEBHOOKS_EVENTS_VISIBILITY_LAG_MS`` after it was
-written (webhooks/events.py says why); a waiter woken before that looks again when the lag
-has passed.
+On PostgreSQL an event is readable at once unless another transaction recording events is
+in flight; then only ``WEBHOOKS_EVENTS_VISIBILITY_LAG_MS`` after it was written
+(webhooks/events.py says why), and a waiter told so (``pending``) looks again shortly.
 """
 
 from __future__ import annotations

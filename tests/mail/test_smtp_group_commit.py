@@ -241,7 +241,8 @@ def test_commits_under_load_are_processed_in_batches_of_at_most_the_batch_limit(
 ) -> None:
     settings.SMTP_GROUP_COMMIT_MAX = 1  # one commit per mail: any batch of two spans commits
     settings.SMTP_PROCESS_BATCH_MAX = 3
-    settings.SMTP_PROCESS_BATCH_WAIT_MS = 10_000
+    # Long enough that only the limit cuts batches; the last, partial one waits it out.
+    settings.SMTP_PROCESS_BATCH_WAIT_MS = 2_000
     mails = [build_mail(to=owner.address, subject=f"batch {i}") for i in range(16)]
 
     replies = _data_together(smtp_listener, [("alice@example.com", owner.address, raw) for raw in mails])
@@ -264,3 +265,22 @@ def test_an_idle_listener_queues_a_lone_mail_at_once(
 
     assert _wait_for_messages(1, timeout=10) == 1
     assert processed_batches == [[InboundDelivery.objects.get().id]]
+
+
+def test_sessions_one_after_another_share_a_batch_and_the_last_is_queued_when_its_window_closes(
+    smtp_listener: Any, owner: Any, settings: Any, processed_batches: list[list[str]]
+) -> None:
+    """A relaying MTA delivers one mail a session, one session after another: no two commit
+    together, yet they must not cost a task each."""
+    settings.SMTP_PROCESS_BATCH_WAIT_MS = 400
+    for i in range(6):
+        with smtplib.SMTP(*smtp_listener, timeout=10) as client:
+            assert (
+                client.sendmail("alice@example.com", [owner.address], build_mail(to=owner.address, subject=f"seq {i}"))
+                == {}
+            )
+
+    assert _wait_for_messages(6, timeout=10) == 6
+    ids = [delivery_id for batch in processed_batches for delivery_id in batch]
+    assert sorted(ids) == sorted(InboundDelivery.objects.values_list("id", flat=True))
+    assert len(processed_batches) < 6, "every session was queued alone"

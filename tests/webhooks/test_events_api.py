@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import random
 import smtplib
 import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 
 from tests.mime import build_mail
-from webhooks.events import Cursor
+from webhooks.events import EVENT_WRITERS_LOCK, Cursor, events_page
 from webhooks.models import Event
 from webhooks.services import event_record
 
@@ -160,21 +162,90 @@ def test_old_events_are_invisible_to_other_agents(owner: Any, stranger: Any) -> 
     assert stranger.client.get("/v1/events").json()["items"] == []
 
 
+def _writer_in_flight() -> Any:
+    """Another connection inside a transaction that records events and has not committed."""
+    other = psycopg.connect(_dsn(), autocommit=False)
+    other.execute("SELECT pg_advisory_xact_lock_shared(%s)", [EVENT_WRITERS_LOCK])
+    return other
+
+
+def _dsn() -> str:
+    s = connection.settings_dict
+    return f"host={s['HOST']} port={s['PORT']} dbname={s['NAME']} user={s['USER']} password={s['PASSWORD'] or ''}"
+
+
 @pytest.mark.postgres
-def test_events_younger_than_the_visibility_lag_wait_and_are_not_skipped(owner: Any, settings: Any) -> None:
-    """On PostgreSQL a lower seq can commit after a higher one; the lag keeps the cursor from
-    passing an event whose transaction has not committed yet."""
+def test_events_younger_than_the_visibility_lag_wait_while_a_writer_is_in_flight(owner: Any, settings: Any) -> None:
+    """On PostgreSQL a lower seq can commit after a higher one; while another transaction
+    that records events is open, the lag keeps the cursor from passing its uncommitted seq."""
     if not settings.IS_POSTGRES:
         pytest.skip("SQLite commits in seq order; no lag is applied there")
     settings.WEBHOOKS_EVENTS_VISIBILITY_LAG_MS = 500
-    with time_machine.travel(datetime(2026, 3, 1, 12, 0, tzinfo=UTC), tick=False) as clock:
-        [old] = _record(owner.agent, 1)
-        clock.shift(1)
-        [young] = _record(owner.agent, 1)
-        clock.shift(0.2)
-        first = owner.client.get("/v1/events").json()
-        clock.shift(0.5)
-        second = owner.client.get(f"/v1/events?after={first['next_cursor']}").json()
+    other = _writer_in_flight()
+    try:
+        with time_machine.travel(datetime(2026, 3, 1, 12, 0, tzinfo=UTC), tick=False) as clock:
+            [old] = _record(owner.agent, 1)
+            clock.shift(1)
+            [young] = _record(owner.agent, 1)
+            clock.shift(0.2)
+            first = owner.client.get("/v1/events").json()
+            clock.shift(0.5)
+            second = owner.client.get(f"/v1/events?after={first['next_cursor']}").json()
+    finally:
+        other.close()
 
     assert [e["id"] for e in first["items"]] == [old.id]
     assert [e["id"] for e in second["items"]] == [young.id]
+
+
+@pytest.mark.postgres
+def test_a_committed_event_is_read_at_once_when_no_writer_is_in_flight(
+    transactional_db: Any, owner: Any, settings: Any
+) -> None:
+    if not settings.IS_POSTGRES:
+        pytest.skip("the lag only applies on PostgreSQL")
+    settings.WEBHOOKS_EVENTS_VISIBILITY_LAG_MS = 500
+    [event] = _record(owner.agent, 1)
+
+    page = events_page(agent=owner.agent, after=None, limit=10)
+
+    assert [e.id for e in page.events] == [event.id] and not page.pending
+
+
+def _write_slowly(agent: Any, count: int, rng: random.Random) -> None:
+    try:
+        for _ in range(count):
+            with transaction.atomic():
+                event_record(agent=agent, type="message.received", payload={})
+                # Between the INSERT (the seq is taken) and the COMMIT: commits interleave.
+                time.sleep(rng.uniform(0, 0.03))
+    finally:
+        connection.close()
+
+
+@pytest.mark.postgres
+def test_a_cursor_paging_during_concurrent_writes_skips_no_event(
+    transactional_db: Any, owner: Any, settings: Any
+) -> None:
+    """Eight writers commit out of seq order while a reader pages as fast as it can."""
+    if not settings.IS_POSTGRES:
+        pytest.skip("SQLite commits in seq order")
+    settings.WEBHOOKS_EVENTS_VISIBILITY_LAG_MS = 500
+    writers = [threading.Thread(target=_write_slowly, args=(owner.agent, 25, random.Random(n))) for n in range(8)]
+    for w in writers:
+        w.start()
+    seen: list[int] = []
+    after: Cursor | None = None
+    exact_reads = 0
+    while True:
+        writing = any(w.is_alive() for w in writers)
+        page = events_page(agent=owner.agent, after=after, limit=7)
+        seen += [e.seq for e in page.events]
+        after = Cursor.decode(page.next_cursor)
+        exact_reads += bool(page.events) and not page.pending
+        if not writing and not page.events and not page.pending:
+            break
+
+    assert len(seen) == 200
+    assert seen == sorted(Event.objects.filter(agent=owner.agent).values_list("seq", flat=True))
+    assert exact_reads > 0
