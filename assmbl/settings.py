@@ -187,6 +187,8 @@ SES_RULE_SET_NAME = env_str("SES_RULE_SET_NAME", "assmbl-mail")
 
 # --- Celery ----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+# The transport class for the URL's scheme; None: kombu's own.
+CELERY_BROKER_TRANSPORT: str | None = None
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = DATA_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -470,6 +472,8 @@ if TESTING:
     OUTBOX_DIR = _test_dir / "outbox"
     CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", True)
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "memory://")
+    if CELERY_BROKER_URL != "filesystem://":
+        CELERY_BROKER_TRANSPORT = None  # the filesystem transport's class, with another URL
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     WHITENOISE_USE_FINDERS = True
     STATIC_ROOT = _test_dir / "static"
