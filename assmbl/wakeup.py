@@ -27,7 +27,7 @@ import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 
-from compat.kombu_fs import unix_address
+from compat.kombu_fs import unix_address, unix_bind_address
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +95,7 @@ async def _listen_datagrams(wake: Callable[[int | None], None]) -> None:
     folder = _folder()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
-    bound = str(path)
-    if len(bound.encode()) >= 100:  # unix socket paths are short; a link to one in /tmp
-        bound = f"/tmp/assmbl-wake-{path.name}"
-        os.symlink(bound, path)
+    bound = unix_bind_address(str(path))
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(wake), local_addr=bound, family=socket.AF_UNIX)
     try:

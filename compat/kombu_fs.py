@@ -66,6 +66,17 @@ def wake_all(folder: str) -> None:
                 wake_one(sender, os.path.join(folder, name))
 
 
+def unix_bind_address(path: str) -> str:
+    """Where to bind a socket meant to live at ``path``: ``path`` itself, or, when it is too
+    long for a unix socket address (108 bytes), a name in the temp folder that ``path``
+    links to (unix_address follows the link back)."""
+    if len(path.encode()) < 100:
+        return path
+    bound = os.path.join(tempfile.gettempdir(), os.path.basename(path))
+    os.symlink(bound, path)
+    return bound
+
+
 def unix_address(path: str) -> str:
     """Where to send to the socket at ``path``: a path too long for a unix socket address
     (108 bytes) is the link a deep folder holds to the socket bound in the temp folder, and
@@ -96,13 +107,8 @@ class WakeSocket:
         self.path = os.path.join(folder, f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
-        self._bound = self.path
-        if len(self.path.encode()) >= 100:
-            self._bound = os.path.join(tempfile.gettempdir(), os.path.basename(self.path))
-            self.sock.bind(self._bound)
-            os.symlink(self._bound, self.path)
-        else:
-            self.sock.bind(self.path)
+        self._bound = unix_bind_address(self.path)
+        self.sock.bind(self._bound)
 
     def wait(self, seconds: float) -> None:
         """Until a wake arrives or ``seconds`` pass; every pending wake is consumed."""
