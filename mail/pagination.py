@@ -1,8 +1,11 @@
 """Keyset pagination shared by every listing of messages (inbox, sent, threads).
 
 The cursor (``assmbl.query``) is opaque to clients but is the (received_at, id) of the last
-item returned; listings continue strictly after it, so messages that arrive or change while
-a client pages never make it skip or repeat an item. Query strings are validated by
+item returned; listings continue strictly after it, so messages that change while a client
+pages never make it skip or repeat an item. received_at is the SMTP 250's time, not the
+commit's: two ingest workers can commit a mail after a later one, and a page served between
+the two has passed the earlier one's position (docs/api.md says so, and points to the event
+log, whose cursor is exact). Query strings are validated by
 ``mail.serializers.PageQuerySerializer`` and its subclasses.
 """
 
