@@ -4,19 +4,19 @@ written to the admin log with the staff member who did it."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -44,6 +44,7 @@ from mail.models import (
 )
 from mail.outbound import message_approve, message_reject, suppression_add, suppression_delete
 from mail.preview import message_headers, preview_csp
+from mail.querysets import MessageQuerySet
 from mail.smtp_tls import received_transport
 from mail.storage import raw_open
 from mail.trust import sender_entry_create, sender_verify
@@ -57,7 +58,9 @@ class BoundedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list.order_by()[: COUNT_CAP + 1].count()
+        # The stubs type object_list as any sequence; the admin's lists page querysets.
+        rows = cast("QuerySet[Any]", self.object_list)
+        return rows.order_by()[: COUNT_CAP + 1].count()
 
 
 class LabelActionForm(ActionForm):
@@ -65,8 +68,9 @@ class LabelActionForm(ActionForm):
 
 
 def _log(request: HttpRequest, obj: Any, message: str) -> None:
+    # The stubs allow an anonymous user; the admin site lets in logged-in staff only.
     LogEntry.objects.log_actions(
-        user_id=request.user.pk,
+        user_id=cast(int, request.user.pk),
         queryset=[obj],
         action_flag=CHANGE,
         change_message=message,
@@ -74,7 +78,20 @@ def _log(request: HttpRequest, obj: Any, message: str) -> None:
     )
 
 
-def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message], verb: str, fn: Any) -> None:
+def _mail(queryset: QuerySet[Message]) -> MessageQuerySet[Message]:
+    """A changelist's messages with the mailbox's reads (search, labels, the queue): every
+    queryset of these admins starts from ``Message.objects``, a ``MessageQuerySet``, which
+    the stubs' ``ModelAdmin`` and ``ListFilter`` signatures call a plain ``QuerySet``."""
+    return cast("MessageQuerySet[Message]", queryset)
+
+
+def _each(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Message],
+    verb: str,
+    fn: Callable[[Message], object],
+) -> None:
     done = 0
     for message in queryset.select_related("agent"):
         try:
@@ -152,13 +169,14 @@ class LabelFilter(admin.SimpleListFilter):
         return [(n, n) for n in names]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> QuerySet[Message]:
-        return queryset.with_label(self.value()) if self.value() else queryset
+        label = self.value()
+        return _mail(queryset).with_label(label) if label else queryset
 
 
 class AttachmentInline(admin.TabularInline):
     model = Attachment
-    fields = ["download", "filename", "content_type", "size", "disposition", "content_id"]
-    readonly_fields = fields
+    readonly_fields = ("download", "filename", "content_type", "size", "disposition", "content_id")
+    fields = readonly_fields
     extra = 0
     can_delete = False
     show_change_link = False
@@ -201,7 +219,7 @@ class MessageAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Staff change mail only through the actions (services), never by editing fields.
-        return [f for fs in self.fieldsets for f in fs[1]["fields"]]
+        return flatten_fieldsets(self.fieldsets or ())
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -224,7 +242,7 @@ class MessageAdmin(admin.ModelAdmin):
         if term.startswith("msg_"):
             return queryset.filter(pk=term), False
         try:
-            return queryset.search(term[:256]), False
+            return _mail(queryset).search(term[:256]), False
         except InvalidQuery as exc:
             messages.error(request, exc.message)
             return queryset.none(), False
@@ -317,7 +335,7 @@ class ModerationQueueAdmin(MessageAdmin):
     change_list_template = "admin/mail/moderationitem/change_list.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
-        return super().get_queryset(request).in_moderation_queue()
+        return _mail(super().get_queryset(request)).in_moderation_queue()
 
     @admin.display(description="message", ordering="subject")
     def message(self, obj: Message) -> str:
@@ -499,7 +517,8 @@ class ArchiveJobForm(forms.ModelForm):
         fields = ["action", "agent", "older_than_days"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("action") == ArchiveJob.Action.PURGE and not data.get("confirm"):
             raise forms.ValidationError("Tick 'confirm' to purge: deleted mail cannot be restored.")
         return data
@@ -532,7 +551,7 @@ class ArchiveJobAdmin(admin.ModelAdmin):
         obj.pk = job.pk
         obj.refresh_from_db()
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         extra_context = {**(extra_context or {}), "refresh_while_running": ArchiveJob.objects.filter(state__in=["pending", "running"]).exists()}
         return super().changelist_view(request, extra_context)
 

@@ -47,8 +47,6 @@ known, documented approximation.
 from __future__ import annotations
 
 import email.message
-import email.parser
-import email.policy
 import functools
 import ipaddress
 import logging
@@ -61,8 +59,7 @@ from django.utils.module_loading import import_string
 
 from compat import pyspf
 from mail.headers import header_block_end
-from mail.mimetree import parse_headers
-from mail.parsing import header_mailboxes
+from mail.parsing import header_mailboxes, parse_header_block
 
 log = logging.getLogger(__name__)
 
@@ -258,14 +255,11 @@ def dkim_check(raw: bytes, *, resolve: Resolver | None = None) -> tuple[str, lis
 
 
 def header_block(raw: bytes) -> email.message.Message:
-    """The header block alone, undecoded (compat32). Parse it once per message and hand it
-    to the checks below: at DATA time each parse is a noticeable share of the listener."""
+    """The header block alone, undecoded (compat32), from the configured parser
+    (``mail.parsing.parse_header_block``). Parse it once per message and hand it to the
+    checks below: at DATA time each parse is a noticeable share of the listener."""
     end = header_block_end(raw)
-    head = raw if end is None else raw[: end[1]]
-    headers = parse_headers(head)
-    if headers is None:
-        headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
-    return headers
+    return parse_header_block(raw if end is None else raw[: end[1]])
 
 
 def header_from_address(headers: email.message.Message) -> str:

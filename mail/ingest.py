@@ -256,7 +256,8 @@ def _process(deliveries: list[InboundDelivery]) -> list[InboundDelivery]:
     agents = agents_for_addresses([a for d in deliveries for a in d.envelope_recipients])
     outcomes: dict[str, dict[str, str]] = {}
     for delivery in deliveries:
-        outcome = outcomes[delivery.pk] = {}
+        outcome: dict[str, str] = {}
+        outcomes[delivery.pk] = outcome
         seen: set[int] = set()
         for address in delivery.envelope_recipients:
             agent = agents[address]
@@ -387,26 +388,29 @@ def _received_keys(units: list[_Unit], agent_ids: set[int]) -> dict[tuple[int, s
     }
 
 
-def _attachments_for(units: list[_Unit], messages: list[Message]) -> list[Attachment]:
-    """The attachment rows of the indexed messages (their parts are stored already)."""
-    return [
-        Attachment(
-            agent=unit.agent,
-            message=message,
-            kind=Attachment.Kind.INBOUND,
-            state=Attachment.State.STORED,
-            filename=att.filename,
-            content_type=att.content_type,
-            size=att.size,
-            content_id=att.content_id,
-            disposition=att.disposition,
-            part_index=att.part_index,
-            sha256=att.sha256,
-            storage_key=att.storage_key,
-        )
+def _attachments_for(units: list[_Unit], messages: list[Message]) -> dict[str, list[Attachment]]:
+    """The attachment rows of the indexed messages (their parts are stored already), by
+    message id."""
+    return {
+        message.id: [
+            Attachment(
+                agent=unit.agent,
+                message=message,
+                kind=Attachment.Kind.INBOUND,
+                state=Attachment.State.STORED,
+                filename=att.filename,
+                content_type=att.content_type,
+                size=att.size,
+                content_id=att.content_id,
+                disposition=att.disposition,
+                part_index=att.part_index,
+                sha256=att.sha256,
+                storage_key=att.storage_key,
+            )
+            for att in unit.parsed.attachments
+        ]
         for unit, message in zip(units, messages, strict=True)
-        for att in unit.parsed.attachments
-    ]
+    }
 
 
 def _index(units: list[_Unit]) -> None:
@@ -445,8 +449,8 @@ def _index(units: list[_Unit]) -> None:
             links.add(message)
         messages.append(message)
     Message.objects.bulk_create(messages)
-    attachments = _attachments_for(todo, messages)
-    Attachment.objects.bulk_create(attachments)
+    attachments_of = _attachments_for(todo, messages)
+    Attachment.objects.bulk_create([a for attachments in attachments_of.values() for a in attachments])
     # A duplicate is kept for staff only: it counts for no sender and answers no challenge.
     senders_observe(messages=[m for m in messages if m.disposition != Message.Disposition.DUPLICATE], facts=facts)
     # Before the event: a message the agent's hold_on holds is never announced to it.
@@ -454,9 +458,6 @@ def _index(units: list[_Unit]) -> None:
     for unit, message in zip(todo, messages, strict=True):
         if message.pk in held:
             unit.outcome = message.disposition
-    attachments_of: dict[str, list[Attachment]] = defaultdict(list)
-    for attachment in attachments:
-        attachments_of[attachment.message_id].append(attachment)
     messages_received(messages, attachments_of=attachments_of)
     # Once for the batch, after the events (which may set a BodyPreview from the content).
     visible = [m for m in messages if m.disposition == Message.Disposition.INBOX]

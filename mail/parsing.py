@@ -6,11 +6,12 @@ broken input. Headers are decoded here by hand; bodies are decoded only for the 
 and attachments' sizes. Anything the limits refuse comes back as ``quarantine_reason``.
 
 The seam: ``parse_mail_stream`` (and ``parse_mail``) return a ``ParsedMail``, what
-indexing needs, from the ``MailParser`` that ``settings.MAIL_PARSER`` names: "mimetree"
-(default) builds mail in the usual shape's compat32 tree with ``mail.mimetree``, without
-the feed parser's line-by-line machinery, and leaves the rest to the feed parser;
-"stdlib" uses the stdlib's feed parser for every mail. Both build the same tree
-(docs/decisions/0021-mimetree.md; tests/mail/test_parsing.py compares their results).
+indexing needs, and ``parse_header_block`` the header fields the SMTP listener reads
+(``mail.authn.header_block``), from the ``MailParser`` that ``settings.MAIL_PARSER``
+names: "mimetree" (default) builds mail in the usual shape's compat32 tree with
+``mail.mimetree``, without the feed parser's line-by-line machinery, and leaves the rest
+to the stdlib's parsers; "stdlib" uses the stdlib's parsers for every mail. Both build the
+same tree (docs/decisions/0021-mimetree.md; tests/mail/test_parsing.py compares them).
 """
 
 from __future__ import annotations
@@ -489,8 +490,15 @@ def parse_mail_stream(stream: IO[bytes] | HashingReader) -> ParsedMail:
     return mail_parser().parse_stream(stream)
 
 
+def parse_header_block(head: bytes) -> EmailMessage:
+    """The header fields of ``head`` (a mail's header block) from the configured parser,
+    as ``BytesHeaderParser(policy=compat32)`` returns them."""
+    return mail_parser().parse_header_block(head)
+
+
 class MailParser(Protocol):
-    """What indexing needs from raw MIME: the one interface ingest parses through."""
+    """What indexing and the SMTP listener need from raw MIME: the one interface they
+    parse through."""
 
     def parse_stream(self, stream: IO[bytes] | HashingReader) -> ParsedMail:
         """The index's fields of the mail read from ``stream``. Never raises."""
@@ -500,9 +508,16 @@ class MailParser(Protocol):
         """The whole compat32 tree, for lazy work on stored mail (attachments, content)."""
         ...
 
+    def parse_header_block(self, head: bytes) -> EmailMessage:
+        """What ``email.parser.BytesHeaderParser(policy=compat32)`` returns for ``head``:
+        the header fields of a mail (its header block, or the whole mail when it has no
+        blank line), undecoded. The SMTP listener reads a few fields of every mail."""
+        ...
+
 
 class StdlibParser:
-    """The stdlib's feed parser (``policy=compat32``) for every mail."""
+    """The stdlib's parsers (``policy=compat32``) for every mail: the feed parser, and the
+    header parser for a header block."""
 
     def whole_tree(self, raw: bytes) -> EmailMessage | None:
         """The tree of a whole mail in hand built without the feed parser, or None."""
@@ -515,12 +530,24 @@ class StdlibParser:
         msg = self.whole_tree(raw) if len(raw) <= _FAST_TREE_BYTES else None
         return msg if msg is not None else _feed_parse(raw)
 
+    def header_fields(self, head: bytes) -> EmailMessage | None:
+        """The header block built without the stdlib's header parser, or None."""
+        return None
+
+    def parse_header_block(self, head: bytes) -> EmailMessage:
+        msg = self.header_fields(head)
+        return msg if msg is not None else email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+
 
 class MimetreeParser(StdlibParser):
-    """``mail.mimetree`` builds the tree of mail in the usual shape; the feed parser the rest."""
+    """``mail.mimetree`` builds the tree and the header block of mail in the usual shape;
+    the stdlib's parsers the rest."""
 
     def whole_tree(self, raw: bytes) -> EmailMessage | None:
         return mimetree.parse_tree(raw)
+
+    def header_fields(self, head: bytes) -> EmailMessage | None:
+        return mimetree.parse_headers(head)
 
 
 PARSERS: dict[str, MailParser] = {"mimetree": MimetreeParser(), "stdlib": StdlibParser()}

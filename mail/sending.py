@@ -14,11 +14,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.utils import formataddr, getaddresses, make_msgid
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import SafeMIMEMultipart, SafeMIMEText
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
@@ -161,7 +162,9 @@ def mime_build(
             email.attach(attachment.filename or attachment.id, fh.read(), attachment.content_type)
     if forwarded_raw is not None:
         email.attach("forwarded.eml", BytesParser().parsebytes(forwarded_raw), "message/rfc822")
-    return email.message().as_bytes()
+    # The stubs type message() as Any: it is one of these two.
+    mime: SafeMIMEMultipart | SafeMIMEText = email.message()
+    return mime.as_bytes()
 
 
 def _loop_check(*, agent: Agent, thread_id: str, now: dt.datetime) -> None:
@@ -301,7 +304,8 @@ def _queue_dispatch(message_id: str) -> None:
 
 
 def _without(addresses: Iterable[str], excluded: set[str]) -> list[str]:
-    result, seen = [], set(excluded)
+    result: list[str] = []
+    seen = set(excluded)
     for address in addresses:
         bare = address_bare(address)
         if bare and bare not in seen:
@@ -359,7 +363,15 @@ def reply_recipients(*, agent: Agent, original: Message, reply_all: bool) -> tup
     return to, cc
 
 
-def reply_threading(original: Message) -> dict[str, Any]:
+class ReplyThreading(TypedDict, total=False):
+    """The threading arguments of ``message_send`` (a reply has all three; other mail none)."""
+
+    in_reply_to: str
+    references: list[str]
+    auto_submitted: str
+
+
+def reply_threading(original: Message) -> ReplyThreading:
     """The threading arguments of ``message_send`` for a reply to ``original``."""
     # A reply to another agent is machine-generated mail to a machine (RFC 3834): say so,
     # so that well-behaved auto-responders on the other side do not answer it.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -70,7 +70,7 @@ MAX_QUERY_LENGTH = 256
 
 
 @extend_schema_field({"type": "string", "enum": ["true", "false", "1", "0"]})
-class StrictBooleanField(serializers.Field):
+class StrictBooleanField(serializers.Field[bool, Any, bool, Any]):
     """Query booleans: ``true``/``false``/``1``/``0`` only (API.md); JSON bodies: true/false only."""
 
     default_error_messages = {"invalid": "Must be true, false, 1 or 0."}
@@ -112,6 +112,11 @@ QUERY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_LENGTH,
 
 @extend_schema_field(LABEL_SCHEMA)
 class LabelQueryField(serializers.CharField):
+    """The ``label`` query parameter. Declared as ``label = LabelQueryField()``, which the
+    stubs read as setting ``Field.label`` (a serializer is a field, with a display label):
+    the serializer's metaclass moves declared fields out of the class, so the attribute is
+    never set; hence the ``type: ignore[assignment]`` where it is declared."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(required=False, trim_whitespace=False, **kwargs)
 
@@ -142,7 +147,7 @@ class FalseOnlyBooleanField(StrictBooleanField):
     pass
 
 
-class PageQuerySerializer(serializers.Serializer):
+class PageQuerySerializer(serializers.Serializer[Any]):
     """``limit`` and ``cursor``, as every message listing takes them (inbox, sent, threads):
     limit 1..100 (never a silent clamp), the cursor decoded to (received_at, id)."""
 
@@ -178,16 +183,16 @@ class InboxQuerySerializer(PageQuerySerializer):
     """Query parameters of GET /v1/inbox."""
 
     q = SearchQueryField(help_text=SEARCH_HELP)
-    label = LabelQueryField(help_text="only messages carrying this label (exact)")
+    label = LabelQueryField(help_text="only messages carrying this label (exact)")  # type: ignore[assignment]  # a field, not Field.label: see LabelQueryField
     is_read = StrictBooleanField(required=False, help_text="only read (true) or unread (false) messages")
     include_archived = StrictBooleanField(required=False, default=False, help_text="include archived messages")
     verified_only = StrictBooleanField(required=False, default=False, help_text="only messages whose SenderVerified is true")
 
 
-class UnreadCountQuerySerializer(serializers.Serializer):
+class UnreadCountQuerySerializer(serializers.Serializer[Any]):
     """Query parameters of GET /v1/inbox/unread-count: the inbox filters but q and cursor."""
 
-    label = LabelQueryField(help_text="only messages carrying this label (exact)")
+    label = LabelQueryField(help_text="only messages carrying this label (exact)")  # type: ignore[assignment]  # a field, not Field.label: see LabelQueryField
     is_read = StrictBooleanField(required=False, help_text="only read (true) or unread (false) messages")
     verified_only = StrictBooleanField(required=False, default=False, help_text="only messages whose SenderVerified is true")
     # Accepted so that a client can pass its inbox filters unchanged, but archived mail is
@@ -205,7 +210,7 @@ class UnreadCountQuerySerializer(serializers.Serializer):
 @extend_schema_field(LABEL_SCHEMA)
 class LabelField(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(trim_whitespace=False, max_length=None, **kwargs)
+        super().__init__(trim_whitespace=False, **kwargs)
 
     def run_validation(self, data: Any = serializers.empty) -> Any:
         # Before DRF's own null/blank checks, so every bad label gets the same code.
@@ -263,7 +268,7 @@ _ADDRESSES_DESCRIPTION = "an address (`a@example.com` or `Name <a@example.com>`)
         "description": _ADDRESSES_DESCRIPTION,
     }
 )
-class AddressesField(serializers.Field):
+class AddressesField(serializers.Field[list[str], Any, Any, Any]):
     """An address or a list of addresses, as strings fit for a header; ``mail.sending``
     checks that each one is an address. Optional ones may be null, "" or []."""
 
@@ -363,7 +368,13 @@ _ONE_OF_BODY_OR_HTML = {
         {"required": ["html"], "properties": {"html": {"type": "string"}}},
     ]
 }
-_ATTACHMENT_IDS = {"help_text": "AttachmentIDs of completed uploads", "required": False, "max_length": 100}
+class _ListOptions(TypedDict):
+    help_text: str
+    required: bool
+    max_length: int
+
+
+_ATTACHMENT_IDS = _ListOptions(help_text="AttachmentIDs of completed uploads", required=False, max_length=100)
 
 
 # format send-at: an RFC 3339 date-time with an offset that must also lie in the next 30 days,
@@ -537,7 +548,7 @@ class ThreadsQuerySerializer(PageQuerySerializer):
     """Query parameters of GET /v1/threads: the inbox's filters, applied to threads."""
 
     q = SearchQueryField(help_text="threads with a message matching the inbox's search")
-    label = LabelQueryField(help_text="threads with a message carrying this label (exact)")
+    label = LabelQueryField(help_text="threads with a message carrying this label (exact)")  # type: ignore[assignment]  # a field, not Field.label: see LabelQueryField
     is_read = StrictBooleanField(required=False, help_text="false: threads with an unread message; true: without")
     include_archived = StrictBooleanField(
         required=False, default=False, help_text="include threads whose messages are all archived"

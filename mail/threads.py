@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from assmbl.ids import new_id
 from directory.models import Agent
 from mail.addresses import address_bare
 from mail.models import Message, MessageLabel, Thread
+from mail.querysets import MessageQuerySet, ThreadQuerySet
 
 # The prefixes mail clients put before a subject they answer or pass on: English, German
 # (AW, WG), Scandinavian (SV) and Finnish (VS), with an optional count ("Re[2]:").
@@ -84,18 +86,18 @@ class ThreadLinks:
         threaded = Message.objects.filter(agent_id__in=agent_ids).exclude(thread_id="")
         # A message's own Message-ID too: the received copy of mail an agent sent itself.
         if linked or message_ids:
-            for agent_pk, ref, *row in threaded.filter(internet_message_id__in=linked | message_ids).values_list(
-                "agent_id", "internet_message_id", "received_at", "id", "thread_id"
-            ):
-                self._keep(self._by_message_id, (agent_pk, ref), tuple(row))
+            for agent_pk, ref, received_at, pk, thread_id in threaded.filter(
+                internet_message_id__in=linked | message_ids
+            ).values_list("agent_id", "internet_message_id", "received_at", "id", "thread_id"):
+                self._keep(self._by_message_id, (agent_pk, ref), (received_at, pk, thread_id))
         if message_ids:
-            for agent_pk, parent, *row in threaded.filter(in_reply_to__in=message_ids).values_list(
+            for agent_pk, parent, received_at, pk, thread_id in threaded.filter(in_reply_to__in=message_ids).values_list(
                 "agent_id", "in_reply_to", "received_at", "id", "thread_id"
             ):
-                self._keep(self._by_parent, (agent_pk, parent), tuple(row))
+                self._keep(self._by_parent, (agent_pk, parent), (received_at, pk, thread_id))
 
     @staticmethod
-    def _keep(index: dict[tuple[int, str], _Row], key: tuple[int, str], row: Any) -> None:
+    def _keep(index: dict[tuple[int, str], _Row], key: tuple[int, str], row: _Row) -> None:
         if key not in index or row[:2] < index[key][:2]:
             index[key] = row
 
@@ -166,7 +168,7 @@ def threads_filtered(
     is_read: bool | None = None,
     include_archived: bool = False,
     q: str | None = None,
-) -> Any:
+) -> ThreadQuerySet[Thread]:
     """GET /v1/threads: the agent's threads that pass every filter (AND). A thread passes
     ``label`` and ``q`` when one of its messages does (the inbox's search, through
     ``MessageQuerySet.search``); ``is_read=false`` keeps threads with an unread message."""
@@ -185,7 +187,7 @@ def threads_filtered(
     return threads
 
 
-def thread_messages(*, agent: Agent, thread_id: str) -> Any:
+def thread_messages(*, agent: Agent, thread_id: str) -> MessageQuerySet[Message]:
     """GET /v1/threads/{id}: the agent's own messages of a thread, both directions. Held,
     blocked and quarantined mail is for staff, not the agent, as in the inbox."""
     return Message.objects.for_agent(agent).in_thread(thread_id).filter(_VISIBLE)
@@ -266,7 +268,8 @@ def threads_backfill(*, message_model: Any, label_model: Any, thread_model: Any,
         .distinct()
         .order_by("agent_id", "thread_id")
     )
-    done, chunk = 0, []
+    done = 0
+    chunk: list[ThreadKey] = []
     for pair in pairs.iterator(chunk_size=batch):
         chunk.append(pair)
         if len(chunk) == batch:
@@ -293,7 +296,7 @@ def _lock(keys: set[ThreadKey], using: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(k) FROM UNNEST(%s::bigint[]) AS k", [locks])
 
 
-def _summaries(keys: set[ThreadKey], message_model: Any, unlabelled: set[str]) -> dict[ThreadKey, _Summary]:
+def _summaries(keys: set[ThreadKey], message_model: Any, unlabelled: AbstractSet[str]) -> dict[ThreadKey, _Summary]:
     agent_ids, thread_ids = {a for a, _ in keys}, {t for _, t in keys}
     rows = (
         message_model.objects.filter(agent_id__in=agent_ids, thread_id__in=thread_ids)
@@ -317,7 +320,7 @@ def _refresh(
     *,
     models: tuple[Any, Any, Any],
     lock: bool,
-    unlabelled: set[str] = frozenset(),
+    unlabelled: AbstractSet[str] = frozenset(),
     known: dict[ThreadKey, list[tuple[Any, ...]]] | None = None,
 ) -> None:
     """``known``: the rows (_MESSAGE_COLUMNS but the key) of threads summed without a read."""
@@ -346,12 +349,12 @@ def _refresh(
         ):
             labels.setdefault((agent_id, thread_id), set()).add(name)
     if summaries:
-        rows = [_row(key, summary, labels.get(key, set())) for key, summary in summaries.items()]
+        values = [_row(key, summary, labels.get(key, set())) for key, summary in summaries.items()]
         if connections[using].vendor == "postgresql":
-            _upsert_postgres(thread_model, rows, using)
+            _upsert_postgres(thread_model, values, using)
         else:
             thread_model.objects.bulk_create(
-                [thread_model(**row) for row in rows],
+                [thread_model(**row) for row in values],
                 update_conflicts=True,
                 unique_fields=["agent", "thread_id"],
                 update_fields=_ROW_FIELDS,

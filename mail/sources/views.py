@@ -40,7 +40,7 @@ def sns_message(request: HttpRequest) -> dict[str, Any]:
     return message
 
 
-class SnsSignatureMixin(AnymailBasicAuthMixin):
+class SnsSignatureMixin(AnymailBasicAuthMixin):  # type: ignore[misc]  # anymail ships no types
     """Refuses (400) an SNS message that is not signed by SNS for a topic in
     ``SES_SNS_TOPIC_ARNS``. First in the class chain, so anymail runs it before its own
     header and body checks: a body that is not an SNS message gets a 400, not anymail's 500."""
@@ -57,7 +57,7 @@ class SnsSignatureMixin(AnymailBasicAuthMixin):
             raise AnymailWebhookValidationFailure(str(err)) from err
 
 
-class SesInboundWebhookView(SnsSignatureMixin, AmazonSESInboundWebhookView):
+class SesInboundWebhookView(SnsSignatureMixin, AmazonSESInboundWebhookView):  # type: ignore[misc]  # anymail ships no types
     # The signature is the authentication; basic auth (ANYMAIL WEBHOOK_SECRET) still
     # applies on top when it is configured.
     warn_if_no_basic_auth = False

@@ -6,16 +6,23 @@ from __future__ import annotations
 import email.parser
 import hashlib
 import io
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from mail import mimetree, parsing
-from tests.mail.corpus import CORPUS_FILES, TESTDATA, TESTDATA_FILES, corpus_required
+from mail import authn, mimetree, parsing
+from tests.mail.corpus import CORPUS, CORPUS_FILES, TESTDATA, TESTDATA_FILES, corpus_required
 from tests.mime import build_mail
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from _common import realistic_mail  # noqa: E402
 
 MIME_FIXTURES = sorted(p for p in TESTDATA.rglob("*.eml"))
 BUILT = [
@@ -100,3 +107,80 @@ def test_the_result_is_what_the_index_reads() -> None:
     (pdf, txt) = parsed.attachments
     assert (pdf.content_type, pdf.size, pdf.part_index) == ("application/pdf", len(b"%PDF-1.4 " * 300), 2)
     assert parsing.part_decode_to(txt.part, io.BytesIO()) == (hashlib.sha256(b"hello").hexdigest(), 5)  # type: ignore[arg-type]  # a parsed part is always kept
+
+
+# --- The SMTP listener's header read (mail.authn.header_block) through the seam ------------
+
+NAMED_CORPUS_MAILS = [
+    "flanker/encoded-header.eml",
+    "flanker/from-encoding.eml",
+    "flanker/bounce/office365.eml",
+    "flanker/false-multipart.eml",
+]
+
+
+def _header_read(raw: bytes, parser: str) -> tuple[Any, ...]:
+    """What the listener reads of ``raw``'s headers under ``parser``: every field as the
+    parse holds it, the payload and defects, and the From verdicts authn computes."""
+    with override_settings(MAIL_PARSER=parser):
+        headers = authn.header_block(raw)
+    return (
+        list(headers.raw_items()),
+        headers.get_payload(),
+        headers.get_unixfrom(),
+        [type(d).__name__ for d in headers.defects],
+        authn.header_from(headers),
+    )
+
+
+@contextmanager
+def _mimetree_calls() -> Iterator[list[str]]:
+    """The names of mail.mimetree's functions that run inside the block."""
+    calls: list[str] = []
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename == mimetree.__file__:
+            calls.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        yield calls
+    finally:
+        sys.setprofile(None)
+
+
+def _header_mails() -> list[bytes]:
+    return [*(p.read_bytes() for p in MIME_FIXTURES), *BUILT, realistic_mail(3, "agent@agents.test")]
+
+
+def test_both_parsers_read_the_listeners_headers_alike() -> None:
+    mails = _header_mails()
+    for raw in mails:
+        assert _header_read(raw, "mimetree") == _header_read(raw, "stdlib"), raw[:400]
+    assert len(mails) > 10
+
+
+def test_both_parsers_read_the_listeners_headers_of_every_corpus_mail_alike() -> None:
+    corpus_required()
+    paths = [CORPUS / name for name in NAMED_CORPUS_MAILS]
+    paths += [p for p in CORPUS_FILES if p.stat().st_size < 2_000_000 and p not in paths]
+    for path in paths:
+        raw = path.read_bytes()
+        assert _header_read(raw, "mimetree") == _header_read(raw, "stdlib"), path
+    # An encoded word hiding a comma, and a raw 8-bit byte, in the display name.
+    assert _header_read((CORPUS / "flanker/encoded-header.eml").read_bytes(), "mimetree")[4] == ("foo.bar@example.com", True)
+    assert _header_read((CORPUS / "flanker/from-encoding.eml").read_bytes(), "mimetree")[4] == ("ingo@blank.pages.de", True)
+
+
+def test_the_stdlib_parser_reads_the_listeners_headers_without_mimetree() -> None:
+    raw = realistic_mail(4, "agent@agents.test")
+    with override_settings(MAIL_PARSER="stdlib"), _mimetree_calls() as calls:
+        headers = authn.header_block(raw)
+    assert calls == []
+    assert authn.header_from_address(headers) and headers["Subject"].endswith("#4")
+
+
+def test_the_mimetree_parser_reads_the_listeners_headers_with_mimetree() -> None:
+    with override_settings(MAIL_PARSER="mimetree"), _mimetree_calls() as calls:
+        authn.header_block(realistic_mail(5, "agent@agents.test"))
+    assert "parse_headers" in calls
