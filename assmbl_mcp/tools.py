@@ -244,20 +244,35 @@ async def get_attachment_text(
 @refusals_as_errors
 async def create_draft(
     ctx: Context,
-    to: Addresses,
-    subject: Annotated[str, Field(description="The subject line.")],
     body: Body,
+    to: Annotated[
+        list[str] | None, Field(description="Email addresses; a reply draft starts with the reply's own.")
+    ] = None,
+    subject: Annotated[str | None, Field(description='The subject line; a reply draft starts with "Re: ...".')] = None,
     html: Html = None,
     cc: MoreAddresses = None,
     bcc: MoreAddresses = None,
     in_reply_to: Annotated[str | None, Field(description="A MessageID this draft answers.")] = None,
+    reply_all: Annotated[
+        bool, Field(description="With in_reply_to: also address every other recipient (To and Cc).")
+    ] = False,
     send_at: Annotated[
         str | None, Field(description="RFC 3339 time to send it (future, within 30 days), e.g. 2026-12-24T09:00:00Z.")
     ] = None,
 ) -> Draft:
-    """Write a draft to send later with send_draft (or at send_at). Returns its DraftID."""
+    """Write a draft to send later with send_draft (or at send_at): a new mail (to and
+    subject) or a reply to a message (in_reply_to, reply_all), which keeps the thread.
+    Returns its DraftID."""
     draft = await api(ctx).create_draft(
-        to=to, subject=subject, body=body, html=html, cc=cc, bcc=bcc, in_reply_to=in_reply_to, send_at=send_at
+        to=to,
+        subject=subject,
+        body=body,
+        html=html,
+        cc=cc,
+        bcc=bcc,
+        in_reply_to=in_reply_to,
+        reply_all=reply_all or None,
+        send_at=send_at,
     )
     return Draft.model_validate(draft)
 

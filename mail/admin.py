@@ -192,8 +192,10 @@ class AttachmentInline(admin.TabularInline):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["short_id", "agent", "direction", "disposition", "sender", "subject", "received_at", "is_read", "archived", "sender_verified"]
-    list_filter = ["direction", "disposition", "sender_verified", LabelFilter, "is_read", "archived", "parse_status", "received_at", "agent"]
+    list_display = ["short_id", "agent", "direction", "disposition", "status", "sender", "subject", "received_at", "is_read", "archived", "sender_verified"]
+    # status: staff find the outbound mail that did not go out (failed, in doubt included;
+    # rejected; canceled) and what still waits (scheduled, pending_approval).
+    list_filter = ["direction", "disposition", "status", "sender_verified", LabelFilter, "is_read", "archived", "parse_status", "received_at", "agent"]
     list_select_related = ["agent"]
     search_fields = ["subject"]  # shows the search box; get_search_results searches as the API's q
     search_help_text = (

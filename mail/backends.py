@@ -109,6 +109,23 @@ class RelayEmailBackend(SMTPBackend):
             raise ImproperlyConfigured("MAIL_OUTBOUND=smtp needs OUTBOUND_SMTP_URL (smtp://user:pass@host:587).")
         super().__init__(fail_silently=fail_silently, **{**smtp_url_params(settings.OUTBOUND_SMTP_URL), **kwargs})
 
+    def open(self) -> bool | None:
+        # Greet the relay here rather than in the first sendmail (smtplib's default when
+        # neither STARTTLS nor AUTH did already): opening is then everything before MAIL
+        # FROM, and mail.dispatch turns its claim into the handoff only after it.
+        opened = super().open()
+        if opened and self.connection is not None:
+            try:
+                self.connection.ehlo_or_helo_if_needed()
+            except OSError:
+                # The socket only: no QUIT to a relay that just failed its greeting.
+                connection, self.connection = self.connection, None
+                connection.close()
+                if not self.fail_silently:
+                    raise
+                return None
+        return opened
+
     def _send(self, email_message: EmailMessage) -> bool:
         sent = super()._send(email_message)  # type: ignore[misc]  # Django's EmailBackend._send, not in the stubs
         if sent and not getattr(email_message, "provider_message_id", ""):

@@ -4,6 +4,7 @@ tracking (provider events move an outbound message's status forward)."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import smtplib
 from email.generator import BytesGenerator
 from email.message import Message as MimeMessage
@@ -13,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,6 +24,8 @@ from mail.models import Message
 from mail.serializers import message_item
 from mail.storage import raw_read
 from webhooks.services import event_record
+
+log = logging.getLogger(__name__)
 
 
 class TransientSendError(Exception):
@@ -89,10 +93,11 @@ def _is_permanent(exc: Exception) -> bool:
     return False
 
 
-# A send's token in provider_message_id: "claim:" while the worker prepares it (a worker that
-# dies here has handed nothing over: the claim is released later and the message retried),
-# "handoff:" from just before the provider call (a worker that dies here leaves the message
-# in doubt: the provider may have it).
+# A send's token in provider_message_id: "claim:" while the worker prepares it and opens the
+# connection (a worker that dies here has handed nothing over: the claim is released later
+# and the message retried), "handoff:" from the first byte of the message on an open
+# connection until the provider's answer is recorded (a worker that dies here leaves the
+# message in doubt: the provider may have it).
 CLAIM_PREFIX = "claim:"
 HANDOFF_PREFIX = "handoff:"
 
@@ -104,8 +109,12 @@ def message_dispatch(*, message_id: str) -> Message | None:
     id yet → a claim token), so a second copy of the task (redelivery, the sweep) finds it
     taken and does nothing. No lock is held during the provider call: with SQLite a held
     write lock would stall every writer, including our own SMTP listener when relaying to
-    it. After the provider accepted, recording that is the very next write; a transient
-    error *before* acceptance releases the claim and the task retries with backoff.
+    it. The connection is opened under the claim (TCP, EHLO, STARTTLS, AUTH; the SES
+    client), the claim becomes the handoff token only once the message can go out, and the
+    connection is closed (QUIT) after the result is recorded: a worker that dies leaves its
+    message in doubt only while the provider holds the message and we do not know its
+    answer. A transient error *before* acceptance releases the token and the task retries
+    with backoff.
     """
     claim = f"{CLAIM_PREFIX}{new_id('snd')}"
     claimed = Message.objects.filter(
@@ -114,12 +123,24 @@ def message_dispatch(*, message_id: str) -> Message | None:
     message = Message.objects.select_related("agent").filter(pk=message_id).first()
     if not claimed or message is None:
         return message
-    prepared = _handoff_prepare(message, claim)
-    if prepared is None:
-        return message
-    email, handoff = prepared
+    email = _email_prepare(message, claim)
+    connection = _connection_open(message, claim)
     try:
-        get_connection().send_messages([email])
+        handoff = HANDOFF_PREFIX + claim.removeprefix(CLAIM_PREFIX)
+        handed = Message.objects.filter(pk=message.pk, provider_message_id=claim).update(
+            provider_message_id=handoff, updated_at=timezone.now()
+        )
+        if not handed:
+            return message  # the claim went stale and was released meanwhile
+        return _handoff(message, email, connection, handoff)
+    finally:
+        _connection_close(connection, message)
+
+
+def _handoff(message: Message, email: StoredEmailMessage, connection: BaseEmailBackend, handoff: str) -> Message:
+    """Send on the open connection and record the provider's answer: the in-doubt window."""
+    try:
+        connection.send_messages([email])
     except Exception as exc:
         if not _is_permanent(exc):
             Message.objects.filter(pk=message.pk, provider_message_id=handoff).update(provider_message_id="")
@@ -143,17 +164,20 @@ def message_dispatch(*, message_id: str) -> Message | None:
     )
 
 
-def _handoff_prepare(message: Message, claim: str) -> tuple[StoredEmailMessage, str] | None:
-    """Read the stored bytes, then turn the claim into a handoff token, the last write before
-    the provider call. None when the claim was released meanwhile (it went stale)."""
+def _claim_release(message: Message, claim: str) -> None:
+    Message.objects.filter(pk=message.pk, provider_message_id=claim).update(provider_message_id="")
+
+
+def _email_prepare(message: Message, claim: str) -> StoredEmailMessage:
+    """The stored bytes as the message the backend sends."""
     try:
         raw = raw_read(message.storage_key)
     except Exception:
         # Storage unreachable (S3 hiccup, a missing mount): nothing was handed over, so the
         # claim is released and the task retries; a claim kept here would never be sent.
-        Message.objects.filter(pk=message.pk, provider_message_id=claim).update(provider_message_id="")
+        _claim_release(message, claim)
         raise
-    email = StoredEmailMessage(
+    return StoredEmailMessage(
         raw=raw,
         message_id=message.id,
         subject=message.subject,
@@ -162,10 +186,32 @@ def _handoff_prepare(message: Message, claim: str) -> tuple[StoredEmailMessage, 
         cc=list(message.cc),
         bcc=list(message.bcc),
     )
-    handoff = HANDOFF_PREFIX + claim.removeprefix(CLAIM_PREFIX)
-    if not Message.objects.filter(pk=message.pk, provider_message_id=claim).update(provider_message_id=handoff):
-        return None
-    return email, handoff
+
+
+def _connection_open(message: Message, claim: str) -> BaseEmailBackend:
+    """The backend with its connection open (SMTP: TCP, EHLO, STARTTLS, AUTH; SES: the
+    client). Nothing of the message has left yet, so any error releases the claim and is
+    transient, a refused login included: the task retries with backoff and gives up
+    visibly (``message_fail``) when it is not fixed in time."""
+    connection: BaseEmailBackend | None = None
+    try:
+        connection = get_connection()
+        connection.open()
+    except Exception as exc:
+        _claim_release(message, claim)
+        if connection is not None:
+            _connection_close(connection, message)  # Django keeps a half-open SMTP connection
+        raise TransientSendError(str(exc)) from exc
+    return connection
+
+
+def _connection_close(connection: BaseEmailBackend, message: Message) -> None:
+    # After the result is recorded: a QUIT that fails or hangs until the timeout changes
+    # nothing about what the provider took.
+    try:
+        connection.close()
+    except Exception:
+        log.warning("closing the connection after sending %s failed", message.id, exc_info=True)
 
 
 def message_fail(*, message_id: str, detail: str) -> Message | None:

@@ -4,6 +4,7 @@ any endpoint."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from django.core.management import call_command
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -28,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 from assmbl.inputs import HEADER_TEXT_PATTERN, SPACE_CLASS, unicode_class
 from directory.models import ApiToken
 from directory.services import token_create
-from mail.models import Message
+from mail.models import Message, Suppression
 from mail.serializers import CONTROL_OR_FORMAT_CLASS
 from mail.services import _label_forbidden
 from tests.factories import MessageFactory
@@ -268,3 +270,57 @@ def test_the_success_responses_match_the_schema(
     events = call("GET", "/v1/events", expect=200, query={"limit": 5}).json()
     call("GET", "/v1/events", expect=200, query={"after": events["next_cursor"]})
     call("DELETE", "/v1/webhooks/{endpoint_id}", expect=204, path_parameters=hook_path)
+
+
+def test_the_governed_sending_responses_match_the_schema(api_schema: Any, owner: Any, account: Any) -> None:
+    """Drafts, scheduled send and cancel, the outbound policy, approvals and suppressions,
+    walked to their documented 2xx bodies with the agent's and the operator's tokens."""
+    operator_token = token_create(kind=ApiToken.Kind.OPERATOR, account=account).plaintext
+
+    def call(method: str, path: str, *, expect: int, token: str = owner.token, **kwargs: Any) -> Any:
+        case = api_schema[path][method].Case(**kwargs)
+        response = case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
+        assert response.status_code == expect, response.text
+        return response
+
+    body = {"to": "bob@example.com", "subject": "Plan", "body": "Go."}
+    later = (timezone.now() + dt.timedelta(hours=1)).isoformat()
+    draft = call("POST", "/v1/drafts", expect=201, body={**body, "send_at": later}).json()
+    draft_path = {"draft_id": draft["DraftID"]}
+    call("GET", "/v1/drafts", expect=200, query={"limit": 10})
+    call("PATCH", "/v1/drafts/{draft_id}", expect=200, path_parameters=draft_path, body={"body": "Go now."})
+    sent = call(
+        "POST", "/v1/drafts/{draft_id}/send", expect=202, path_parameters=draft_path, headers={"Idempotency-Key": "d1"}
+    ).json()
+    assert sent["Status"] == "scheduled"
+    call("GET", "/v1/drafts/{draft_id}", expect=200, path_parameters=draft_path)
+    call("POST", "/v1/messages/{message_id}/cancel", expect=200, path_parameters={"message_id": sent["MessageID"]})
+    spare = call("POST", "/v1/drafts", expect=201, body={}).json()
+    call("DELETE", "/v1/drafts/{draft_id}", expect=204, path_parameters={"draft_id": spare["DraftID"]})
+
+    agent_path = {"agent_id": owner.agent.agent_id}
+    policy = {"outbound": {"approval": "always", "allowed_recipients": ["@example.com"], "max_per_day": 10}}
+    call("PATCH", "/v1/agents/{agent_id}", expect=200, token=operator_token, path_parameters=agent_path, body=policy)
+    call("GET", "/v1/agents/{agent_id}", expect=200, token=operator_token, path_parameters=agent_path)
+    held = [call("POST", "/v1/send", expect=202, body=body).json() for _ in range(2)]
+    assert {h["Status"] for h in held} == {"pending_approval"}
+    call("GET", "/v1/approvals", expect=200, token=operator_token)
+    for verb, message in zip(("approve", "reject"), held, strict=True):
+        call(
+            "POST",
+            f"/v1/approvals/{{message_id}}/{verb}",
+            expect=200,
+            token=operator_token,
+            path_parameters={"message_id": message["MessageID"]},
+            body={"note": "checked"},
+        )
+
+    Suppression.objects.create(account=account, address="carol@example.com", reason=Suppression.Reason.BOUNCE)
+    call("GET", "/v1/suppressions", expect=200, token=operator_token)
+    call(
+        "DELETE",
+        "/v1/suppressions/{address}",
+        expect=204,
+        token=operator_token,
+        path_parameters={"address": "carol@example.com"},
+    )

@@ -12,6 +12,7 @@ from django.test import Client
 
 from directory.models import Agent
 from mail.models import ArchiveJob, Message
+from mail.sending import Outgoing, message_send
 from tests.factories import MessageFactory
 from tests.mime import build_mail
 from webhooks.models import Event
@@ -167,3 +168,14 @@ def test_staff_download_an_attachment_of_a_message(superuser_client: Client, own
     response = superuser_client.get(f"/admin/mail/message/{message.pk}/attachments/{attachment.pk}/")
 
     assert response.status_code == 200 and b"".join(response) == b"the notes"
+
+
+def test_staff_find_outbound_mail_that_did_not_go_out_by_its_status(superuser_client: Client, owner: Any) -> None:
+    subjects = {"Queued one": Message.Status.QUEUED, "Lost in handoff": Message.Status.FAILED, "Called off": Message.Status.CANCELED}
+    for subject, status in subjects.items():
+        message = message_send(agent=owner.agent, outgoing=Outgoing(to=["bob@example.com"], subject=subject, body="b"))
+        Message.objects.filter(pk=message.pk).update(status=status)
+
+    body = superuser_client.get("/admin/mail/message/", {"status__exact": "failed"}).content.decode()
+    assert ">Lost in handoff<" in body and ">Queued one<" not in body and ">Called off<" not in body
+    assert "column-status" in body and "?status__exact=canceled" in body

@@ -189,3 +189,20 @@ def test_a_draft_is_created_sent_and_a_sent_message_cannot_be_canceled(http: Con
     assert sent.structured_content["Status"] in ("queued", "sent")  # type: ignore[index]
     # The local transport hands it over at once: too late to cancel.
     assert canceled.is_error and canceled.structured_content["error"]["code"] == "already_sent"  # type: ignore[index]
+
+
+def test_a_reply_all_draft_starts_with_the_replys_recipients_and_subject(
+    http: Connect, live_agent: LiveAgent, receive: Any
+) -> None:
+    receive(live_agent, subject="Offsite", headers={"Cc": "carol@example.com"})
+
+    async def scenario() -> dict[str, Any]:
+        async with http(live_agent) as session:
+            item = (await call(session, "list_inbox", limit=1))["items"][0]
+            return await call(session, "create_draft", in_reply_to=item["MessageID"], reply_all=True, body="Count me in.")
+
+    draft = anyio.run(scenario)
+
+    assert [a.rpartition("<")[2].rstrip(">") for a in draft["To"]] == ["alice@example.com"]
+    assert draft["Cc"] == ["carol@example.com"]
+    assert draft["Subject"] == "Re: Offsite" and draft["InReplyTo"]

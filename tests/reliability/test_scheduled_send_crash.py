@@ -10,7 +10,8 @@ their claims taken, the sweep re-queues queued messages whose task was lost, and
 left by a worker killed before its handoff is released after SEND_CLAIM_TIMEOUT_SECONDS
 (60 s here) and the message sent.
 
-A message whose worker is killed *during* the handoff (the relay's SMTP conversation) is in
+A message whose worker is killed *during* the handoff (from MAIL FROM until the relay's
+answer is recorded; connecting, EHLO and the QUIT after the record are outside it) is in
 doubt: the relay may or may not have it, and sending again could duplicate it. Dispatch
 never sends it again (mail.dispatch; the sweep marks it failed, in doubt, after the claim
 timeout); the test counts those separately and requires that none reached the relay twice.
