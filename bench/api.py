@@ -6,16 +6,15 @@ mailbox, minutes not hours), then measures server-side p50/p99 of:
   list first page, list deep page (keyset cursor at 90 %), q search (a common word and a
   rare token), q's body: full-text search (a rare and a common word) and a three-operator
   q, label filter, is_read=false filter, unread count.
-Searches use MessageQuerySet.search (one query on search_upper) and the label filter
-with_label's walk of the label rows, as the view does; "old:" rows time the label
-formulation it replaced, in the same run, for the ratio, with 20 samples. Each row also
-gives p99 less the time Python's garbage collector ran inside the calls. The app is
-loaded as gunicorn loads it (assmbl/wsgi.py: the URLconf and every view, then frozen out
-of the collector's reach) before timing; --no-gc-freeze leaves that out, and full
-collections then cost 20-200 ms and land on about one call in 30. "GET" rows call the
-WSGI application as gunicorn does (the whole request: middleware, auth, view, JSON); the
-others evaluate the querysets the API uses and build the items with ``message_item``
-(``mail/querysets.py`` + ``mail/serializers.py``).
+The rows without "GET" build their queryset per call through the view's own function
+(mail.api.inbox.inbox_listing, inbox_unread) and page it as the view does (page_after,
+Page.body): the SQL of the request, without HTTP, DRF and the token. "GET" rows call the
+WSGI application as gunicorn does (the whole request: middleware, auth, view, JSON). "old:"
+rows time the formulations that were replaced, in the same run, for the ratio (the label
+join with 20 samples). Each row also gives p99 less the time Python's garbage collector ran
+inside the calls. The app is loaded as gunicorn loads it (assmbl/wsgi.py: the URLconf and
+every view, then frozen out of the collector's reach) before timing; --no-gc-freeze leaves
+that out, and full collections then cost 20-200 ms and land on about one call in 30.
 
     python bench/api.py [--sizes 10000,1000000] [--repeat 200] [--keep] [--plans FILE] [--no-gc-freeze]
 
@@ -195,25 +194,28 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
     """name -> (callable, queryset for EXPLAIN or None)."""
     from django.urls import Resolver404, resolve
 
+    from mail.api.inbox import inbox_listing, inbox_unread
     from mail.models import Message
+    from mail.pagination import page_after
     from mail.serializers import message_item
 
     def inbox() -> Any:
-        return Message.objects.for_agent(agent).in_inbox().not_archived().in_listing_order()
+        return Message.objects.for_agent(agent).inbox_filtered().in_listing_order()
 
-    def labelled(name: str) -> Any:
-        return Message.objects.for_agent(agent).inbox_filtered(label=name).in_listing_order()
+    def listed(after: Any = None, **filters: Any) -> Callable[[], Any]:
+        """One page as GET /v1/inbox reads it, the view's own queryset built per call."""
+        return lambda: page_after(inbox_listing(agent=agent, **filters), limit=PAGE, after=after).body()
 
     deep = inbox().values_list("received_at", "id")[int(n * 0.9)]
     # "invoice" is in ~30 % of rows (subject, preview or From name); "ref-<n/2>" in exactly
     # one subject; "ref-99" in 1.1 % of subjects at 1M (ref-99, ref-990.., ref-9900..).
     common, rare, mid = "invoice", f"ref-{int(n * 0.5)}", "ref-99"
-    querysets = {
-        "list first page": inbox(),
-        "list deep page (cursor)": inbox().after(*deep),
-        "label=important": labelled("important"),
-        "label=work": labelled("work"),
-        "is_read=false": inbox().unread(),
+    pages = {
+        "list first page": listed(),
+        "list deep page (cursor)": listed(after=deep),
+        "label=important": listed(label="important"),
+        "label=work": listed(label="work"),
+        "is_read=false": listed(is_read=False),
     }
     # "thanks tomorrow" (0.3 % of previews) is the costliest case of the trigram bitmap.
     searches = {
@@ -222,8 +224,8 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         "search mid term": mid,
         "search mid phrase": "\"thanks tomorrow\"",  # one quoted phrase in the grammar
     }
-    # The formulations these replaced, measured in the same run for the ratio.
-    querysets["old: label=important, inbox join"] = inbox().filter(labels__name="important")
+    # The formulation with_label() replaced, measured in the same run for the ratio.
+    querysets = {"old: label=important, inbox join": inbox().filter(labels__name="important")}
     try:
         resolve("/v1/inbox")
         has_api = True
@@ -255,17 +257,22 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         cursor = first.json().get("next_cursor") or first.json().get("NextCursor")
         if cursor:
             out["GET list next page (cursor)"] = (lambda: _ok(client.get(f"/v1/inbox?limit={PAGE}&cursor={cursor}")), None)
-    for name, qs in querysets.items():
-        out[name] = (lambda qs=qs: [message_item(m) for m in qs.as_items()[:PAGE]], qs)
+    # A page's plan is EXPLAINed from the queries its call runs (explain()).
+    for name, page in pages.items():
+        out[name] = (page, page)
     for name, term in searches.items():
-        qs = inbox().search(term)
+        page = listed(q=term)
+        out[name] = (page, page)
+    for name, qs in querysets.items():
         out[name] = (lambda qs=qs: [message_item(m) for m in qs.as_items()[:PAGE]], qs)
     # The item SQL (with_item_relations' subqueries, docs/decisions/0040-item-sql.md) against
     # the plain ORM's prefetch of the same relations, alternately.
-    out["old: list first page"] = (lambda: [message_item(m) for m in _plain_prefetch(inbox())[:PAGE]], None)
+    out["old: list first page"] = (
+        lambda: page_after(_plain_prefetch(Message.objects.for_agent(agent).inbox_filtered()), limit=PAGE).body(),
+        None,
+    )
     out = {name: out[name] for name in sorted(out, key=lambda name: name.startswith("old:"))}
-    unread = Message.objects.for_agent(agent).in_inbox().not_archived().unread()
-    out["unread count"] = (lambda: unread.count(), unread)
+    out["unread count"] = (lambda: inbox_unread(agent=agent).count(), inbox_unread(agent=agent))
     # Not an API read: the lookup every ingest runs (mail/threads.py, "a reply that arrived
     # first"); it decides how ingestion slows down as a mailbox grows.
     child = (

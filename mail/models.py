@@ -194,9 +194,14 @@ class Message(models.Model):
                 name="mail_message_agent_inbox",
             ),
             # GET /v1/inbox/unread-count and ?is_read=false: the predicate repeats in_inbox()'s
-            # filters too, so the count is answered from the index alone (1.7 ms at 1M).
+            # filters too, so the count is answered from the index alone (1.7 ms at 1M). The
+            # columns are mail_message_agent_inbox's: in_listing_order() sorts the inbox on
+            # all of them, and `NOT archived` is no equality, so PostgreSQL keeps `archived`
+            # in the sort and only an index that holds it serves the page without a sort;
+            # on (agent, received_at, id) alone, ?is_read=false walks every read row of the
+            # mailbox through mail_message_agent_inbox instead (690 ms at 1M).
             models.Index(
-                fields=["agent", "received_at", "id"],
+                fields=["agent", "direction", "disposition", "archived", "received_at", "id"],
                 condition=Q(is_read=False, archived=False, direction="inbound", disposition="inbox"),
                 name="mail_message_inbox_unread",
             ),
