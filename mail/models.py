@@ -244,7 +244,10 @@ class Message(models.Model):
 
 
 class MessageLabel(models.Model):
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="labels")
+    # No index of its own: mail_label_message_name starts with the message, and serves every
+    # lookup by message (an item's labels, a batch's, the cascade of a delete); each index
+    # is one more entry to write for every label added.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="labels", db_index=False)
     name = models.CharField(max_length=64)
     # Copies of the message's agent, received_at and archived, so that
     # GET /v1/inbox?label=... walks one mailbox's label rows in listing order, skipping

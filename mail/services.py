@@ -20,7 +20,7 @@ from mail import storage
 from mail.attachments import attachment_objects_prune
 from mail.message_content import attachment_texts_prune
 from mail.models import Message, MessageLabel, Thread
-from mail.threads import ThreadKey, thread_messages, threads_refresh
+from mail.threads import ThreadKey, thread_messages, threads_refresh, threads_shift
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,11 @@ def label_validate(name: object) -> str:
     return name
 
 
+# What the write paths read of a locked message: its keys and the state they change (a
+# whole row is ~35 columns, five of them JSON, decoded a hundred times in a batch).
+_LOCKED_COLUMNS = ("id", "agent", "thread_id", "direction", "disposition", "is_read", "archived", "storage_key")
+
+
 def _locked(messages: Iterable[Message]) -> list[Message]:
     """``messages`` read again under row locks. The locks are what make concurrent patches
     of one message serialise instead of each computing "20 labels at most" from a stale
@@ -63,9 +68,9 @@ def _locked(messages: Iterable[Message]) -> list[Message]:
     messages cannot deadlock; SQLite's IMMEDIATE transactions already serialise writers.
     A message deleted meanwhile is simply not among them. A queryset (the batch's scoped
     lookup) is locked as it is read, without a query of its own first."""
-    if isinstance(messages, QuerySet):
-        return list(messages.select_for_update().order_by("pk"))
-    return list(Message.objects.select_for_update().filter(pk__in={m.pk for m in messages}).order_by("pk"))
+    if not isinstance(messages, QuerySet):
+        messages = Message.objects.filter(pk__in={m.pk for m in messages})
+    return list(messages.select_for_update().only(*_LOCKED_COLUMNS).order_by("pk"))
 
 
 def _keys(messages: Iterable[Message]) -> set[ThreadKey]:
@@ -100,7 +105,7 @@ def _labels_apply(locked: list[Message], add: set[str], remove: set[str]) -> lis
     removing = [m.pk for m in locked if remove & current[m.pk]]
     if removing:
         MessageLabel.objects.filter(message_id__in=removing, name__in=remove).delete()
-    adding = [MessageLabel(message=m, name=name) for m in locked for name in sorted(add - current[m.pk])]
+    adding = [MessageLabel(message_id=m.pk, name=name) for m in locked for name in sorted(add - current[m.pk])]
     if adding:
         MessageLabel.objects.bulk_create(adding)
     changed_ids = set(removing) | {label.message_id for label in adding}
@@ -246,17 +251,18 @@ def messages_batch_update(
     add_set, remove_set = _labels_check(add_labels, remove_labels)
     with transaction.atomic():
         locked = _locked(messages)
-        changed = _labels_apply(locked, add_set, remove_set) if add_set or remove_set else []
-        if is_read is not None:
-            changed += [m for m in locked if m.is_read != is_read]
-        if changed:
-            # One UPDATE for both: each rewrites every index entry of the row, and on a
-            # label-only change setting is_read to the value asked is what the batch asks.
-            read = {} if is_read is None else {"is_read": is_read}
-            Message.objects.filter(pk__in={m.pk for m in changed}).update(updated_at=timezone.now(), **read)
+        relabelled = _labels_apply(locked, add_set, remove_set) if add_set or remove_set else []
+        read = [m for m in locked if is_read is not None and m.is_read != is_read]
+        if relabelled or read:
+            # One UPDATE for both: a change of is_read rewrites every index entry of the row
+            # (mail_message_inbox_unread's predicate names it), and on a label-only change
+            # setting is_read to the value asked is what the batch asks.
+            values = {} if is_read is None else {"is_read": is_read}
+            Message.objects.filter(pk__in={m.pk for m in relabelled + read}).update(updated_at=timezone.now(), **values)
+        # Before archiving: what ``read`` was is then still what the thread rows count.
+        threads_shift(before=read, is_read=is_read, relabelled=relabelled)
         if archived is not None:
-            changed += [m for m in locked if _archive_apply(m, archived, strict=False)]
-        threads_refresh(keys=_keys(changed))
+            threads_refresh(keys=_keys([m for m in locked if _archive_apply(m, archived, strict=False)]))
 
 
 def _thread_messages(agent: Agent, thread_id: str) -> list[Message]:

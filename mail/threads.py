@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections, router, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from assmbl.ids import new_id
@@ -214,13 +214,23 @@ class _Summary:
         self.last_at, self.last_id, self.last_preview = received_at, message_id, preview
         self.count += 1
         self.active += not archived
-        self.unread += direction == "inbound" and not is_read and not archived
+        self.unread += _counts_unread(direction, is_read, archived)
         for address in [sender, *(to or []), *(cc or [])]:
             if len(self.participants) >= MAX_PARTICIPANTS:
                 break
             bare = _bare(address) if isinstance(address, str) else ""
             if bare:
                 self.participants.setdefault(bare, None)
+
+
+def _counts_unread(direction: str, is_read: bool, archived: bool) -> bool:
+    """A visible message in its thread's unread count (the inbox's unread count, per thread)."""
+    return direction == "inbound" and not is_read and not archived
+
+
+def _visible(message: Message) -> bool:
+    """_VISIBLE of one message in hand."""
+    return message.direction == "outbound" or message.disposition == "inbox"
 
 
 # The same few correspondents recur in every batch; parseaddr costs ~10 us an address.
@@ -256,6 +266,58 @@ def threads_refresh(
             unlabelled=set(unlabelled),
             known=known,
         )
+
+
+def threads_shift(
+    *, before: Iterable[Message], is_read: bool | None = None, relabelled: Iterable[Message] = ()
+) -> None:
+    """The Thread rows after a change of read state and labels that moved no message in or
+    out of a thread, in the caller's transaction: ``before`` are the messages whose read
+    state became ``is_read``, as they were (locked by the caller, so what they were is what
+    changed); ``relabelled`` those whose labels changed. A read state moves its thread's
+    unread count and a label its label set, nothing else of the row, so the rows are
+    shifted instead of summed again from every message of their threads (threads_refresh).
+    Under the threads' advisory lock (_lock): a refresh that summed a thread before this
+    transaction's change commits wrote a row this shift then applies to, and one after it
+    reads the change. A thread without a row yet gets one from threads_refresh."""
+    unread: dict[ThreadKey, int] = {}
+    for message in before:
+        key = (message.agent_id, message.thread_id)
+        if is_read is not None and key[1] and _visible(message):
+            was = _counts_unread(message.direction, message.is_read, message.archived)
+            now = _counts_unread(message.direction, is_read, message.archived)
+            unread[key] = unread.get(key, 0) + now - was
+    relabel = {(m.agent_id, m.thread_id) for m in relabelled if m.thread_id and _visible(m)}
+    keys = {key for key, delta in unread.items() if delta} | relabel
+    if not keys:
+        return
+    using = router.db_for_write(Thread)
+    with transaction.atomic(using=using, savepoint=False):
+        _lock(keys, using)
+        labels = _labels(relabel, MessageLabel)
+        # One UPDATE per distinct change: a batch's threads mostly share theirs.
+        groups: dict[tuple[int, tuple[str, ...] | None], list[ThreadKey]] = {}
+        for key in keys:
+            names = tuple(sorted(labels.get(key, ()))) if key in relabel else None
+            groups.setdefault((unread.get(key, 0), names), []).append(key)
+        missing: set[ThreadKey] = set()
+        for (delta, names), group in groups.items():
+            change: dict[str, Any] = {} if names is None else {"labels": list(names)}
+            if delta:
+                change["unread_count"] = F("unread_count") + delta
+            if Thread.objects.filter(_any_of(group)).update(**change) < len(group):
+                missing.update(group)
+        _refresh(missing, models=(Message, MessageLabel, Thread), lock=False)
+
+
+def _any_of(keys: Iterable[ThreadKey]) -> Q:
+    by_agent: dict[int, list[str]] = {}
+    for agent_id, thread_id in keys:
+        by_agent.setdefault(agent_id, []).append(thread_id)
+    condition = Q()
+    for agent_id, thread_ids in by_agent.items():
+        condition |= Q(agent_id=agent_id, thread_id__in=thread_ids)
+    return condition
 
 
 def threads_backfill(*, message_model: Any, label_model: Any, thread_model: Any, batch: int = 500) -> int:
@@ -315,6 +377,25 @@ def _summaries(keys: set[ThreadKey], message_model: Any, unlabelled: AbstractSet
     return summaries
 
 
+def _labels(keys: set[ThreadKey], label_model: Any) -> dict[ThreadKey, set[str]]:
+    """The label names of each thread's visible messages (threads without any are left out).
+    The messages are found by their own agent and thread (mail_message_agent_thread), then
+    their label rows by message: the label rows' copy of the agent alone would walk every
+    label row of the mailbox and look up each one's message."""
+    labels: dict[ThreadKey, set[str]] = {}
+    if not keys:
+        return labels
+    agent_ids, thread_ids = {a for a, _ in keys}, {t for _, t in keys}
+    for agent_id, thread_id, name in (
+        label_model.objects.filter(message__agent_id__in=agent_ids, message__thread_id__in=thread_ids)
+        .filter(_VISIBLE_LABEL)
+        .values_list("message__agent_id", "message__thread_id", "name")
+    ):
+        if (agent_id, thread_id) in keys:
+            labels.setdefault((agent_id, thread_id), set()).add(name)
+    return labels
+
+
 def _refresh(
     keys: set[ThreadKey],
     *,
@@ -337,17 +418,7 @@ def _refresh(
         summaries[key] = _Summary(subject=rows[0][2], first_at=rows[0][1])
         for row in rows:
             summaries[key].add(row)
-    labels: dict[ThreadKey, set[str]] = {}
-    labelled = {key for key, summary in summaries.items() if summary.labelled}
-    if labelled:
-        for agent_id, thread_id, name in (
-            label_model.objects.filter(
-                agent_id__in={a for a, _ in labelled}, message__thread_id__in={t for _, t in labelled}
-            )
-            .filter(_VISIBLE_LABEL)
-            .values_list("agent_id", "message__thread_id", "name")
-        ):
-            labels.setdefault((agent_id, thread_id), set()).add(name)
+    labels = _labels({key for key, summary in summaries.items() if summary.labelled}, label_model)
     if summaries:
         values = [_row(key, summary, labels.get(key, set())) for key, summary in summaries.items()]
         if connections[using].vendor == "postgresql":

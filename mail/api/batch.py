@@ -25,7 +25,7 @@ from mail.serializers import BatchUpdateInput, MessagesQuerySerializer, message_
 
 def _items(agent: Agent, ids: list[str]) -> dict[str, Any]:
     """``{items, not_found}``: the agent's messages among ``ids``, in the order given."""
-    found = {m.pk: m for m in Message.objects.for_agent(agent).filter(pk__in=ids).with_item_relations()}
+    found = {m.pk: m for m in Message.objects.for_agent(agent).filter(pk__in=ids).as_items()}
     return {
         "items": [message_item(found[i]) for i in ids if i in found],
         "not_found": [i for i in ids if i not in found],

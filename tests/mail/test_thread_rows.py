@@ -6,11 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from assmbl import domain
 from mail import services
-from mail.models import Message, Thread
+from mail.models import Message, MessageLabel, Thread
 from mail.release import message_release
+from mail.threads import threads_refresh
+from tests.factories import MessageFactory
 from tests.mail.inbox_helpers import receive
 from tests.mime import build_mail
 
@@ -171,3 +175,75 @@ def test_the_rows_of_threads_a_batch_creates_are_written_without_reading_them_ba
     assert reads == []
     # The thread rows' lock (mail.threads); the event log's writers take a lock of their own.
     assert not [q["sql"] for q in ctx.captured_queries if "pg_advisory_xact_lock(" in q["sql"]]
+
+
+def _rows(agent: Any) -> list[tuple[Any, ...]]:
+    return list(
+        Thread.objects.filter(agent=agent)
+        .order_by("thread_id")
+        .values_list("thread_id", "message_count", "unread_count", "labels", "archived", "last_message_id")
+    )
+
+
+def test_a_batch_leaves_every_thread_row_as_summing_its_messages_would(owner: Any) -> None:
+    # A thread of every kind of message a row counts or leaves out: received, sent (read
+    # by definition), held (not the agent's to see), archived; and a thread without a row.
+    agent = owner.agent
+    thread = MessageFactory(agent=agent, storage_key="").thread_id
+    kinds = [
+        {},
+        {"direction": Message.Direction.OUTBOUND, "is_read": True},
+        {"disposition": Message.Disposition.HELD},
+        {"archived": True},
+    ]
+    for kind in kinds:
+        MessageFactory(agent=agent, thread_id=thread, storage_key="", **kind)
+    rowless = MessageFactory(agent=agent, storage_key="", is_read=True)
+    threads_refresh(keys=[(agent.pk, thread)])
+    MessageLabel.objects.create(message=Message.objects.get(disposition="held"), name="hidden")
+    changes: list[dict[str, Any]] = [
+        {"is_read": True, "add_labels": ["a"]},
+        {"is_read": False, "remove_labels": ["a"], "add_labels": ["b"]},
+        {"add_labels": ["c"]},
+        {"remove_labels": ["b", "c"]},
+        {"is_read": True},
+        {"is_read": False, "archived": True},
+    ]
+
+    for change in changes:
+        services.messages_batch_update(messages=Message.objects.for_agent(agent), **change)
+
+        shifted = _rows(agent)
+        threads_refresh(keys=[(agent.pk, thread), (agent.pk, rowless.thread_id)])
+        assert shifted == _rows(agent), change
+
+
+def test_a_batch_shifts_the_thread_rows_without_reading_their_messages_back(deliver: Any, owner: Any) -> None:
+    first = receive(deliver, owner, subject="Order")
+    second = receive(deliver, owner, subject="Re: Order", headers=_reply_headers(first))
+
+    with CaptureQueriesContext(connection) as ctx:
+        services.messages_batch_update(
+            messages=Message.objects.filter(pk__in=[first.pk, second.pk]), add_labels=["billing"], is_read=True
+        )
+
+    assert (_row(first).unread_count, _row(first).labels, _row(first).message_count) == (0, ["billing"], 2)
+    sums = [sql for sql in (q["sql"] for q in ctx.captured_queries) if 'FROM "mail_message" WHERE' in sql]
+    assert [sql for sql in sums if '"mail_message"."thread_id" IN' in sql] == []
+
+
+def test_a_threads_labels_are_read_from_its_messages_not_from_every_label_row_of_the_mailbox(
+    deliver: Any, owner: Any
+) -> None:
+    # The label rows' copy of the agent leads no index that also has the thread: filtering
+    # on it walked every label row of the mailbox (100,000 at 1M) and fetched each message.
+    message = receive(deliver, owner, subject="Labelled")
+
+    with CaptureQueriesContext(connection) as ctx:
+        services.message_labels_patch(message=message, add=["billing"])
+
+    (read,) = [
+        q["sql"] for q in ctx.captured_queries if 'FROM "mail_messagelabel" INNER JOIN "mail_message"' in q["sql"]
+    ]
+    assert '"mail_message"."agent_id" IN' in read
+    assert _row(message).labels == ["billing"]
