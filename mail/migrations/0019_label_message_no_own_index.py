@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mail', '0017_drafts'),
+        ('mail', '0018_inbox_unread_listing_columns'),
     ]
 
     operations = [
