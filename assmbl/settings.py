@@ -224,6 +224,10 @@ CELERY_TASK_ROUTES = {
     "mail.tasks.extract_content": {"queue": "content"},
     "mail.tasks.convert_attachment_text": {"queue": "content"},
 }
+# A worker that consumes only the content queue lowers its CPU priority by this much (nice,
+# 0-19; 0 keeps it): content extraction costs a few times what indexing a mail does, and
+# under a burst it waits for spare CPU rather than slow indexing down (assmbl/celery.py).
+CONTENT_WORKER_NICE = min(env_int("CONTENT_WORKER_NICE", 10, minimum=0), 19)
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

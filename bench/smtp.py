@@ -8,10 +8,11 @@ after the stack (the faster of the two is the baseline).
                          [--workers 2] [--concurrency 2] [--listeners 1]
 
 The system under test is the scale-out topology as ``make run-stack`` runs it:
-``--listeners`` ``manage.py smtpd --reuse-port`` processes sharing the port and ``--workers`` ``celery -A assmbl worker`` processes (prefork,
-``--concurrency`` children each) on Redis, on PostgreSQL (durable: fsync on, the listener
-commits with synchronous_commit on, the workers with it off, as run-stack sets them) or a
-SQLite file. Goal: >= 500 msg/s and >= 40 % of the sink.
+``--listeners`` ``manage.py smtpd --reuse-port`` processes sharing the port, ``--workers``
+ingest workers and the content worker (at CONTENT_WORKER_NICE), each with ``--concurrency``
+prefork children, started from serve.py's ``stack_processes``, on Redis, on PostgreSQL
+(durable: fsync on, the listener commits with synchronous_commit on, the workers with it
+off, as run-stack sets them) or a SQLite file. Goal: >= 500 msg/s and >= 40 % of the sink.
 
 No DNS leaves the machine: by default the listener trusts the Authentication-Results
 header the bench mail carries, as it does behind a front MTA (``AUTHSERV_ID`` and
@@ -20,8 +21,10 @@ instead, with the offline resolver (every lookup empty, so DKIM verifies nothing
 ``--dns-latency-ms 20`` makes each of those lookups take as long as a real resolver would.
 
 It prints the listener's acceptance rate (250s), the end-to-end rate (until every mail is
-indexed), their ratio to the sink, and the CPU seconds each part of the stack used during
-the measured phase (from /proc), which shows where the two cores went.
+indexed), their ratio to the sink, how long after the last mail was indexed every content
+row existed ("content done": the content worker yields the CPU under a burst and catches up
+after), and the CPU seconds each part of the stack used until indexed and until content
+done (from /proc), which shows where the two cores went.
 
 ``--starttls`` gives the listener a self-signed certificate and, after the plain phase,
 measures the same load again with every client session in TLS (STARTTLS once per
@@ -199,13 +202,34 @@ def sink_rate(mails: list[bytes], rcpt: str, clients: int) -> tuple[float, float
         proc.wait(10)
 
 
+def bench_workers(stack: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Of the processes of ``make run-stack`` (serve.py's ``stack_processes``), the Celery
+    workers that the bench's mail uses: ``worker1..N`` (ingest) and ``content`` (at
+    CONTENT_WORKER_NICE); quieter logs, no heartbeats. Not beat, send or webhooks: the
+    bench queues nothing for them."""
+    chosen = {name: command for name, command in stack.items() if name.startswith("worker") or name == "content"}
+    for command in chosen.values():
+        command[command.index("--loglevel") + 1] = "WARNING"
+        command.append("--without-heartbeat")
+    return chosen
+
+
+def cpu_used(
+    roots: dict[str, list[int]], before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]
+) -> dict[str, float]:
+    """CPU seconds each part of the stack (its processes and their children) used between
+    two ``cpu_ticks`` snapshots. Processes that ended between them are not counted (none should)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    return {name: sum(tree_ticks(after, p) - tree_ticks(before, p) for p in pids) / hz for name, pids in roots.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--messages", type=int, default=6000)
     parser.add_argument("--engine", default="postgres", choices=["postgres", "sqlite"])
     parser.add_argument(
-        "--workers", type=int, default=2, help="celery worker processes (0: the listener alone, nothing is indexed)"
+        "--workers", type=int, default=2, help="ingest worker processes, besides the content worker (0: the listener alone, nothing is indexed)"
     )
     parser.add_argument("--concurrency", type=int, default=2, help="prefork children per worker")
     parser.add_argument(
@@ -272,11 +296,18 @@ def main() -> None:
         # the stored bytes); the listener's commit is the promise behind its 250.
         worker_env = {**env, "DB_SYNCHRONOUS_COMMIT": "off"}
         django_setup(database_url, data_dir, CELERY_BROKER_URL=redis_url)
+        from assmbl.management.commands.serve import async_commit, stack_processes
         from directory.models import Account
         from directory.services import agent_create
-        from mail.models import Message
+        from mail.message_content import CONTENT_VERSION
+        from mail.models import Message, MessageContent
 
         agent, _ = agent_create(agent_id="bench", account=Account.objects.create(name="bench"))
+
+        def contents_of() -> int:
+            """How many of the agent's messages have their content row (what a model reads)."""
+            return int(MessageContent.objects.filter(message__agent=agent, version=CONTENT_VERSION).count())
+
         mails = [realistic_mail(i, agent.address, seed=7) for i in range(args.messages)]
         warm = [realistic_mail(i, agent.address, seed=8) for i in range(args.clients * 2)]
 
@@ -284,7 +315,6 @@ def main() -> None:
         sink, sink_cpu = sink_rate(mails, agent.address, args.clients)
 
         port = free_port()
-        bindir = Path(PYTHON).parent
         # BENCH_LISTENER_PREFIX wraps the listener, e.g. "py-spy record -o smtpd.svg --threads --".
         prefix = os.environ.get("BENCH_LISTENER_PREFIX", "").split()
         listen = [PYTHON, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)]
@@ -293,40 +323,28 @@ def main() -> None:
         for n in range(args.listeners):
             procs.append(subprocess.Popen([*(prefix if n == 0 else []), *listen], cwd=ROOT, env=env))
         listeners = procs[: args.listeners]
-        for n in range(args.workers):
-            procs.append(
-                subprocess.Popen(
-                    [
-                        str(bindir / "celery"),
-                        "-A",
-                        "assmbl",
-                        "worker",
-                        "--loglevel",
-                        "WARNING",
-                        "--concurrency",
-                        str(args.concurrency),
-                        "--hostname",
-                        f"bench{n}@%h",
-                        "--without-gossip",
-                        "--without-mingle",
-                        "--without-heartbeat",
-                    ],
-                    cwd=ROOT,
-                    env=worker_env,
-                )
-            )
+        stack = stack_processes(
+            http_port=0, smtp_port=port, web_workers=1, web_threads=1,
+            celery_workers=args.workers, celery_concurrency=args.concurrency,
+        )
+        workers = bench_workers(stack) if args.workers else {}
+        for name, command in workers.items():
+            procs.append(subprocess.Popen(command, cwd=ROOT, env=worker_env if async_commit(name) else env))
+        roles: dict[str, list[int]] = {"ingest workers": [], "content worker": []}
+        for name, proc in zip(workers, procs[args.listeners :], strict=True):
+            roles["content worker" if name == "content" else "ingest workers"].append(proc.pid)
         wait_port(port, procs)
         blast(port, warm, agent.address, args.clients)
         deadline = time.monotonic() + (60 if args.workers else 0)
-        while Message.objects.filter(agent=agent).count() < len(warm) and time.monotonic() < deadline:
+        while contents_of() < len(warm) and time.monotonic() < deadline:
             time.sleep(0.1)
-        base_count = Message.objects.filter(agent=agent).count()
+        base_count, base_contents = Message.objects.filter(agent=agent).count(), contents_of()
 
         roots = {
-            "listener": None,
-            "celery": None,
-            "postgres": pidfile(Path(pg_dir) / "postmaster.pid") if pg_dir else None,
-            "redis": pidfile(Path(redis_dir) / "redis.pid"),
+            "listener": [p.pid for p in listeners],
+            **roles,
+            "postgres": [pid for pid in [pidfile(Path(pg_dir) / "postmaster.pid")] if pid and pg_dir],
+            "redis": [pid for pid in [pidfile(Path(redis_dir) / "redis.pid")] if pid],
         }
         before, own_before = cpu_ticks(), os.times()
         t0 = time.perf_counter()
@@ -337,20 +355,16 @@ def main() -> None:
             time.sleep(0.05)
         total = time.perf_counter() - t0
         indexed = count - base_count
-        after = cpu_ticks()
-        hz = os.sysconf("SC_CLK_TCK")
-        cpu: dict[str, float] = {}
-        for name, pid in roots.items():
-            if name == "celery":
-                pids = [p.pid for p in procs[args.listeners :]]
-            elif name == "listener":
-                pids = [p.pid for p in listeners]
-            else:
-                pids = [pid] if pid else []
-            # Processes that ended during the run are not counted (none should).
-            cpu[name] = sum(tree_ticks(after, p) - tree_ticks(before, p) for p in pids) / hz
+        cpu = cpu_used(roots, before, cpu_ticks())
         own = os.times()
         cpu["bench clients"] = own.user + own.system - own_before.user - own_before.system
+        # Content lags under a burst (its worker yields the CPU) and catches up after.
+        content_target = base_contents + indexed
+        while (contents := contents_of()) < content_target and time.monotonic() < deadline:
+            time.sleep(0.1)
+        content_total = time.perf_counter() - t0
+        content_done = contents - base_contents
+        cpu_content = cpu_used(roots, before, cpu_ticks())
         disk_after = disk_cost(data_dir)
         tls: dict[str, float] = {}
         if args.starttls:
@@ -390,16 +404,26 @@ def main() -> None:
         f"listener 250s (accepted)   : {len(mails) / accept_seconds:8.0f} msg/s   cpu {1000 * cpu['listener'] / len(mails):.2f} ms/msg"
     )
     print(f"end to end (until indexed) : {rate:8.0f} msg/s   indexed {indexed}/{len(mails)}")
+    print(
+        f"content done               : {content_total - total:8.1f} s after the last mail was indexed"
+        f"   ({content_done / content_total:.0f} msg/s until every content row; {content_done}/{indexed} rows)"
+    )
     print(f"ratio listener / sink      : {len(mails) / accept_seconds / sink:8.3f}")
     print(f"ratio end-to-end / sink    : {rate / sink:8.3f}")
     print(
-        f"processes: {args.listeners} listener(s), {args.workers} celery workers x {args.concurrency} children, PostgreSQL"
-        f" ({args.engine}), Redis, this script ({args.clients} client threads)"
+        f"processes: {args.listeners} listener(s), {args.workers} ingest workers x {args.concurrency} children and"
+        f" the content worker x {args.concurrency} (as `make run-stack`), PostgreSQL ({args.engine}), Redis,"
+        f" this script ({args.clients} client threads)"
     )
     print(
-        "cpu seconds in the measured phase: "
+        "cpu seconds until indexed: "
         + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
         + f"; wall {total:.1f} s on {os.cpu_count()} cpus"
+    )
+    print(
+        "cpu seconds until content done: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in cpu_content.items())
+        + f"; wall {content_total:.1f} s"
     )
     if tls:
         plain_ms = 1000 * cpu["listener"] / len(mails)

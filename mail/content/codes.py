@@ -53,6 +53,9 @@ _MONTHS = re.compile(
     r"abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre)[a-z]*\.?\s*\d{0,2},?\s*$",
     re.IGNORECASE,
 )
+# Every candidate holds a digit (_CANDIDATE's three forms all require one): text without a
+# digit has no code, and the code-word search, the costly part, is not run over it.
+_DIGIT = re.compile(r"\d")
 _SENTENCE_END = re.compile(r"[.!?。]\s|\n\s*\n")
 # "Your code is:", a blank line, then the code alone on its line: one sentence.
 _CODE_ALONE = re.compile(r"\n\s*\n(?=[ \t]*[A-Za-z0-9][A-Za-z0-9 -]{2,10}[ \t]*(?:\n|$))")
@@ -105,8 +108,11 @@ def codes_find(*, subject: str, text: str) -> list[str]:
     found: list[str] = []
     for source in (subject or "", (text or "")[:_SCAN_CHARS]):
         # A number inside a link or an address is part of it.
-        for sentence in _sentences(_URL.sub(" ", source)):
-            if not _keywords(sentence):
+        source = _URL.sub(" ", source)
+        if not _DIGIT.search(source):
+            continue
+        for sentence in _sentences(source):
+            if not _DIGIT.search(sentence) or not _keywords(sentence):
                 continue
             for match in _CANDIDATE.finditer(sentence):
                 token = match.group(1)

@@ -1,12 +1,15 @@
 """Each class of work has its own queue (CELERY_TASK_ROUTES) and, in both topologies of
-``manage.py serve``, its own workers: no worker that indexes mail also makes webhook attempts."""
+``manage.py serve``, its own workers: no worker that indexes mail also makes webhook attempts
+or extracts content, and the content worker runs at a lower CPU priority."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from assmbl.celery import app
-from assmbl.management.commands.serve import embedded_processes, stack_processes
+from assmbl.celery import app, worker_nice_increment
+from assmbl.management.commands.serve import async_commit, embedded_processes, stack_processes
 
 
 def _queue_of(task: str) -> str:
@@ -37,18 +40,18 @@ def test_each_task_goes_to_the_queue_of_its_class() -> None:
     assert routed <= set(app.amqp.queues)
 
 
-@pytest.mark.parametrize(
-    "commands",
-    [
-        pytest.param(embedded_processes(8001, 2526, 1, 2), id="embedded"),
-        pytest.param(
-            stack_processes(
-                http_port=8001, smtp_port=2526, web_workers=1, web_threads=1, celery_workers=2, celery_concurrency=2
-            ),
-            id="stack",
+TOPOLOGIES = [
+    pytest.param(embedded_processes(8001, 2526, 1, 2), id="embedded"),
+    pytest.param(
+        stack_processes(
+            http_port=8001, smtp_port=2526, web_workers=1, web_threads=1, celery_workers=2, celery_concurrency=2
         ),
-    ],
-)
+        id="stack",
+    ),
+]
+
+
+@pytest.mark.parametrize("commands", TOPOLOGIES)
 def test_ingest_and_webhooks_have_workers_of_their_own_and_every_queue_has_one(commands: dict[str, list[str]]) -> None:
     consumers = _consumers(commands)
 
@@ -56,3 +59,27 @@ def test_ingest_and_webhooks_have_workers_of_their_own_and_every_queue_has_one(c
     for queues in consumers.values():
         assert not ({"ingest", "webhooks"} <= queues)
         assert queues == {"webhooks"} or "webhooks" not in queues
+
+
+@pytest.mark.parametrize("commands", TOPOLOGIES)
+def test_content_has_a_worker_of_its_own_that_yields_the_cpu_to_indexing(
+    commands: dict[str, list[str]], settings: Any
+) -> None:
+    settings.CONTENT_WORKER_NICE = 10
+    consumers = _consumers(commands)
+
+    content = [name for name, queues in consumers.items() if "content" in queues]
+    assert len(content) == 1
+    assert consumers[content[0]] == {"content"}
+    assert worker_nice_increment(consumers[content[0]]) == 10
+    for name, queues in consumers.items():
+        if name not in content:
+            assert worker_nice_increment(queues) == 0, name
+
+
+def test_the_stack_s_ingest_and_content_workers_commit_without_waiting_for_the_flush_and_send_does_not() -> None:
+    commands = stack_processes(
+        http_port=8001, smtp_port=2526, web_workers=1, web_threads=1, celery_workers=2, celery_concurrency=2
+    )
+
+    assert {name for name in commands if async_commit(name)} == {"worker1", "worker2", "content"}

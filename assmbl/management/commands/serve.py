@@ -1,14 +1,15 @@
 """Run every process of the service in the foreground; Ctrl-C stops them all.
 
-Embedded (``make run``): gunicorn, the SMTP listener, and a Celery worker with beat on
-the configured broker (kombu's filesystem transport by default, so no server is needed).
+Embedded (``make run``): gunicorn, the SMTP listener, a Celery worker with beat, the
+content worker (at a lower CPU priority) and the webhooks worker on the configured broker
+(kombu's filesystem transport by default, so no server is needed).
 
 Stack (``make run-stack``, ``serve --stack``): the production topology on one box. A
 durable PostgreSQL cluster and a Redis server in ``DATA_DIR`` (started by
 ``scripts/pg.sh`` and ``scripts/redis.sh``, reused when already up, so a rerun is
 idempotent), migrations, gunicorn (gthread, so long-polls do not pin a worker), several
-Celery workers on Redis, exactly one beat, and the SMTP listener. On Ctrl-C the children
-stop first, then Redis and PostgreSQL.
+Celery workers on Redis (the content queue's at a lower CPU priority), exactly one beat,
+and the SMTP listener. On Ctrl-C the children stop first, then Redis and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -81,20 +82,39 @@ def webhooks_worker_command(*extra: str) -> list[str]:
     ]
 
 
+def content_worker_command(concurrency: int, *extra: str) -> list[str]:
+    """The content queue's own worker: what a model reads of each new mail, and attachments
+    as text. It consumes nothing else, so it runs at CONTENT_WORKER_NICE (assmbl/celery.py):
+    under a burst it takes the CPU that indexing leaves, and catches up after."""
+    return [
+        _bin("celery"), "-A", "assmbl", "worker", "--queues", "content", "--hostname", "content@%h",
+        "--loglevel", "INFO", "--concurrency", str(concurrency), *extra,
+    ]
+
+
+def async_commit(name: str) -> bool:
+    """Whether the process ``name`` of the stack commits without waiting for the WAL flush:
+    the ingest workers and the content worker, whose writes are redone from the stored bytes
+    (a lost content row is computed on the next read)."""
+    return name.startswith("worker") or name == "content"
+
+
 def embedded_processes(
     http_port: int, smtp_port: int, web_workers: int, celery_concurrency: int, smtp_listeners: int = 1
 ) -> dict[str, list[str]]:
     return {
         "web": web_command(http_port, web_workers, 4),
         **smtp_commands(smtp_port, smtp_listeners),
-        # Mail (indexing, sending, housekeeping) and webhooks on separate workers: attempts
-        # to a receiver that is down never hold a slot that a mail waits for.
+        # Mail (indexing, sending, housekeeping), content and webhooks on separate workers:
+        # attempts to a receiver that is down never hold a slot that a mail waits for, and
+        # content extraction never takes the CPU from indexing.
         "worker": [
             _bin("celery"), "-A", "assmbl", "worker", "--beat",
-            "--queues", "ingest,send,content,celery", "--hostname", "worker@%h",
+            "--queues", "ingest,send,celery", "--hostname", "worker@%h",
             "--loglevel", "INFO", "--concurrency", str(celery_concurrency),
             "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
         ],
+        "content": content_worker_command(celery_concurrency),
         "webhooks": webhooks_worker_command(),
     }
 
@@ -119,9 +139,9 @@ def stack_processes(
             "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
         ],
     }
-    # One set of workers per queue, so neither sending nor webhook attempts can hold up
-    # indexing: worker1..N index mail, "send" sends it and does the housekeeping, "webhooks"
-    # makes the webhook attempts.
+    # One set of workers per queue, so neither sending, content nor webhook attempts can hold
+    # up indexing: worker1..N index mail, "send" sends it and does the housekeeping, "content"
+    # computes what a model reads (at a lower CPU priority), "webhooks" makes the attempts.
     for n in range(1, celery_workers + 1):
         procs[f"worker{n}"] = [
             _bin("celery"), "-A", "assmbl", "worker", "--queues", "ingest", "--loglevel", "INFO",
@@ -129,10 +149,11 @@ def stack_processes(
             "--without-gossip", "--without-mingle",
         ]
     procs["send"] = [
-        _bin("celery"), "-A", "assmbl", "worker", "--queues", "send,content,celery", "--loglevel", "INFO",
+        _bin("celery"), "-A", "assmbl", "worker", "--queues", "send,celery", "--loglevel", "INFO",
         "--concurrency", str(celery_concurrency), "--hostname", "send@%h",
         "--without-gossip", "--without-mingle",
     ]
+    procs["content"] = content_worker_command(celery_concurrency, "--without-gossip", "--without-mingle")
     procs["webhooks"] = webhooks_worker_command("--without-gossip", "--without-mingle")
     return procs
 
@@ -310,7 +331,7 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"stack: {', '.join(commands)} on http://127.0.0.1:{opts['http_port']} smtp 127.0.0.1:{opts['smtp_port']}")
             worker_env = {**env, "DB_SYNCHRONOUS_COMMIT": os.environ.get("WORKER_SYNCHRONOUS_COMMIT", "off")}
-            code = supervise(commands, env, self.stderr.write, overrides={n: worker_env for n in commands if n.startswith("worker")})
+            code = supervise(commands, env, self.stderr.write, overrides={n: worker_env for n in commands if async_commit(n)})
         finally:
             if not opts["no_engines"]:
                 engines.stop()
