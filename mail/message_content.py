@@ -211,6 +211,8 @@ def message_contents_extract(*, message_ids: list[str]) -> int:
                 rows, update_conflicts=True, unique_fields=["message"], update_fields=["version", "data", "computed_at"]
             )
             Message.objects.bulk_update(previews, ["body_preview"])
+            # A thread's LastMessagePreview is its last message's BodyPreview.
+            threads_refresh(keys={(m.agent_id, m.thread_id) for m in previews})
     except IntegrityError:
         # A message of the batch was deleted meanwhile: store the others one by one.
         for message in Message.objects.filter(pk__in=[m.pk for m in todo]).select_related("agent"):

@@ -75,6 +75,16 @@ def test_the_inbox_preview_of_a_new_message_comes_from_extracted_text(owner: Any
     assert item["BodyPreview"] == " ".join(_expected("prompt-injection-white-text")["extracted_text"].split())[:256]
 
 
+def test_the_thread_list_shows_the_preview_the_content_task_wrote(owner: Any, deliver: Any) -> None:
+    # The task runs after ingest committed the thread row with ingest's own preview; the
+    # thread's LastMessagePreview must follow the message's new BodyPreview.
+    message = _deliver_file(deliver, owner, "prompt-injection-white-text")
+    expected = " ".join(_expected("prompt-injection-white-text")["extracted_text"].split())[:256]
+    thread = owner.client.get("/v1/threads").json()["items"][0]
+    assert thread["LastMessageID"] == message.id
+    assert thread["LastMessagePreview"] == expected
+
+
 def test_another_agents_message_content_is_not_found(owner: Any, stranger: Any, deliver: Any) -> None:
     message = _deliver_file(deliver, owner, "otp-german")
     response = stranger.client.get(f"/v1/messages/{message.id}")
