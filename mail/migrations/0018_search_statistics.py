@@ -12,19 +12,20 @@ the planner knows it only from the column's statistics:
   default target (100) the histogram holds 101 rows, so a term in 0.3 % of the mailbox
   matches none of them most of the time and is estimated at the 0.01 % floor: the planner
   then reads every match from the trigram index, whose common trigrams (``thanks
-  tomorrow``) are each in a third of the table (237 ms at 1M, against ~25 ms for the walk).
+  tomorrow``) are each in a third of the table (173 ms of SQL at 1M, against 15 for the walk).
   At SEARCH_UPPER_TARGET the histogram holds a row per 300 or so of a 1M table.
 - ``body_search @@ query``: a word in the most common elements list gets its frequency;
   any other word is estimated at half the least frequent word of the list, at most 0.5 %.
   The list holds 10 words per unit of target: at 100, a thousand words, the rarest of them
   in ~1 % of real mail, so a word found in one message is estimated in 0.5 % of the
   mailbox, and the planner walks the mailbox probing each message's content for it (2 s at
-  1M). At BODY_SEARCH_TARGET the list holds ten times more words, and an unlisted word is
-  estimated below the share where the walk pays.
+  1M). At BODY_SEARCH_TARGET the list holds ten times more words, and on text with a long
+  tail of words an unlisted word is estimated below the share where the walk pays (a text
+  with no word between one message and a few per cent, as bench/api.py's seed, still walks).
 
 Each target also sets ANALYZE's sample (300 rows per unit of the largest target of the
-table) and the planning cost of a search (the LIKE is tested against each histogram row:
-~1 ms at 3,000). The migration analyzes the two columns so that the estimates hold at once,
+table) and the planning cost of a search: each pattern is matched against every row of
+the histogram (1-10 ms a pattern at 3,000 on the shared 2-core VM; docs/decisions/0041). The migration analyzes the two columns so that the estimates hold at once,
 not after autovacuum's next ANALYZE: on a large installation that reads the sample of each
 table (seconds per million rows).
 """
