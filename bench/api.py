@@ -223,6 +223,10 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         "search rare token": rare,
         "search mid term": mid,
         "search mid phrase": "\"thanks tomorrow\"",  # one quoted phrase in the grammar
+        # q's grammar (mail.search): body: full text, a rare and a common word; three operators.
+        "search body: rare word": f"body:uniq{int(n * 0.5)}",
+        "search body: common word": "body:remittance",
+        "search 3 operators": "from:example7.com subject:invoice -label:work",
     }
     # The formulation with_label() replaced, measured in the same run for the ratio.
     querysets = {"old: label=important, inbox join": inbox().filter(labels__name="important")}
@@ -396,12 +400,68 @@ def explain(qs: Any, name: str) -> str:
     return qs[:PAGE].explain(analyze=True, buffers=True)
 
 
+def seeded(sizes: list[int]) -> list[tuple[int, Any, str]]:
+    """(size, agent, token) of a mailbox of each size, seeded."""
+    from django.db import connection
+
+    from directory.models import Account
+    from directory.services import agent_create
+
+    account = Account.objects.create(name="bench")
+    # Trigram GIN indexes cost more to maintain row by row than to build once: set
+    # the migrations' ones aside during the seed and rebuild them afterwards.
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE (tablename = 'mail_message' AND indexdef ILIKE "
+            "'%%gin_trgm_ops%%') OR indexname = 'mail_content_body_search'"
+        )
+        trgm = cur.fetchall()
+        for name, _ in trgm:
+            cur.execute(f'DROP INDEX "{name}"')
+    mailboxes = []
+    for n in sizes:
+        agent, issued = agent_create(agent_id=f"bench{n}", account=account)
+        seconds = seed(agent, n, f"{n}_")
+        print(f"seeded {n:>9,} messages in {seconds:6.1f} s ({n / seconds:,.0f} rows/s)", flush=True)
+        mailboxes.append((n, agent, issued.plaintext))
+    seconds = seed_threads()
+    print(f"thread rows of every mailbox by the data migration's backfill in {seconds:6.1f} s", flush=True)
+    if trgm:
+        t0 = time.perf_counter()
+        with connection.cursor() as cur:
+            for _, definition in trgm:
+                cur.execute(definition)
+        print(f"rebuilt {len(trgm)} GIN indexes of the migrations in {time.perf_counter() - t0:.0f} s")
+    return mailboxes
+
+
+def reused(sizes: list[int]) -> list[tuple[int, Any, str]]:
+    """(size, agent, token) of the mailboxes a --keep run seeded, each with a new token."""
+    from directory.models import Agent, ApiToken
+    from directory.services import token_create
+
+    mailboxes = []
+    for n in sizes:
+        agent = Agent.objects.get(agent_id=f"bench{n}")
+        issued = token_create(kind=ApiToken.Kind.AGENT, account=agent.account, agent=agent, label="bench --reuse")
+        mailboxes.append((n, agent, issued.plaintext))
+    print(f"reused the seeded mailboxes of {', '.join(f'{n:,}' for n in sizes)} messages", flush=True)
+    return mailboxes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the cluster and database (BENCH_PG_DIR) for a rerun")
     parser.add_argument("--plans", default="", help="write EXPLAIN ANALYZE of every query to this file")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="time the mailboxes that a --keep run seeded (BENCH_PG_DIR) instead of seeding again: "
+        "one seed, then main and a branch back to back (migrations still run)",
+    )
+    parser.add_argument("--only", default="", help="time only the rows whose name holds one of these words (a,b)")
     parser.add_argument(
         "--gc-freeze",
         action=argparse.BooleanOptionalAction,
@@ -419,40 +479,11 @@ def main() -> None:
     data_dir = temp_dir("bench-api-")
     try:
         base = os.environ.get("BENCH_DATABASE_URL") or pg_start(pg_dir, int(os.environ.get("BENCH_PG_PORT", "54338")), durable=False)
-        url = fresh_pg_database(base, "bench_api")
+        url = base.rsplit("/", 1)[0] + "/bench_api" if args.reuse else fresh_pg_database(base, "bench_api")
         # Persistent connections, as in production (docs/scale.md; run-stack): with the
         # default of 0 every request through the WSGI handler connects anew (~10 ms here).
         django_setup(url, data_dir, API_RATE_LIMIT="100000000/min", DB_CONN_MAX_AGE="60")
-        from directory.models import Account
-        from directory.services import agent_create
-
-        account = Account.objects.create(name="bench")
-        # Trigram GIN indexes cost more to maintain row by row than to build once: set
-        # the migrations' ones aside during the seed and rebuild them afterwards.
-        from django.db import connection
-
-        with connection.cursor() as cur:
-            cur.execute(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE (tablename = 'mail_message' AND indexdef ILIKE "
-                "'%%gin_trgm_ops%%') OR indexname = 'mail_content_body_search'"
-            )
-            trgm = cur.fetchall()
-            for name, _ in trgm:
-                cur.execute(f'DROP INDEX "{name}"')
-        mailboxes = []
-        for n in sizes:
-            agent, issued = agent_create(agent_id=f"bench{n}", account=account)
-            seconds = seed(agent, n, f"{n}_")
-            print(f"seeded {n:>9,} messages in {seconds:6.1f} s ({n / seconds:,.0f} rows/s)", flush=True)
-            mailboxes.append((n, agent, issued.plaintext))
-        seconds = seed_threads()
-        print(f"thread rows of every mailbox by the data migration's backfill in {seconds:6.1f} s", flush=True)
-        if trgm:
-            t0 = time.perf_counter()
-            with connection.cursor() as cur:
-                for _, definition in trgm:
-                    cur.execute(definition)
-            print(f"rebuilt {len(trgm)} GIN indexes of the migrations in {time.perf_counter() - t0:.0f} s")
+        mailboxes = reused(sizes) if args.reuse else seeded(sizes)
         print(ensure_trgm())
 
         if args.gc_freeze:
@@ -464,9 +495,10 @@ def main() -> None:
         for n, agent, token in mailboxes:
             results[n] = {}
             runs = scenarios(agent, token, n)
+            only = [word for word in args.only.split(",") if word]
             for name, (fn, qs) in runs.items():
-                if name in results[n]:
-                    continue  # timed with its new formulation
+                if name in results[n] or (only and not any(word in name for word in only)):
+                    continue  # timed with its new formulation, or not asked for
                 if f"old: {name}" in runs:
                     # Alternately with the formulation it replaced: same load on both.
                     old_fn, old_qs = runs[f"old: {name}"]

@@ -12,8 +12,8 @@ from django.db.models.functions import Concat, Upper
 
 from assmbl.ids import PrefixedId
 from directory.models import Account, Agent
-from mail.querysets import SEARCH_COLUMNS, MessageLabelQuerySet, MessageQuerySet, ThreadQuerySet
-from mail.search import SEARCH_SEPARATOR
+from mail.querysets import MessageLabelQuerySet, MessageQuerySet, ThreadQuerySet
+from mail.search import SEARCH_COLUMNS, SEARCH_SEPARATOR
 
 
 class InboundDelivery(models.Model):
@@ -124,6 +124,8 @@ class Message(models.Model):
     # joined by SEARCH_SEPARATOR: one LIKE a row instead of four UPPER()s when the planner
     # walks the mailbox, and one pg_trgm index (mail_message_search_trgm, PostgreSQL only,
     # made by the migration that adds this column) when it asks the index for a rare term.
+    # Which of the two the planner does follows from this column's histogram, finer than
+    # the default (mail/migrations/0018_search_statistics.py).
     search_upper = models.GeneratedField(
         expression=Concat(
             *(

@@ -17,12 +17,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Upper
 
 from mail.items import ITEM_COLUMNS, ITEM_RELATED
-from mail.search import SEARCH_SEPARATOR, search_compile, search_parse
-
-# The columns a bare search term searches (API.md), joined upper-cased in
-# Message.search_upper. The separator never occurs in a column's text in practice; a term
-# that holds it is tested against the columns themselves, so it never matches across two.
-SEARCH_COLUMNS = ("subject", "body_preview", "sender", "from_name")
+from mail.search import SEARCH_COLUMNS, SEARCH_SEPARATOR, search_compile, search_parse
 
 # The alias of the label row that with_label() joins: after() and in_listing_order() seek
 # and sort on its copies of (received_at, message_id), the order of

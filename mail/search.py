@@ -33,8 +33,11 @@ from django.db.models.functions import Upper
 
 from assmbl.domain import InvalidQuery
 
-# Operators whose value is text, matched as the contract says (see _text_q).
-# Joins the columns in Message.search_upper; it never occurs in a column's text in practice.
+# The columns a bare search term searches (API.md), joined upper-cased in
+# Message.search_upper, in this order (_AT_COLUMNS relies on it), by SEARCH_SEPARATOR. The
+# separator never occurs in a column's text in practice; a term that holds it is tested
+# against the columns themselves, so it never matches across two.
+SEARCH_COLUMNS = ("subject", "body_preview", "sender", "from_name")
 SEARCH_SEPARATOR = "\x01"
 
 TEXT_OPERATORS = ("from", "to", "cc", "subject", "body", "filename", "label")
@@ -46,6 +49,18 @@ BODY_INDEX_MAX_CHARS = 200_000
 # The FTS5 table of SQLite's body index; PostgreSQL's is a column of the content table.
 BODY_FTS_TABLE = "mail_messagecontent_fts"
 
+# Where in search_upper a column's text lies, as a regular expression around the escaped
+# value: the Subject is everything before the first separator; a value followed by at most
+# one separator lies in the Sender or the From name (the Subject and the BodyPreview are
+# followed by at least two). Neither can match another column, whatever the columns hold;
+# a row whose columns hold the separator themselves (it then has more than three) may be
+# missed by them, so it is tested column by column (_in_columns).
+_SEP = SEARCH_SEPARATOR
+_AT_COLUMNS = {
+    ("subject",): f"^[^{_SEP}]*{{}}",
+    ("sender", "from_name"): f"{{}}[^{_SEP}]*({_SEP}[^{_SEP}]*)?$",
+}
+_MORE_SEPARATORS = ".*".join(_SEP * len(SEARCH_COLUMNS))
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _SIZE = re.compile(r"(\d{1,12})([kmg]?)", re.IGNORECASE)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -217,13 +232,12 @@ def _related(model: Any, name: str) -> Any:
 def _field_q(node: Field, *, model: Any, vendor: str) -> Q:
     # icontains: a case-insensitive substring with %, _ and \ literal, as a bare term; on
     # PostgreSQL UPPER(col::text) LIKE UPPER(%s). To and Cc have pg_trgm indexes of their
-    # own; Subject, Sender and the From name are found through search_upper's index (they
-    # are parts of it), then tested column by column.
+    # own; Subject, Sender and the From name are parts of search_upper (_in_columns).
     value = node.value
     if node.name == "from":
-        return _in_search_upper(value) & (Q(sender__icontains=value) | Q(from_name__icontains=value))
+        return _in_columns(value, ("sender", "from_name"), vendor=vendor)
     if node.name == "subject":
-        return _in_search_upper(value) & Q(subject__icontains=value)
+        return _in_columns(value, ("subject",), vendor=vendor)
     if node.name in ("to", "cc"):
         return Q(**{f"{node.name}__icontains": value})
     if node.name == "label":  # exact, as GET /v1/inbox?label=
@@ -234,10 +248,27 @@ def _field_q(node: Field, *, model: Any, vendor: str) -> Q:
     return _body_q(value, model=model, vendor=vendor)
 
 
-def _in_search_upper(value: str) -> Q:
+def _in_columns(value: str, columns: tuple[str, ...], *, vendor: str) -> Q:
+    """Any of ``columns`` (parts of search_upper) contains ``value``, as icontains says.
+
+    On PostgreSQL one condition on search_upper that says where the value lies in it
+    (_AT_COLUMNS): pg_trgm's index serves it, and its histogram tells the planner how many
+    messages match. A search_upper LIKE for the index and then the column tests would find
+    the same rows, but the planner multiplies the two estimates as if independent and has
+    no statistics of UPPER(column): ``from:example7.com``, in 2 % of a mailbox, comes out at
+    one message in a million, and the query then reads every match of its trigrams instead
+    of walking to its first page (docs/decisions/0041-search-estimates.md). Rows with extra
+    separators (never in practice) take the column tests, through the same index."""
+    exact = Q()
+    for column in columns:
+        exact |= Q(**{f"{column}__icontains": value})
     if SEARCH_SEPARATOR in value:  # never inside a column: the column tests alone decide
-        return Q()
-    return Q(search_upper__contains=Upper(Value(value)))
+        return exact
+    anywhere = Q(search_upper__contains=Upper(Value(value)))
+    if vendor != "postgresql":
+        return anywhere & exact
+    at = Q(search_upper__regex=Upper(Value(_AT_COLUMNS[columns].format(re.escape(value)))))
+    return at | (anywhere & Q(search_upper__regex=_MORE_SEPARATORS) & exact)
 
 
 def _flag_q(name: str, *, model: Any) -> Q:

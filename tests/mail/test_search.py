@@ -167,6 +167,42 @@ def test_it_refuses_a_malformed_term_naming_it(owner: Any, mailbox: dict[str, Me
     assert term in error["details"]["term"]
 
 
+@pytest.mark.parametrize(
+    "q, expected",
+    [
+        ("from:dave", "n"),
+        ("from:x@y", "nsp"),
+        ("from:boss", ""),
+        ("subject:invoice", "s"),
+        ("subject:tail", "s"),
+        ("subject:preview", ""),
+        ("-from:dave", "sp"),
+    ],
+)
+def test_from_and_subject_match_their_own_columns_when_a_column_holds_the_separator(
+    owner: Any, q: str, expected: str
+) -> None:
+    # search_upper joins the columns with U+0001 (mail.search.SEARCH_SEPARATOR); a hostile
+    # mail may hold it in any of them, which neither hides a column nor lends its text to another.
+    sep = "\x01"
+    mailbox = {
+        "n": MessageFactory(
+            agent=owner.agent, subject="a", body_preview="b", sender="x@y.test", from_name=f"A{sep}Dave"
+        ),
+        "s": MessageFactory(
+            agent=owner.agent, subject=f"x{sep}invoice{sep}tail", body_preview="b", sender="x@y.test", from_name=""
+        ),
+        "p": MessageFactory(
+            agent=owner.agent,
+            subject=f"a{sep}{sep}",
+            body_preview=f"preview {sep}boss",
+            sender="x@y.test",
+            from_name="",
+        ),
+    }
+    assert _listed(owner, mailbox, q) == expected
+
+
 def test_it_searches_sent_mail_with_the_same_grammar(owner: Any) -> None:
     sent = MessageFactory(
         agent=owner.agent, direction="outbound", status="sent", subject="Quote for Bob", to=["bob@x.test"]
