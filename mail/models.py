@@ -125,7 +125,7 @@ class Message(models.Model):
     # walks the mailbox, and one pg_trgm index (mail_message_search_trgm, PostgreSQL only,
     # made by the migration that adds this column) when it asks the index for a rare term.
     # Which of the two the planner does follows from this column's histogram, finer than
-    # the default (mail/migrations/0018_search_statistics.py).
+    # the default (mail/migrations/0020_search_statistics.py).
     search_upper = models.GeneratedField(
         expression=Concat(
             *(

@@ -1,5 +1,5 @@
 """PostgreSQL-only: the planner's estimate of how many messages a search term matches, read
-from the statistics of search_upper and body_search (mail/migrations/0018_search_statistics.py).
+from the statistics of search_upper and body_search (mail/migrations/0020_search_statistics.py).
 That estimate is what decides whether a page of q walks the mailbox in listing order or
 asks the term's index for every match, so an estimate far from the count is a plan that
 reads a whole mailbox (bench/plans-1m.txt).
