@@ -91,17 +91,25 @@ def receiver(loopback_allowed: None) -> Iterator[Receiver]:
 
 @pytest.fixture
 def connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every connect attempt, by address. Non-loopback attempts are refused here, so a bug
-    in the guard can never send traffic to a private (or any) network from a test."""
+    """Every connect attempt the test's own thread makes, by address (egress_request runs
+    on its caller's thread). Threads an earlier test left behind in this worker process
+    (a client's reconnect loop, a broker's heartbeat) connect to loopback too, and would
+    land in the list at random. Non-loopback attempts are refused from every thread, so a
+    bug in the guard can never send traffic to a private (or any) network from a test."""
     attempts: list[Any] = []
+    test_thread = threading.get_ident()
     real_connect = socket.socket.connect
     real_create = socket.create_connection
 
     def _allowed(address: Any) -> bool:
         return isinstance(address, tuple) and address[0] in ("127.0.0.1", "::1")
 
+    def _record(address: Any) -> None:
+        if threading.get_ident() == test_thread:
+            attempts.append(address)
+
     def connect(self: socket.socket, address: Any) -> Any:
-        attempts.append(address)
+        _record(address)
         if not _allowed(address):
             raise ConnectionRefusedError(f"test spy blocked a connection to {address!r}")
         return real_connect(self, address)
@@ -109,7 +117,7 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
         # Allowed calls are recorded by the connect() they make underneath.
         if not _allowed(address):
-            attempts.append(address)
+            _record(address)
             raise ConnectionRefusedError(f"test spy blocked a connection to {address!r}")
         return real_create(address, *args, **kwargs)
 
