@@ -8,12 +8,12 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q, Value
-from django.db.models.functions import Concat, Upper
+from django.db.models.functions import Concat, Replace, Upper
 
 from assmbl.ids import PrefixedId
 from directory.models import Account, Agent
 from mail.querysets import MessageLabelQuerySet, MessageQuerySet, ThreadQuerySet
-from mail.search import SEARCH_COLUMNS, SEARCH_SEPARATOR
+from mail.search import SEARCH_COLUMNS, SEARCH_SEPARATOR, SEPARATOR_STANDIN
 
 
 class InboundDelivery(models.Model):
@@ -64,6 +64,11 @@ class InboundDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.external_id}"
+
+
+def _search_part(column: str) -> Replace:
+    """``column`` as search_upper holds it: upper-cased, its own separators as the stand-in."""
+    return Replace(Upper(column), Value(SEARCH_SEPARATOR), Value(SEPARATOR_STANDIN), output_field=models.TextField())
 
 
 class Message(models.Model):
@@ -121,17 +126,19 @@ class Message(models.Model):
     body_preview = models.CharField(max_length=256, blank=True)
 
     # The searched columns (MessageQuerySet.search) upper-cased once at write time and
-    # joined by SEARCH_SEPARATOR: one LIKE a row instead of four UPPER()s when the planner
-    # walks the mailbox, and one pg_trgm index (mail_message_search_trgm, PostgreSQL only,
-    # made by the migration that adds this column) when it asks the index for a rare term.
-    # Which of the two the planner does follows from this column's histogram, finer than
-    # the default (mail/migrations/0020_search_statistics.py).
+    # joined by SEARCH_SEPARATOR (a column's own separators written as SEPARATOR_STANDIN,
+    # so that each row holds exactly three: mail.search._AT_COLUMNS): one LIKE a row instead
+    # of four UPPER()s when the planner walks the mailbox, and one pg_trgm index
+    # (mail_message_search_trgm, PostgreSQL only, made by the migration that adds this
+    # column) when it asks the index for a rare term. Which of the two the planner does
+    # follows from this column's histogram, finer than the default
+    # (mail/migrations/0021_search_upper_exact_separators.py).
     search_upper = models.GeneratedField(
         expression=Concat(
             *(
                 part
                 for i, column in enumerate(SEARCH_COLUMNS)
-                for part in ((Value(SEARCH_SEPARATOR),) if i else ()) + (Upper(column),)
+                for part in ((Value(SEARCH_SEPARATOR),) if i else ()) + (_search_part(column),)
             ),
             output_field=models.TextField(),
         ),

@@ -34,11 +34,15 @@ from django.db.models.functions import Upper
 from assmbl.domain import InvalidQuery
 
 # The columns a bare search term searches (API.md), joined upper-cased in
-# Message.search_upper, in this order (_AT_COLUMNS relies on it), by SEARCH_SEPARATOR. The
-# separator never occurs in a column's text in practice; a term that holds it is tested
-# against the columns themselves, so it never matches across two.
+# Message.search_upper, in this order (_AT_COLUMNS relies on it), by SEARCH_SEPARATOR. A
+# column's own separators (a hostile mail may hold U+0001 anywhere) are written there as
+# SEPARATOR_STANDIN, so search_upper holds exactly three separators and a value lies in
+# one column or another, never across two. No term of the grammar holds the stand-in (a
+# double quote only delimits a phrase): a term that holds either character is tested
+# against the columns themselves.
 SEARCH_COLUMNS = ("subject", "body_preview", "sender", "from_name")
 SEARCH_SEPARATOR = "\x01"
+SEPARATOR_STANDIN = '"'
 
 TEXT_OPERATORS = ("from", "to", "cc", "subject", "body", "filename", "label")
 FLAGS = ("is:unread", "is:read", "is:archived", "is:verified", "has:attachment")
@@ -52,15 +56,13 @@ BODY_FTS_TABLE = "mail_messagecontent_fts"
 # Where in search_upper a column's text lies, as a regular expression around the escaped
 # value: the Subject is everything before the first separator; a value followed by at most
 # one separator lies in the Sender or the From name (the Subject and the BodyPreview are
-# followed by at least two). Neither can match another column, whatever the columns hold;
-# a row whose columns hold the separator themselves (it then has more than three) may be
-# missed by them, so it is tested column by column (_in_columns).
+# followed by two or more). With exactly three separators a row (SEARCH_COLUMNS), each is
+# exact: it matches where the columns' icontains does, and nowhere else.
 _SEP = SEARCH_SEPARATOR
 _AT_COLUMNS = {
     ("subject",): f"^[^{_SEP}]*{{}}",
     ("sender", "from_name"): f"{{}}[^{_SEP}]*({_SEP}[^{_SEP}]*)?$",
 }
-_MORE_SEPARATORS = ".*".join(_SEP * len(SEARCH_COLUMNS))
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _SIZE = re.compile(r"(\d{1,12})([kmg]?)", re.IGNORECASE)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -257,18 +259,15 @@ def _in_columns(value: str, columns: tuple[str, ...], *, vendor: str) -> Q:
     the same rows, but the planner multiplies the two estimates as if independent and has
     no statistics of UPPER(column): ``from:example7.com``, in 2 % of a mailbox, comes out at
     one message in a million, and the query then reads every match of its trigrams instead
-    of walking to its first page (docs/decisions/0041-search-estimates.md). Rows with extra
-    separators (never in practice) take the column tests, through the same index."""
+    of walking to its first page (docs/decisions/0041-search-estimates.md)."""
     exact = Q()
     for column in columns:
         exact |= Q(**{f"{column}__icontains": value})
-    if SEARCH_SEPARATOR in value:  # never inside a column: the column tests alone decide
-        return exact
-    anywhere = Q(search_upper__contains=Upper(Value(value)))
+    if SEARCH_SEPARATOR in value or SEPARATOR_STANDIN in value:
+        return exact  # in search_upper each stands for either: the columns alone decide
     if vendor != "postgresql":
-        return anywhere & exact
-    at = Q(search_upper__regex=Upper(Value(_AT_COLUMNS[columns].format(re.escape(value)))))
-    return at | (anywhere & Q(search_upper__regex=_MORE_SEPARATORS) & exact)
+        return Q(search_upper__contains=Upper(Value(value))) & exact
+    return Q(search_upper__regex=Upper(Value(_AT_COLUMNS[columns].format(re.escape(value)))))
 
 
 def _flag_q(name: str, *, model: Any) -> Q:
