@@ -15,6 +15,7 @@ from django.db import connection
 
 from mail.message_content import CONTENT_VERSION, message_contents_extract
 from mail.models import Attachment, Message, MessageContent, MessageLabel
+from mail.search import SEPARATOR_STANDIN, Field, Text, search_parse
 from tests.factories import MessageFactory
 from tests.mime import build_mail
 
@@ -211,6 +212,14 @@ def test_search_upper_holds_three_separators_whatever_the_columns_hold(owner: An
     )
     search_upper = Message.objects.values_list("search_upper", flat=True).get(pk=message.pk)
     assert search_upper == 'A"B\x01SAY "HI""\x01X@Y.TEST\x01"DAVE'
+
+
+@pytest.mark.parametrize("q", ['a"b"c', '""x', 'subject:"a"b"', '-"x', 'from:"x', '"\\"q"', 'a\\"'])
+def test_no_term_of_the_grammar_holds_the_stand_in(q: str) -> None:
+    # search_upper writes a column's own separator as SEPARATOR_STANDIN: a term holding it
+    # could match there, so the grammar must never yield one (a double quote only delimits).
+    values = [t.node.value for t in search_parse(q) if isinstance(t.node, Text | Field)]
+    assert values and not any(SEPARATOR_STANDIN in value for value in values), values
 
 
 @pytest.mark.parametrize(
