@@ -452,7 +452,7 @@ def _index(units: list[_Unit]) -> None:
     attachments_of = _attachments_for(todo, messages)
     Attachment.objects.bulk_create([a for attachments in attachments_of.values() for a in attachments])
     # A duplicate is kept for staff only: it counts for no sender and answers no challenge.
-    senders_observe(messages=[m for m in messages if m.disposition != Message.Disposition.DUPLICATE], facts=facts)
+    senders_observe(messages=[m for m in messages if m.disposition != Message.Disposition.DUPLICATE])
     # Before the event: a message the agent's hold_on holds is never announced to it.
     held = messages_hold_flagged(messages=messages)
     for unit, message in zip(todo, messages, strict=True):
