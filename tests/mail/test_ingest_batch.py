@@ -58,7 +58,8 @@ def test_an_accepted_batch_reads_back_only_who_holds_each_external_id(owner: Any
     arrivals = [Arrival(raw, "smtp", [owner.address]) for raw in raws]
     with CaptureQueriesContext(connection) as captured:
         accepted = deliveries_accept(arrivals)
-    selects = [q["sql"] for q in captured if q["sql"].lstrip().upper().startswith("SELECT")]
+    # (On PostgreSQL a batch also takes its external ids' advisory locks: a SELECT that reads nothing.)
+    selects = [q["sql"] for q in captured if q["sql"].lstrip().upper().startswith("SELECT") and "advisory" not in q["sql"]]
     assert len(selects) == 1 and '"envelope_recipients"' not in selects[0]
     assert all(a.created and a.delivery.storage_key for a in accepted)
 
