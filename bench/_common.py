@@ -1,4 +1,5 @@
-"""Shared helpers of the benchmarks: realistic mail, engines, Django setup, percentiles.
+"""Shared helpers of the benchmarks: realistic mail, engines, Django setup, percentiles, and
+the one way to start `manage.py serve` (bench/wake.py and tests/reliability/procs.py).
 
 Each benchmark configures Django from the environment *before* importing it, so a script
 that compares engines runs one child process per engine (``run_child``).
@@ -6,20 +7,27 @@ that compares engines runs one child process per engine (``run_child``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import random
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -243,3 +251,109 @@ def machine() -> str:
     except OSError:
         load = ""
     return f"{platform.node()} {cpus} cpu {model} python {platform.python_version()}{load}"
+
+
+# --- manage.py serve ------------------------------------------------------------------------
+
+# Not for a served service: the caller's own engines (the stack starts its own, the embedded
+# mode keeps its database in DATA_DIR; manage.py run beside it must reach the same ones) and pytest's.
+SERVE_ENV_DROPPED = ("PYTEST", "DATABASE_URL", "STACK_DATABASE_URL", "CELERY", "CACHE_URL")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def engines_installed() -> bool:
+    """What `serve --stack` starts: Debian's PostgreSQL server and redis-server."""
+    return bool(list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))) and shutil.which("redis-server") is not None
+
+
+@dataclass
+class Served:
+    """`manage.py serve` in its own DATA_DIR: where it answers, and the environment in which
+    `manage.py` reaches the same service (its dev.env holds the engines' URLs)."""
+
+    base: str
+    smtp_port: int
+    env: dict[str, str]
+    data_dir: Path
+
+
+def _serve_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SERVE_ENV_DROPPED)}
+    env.update(DATA_DIR=str(data_dir), DEBUG="1", LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="assmbl.settings")
+    # No submission listener on its fixed port (a developer's shell may export it).
+    env.update(SUBMISSION_PORT="0", **extra)
+    return env
+
+
+def _answering(base: str, proc: subprocess.Popen[Any], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(f"{base}/v1/inbox", timeout=5)
+            return
+        except httpx.HTTPError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"manage.py serve never answered:\n{log.read_text()[-3000:]}") from None
+            time.sleep(0.3)
+
+
+def _serve_stop(proc: subprocess.Popen[Any], data_dir: Path, *, stack: bool) -> None:
+    """As Ctrl-C stops it: the processes, then the engines (serve stops them itself, unless
+    it was killed)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    if stack:
+        for script, folder in (("redis.sh", "redis"), ("pg.sh", "pg")):
+            stop = [str(ROOT / "scripts" / script), "stop", str(data_dir / folder)]
+            subprocess.run(stop, check=False, capture_output=True)
+
+
+@contextlib.contextmanager
+def serve(
+    *,
+    stack: bool,
+    http_port: int = 0,
+    smtp_port: int = 0,
+    pg_port: int = 0,
+    redis_port: int = 0,
+    keep: bool = False,
+    **extra: str,
+) -> Iterator[Served]:
+    """`manage.py serve` as `make run` starts it, or `make run-stack` (``stack``: its own
+    PostgreSQL and Redis in DATA_DIR, migrated by serve), in a new DATA_DIR, on the ports
+    given (0: a free one); ``extra``: environment variables of the service. Yields once the
+    web server answers; stopped as Ctrl-C stops it, its DATA_DIR removed unless ``keep``
+    (serve.log is in it)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="assmbl-serve-"))
+    data_dir.chmod(0o755)  # as root, scripts/pg.sh runs the cluster as postgres, who must reach it
+    env = _serve_env(data_dir, extra)
+    http, smtp = http_port or free_port(), smtp_port or free_port()
+    command = [PYTHON, "manage.py", "serve", "--http-port", str(http), "--smtp-port", str(smtp)]
+    subprocess.run([PYTHON, "-m", "assmbl.devenv"], cwd=ROOT, env=env, check=True, capture_output=True)
+    if stack:
+        command += ["--stack", "--pg-port", str(pg_port or free_port()), "--redis-port", str(redis_port or free_port())]
+    else:
+        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    log = data_dir / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{http}"
+        _answering(base, proc, log, timeout=240 if stack else 120)
+        yield Served(base=base, smtp_port=smtp, env=env, data_dir=data_dir)
+    finally:
+        _serve_stop(proc, data_dir, stack=stack)
+        if keep:
+            print(f"DATA_DIR kept: {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)

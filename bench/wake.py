@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, cleanup, percentile, temp_dir  # noqa: E402
+from _common import ROOT, percentile, serve  # noqa: E402
 
 GOALS = {"webhook": 1.0, "longpoll": 0.5, "sse": 0.5, "visible": 0.5}
 
@@ -119,38 +119,6 @@ def send_one(port: int, rcpt: str, subject: str) -> float:
         return time.monotonic()
 
 
-def start(args: argparse.Namespace, data_dir: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    env = {**os.environ, "DATA_DIR": data_dir, "DEBUG": "1", "WEBHOOKS_ALLOW_LOOPBACK": "1", "LOG_LEVEL": "WARNING",
-           # The pollers read far faster than the token's default 1200/min: throttled (429),
-           # they would measure the throttle instead of the wake.
-           "API_RATE_LIMIT": "100000000/min"}
-    if not args.stack:
-        env.pop("DATABASE_URL", None)
-    py = sys.executable
-    subprocess.run([py, "-m", "assmbl.devenv"], cwd=ROOT, env=env, check=True)
-    cmd = [py, "manage.py", "serve", "--http-port", str(args.http_port), "--smtp-port", str(args.smtp_port)]
-    if args.stack:
-        cmd += ["--stack", "--pg-port", str(args.pg_port), "--redis-port", str(args.redis_port)]
-    else:
-        subprocess.run([py, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-    log = open(Path(data_dir) / "serve.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
-    return proc, env
-
-
-def ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("manage.py serve exited; see serve.log")
-        try:
-            httpx.get(f"{base}/v1/inbox", timeout=2)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    raise RuntimeError("the web server never answered")
-
-
 def agent(env: dict[str, str], name: str) -> dict[str, str]:
     # manage.py reads DATA_DIR/dev.env (the secrets serve uses) for what env does not set.
     out = subprocess.run(
@@ -185,69 +153,69 @@ def main() -> None:
     parser.add_argument("--redis-port", type=int, default=int(os.environ.get("BENCH_REDIS_PORT", "6387")))
     parser.add_argument("--keep", action="store_true", help="keep the DATA_DIR (serve.log)")
     args = parser.parse_args()
-    data_dir = temp_dir("assmbl-wake-")
-    os.chmod(data_dir, 0o755)  # as root, scripts/pg.sh runs the cluster as postgres, who must reach it
-    base = f"http://127.0.0.1:{args.http_port}"
-    proc, env = start(args, data_dir)
+    # The pollers read far faster than the token's default 1200/min: throttled (429), they
+    # would measure the throttle instead of the wake.
+    service = serve(
+        stack=args.stack, http_port=args.http_port, smtp_port=args.smtp_port, pg_port=args.pg_port,
+        redis_port=args.redis_port, keep=args.keep, WEBHOOKS_ALLOW_LOOPBACK="1", API_RATE_LIMIT="100000000/min",
+    )
     stop = threading.Event()
-    try:
-        ready(base, proc)
-        who = agent(env, "waker")
-        token, rcpt = who["token"], who["address"]
-        seen = Seen()
-        hook = receiver(seen)
-        r = httpx.post(f"{base}/v1/webhooks", headers={"Authorization": f"Bearer {token}"},
-                       json={"url": f"http://127.0.0.1:{hook.server_address[1]}/hook"}, timeout=10)
-        assert r.status_code == 201, r.text
-        for target in (longpoll, sse, inbox_poller):
-            threading.Thread(target=target, args=(base, token, seen, stop), daemon=True).start()
-        time.sleep(2)
-        sent: dict[str, float] = {}
-        for i in range(args.mails):
-            subject = f"wake-{i}"
-            sent[subject] = send_one(args.smtp_port, rcpt, subject)
-            time.sleep(args.gap)
-        time.sleep(max(5.0, 3 * args.gap))
-        latency = stats(seen, sent)
-        burst: dict[str, float] = {}
-        first = time.monotonic()
-        for i in range(args.sessions):
-            subject = f"burst-{i}"
-            burst[subject] = send_one(args.smtp_port, rcpt, subject)
-        last_subject = f"burst-{args.sessions - 1}"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and len([s for s in burst if s in seen.at.get("visible", {})]) < len(burst):
-            time.sleep(0.05)
-        visible = seen.at.get("visible", {})
-        done = max(visible.get(s, float("nan")) for s in burst)
-        result = {
-            "mode": "stack" if args.stack else "embedded",
-            "latency": latency,
-            "inbox_errors": len(seen.at.get("inbox_errors", {})),
-            "sessions": {
-                "n": args.sessions,
-                "indexed": len([s for s in burst if s in visible]),
-                "last_after_its_250": round(visible.get(last_subject, float("nan")) - burst[last_subject], 3),
-                "all_indexed_after_last_250": round(done - burst[last_subject], 3),
-                "msg_per_s": round(args.sessions / (done - first), 1),
-            },
-        }
-        print(json.dumps(result, indent=1))
-        for channel, goal in GOALS.items():
-            p99 = latency[channel]["p99"]
-            print(f"{channel:9} p50 {latency[channel]['p50']} s  p99 {p99} s  goal p99 <= {goal} s  "
-                  f"{'ok' if p99 is not None and p99 <= goal and latency[channel]['n'] == args.mails else 'MISSED'}")
-        lag = result["sessions"]["all_indexed_after_last_250"]
-        print(f"sessions  {args.sessions} indexed {lag} s after the last 250 (goal <= 1 s), {result['sessions']['msg_per_s']} msg/s")
-    finally:
-        stop.set()
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
-        proc.wait(60)
-        if args.keep:
-            print(f"DATA_DIR kept: {data_dir}")
-        else:
-            cleanup(data_dir)
+    with service as served:
+        try:
+            measure(args, served.base, served.env, stop)
+        finally:
+            stop.set()
+
+
+def measure(args: argparse.Namespace, base: str, env: dict[str, str], stop: threading.Event) -> None:
+    """Both phases against the running service; the watcher threads end when ``stop`` is set."""
+    who = agent(env, "waker")
+    token, rcpt = who["token"], who["address"]
+    seen = Seen()
+    hook = receiver(seen)
+    r = httpx.post(f"{base}/v1/webhooks", headers={"Authorization": f"Bearer {token}"},
+                   json={"url": f"http://127.0.0.1:{hook.server_address[1]}/hook"}, timeout=10)
+    assert r.status_code == 201, r.text
+    for target in (longpoll, sse, inbox_poller):
+        threading.Thread(target=target, args=(base, token, seen, stop), daemon=True).start()
+    time.sleep(2)
+    sent: dict[str, float] = {}
+    for i in range(args.mails):
+        subject = f"wake-{i}"
+        sent[subject] = send_one(args.smtp_port, rcpt, subject)
+        time.sleep(args.gap)
+    time.sleep(max(5.0, 3 * args.gap))
+    latency = stats(seen, sent)
+    burst: dict[str, float] = {}
+    first = time.monotonic()
+    for i in range(args.sessions):
+        subject = f"burst-{i}"
+        burst[subject] = send_one(args.smtp_port, rcpt, subject)
+    last_subject = f"burst-{args.sessions - 1}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and len([s for s in burst if s in seen.at.get("visible", {})]) < len(burst):
+        time.sleep(0.05)
+    visible = seen.at.get("visible", {})
+    done = max(visible.get(s, float("nan")) for s in burst)
+    result = {
+        "mode": "stack" if args.stack else "embedded",
+        "latency": latency,
+        "inbox_errors": len(seen.at.get("inbox_errors", {})),
+        "sessions": {
+            "n": args.sessions,
+            "indexed": len([s for s in burst if s in visible]),
+            "last_after_its_250": round(visible.get(last_subject, float("nan")) - burst[last_subject], 3),
+            "all_indexed_after_last_250": round(done - burst[last_subject], 3),
+            "msg_per_s": round(args.sessions / (done - first), 1),
+        },
+    }
+    print(json.dumps(result, indent=1))
+    for channel, goal in GOALS.items():
+        p99 = latency[channel]["p99"]
+        print(f"{channel:9} p50 {latency[channel]['p50']} s  p99 {p99} s  goal p99 <= {goal} s  "
+              f"{'ok' if p99 is not None and p99 <= goal and latency[channel]['n'] == args.mails else 'MISSED'}")
+    lag = result["sessions"]["all_indexed_after_last_250"]
+    print(f"sessions  {args.sessions} indexed {lag} s after the last 250 (goal <= 1 s), {result['sessions']['msg_per_s']} msg/s")
 
 
 if __name__ == "__main__":

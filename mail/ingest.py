@@ -162,6 +162,7 @@ def _record(deliveries: list[InboundDelivery], *, queue: bool = True) -> list[Ac
     """Insert what is new in one statement; redeliveries (SNS/SQS at-least-once, an SMTP
     retry, the same bytes twice in one batch) resolve to the delivery already held."""
     with transaction.atomic():
+        _external_ids_lock(deliveries)
         InboundDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
         # Which row holds each external id: one of ours, inserted just now and complete in
         # memory, or one held before, read whole (the listener's group commit reads back
@@ -178,6 +179,25 @@ def _record(deliveries: list[InboundDelivery], *, queue: bool = True) -> list[Ac
         if queue and pending:
             transaction.on_commit(lambda: deliveries_queue(pending))
     return accepted
+
+
+def _external_ids_lock(deliveries: list[InboundDelivery]) -> None:
+    """Serialise accepts that share external ids (PostgreSQL): two accepts of the same
+    arrivals (an at-least-once source, a client retrying on a second connection) insert
+    them in arrival order, each row waiting on the other's uncommitted copy, so each can
+    hold an id the other waits for (a deadlock). Transaction-scoped advisory locks taken
+    in a fixed order make the later one wait at the first id they share, holding none the
+    other needs. The rows keep arrival order, which is their received_at order. One id is
+    never part of a cycle: its accept waits holding nothing else."""
+    ids = {d.external_id for d in deliveries}
+    if connection.vendor != "postgresql" or len(ids) < 2:
+        return
+    locks = sorted(
+        int.from_bytes(hashlib.blake2b(f"delivery:{e}".encode(), digest_size=8).digest(), "big", signed=True)
+        for e in ids
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM UNNEST(%s::bigint[]) AS k", [locks])
 
 
 def accepted_pending(accepted: list[Accepted]) -> list[str]:
@@ -452,7 +472,7 @@ def _index(units: list[_Unit]) -> None:
     attachments_of = _attachments_for(todo, messages)
     Attachment.objects.bulk_create([a for attachments in attachments_of.values() for a in attachments])
     # A duplicate is kept for staff only: it counts for no sender and answers no challenge.
-    senders_observe(messages=[m for m in messages if m.disposition != Message.Disposition.DUPLICATE], facts=facts)
+    senders_observe(messages=[m for m in messages if m.disposition != Message.Disposition.DUPLICATE])
     # Before the event: a message the agent's hold_on holds is never announced to it.
     held = messages_hold_flagged(messages=messages)
     for unit, message in zip(todo, messages, strict=True):
