@@ -35,8 +35,8 @@ _COLUMNS = ", ".join(_WATCHED)
 _OLD = ", ".join(f"OLD.{c}" for c in _WATCHED)
 _NEW = ", ".join(f"NEW.{c}" for c in _WATCHED)
 
-# One function for the three events: a row leaves the table, enters it, or has its copies
-# changed. The WHEN clauses keep every other write of mail_message from calling it at all.
+# One function for a row's update or delete: it leaves the table, enters it, or has its
+# copies changed. The WHEN clauses keep every other write of mail_message from calling it.
 _POSTGRESQL = [
     f"""
 CREATE OR REPLACE FUNCTION mail_message_unread_sync() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -54,9 +54,20 @@ BEGIN
     RETURN NULL;
 END
 $$""",
+    # Inserts once per statement, from the statement's rows: ingest inserts a batch of
+    # mail in one bulk_create, and a row trigger cost ~3x as much per mail (40-55 us of
+    # PostgreSQL's CPU against 10-16, 20k inserts under load; docs/decisions/0042).
     f"""
-CREATE TRIGGER mail_message_unread_insert AFTER INSERT ON mail_message FOR EACH ROW
-WHEN ({_visible_unread("NEW")}) EXECUTE FUNCTION mail_message_unread_sync()""",
+CREATE OR REPLACE FUNCTION mail_message_unread_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {TABLE} (message_id, agent_id, received_at)
+        SELECT id, agent_id, received_at FROM inserted WHERE {_visible_unread("inserted")};
+    RETURN NULL;
+END
+$$""",
+    """
+CREATE TRIGGER mail_message_unread_insert AFTER INSERT ON mail_message REFERENCING NEW TABLE AS inserted
+FOR EACH STATEMENT EXECUTE FUNCTION mail_message_unread_inserted()""",
     f"""
 CREATE TRIGGER mail_message_unread_update AFTER UPDATE OF {_COLUMNS} ON mail_message FOR EACH ROW
 WHEN (({_OLD}) IS DISTINCT FROM ({_NEW})) EXECUTE FUNCTION mail_message_unread_sync()""",
@@ -89,7 +100,7 @@ END""",
 
 _DROP = {
     "postgresql": [f"DROP TRIGGER IF EXISTS {name} ON mail_message" for name in TRIGGERS]
-    + ["DROP FUNCTION IF EXISTS mail_message_unread_sync()"],
+    + ["DROP FUNCTION IF EXISTS mail_message_unread_sync()", "DROP FUNCTION IF EXISTS mail_message_unread_inserted()"],
     "sqlite": [f"DROP TRIGGER IF EXISTS {name}" for name in TRIGGERS],
 }
 

@@ -51,6 +51,20 @@ def test_ingested_mail_is_in_the_table_and_quarantined_mail_is_not(owner: Any, d
     _agrees(first.id, second.id)
 
 
+def test_one_insert_of_many_rows_adds_only_the_unread_inbox_ones(owner: Any) -> None:
+    """Ingest inserts a batch of mail in one statement (bulk_create)."""
+    rows = [
+        MessageFactory.build(agent=owner.agent),
+        MessageFactory.build(agent=owner.agent, is_read=True),
+        MessageFactory.build(agent=owner.agent, archived=True),
+        MessageFactory.build(agent=owner.agent, disposition=Message.Disposition.HELD),
+        MessageFactory.build(agent=owner.agent, direction=Message.Direction.OUTBOUND),
+        MessageFactory.build(agent=owner.agent),
+    ]
+    Message.objects.bulk_create(rows)
+    _agrees(rows[0].id, rows[-1].id)
+
+
 def test_a_read_flip_takes_the_message_out_and_back(owner: Any, deliver: Any) -> None:
     message = _delivered(owner, deliver, "flip")
     owner.client.patch(f"/v1/messages/{message.id}/read", {"is_read": True}, format="json")
