@@ -17,7 +17,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Upper
 
 from mail.items import ITEM_COLUMNS, ITEM_RELATED
-from mail.search import SEARCH_COLUMNS, SEARCH_SEPARATOR, search_compile, search_parse
+from mail.search import SEARCH_COLUMNS, SEARCH_SEPARATOR, Flag, search_compile, search_parse
 
 # The alias of the label row that with_label() joins: after() and in_listing_order() seek
 # and sort on its copies of (received_at, message_id), the order of
@@ -29,6 +29,9 @@ _LABEL_AT, _LABEL_ID = "listed_label_received_at", "listed_label_message_id"
 # its copies of (received_at, message_id), the order of mail_unread_agent_received.
 _UNREAD = "listed_unread"
 _UNREAD_AT, _UNREAD_ID = "listed_unread_received_at", "listed_unread_message_id"
+
+# The terms of q that ask for exactly the unread mail (mail.search), as (node, negated).
+_UNREAD_TERMS = ((Flag("is:unread"), False), (Flag("is:read"), True))
 
 # What for_agent() and inbox_filtered() mark when they fix the leading columns of
 # mail_message_agent_inbox to one value each (in_listing_order()), and those columns.
@@ -129,6 +132,14 @@ class MessageQuerySet(models.QuerySet[_M, _M]):
         A bare term is the guide's: a substring of any of SEARCH_COLUMNS (_bare_term)."""
         terms = search_parse(q)
         vendor = connections[self.db].vendor
+        marks = self.query.annotations
+        rest = [t for t in terms if (t.node, t.negated) not in _UNREAD_TERMS]
+        if len(rest) < len(terms) and _INBOX in marks and _LABEL_AT not in marks and _UNREAD_AT not in marks:
+            # is:unread (or -is:read) on the inbox without archived mail: the page walks the
+            # unread table as ?is_read=false does, not every read row of the mailbox; the
+            # same test on mail_message as well would make PostgreSQL expect a handful of rows
+            # and read them all from another index first.
+            return self.filter(search_compile(rest, model=self.model, vendor=vendor, text=_bare_term)).unread_in_inbox()
         return self.filter(search_compile(terms, model=self.model, vendor=vendor, text=_bare_term))
 
     def in_thread(self, thread_id: str) -> MessageQuerySet[_M]:
