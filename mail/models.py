@@ -202,18 +202,9 @@ class Message(models.Model):
                 fields=["agent", "direction", "disposition", "archived", "received_at", "id"],
                 name="mail_message_agent_inbox",
             ),
-            # GET /v1/inbox/unread-count and ?is_read=false: the predicate repeats in_inbox()'s
-            # filters too, so the count is answered from the index alone (1.7 ms at 1M). The
-            # columns are mail_message_agent_inbox's: in_listing_order() sorts the inbox on
-            # all of them, and `NOT archived` is no equality, so PostgreSQL keeps `archived`
-            # in the sort and only an index that holds it serves the page without a sort;
-            # on (agent, received_at, id) alone, ?is_read=false walks every read row of the
-            # mailbox through mail_message_agent_inbox instead (690 ms at 1M).
-            models.Index(
-                fields=["agent", "direction", "disposition", "archived", "received_at", "id"],
-                condition=Q(is_read=False, archived=False, direction="inbound", disposition="inbox"),
-                name="mail_message_inbox_unread",
-            ),
+            # No index names is_read, in its columns or its predicate: the unread mail's
+            # index is MessageUnread's, so that flipping the read state leaves every index
+            # entry of the row as it was and the UPDATE can be HOT (docs/decisions/0042).
             # The thread lookup of every ingest: did a reply naming this Message-ID arrive
             # first? (mail.threads.thread_id_for; it scanned the mailbox without this.)
             models.Index(fields=["agent", "in_reply_to"], name="mail_message_agent_inreplyto"),
@@ -293,6 +284,38 @@ class MessageLabel(models.Model):
         if self._state.adding:
             type(self).objects.copy_message_keys([self])
         super().save(*args, **kwargs)
+
+
+class MessageUnread(models.Model):
+    """One row per unread message an agent sees in its inbox (inbound, disposition inbox,
+    not archived, not read): the index of ``GET /v1/inbox?is_read=false`` and of the unread
+    count, kept out of mail_message so that a change of ``is_read`` writes no index entry
+    of the message's row (docs/decisions/0042-unread-table.md).
+
+    The one writer is the database: triggers on mail_message made by the migration that
+    creates this table (mail/migrations/0022_message_unread.py), after each INSERT, DELETE
+    and UPDATE of the columns that decide it, so every path (ingest's bulk_create, the
+    services' .update(), the admin, the release from hold, a cascade) keeps it right. No
+    Python code writes it; hence DO_NOTHING below: the trigger deletes the row with its
+    message, in the same statement.
+    """
+
+    message = models.OneToOneField(
+        Message, primary_key=True, on_delete=models.DO_NOTHING, related_name="unread_row"
+    )
+    # Copies of the message's, which never change (the triggers copy them again if they do).
+    agent = models.ForeignKey(Agent, on_delete=models.DO_NOTHING, related_name="+", db_index=False)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # GET /v1/inbox?is_read=false walks it in listing order from the cursor, and the
+            # unread count is an index-only count of one mailbox's entries.
+            models.Index(fields=["agent", "received_at", "message"], name="mail_unread_agent_received"),
+        ]
+
+    def __str__(self) -> str:
+        return f"unread {self.message_id}"
 
 
 class Thread(models.Model):

@@ -254,9 +254,9 @@ def messages_batch_update(
         relabelled = _labels_apply(locked, add_set, remove_set) if add_set or remove_set else []
         read = [m for m in locked if is_read is not None and m.is_read != is_read]
         if relabelled or read:
-            # One UPDATE for both: a change of is_read rewrites every index entry of the row
-            # (mail_message_inbox_unread's predicate names it), and on a label-only change
-            # setting is_read to the value asked is what the batch asks.
+            # One UPDATE for both; on a label-only change setting is_read to the value asked
+            # is what the batch asks. is_read is in no index of mail_message (the unread
+            # mail's is MessageUnread's, kept by triggers), so the UPDATE can be HOT.
             values = {} if is_read is None else {"is_read": is_read}
             Message.objects.filter(pk__in={m.pk for m in relabelled + read}).update(updated_at=timezone.now(), **values)
         # Before archiving: what ``read`` was is then still what the thread rows count.

@@ -1,0 +1,98 @@
+"""PostgreSQL-only: flipping the read state is a HOT update (no index of mail_message names
+is_read, and its pages keep room for a new version), and the unread count is answered
+from the narrow table's index alone (docs/decisions/0042-unread-table.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from mail.models import Message
+from tests.factories import MessageFactory
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not settings.IS_POSTGRES, reason="needs PostgreSQL (DATABASE_URL)"),
+]
+
+
+def _one(sql: str, params: Any = ()) -> Any:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
+
+
+def test_no_index_of_mail_message_names_is_read(db: Any) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'mail_message'")
+        naming = [(name, definition) for name, definition in cursor.fetchall() if "is_read" in definition]
+    assert naming == []
+
+
+def test_mail_message_keeps_room_on_its_pages_for_a_new_version(db: Any) -> None:
+    options = _one("SELECT reloptions FROM pg_class WHERE relname = 'mail_message'")
+    assert "fillfactor=90" in (options or [])
+
+
+def test_the_first_read_flip_of_a_new_message_is_a_hot_update(db: Any, owner: Any) -> None:
+    messages = MessageFactory.create_batch(3, agent=owner.agent)
+    hot_before = _one("SELECT pg_stat_get_xact_tuples_hot_updated('mail_message'::regclass)")
+    response = owner.client.post("/v1/messages/batch", {"ids": [m.id for m in messages], "is_read": True}, format="json")
+    assert response.status_code == 200
+    assert _one("SELECT pg_stat_get_xact_tuples_hot_updated('mail_message'::regclass)") - hot_before == 3
+    assert Message.objects.filter(is_read=True).count() == 3
+
+
+def test_the_unread_count_reads_only_the_narrow_tables_index(db: Any, owner: Any) -> None:
+    MessageFactory.create_batch(5, agent=owner.agent)
+    with CaptureQueriesContext(connection) as queries:
+        response = owner.client.get("/v1/inbox/unread-count")
+    assert response.json() == {"unread_count": 5}
+    [count] = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE mail_messageunread")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {count}")
+        plan = cursor.fetchone()[0]
+    text = json.dumps(plan)
+    assert "mail_message\"" not in text.replace("mail_messageunread", ""), text
+    assert '"Index Only Scan"' in text and "mail_unread_agent_received" in text, text
+
+
+@pytest.mark.parametrize("q", ["is:unread", "-is:read"])
+def test_a_search_for_unread_mail_walks_the_unread_table(db: Any, owner: Any, q: str) -> None:
+    """As ?is_read=false: the unread mail is the newest, behind every read row."""
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    rows = MessageFactory.build_batch(400, agent=owner.agent, is_read=True)
+    rows += MessageFactory.build_batch(8, agent=owner.agent, is_read=False)
+    for minutes, row in enumerate(rows):
+        row.received_at = base + dt.timedelta(minutes=minutes)
+    Message.objects.bulk_create(rows)
+    with CaptureQueriesContext(connection) as queries:
+        response = owner.client.get("/v1/inbox", {"q": q, "limit": 3})
+    assert [item["MessageID"] for item in response.json()["items"]] == [row.id for row in rows[400:403]]
+    [page] = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "mail_message"."id"')]
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE mail_message")
+        cursor.execute("ANALYZE mail_messageunread")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {page}")
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    scans = [n for n in _plan_nodes(plan[0]["Plan"]) if n.get("Relation Name") == "mail_message"]
+    read = sum((n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"] for n in scans)
+    assert read <= 4, json.dumps(plan, indent=1)
+
+
+def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
