@@ -89,7 +89,7 @@ WORDS = (
 # consonants (rank 4711 is "glcc"), none of them WORDS, "remittance" or "uniq<g>".
 # Each word of rank r is then in about 1 - (1 - 1 / (r ln V)) ** DRAWS of the messages: ranks
 # 1-30 in 17-98 %, rank 1,000 in 0.55 %, rank 10,000 in 0.055 %, the last in 0.011 % (110
-# messages of 1M, one of 10k); ~54 distinct words and ~0.35 KB a message. Longer texts cost
+# messages of 1M, one of 10k); ~56 distinct words and ~0.37 KB a message. Longer texts cost
 # the seed more than they change the statistics: 150 draws (~0.9 KB, toasted) take 2.6x as
 # long to write and their GIN index 2.3x as many entries.
 TEXT_VOCABULARY = 50_000
