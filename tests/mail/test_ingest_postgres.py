@@ -3,17 +3,15 @@ one order (external ids sorted), so they never deadlock, whatever order each rec
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connections
 
 from mail.ingest import Arrival, deliveries_accept
 from mail.models import InboundDelivery
 from mail.storage import raws_store
+from tests.concurrency import run_concurrently
 from tests.mime import build_mail
 
 pytestmark = [
@@ -25,27 +23,6 @@ pytestmark = [
 # most chances (on main, 9 runs of this test out of 10 deadlocked).
 ROUNDS = 40
 ARRIVALS = 10
-
-
-def _run_concurrently(workers: list[Callable[[], Any]]) -> None:
-    barrier = threading.Barrier(len(workers))
-    errors: list[BaseException] = []
-
-    def target(work: Callable[[], Any]) -> None:
-        try:
-            barrier.wait()
-            work()
-        except BaseException as exc:  # re-raised in the test's thread
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=target, args=(work,)) for work in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not errors, errors
 
 
 @pytest.mark.django_db(transaction=True)
@@ -61,6 +38,6 @@ def test_concurrent_accepts_of_the_same_arrivals_in_opposite_orders_never_deadlo
         ]
         orders = [arrivals, arrivals[::-1], arrivals[::2] + arrivals[1::2], arrivals[1::2] + arrivals[::2]]
 
-        _run_concurrently([lambda order=order: deliveries_accept(order, queue=False) for order in orders])
+        run_concurrently([lambda order=order: deliveries_accept(order, queue=False) for order in orders])
 
         assert InboundDelivery.objects.filter(size__gt=0).count() == (attempt + 1) * ARRIVALS

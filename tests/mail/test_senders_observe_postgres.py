@@ -4,17 +4,17 @@ and every message is counted, whether the rows are new or already there."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 
 import pytest
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 
 from directory.models import Agent, Sender
 from mail.models import Message
 from mail.trust import senders_observe
+from tests.concurrency import run_concurrently
 from tests.factories import AgentFactory
 
 pytestmark = [
@@ -24,27 +24,6 @@ pytestmark = [
 
 ROUNDS = 8
 SENDERS = 120
-
-
-def _run_concurrently(workers: list[Callable[[], None]]) -> None:
-    barrier = threading.Barrier(len(workers))
-    errors: list[BaseException] = []
-
-    def target(work: Callable[[], None]) -> None:
-        try:
-            barrier.wait()
-            work()
-        except BaseException as exc:  # re-raised in the test's thread
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=target, args=(work,)) for work in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
 
 
 def _observe(agent: Agent, senders: list[str]) -> Callable[[], None]:
@@ -77,7 +56,7 @@ def test_concurrent_batches_over_the_same_new_senders_never_deadlock_and_count_e
         first, second = senders[: SENDERS // 2], senders[SENDERS // 2 :]
 
         batches = _opposite_batches(first, second)
-        _run_concurrently([_observe(agent, batch) for agent in agents for batch in batches])
+        run_concurrently([_observe(agent, batch) for agent in agents for batch in batches])
 
         expected = Counter((agent.pk, s) for agent in agents for batch in batches for s in batch)
         rows = Sender.objects.filter(address__in=senders).values_list("agent_id", "address", "message_count")
@@ -92,7 +71,7 @@ def test_concurrent_batches_over_the_same_known_senders_never_deadlock_and_count
     first, second = senders[: SENDERS // 2], senders[SENDERS // 2 :]
     batches = _opposite_batches(first, second)
     for _ in range(ROUNDS):
-        _run_concurrently([_observe(agent, batch) for agent in agents for batch in batches])
+        run_concurrently([_observe(agent, batch) for agent in agents for batch in batches])
 
     expected = Counter((agent.pk, s) for agent in agents for batch in batches for s in batch)
     rows = Sender.objects.values_list("agent_id", "address", "message_count")

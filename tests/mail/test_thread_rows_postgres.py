@@ -4,43 +4,19 @@ sees the earlier one's commit instead of writing a sum without it)."""
 
 from __future__ import annotations
 
-import threading
-from typing import Any
-
 import pytest
 from django.conf import settings
-from django.db import connections
 
 from mail import services
 from mail.models import Message, Thread
 from mail.threads import threads_refresh
+from tests.concurrency import run_concurrently
 from tests.factories import MessageFactory
 
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.skipif(not settings.IS_POSTGRES, reason="needs PostgreSQL (DATABASE_URL)"),
 ]
-
-
-def _run_concurrently(workers: list[Any]) -> None:
-    barrier = threading.Barrier(len(workers))
-    errors: list[BaseException] = []
-
-    def target(work: Any) -> None:
-        try:
-            barrier.wait()
-            work()
-        except BaseException as exc:  # re-raised in the test's thread
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=target, args=(work,)) for work in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
 
 
 @pytest.mark.django_db(transaction=True)
@@ -51,7 +27,7 @@ def test_concurrent_label_patches_on_one_thread_both_reach_its_row() -> None:
         messages = [first, MessageFactory(agent=first.agent, thread_id=thread_id, storage_key="")]
         threads_refresh(keys=[(messages[0].agent_id, thread_id)])
 
-        _run_concurrently(
+        run_concurrently(
             [
                 lambda m=message, n=n: services.message_labels_patch(
                     message=Message.objects.get(pk=m.pk), add=[f"l{n}"]
@@ -73,7 +49,7 @@ def test_concurrent_batches_and_a_refresh_on_one_thread_all_reach_its_row() -> N
         threads_refresh(keys=[(first.agent_id, thread_id)])
 
         pks = [m.pk for m in messages]
-        _run_concurrently(
+        run_concurrently(
             [
                 lambda pks=pks: services.messages_batch_update(
                     messages=Message.objects.filter(pk=pks[0]), is_read=True
