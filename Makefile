@@ -50,18 +50,25 @@ run-stack: venv
 migrate: venv
 	$(BIN)/python manage.py migrate
 
-# The whole suite on SQLite (with the browser tests when Debian's chromium is installed,
-# and the reliability proofs), then the core suite on a throwaway PostgreSQL cluster, then
-# the PostgreSQL-only proofs on it one at a time (the crash test restarts the cluster);
-# all with a throwaway Redis for the real-broker tests.
+# The default run (about 10 minutes): the suite on SQLite (with the browser tests when
+# Debian's chromium is installed), then on a throwaway PostgreSQL cluster; all with a
+# throwaway Redis for the real-broker tests. `make test-slow` runs the long proofs (pytest's
+# `slow` marker: tests/reliability's crash, load and fuzz proofs, schemathesis, the Postfix
+# relay) the same way, the PostgreSQL-only ones one at a time (the crash test restarts the
+# cluster). CI runs both.
 test: test-sqlite test-postgres
+
+test-slow:
+	$(MAKE) test-sqlite test-postgres MARK=slow
 
 # Each run has its own folder (the engines, and TMPDIR for pytest and the settings' temp
 # folders) and free ports, all gone afterwards, so that two runs on one machine never meet.
-# Narrow a run with e.g. `make test-sqlite TESTS=tests/assmbl XDIST=` (RELIABILITY= skips
-# test-postgres's proofs); REDIS_PORT= / PG_PORT= pin a port.
+# Narrow a run with e.g. `make test-sqlite TESTS=tests/assmbl XDIST=` (MARK=slow for the
+# long proofs; RELIABILITY= skips test-postgres's serial proofs); REDIS_PORT= / PG_PORT=
+# pin a port.
 TESTS ?=
 XDIST ?= -n 2
+MARK ?= not slow
 RELIABILITY ?= tests/reliability
 REDIS_PORT ?=
 PG_PORT ?=
@@ -72,19 +79,21 @@ test_dir = tmp=$$(mktemp -d /tmp/assmbl-test.XXXXXX) && chmod 755 $$tmp && mkdir
 	trap 'exit 130' INT TERM;
 # Empty when redis-server is absent: the Redis tests then skip and say why.
 with_redis = export TEST_REDIS_URL=$$(scripts/redis.sh start $$tmp/redis $(or $(REDIS_PORT),$(free_port)) 2>/dev/null || true);
+# pytest's exit code 5: no test matched the selection (a narrowed run), which is no failure.
+selected_ok = [ $$rc -eq 5 ] && rc=0;
 
 test-sqlite: venv
-	$(test_dir) $(with_redis) $(BIN)/python -m pytest -q $(XDIST) $(TESTS)
+	$(test_dir) $(with_redis) $(BIN)/python -m pytest -q $(XDIST) -m "$(MARK)" $(TESTS); rc=$$?; $(selected_ok) exit $$rc
 
 test-postgres: venv
 	$(test_dir) url=$$(scripts/pg.sh start $$tmp/pg $(or $(PG_PORT),$(free_port))) || exit 1; \
 	$(with_redis) \
-	DATABASE_URL=$$url $(BIN)/python -m pytest -q $(XDIST) -m "not browser and not reliability" $(TESTS); \
-	rc=$$?; rc2=0; \
+	DATABASE_URL=$$url $(BIN)/python -m pytest -q $(XDIST) -m "not browser and not reliability and ($(MARK))" $(TESTS); \
+	rc=$$?; $(selected_ok) rc1=$$rc; rc=0; \
 	if [ -n "$(RELIABILITY)" ]; then \
-	  DATABASE_URL=$$url $(BIN)/python -m pytest -q -m "reliability and postgres" $(RELIABILITY); rc2=$$?; \
+	  DATABASE_URL=$$url $(BIN)/python -m pytest -q -m "reliability and postgres and ($(MARK))" $(RELIABILITY); rc=$$?; $(selected_ok) \
 	fi; \
-	[ $$rc -eq 0 ] && [ $$rc2 -eq 0 ]
+	[ $$rc1 -eq 0 ] && [ $$rc -eq 0 ]
 
 # Benchmarks (bench/README.md): each prints its figures and a ratio against a baseline.
 bench: venv

@@ -148,6 +148,7 @@ def api_schema(owner: Any) -> Iterator[Any]:
         request_finished.connect(close_old_connections)
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_5xx_and_no_schema_violation(api_schema: Any, owner: Any, account: Any) -> None:
     operator_token = token_create(kind=ApiToken.Kind.OPERATOR, account=account).plaintext
     operations = [result.ok() for result in api_schema.get_all_operations()]

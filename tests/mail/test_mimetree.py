@@ -170,6 +170,7 @@ def _entity(draw: Any, depth: int = 0, boundaries: tuple[str, ...] = ()) -> str:
     return draw(_header_block(content_type)) + "".join(line + eol for line in lines)
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None)
 @given(_entity())
 def test_generated_mail_it_builds_is_the_stdlib_tree(mail: str) -> None:

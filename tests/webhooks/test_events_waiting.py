@@ -111,10 +111,12 @@ def test_waiting_long_polls_hold_no_thread_and_wake_at_once(server: str, agent: 
         thread.join(10)
     woken = time.monotonic() - recorded
 
-    assert inbox.status_code == 200 and inbox_seconds < 1.0, inbox_seconds
+    # Bounds far below the waits' 20 s, far above a healthy figure (milliseconds): a shared
+    # machine's noise is measured by bench/wake.py, not failed on here.
+    assert inbox.status_code == 200 and inbox_seconds < 5.0, inbox_seconds
     assert [r.status_code for r in results] == [200] * CAP
     assert all(r.json()["items"][0]["data"]["Subject"] == "s0" for r in results)
-    assert woken < 1.0, woken
+    assert woken < 5.0, woken
 
 
 def test_a_wait_beyond_the_tokens_cap_is_429_too_many_waits(server: str, agent: Any) -> None:

@@ -46,15 +46,13 @@ def web_command(http_port: int, web_workers: int, threads: int, host: str = "127
         "--worker-class", "compat.gunicorn.ASGIWorker",
         "--threads", str(threads),
         # The longest request line gunicorn can bound (its default is 4094), so that an
-        # over-long q or cursor reaches the API, which says what is wrong with it; past
-        # these limits the worker answers 414/431 itself. 8 KB a header, 100 headers.
+        # over-long q or cursor reaches the API, which says what is wrong with it (the
+        # longest query the schema allows fits); past these limits the worker answers
+        # 414/431 itself. 8 KB a header, 100 headers.
         "--limit-request-line", "8190",
         "--limit-request-field_size", "8190",
         "--limit-request-fields", "100",
         "--timeout", "120",
-        # The longest query the schema allows (q and label percent-encoded as 4-byte UTF-8,
-        # a cursor) fits; over it gunicorn answers a bare, non-JSON 414.
-        "--limit-request-line", "8190",
         "--graceful-timeout", "20",
         "--access-logfile", "-",
         # gunicorn's default is one path per user ($XDG_RUNTIME_DIR or ~/.gunicorn): a second
