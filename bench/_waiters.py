@@ -127,6 +127,11 @@ class Waiters:
             self.open += 1
             try:
                 response = await client.get("/v1/events", params={"after": after, "wait": 60}, headers=headers)
+            except httpx.ConnectError as exc:
+                # Nothing listens any more: retrying would connect in a tight loop for as long
+                # as this process lives (the egress tests' socket spy once saw such a loop).
+                self.errors.append(f"{name} {exc!r}")
+                return
             except httpx.TransportError as exc:
                 # A kept-alive connection the server closed (its keep-alive timeout) as the
                 # request went out: an HTTP client sends an idempotent GET again (RFC 9112 §9.3.1).
@@ -149,6 +154,9 @@ class Waiters:
         while True:
             try:
                 await self._stream_once(client, name, headers, after)
+                return
+            except httpx.ConnectError as exc:
+                self.errors.append(f"{name} stream {exc!r}")
                 return
             except httpx.TransportError as exc:
                 # As an EventSource does after a network error (the stream's `retry:`), once

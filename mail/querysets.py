@@ -96,6 +96,21 @@ class MessageQuerySet(models.QuerySet[_M, _M]):
         ).filter(**{f"{_UNREAD_ID}__isnull": False})
         return unread
 
+    def only_unread(self) -> MessageQuerySet[_M]:
+        """The unread mail of this listing: ``?is_read=false`` and ``q=is:unread`` alike.
+        On the inbox without archived mail (inbox_filtered) and no label join, the page
+        walks the unread table (unread_in_inbox), not every read row of the mailbox;
+        elsewhere (archived mail is not in MessageUnread; a label's page walks the label
+        rows) it tests is_read. Never both: the same test on mail_message as well would
+        make PostgreSQL expect a handful of rows and read them all from another index
+        first."""
+        marks = self.query.annotations
+        if _UNREAD_AT in marks:
+            return self
+        if _INBOX in marks and _LABEL_AT not in marks:
+            return self.unread_in_inbox()
+        return self.unread()
+
     def verified(self) -> MessageQuerySet[_M]:
         return self.filter(sender_verified=True)
 
@@ -132,15 +147,11 @@ class MessageQuerySet(models.QuerySet[_M, _M]):
         A bare term is the guide's: a substring of any of SEARCH_COLUMNS (_bare_term)."""
         terms = search_parse(q)
         vendor = connections[self.db].vendor
-        marks = self.query.annotations
+        # The terms are ANDed: is:unread (or -is:read) among them is only_unread(), so that
+        # the page walks the unread table where ?is_read=false would.
         rest = [t for t in terms if (t.node, t.negated) not in _UNREAD_TERMS]
-        if len(rest) < len(terms) and _INBOX in marks and _LABEL_AT not in marks and _UNREAD_AT not in marks:
-            # is:unread (or -is:read) on the inbox without archived mail: the page walks the
-            # unread table as ?is_read=false does, not every read row of the mailbox; the
-            # same test on mail_message as well would make PostgreSQL expect a handful of rows
-            # and read them all from another index first.
-            return self.filter(search_compile(rest, model=self.model, vendor=vendor, text=_bare_term)).unread_in_inbox()
-        return self.filter(search_compile(terms, model=self.model, vendor=vendor, text=_bare_term))
+        found = self.filter(search_compile(rest, model=self.model, vendor=vendor, text=_bare_term))
+        return found.only_unread() if len(rest) < len(terms) else found
 
     def in_thread(self, thread_id: str) -> MessageQuerySet[_M]:
         return self.filter(thread_id=thread_id)
@@ -206,11 +217,8 @@ class MessageQuerySet(models.QuerySet[_M, _M]):
             qs = qs.with_label(label, include_archived=include_archived)
         if is_read is True:
             qs = qs.read()
-        elif is_read is False and (include_archived or label is not None):
-            # Archived mail is not in MessageUnread; a label's page walks the label rows.
-            qs = qs.unread()
         elif is_read is False:
-            qs = qs.unread_in_inbox()
+            qs = qs.only_unread()
         if verified_only:
             qs = qs.verified()
         return qs
