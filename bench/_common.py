@@ -14,6 +14,7 @@ import platform
 import random
 import shutil
 import signal
+import smtplib
 import socket
 import statistics
 import subprocess
@@ -147,6 +148,17 @@ def run_child(script: Path, args: list[str], env: dict[str, str] | None = None) 
     if not lines:
         raise RuntimeError(f"{script.name} child printed no result:\n{out.stdout}\n{out.stderr}")
     return json.loads(lines[-1])
+
+
+def send_one(smtp_port: int, to: str, subject: str) -> float:
+    """Send one short mail in its own SMTP session to the listener on 127.0.0.1; when its 250
+    came (monotonic), the start of a wake-up time."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "bench@example.com", to, subject
+    msg.set_content("hello\n")
+    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as smtp:
+        smtp.sendmail("bench@example.com", [to], msg.as_bytes())
+        return time.monotonic()
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import smtplib
 import subprocess
 import sys
 import threading
 import time
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, Served, percentile  # noqa: E402
+from _common import ROOT, Served, percentile, send_one  # noqa: E402
 
 AGENTS, LONG_POLLS, STREAMS = 20, 5, 5
 WAITS = AGENTS * (LONG_POLLS + STREAMS)
@@ -37,16 +35,6 @@ for name in ["lister"] + [f"waiter{n}" for n in range(%d)]:
     out[name] = [issued.plaintext, agent.address]
 print(json.dumps(out))
 """
-
-
-def send_one(smtp_port: int, to: str, subject: str) -> float:
-    """Send one mail in its own SMTP session; when its 250 came (monotonic)."""
-    msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = "someone@example.com", to, subject
-    msg.set_content("hello\n")
-    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as smtp:
-        smtp.sendmail("someone@example.com", [to], msg.as_bytes())
-        return time.monotonic()
 
 
 def waiting_agents(served: Served) -> dict[str, list[str]]:

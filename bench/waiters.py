@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import serve  # noqa: E402
-from _waiters import WAITS, Waiters, inbox_times, p99, send_one, waiting_agents  # noqa: E402
+from _common import send_one, serve  # noqa: E402
+from _waiters import WAITS, Waiters, inbox_times, p99, waiting_agents  # noqa: E402
 
 GOAL_RATIO, GOAL_WAKE = 2.0, 1.0
 

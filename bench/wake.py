@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import smtplib
 import subprocess
 import sys
 import threading
 import time
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, percentile, serve  # noqa: E402
+from _common import ROOT, percentile, send_one, serve  # noqa: E402
 
 GOALS = {"webhook": 1.0, "longpoll": 0.5, "sse": 0.5, "visible": 0.5}
 
@@ -108,15 +106,6 @@ def inbox_poller(base: str, token: str, seen: Seen, stop: threading.Event) -> No
                     break
                 params["cursor"] = page["next_cursor"]
             time.sleep(0.02)
-
-
-def send_one(port: int, rcpt: str, subject: str) -> float:
-    msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = "bench@example.com", rcpt, subject
-    msg.set_content("wake bench\n")
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-        client.sendmail("bench@example.com", [rcpt], msg.as_bytes())
-        return time.monotonic()
 
 
 def agent(env: dict[str, str], name: str) -> dict[str, str]:

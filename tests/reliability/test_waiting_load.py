@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from bench._waiters import LONG_POLLS, STREAMS, WAITS, Waiters, inbox_times, send_one, waiting_agents
+from bench._common import send_one
+from bench._waiters import LONG_POLLS, STREAMS, WAITS, Waiters, inbox_times, waiting_agents
 from tests.reliability.procs import engines_installed, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
