@@ -101,9 +101,10 @@ bench: venv
 	$(BIN)/python bench/smtp.py
 	$(BIN)/python bench/memory.py
 
-# ruff, then the import contracts in pyproject.toml ([tool.importlinter]: the layers, no cycles).
+# ruff (lint and format), then the import contracts in pyproject.toml ([tool.importlinter]: the layers, no cycles).
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/mypy
 

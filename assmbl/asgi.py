@@ -118,11 +118,13 @@ def wsgi_environ(scope: Scope, body: RequestBody) -> dict[str, Any]:
 
 
 async def _start(send: Send, status: str, headers: list[tuple[str, str]]) -> None:
-    await send({
-        "type": "http.response.start",
-        "status": int(status.split(" ", 1)[0]),
-        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": int(status.split(" ", 1)[0]),
+            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        }
+    )
 
 
 def _run_wsgi(scope: Scope, receive: Receive, send: Send, loop: asyncio.AbstractEventLoop) -> Deferred | None:
@@ -184,7 +186,11 @@ async def _until_disconnect(receive: Receive) -> None:
 
 async def _answer_wait(deferred: Deferred, receive: Receive, send: Send) -> None:
     if deferred.stream:
-        await _start(send, "200 OK", [("Content-Type", "text/event-stream"), ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")])
+        await _start(
+            send,
+            "200 OK",
+            [("Content-Type", "text/event-stream"), ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")],
+        )
         gone = asyncio.ensure_future(_until_disconnect(receive))
         events = stream_events(POOL, deferred)
         try:
@@ -231,4 +237,3 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
     deferred = await loop.run_in_executor(POOL, _run_wsgi, scope, receive, send, loop)
     if deferred is not None:
         await _answer_wait(deferred, receive, send)
-

@@ -8,12 +8,33 @@ from typing import Any
 
 MODERATOR = "moderator"
 MODERATOR_PERMISSIONS = {
-    "mail": ["view_message", "change_message", "delete_message", "view_moderationitem", "change_moderationitem",
-             "delete_moderationitem", "view_inbounddelivery", "view_attachment", "view_archivejob", "add_archivejob",
-             "view_outboundapproval", "change_outboundapproval", "view_suppression", "add_suppression",
-             "delete_suppression"],
-    "directory": ["view_agent", "view_sender", "change_sender", "add_sender", "view_senderrule", "add_senderrule",
-                  "change_senderrule", "delete_senderrule"],
+    "mail": [
+        "view_message",
+        "change_message",
+        "delete_message",
+        "view_moderationitem",
+        "change_moderationitem",
+        "delete_moderationitem",
+        "view_inbounddelivery",
+        "view_attachment",
+        "view_archivejob",
+        "add_archivejob",
+        "view_outboundapproval",
+        "change_outboundapproval",
+        "view_suppression",
+        "add_suppression",
+        "delete_suppression",
+    ],
+    "directory": [
+        "view_agent",
+        "view_sender",
+        "change_sender",
+        "add_sender",
+        "view_senderrule",
+        "add_senderrule",
+        "change_senderrule",
+        "delete_senderrule",
+    ],
     "webhooks": ["view_event"],
 }
 

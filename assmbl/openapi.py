@@ -64,8 +64,6 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
-
-
 _BLANK = {"type": "string", "maxLength": 0}
 
 

@@ -178,7 +178,9 @@ class SqliteLeases(SqliteCounter):
             ).fetchone()
             if held >= cap:
                 return False
-            connection.execute("INSERT OR REPLACE INTO leases (key, member, until) VALUES (?, ?, ?)", (key, member, until))
+            connection.execute(
+                "INSERT OR REPLACE INTO leases (key, member, until) VALUES (?, ?, ?)", (key, member, until)
+            )
             return True
         finally:
             connection.execute("COMMIT")
@@ -198,7 +200,9 @@ def lease_take(*, key: str, member: str, cap: int, ttl: float, now: float) -> bo
     """Hold one of ``cap`` leases of ``key`` for ``ttl`` seconds (taking it again renews it).
     If the store cannot be reached the lease is granted, as a hit is counted."""
     try:
-        return _leases(settings.CACHE_URL, str(settings.RATE_LIMIT_DB)).take(key, member, cap=cap, until=now + ttl, now=now)
+        return _leases(settings.CACHE_URL, str(settings.RATE_LIMIT_DB)).take(
+            key, member, cap=cap, until=now + ttl, now=now
+        )
     except (redis.RedisError, sqlite3.Error):
         log.warning("lease store unavailable; granting the lease", exc_info=True)
         return True

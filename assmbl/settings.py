@@ -31,7 +31,9 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "t
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # The root of links we hand out (upload_url, challenge links). Unset: where `serve` serves,
 # which tells its processes its port as HTTP_PORT.
-PUBLIC_BASE_URL = (env_str("PUBLIC_BASE_URL") or f"http://127.0.0.1:{env_int('HTTP_PORT', 8000, minimum=1)}").rstrip("/")
+PUBLIC_BASE_URL = (env_str("PUBLIC_BASE_URL") or f"http://127.0.0.1:{env_int('HTTP_PORT', 8000, minimum=1)}").rstrip(
+    "/"
+)
 
 INSTALLED_APPS = [
     "assmbl.admin.AssmblAdminConfig",
@@ -146,7 +148,10 @@ if MAIL_STORAGE == "s3":
             "max_memory_size": 2 * 1024 * 1024,
         },
     }
-    _mail_storage: dict[str, Any] = {**_s3, "OPTIONS": {**_s3["OPTIONS"], "bucket_name": MAIL_S3_BUCKET, "location": MAIL_S3_PREFIX}}
+    _mail_storage: dict[str, Any] = {
+        **_s3,
+        "OPTIONS": {**_s3["OPTIONS"], "bucket_name": MAIL_S3_BUCKET, "location": MAIL_S3_PREFIX},
+    }
     _archive_storage = {
         **_s3,
         "OPTIONS": {**_s3["OPTIONS"], "bucket_name": ARCHIVE_S3_BUCKET, "location": ARCHIVE_S3_PREFIX},
@@ -396,7 +401,10 @@ SPECTACULAR_SETTINGS["COMPONENT_SPLIT_PATCH"] = False
 # 3.1: JSON Schema 2020-12, so a schema can say what the server checks (propertyNames of
 # the X- headers of a send, `not`).
 SPECTACULAR_SETTINGS["OAS_VERSION"] = "3.1.0"
-SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = ["drf_spectacular.hooks.postprocess_schema_enums", "assmbl.openapi.add_links"]
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "assmbl.openapi.add_links",
+]
 # --- Sending ---------------------------------------------------------------------------------------
 # Bot-loop breaker: more than LOOP_MAX_MESSAGES agent-to-agent messages in one thread
 # within LOOP_WINDOW_SECONDS → 429 loop_detected.
@@ -471,8 +479,12 @@ if TESTING:
     import tempfile
 
     _test_dir = Path(tempfile.mkdtemp(prefix="assmbl-test-"))
-    STORAGES["default"]["OPTIONS"]["location"] = str(_test_dir / "mail") if MAIL_STORAGE != "s3" else STORAGES["default"]["OPTIONS"].get("location")
-    STORAGES["archive"]["OPTIONS"]["location"] = str(_test_dir / "archive") if MAIL_STORAGE != "s3" else STORAGES["archive"]["OPTIONS"].get("location")
+    STORAGES["default"]["OPTIONS"]["location"] = (
+        str(_test_dir / "mail") if MAIL_STORAGE != "s3" else STORAGES["default"]["OPTIONS"].get("location")
+    )
+    STORAGES["archive"]["OPTIONS"]["location"] = (
+        str(_test_dir / "archive") if MAIL_STORAGE != "s3" else STORAGES["archive"]["OPTIONS"].get("location")
+    )
     OUTBOX_DIR = _test_dir / "outbox"
     CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", True)
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "memory://")

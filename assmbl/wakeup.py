@@ -97,7 +97,9 @@ async def _listen_datagrams(wake: Callable[[int | None], None]) -> None:
     path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
     bound = unix_bind_address(str(path))
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(wake), local_addr=bound, family=socket.AF_UNIX)
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Datagrams(wake), local_addr=bound, family=socket.AF_UNIX
+    )
     try:
         await asyncio.Event().wait()
     finally:
@@ -110,7 +112,11 @@ async def _listen_datagrams(wake: Callable[[int | None], None]) -> None:
 async def _listen_postgres(wake: Callable[[int | None], None]) -> None:
     s = connection.settings_dict
     params = {
-        "dbname": s["NAME"], "user": s["USER"], "password": s["PASSWORD"], "host": s["HOST"], "port": s["PORT"],
+        "dbname": s["NAME"],
+        "user": s["USER"],
+        "password": s["PASSWORD"],
+        "host": s["HOST"],
+        "port": s["PORT"],
     }
     params = {k: v for k, v in params.items() if v}
     while True:

@@ -52,14 +52,25 @@ def realistic_mail(i: int, to: str, *, size: int = 5000, seed: int = 0) -> bytes
     rng = random.Random(seed * 1_000_003 + i)
     msg = EmailMessage()
     sender = f"{rng.choice(['alice', 'bob', 'carol', 'dave'])}{i % 97}@example.com"
-    msg["Received"] = f"from mx{i % 7}.example.com (mx.example.com [192.0.2.{i % 250}]) by mx.agents.localhost with ESMTPS id {i:x}"
+    msg["Received"] = (
+        f"from mx{i % 7}.example.com (mx.example.com [192.0.2.{i % 250}]) by mx.agents.localhost with ESMTPS id {i:x}"
+    )
     msg["Received"] = "from client.example.com by mx.example.com with ESMTPSA; Tue, 24 Nov 2026 12:00:00 +0000"
-    msg["DKIM-Signature"] = "v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=s1; h=from:to:subject:date; bh=" + "A" * 44 + "; b=" + "B" * 340
-    msg["Authentication-Results"] = "mx.agents.localhost; spf=pass smtp.mailfrom=example.com; dkim=pass header.d=example.com; dmarc=pass"
+    msg["DKIM-Signature"] = (
+        "v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=s1; h=from:to:subject:date; bh="
+        + "A" * 44
+        + "; b="
+        + "B" * 340
+    )
+    msg["Authentication-Results"] = (
+        "mx.agents.localhost; spf=pass smtp.mailfrom=example.com; dkim=pass header.d=example.com; dmarc=pass"
+    )
     msg["From"] = f"{sender.split('@')[0].title()} Example <{sender}>"
     msg["To"] = to
     msg["Subject"] = f"{sentence(rng, 6)[:-1]} #{i}"
-    msg["Date"] = format_datetime(__import__("datetime").datetime(2026, 11, 24, 12, 0, tzinfo=__import__("datetime").timezone.utc))
+    msg["Date"] = format_datetime(
+        __import__("datetime").datetime(2026, 11, 24, 12, 0, tzinfo=__import__("datetime").timezone.utc)
+    )
     msg["Message-ID"] = make_msgid(idstring=f"bench{seed}.{i}", domain="example.com")
     msg["List-Unsubscribe"] = "<mailto:unsubscribe@example.com>"
     text_lines: list[str] = []
@@ -84,7 +95,13 @@ def realistic_mail(i: int, to: str, *, size: int = 5000, seed: int = 0) -> bytes
 
 def pg_start(folder: str, port: int, *, durable: bool = True) -> str:
     env = {**os.environ, "PG_DURABLE": "1" if durable else "0"}
-    out = subprocess.run([str(ROOT / "scripts" / "pg.sh"), "start", folder, str(port)], check=True, capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "pg.sh"), "start", folder, str(port)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     return out.stdout.strip()
 
 
@@ -93,7 +110,9 @@ def pg_stop(folder: str) -> None:
 
 
 def redis_start(folder: str, port: int) -> str:
-    out = subprocess.run([str(ROOT / "scripts" / "redis.sh"), "start", folder, str(port)], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "redis.sh"), "start", folder, str(port)], check=True, capture_output=True, text=True
+    )
     return out.stdout.strip()
 
 
@@ -143,7 +162,14 @@ def cleanup(path: str) -> None:
 
 def run_child(script: Path, args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``script --child args`` and return the JSON it prints on its last line."""
-    out = subprocess.run([PYTHON, str(script), "--child", *args], check=True, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=ROOT)
+    out = subprocess.run(
+        [PYTHON, str(script), "--child", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise RuntimeError(f"{script.name} child printed no result:\n{out.stdout}\n{out.stderr}")

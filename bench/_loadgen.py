@@ -38,8 +38,10 @@ async def run(url: str, concurrency: int, duration: float, headers: dict[str, st
         t0 = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.monotonic() - t0
-    print(f"{len(latencies) / elapsed:.2f} req/s  p50 {percentile(latencies, 50):.1f}ms  p99 {percentile(latencies, 99):.1f}ms  "
-          f"errors {errors} ({len(latencies)} requests in {elapsed:.1f} s)")
+    print(
+        f"{len(latencies) / elapsed:.2f} req/s  p50 {percentile(latencies, 50):.1f}ms  p99 {percentile(latencies, 99):.1f}ms  "
+        f"errors {errors} ({len(latencies)} requests in {elapsed:.1f} s)"
+    )
 
 
 def main() -> None:

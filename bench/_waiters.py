@@ -45,7 +45,11 @@ def waiting_agents(served: Served) -> dict[str, list[str]]:
     # processes do.
     made = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", _CREATE % AGENTS],
-        cwd=ROOT, env=served.env, check=True, capture_output=True, text=True,
+        cwd=ROOT,
+        env=served.env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     agents: dict[str, list[str]] = json.loads(made.stdout.strip().splitlines()[-1])
     token, address = agents["lister"]

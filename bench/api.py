@@ -152,9 +152,13 @@ def ensure_trgm() -> str:
             return f"pg_trgm GIN index: {existing} found (from the migrations)"
         t0 = time.perf_counter()
         cur.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        cur.execute("CREATE INDEX IF NOT EXISTS bench_msg_search_trgm ON mail_message USING gin (search_upper gin_trgm_ops)")
+        cur.execute(
+            "CREATE INDEX IF NOT EXISTS bench_msg_search_trgm ON mail_message USING gin (search_upper gin_trgm_ops)"
+        )
         cur.execute("ANALYZE mail_message")
-        return f"pg_trgm GIN index: missing from the migrations, CREATED BY THE BENCH ({time.perf_counter() - t0:.0f} s)"
+        return (
+            f"pg_trgm GIN index: missing from the migrations, CREATED BY THE BENCH ({time.perf_counter() - t0:.0f} s)"
+        )
 
 
 class Samples(list):
@@ -247,7 +251,7 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         "search common word": common,
         "search rare token": rare,
         "search mid term": mid,
-        "search mid phrase": "\"thanks tomorrow\"",  # one quoted phrase in the grammar
+        "search mid phrase": '"thanks tomorrow"',  # one quoted phrase in the grammar
         # q's grammar (mail.search): body: full text, a rare and a common word; three operators.
         "search body: rare word": f"body:uniq{int(n * 0.5)}",
         "search body: common word": "body:remittance",
@@ -285,7 +289,10 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
         # A deep page: follow the API's own cursor for a few pages, then reuse it.
         cursor = first.json().get("next_cursor") or first.json().get("NextCursor")
         if cursor:
-            out["GET list next page (cursor)"] = (lambda: _ok(client.get(f"/v1/inbox?limit={PAGE}&cursor={cursor}")), None)
+            out["GET list next page (cursor)"] = (
+                lambda: _ok(client.get(f"/v1/inbox?limit={PAGE}&cursor={cursor}")),
+                None,
+            )
     # A page's plan is EXPLAINed from the queries its call runs (explain()).
     for name, page in pages.items():
         out[name] = (page, page)
@@ -311,8 +318,11 @@ def scenarios(agent: Any, token: str, n: int) -> dict[str, tuple[Callable[[], An
     # Not an API read: the lookup every ingest runs (mail/threads.py, "a reply that arrived
     # first"); it decides how ingestion slows down as a mailbox grows.
     child = (
-        Message.objects.for_agent(agent).filter(in_reply_to="<nobody@example.com>").exclude(thread_id="")
-        .values_list("thread_id", flat=True).order_by("received_at", "id")
+        Message.objects.for_agent(agent)
+        .filter(in_reply_to="<nobody@example.com>")
+        .exclude(thread_id="")
+        .values_list("thread_id", flat=True)
+        .order_by("received_at", "id")
     )
     out["ingest: thread child lookup"] = (lambda: list(child[:1]), child)
     out.update(thread_scenarios(agent, token, has_api))
@@ -326,9 +336,7 @@ def seed_threads() -> float:
     from mail.threads import threads_backfill
 
     t0 = time.perf_counter()
-    threads_backfill(
-        message_model=Message, label_model=MessageLabel, thread_model=Thread, batch=2000
-    )
+    threads_backfill(message_model=Message, label_model=MessageLabel, thread_model=Thread, batch=2000)
     from django.db import connection
 
     with connection.cursor() as cur:
@@ -355,7 +363,9 @@ def thread_scenarios(agent: Any, token: str, has_api: bool) -> dict[str, tuple[C
     if not has_api:
         return out
     client = WSGIClient(token)
-    ids = list(Message.objects.for_agent(agent).in_inbox().order_by("-received_at", "-id").values_list("id", flat=True)[:100])
+    ids = list(
+        Message.objects.for_agent(agent).in_inbox().order_by("-received_at", "-id").values_list("id", flat=True)[:100]
+    )
     flip = [True]
 
     def batch(read: bool = True) -> Any:
@@ -369,8 +379,12 @@ def thread_scenarios(agent: Any, token: str, has_api: bool) -> dict[str, tuple[C
     # updated_at can be HOT (and, since the unread table, so can is_read's).
     out["POST batch 100 ids (labels)"] = (lambda: batch(read=False), None)
     read = (
-        Message.objects.for_agent(agent).in_inbox().filter(is_read=True).exclude(id__in=ids)
-        .order_by("received_at", "id").values_list("id", flat=True)
+        Message.objects.for_agent(agent)
+        .in_inbox()
+        .filter(is_read=True)
+        .exclude(id__in=ids)
+        .order_by("received_at", "id")
+        .values_list("id", flat=True)
     )
     fresh = iter(list(chunk) for chunk in _chunks(list(read), 100))
 
@@ -438,7 +452,9 @@ def explain(qs: Any, name: str) -> str:
                 continue  # the prefetches of labels and attachments
             with connection.cursor() as cur:
                 cur.execute(f"EXPLAIN (ANALYZE, BUFFERS) {query}")
-                plans.append(f"-- query {i + 1} of {len(ctx.captured_queries)}\n" + "\n".join(r[0] for r in cur.fetchall()))
+                plans.append(
+                    f"-- query {i + 1} of {len(ctx.captured_queries)}\n" + "\n".join(r[0] for r in cur.fetchall())
+                )
         return "\n".join(plans)
     if name == "unread count":
         sql, params = qs.values("pk").query.sql_with_params()
@@ -528,7 +544,9 @@ def main() -> None:
     pg_dir = os.environ.get("BENCH_PG_DIR") or temp_dir("bench-api-pg-")
     data_dir = temp_dir("bench-api-")
     try:
-        base = os.environ.get("BENCH_DATABASE_URL") or pg_start(pg_dir, int(os.environ.get("BENCH_PG_PORT", "54338")), durable=False)
+        base = os.environ.get("BENCH_DATABASE_URL") or pg_start(
+            pg_dir, int(os.environ.get("BENCH_PG_PORT", "54338")), durable=False
+        )
         url = base.rsplit("/", 1)[0] + "/bench_api" if args.reuse else fresh_pg_database(base, "bench_api")
         # Persistent connections, as in production (docs/scale.md; run-stack): with the
         # default of 0 every request through the WSGI handler connects anew (~10 ms here).

@@ -56,7 +56,9 @@ def big_mail(to: str, total: int) -> bytes:
     msg["Message-ID"] = "<big@example.com>"
     msg.set_content("The file is attached.\n")
     # base64 grows the payload by 4/3 (plus line breaks): size the raw part to land on `total`.
-    msg.add_attachment(os.urandom(int(total * 0.74)), maintype="application", subtype="octet-stream", filename="dump.bin")
+    msg.add_attachment(
+        os.urandom(int(total * 0.74)), maintype="application", subtype="octet-stream", filename="dump.bin"
+    )
     return msg.as_bytes()
 
 
@@ -66,7 +68,9 @@ def main() -> None:
     args = parser.parse_args()
     data_dir = temp_dir("bench-memory-")
     try:
-        django_setup(f"sqlite:///{data_dir}/db.sqlite3", data_dir, CELERY_BROKER_URL="memory://", CELERY_TASK_ALWAYS_EAGER="0")
+        django_setup(
+            f"sqlite:///{data_dir}/db.sqlite3", data_dir, CELERY_BROKER_URL="memory://", CELERY_TASK_ALWAYS_EAGER="0"
+        )
         from email import policy
         from email.parser import BytesParser
 
@@ -77,13 +81,19 @@ def main() -> None:
 
         agent, _ = agent_create(agent_id="memory", account=Account.objects.create(name="memory"))
         # Warm imports and connections with a small mail so they do not count.
-        delivery_process(delivery_accept(raw=big_mail(agent.address, 20_000), source="smtp", envelope_recipients=[agent.address]).delivery.id)
+        delivery_process(
+            delivery_accept(
+                raw=big_mail(agent.address, 20_000), source="smtp", envelope_recipients=[agent.address]
+            ).delivery.id
+        )
 
         raw = big_mail(agent.address, int(args.mb * MB))
         size = len(raw)
         baseline = measure(lambda: BytesParser(policy=policy.compat32).parsebytes(raw))
         ids: list[str] = []
-        accept = measure(lambda: ids.append(delivery_accept(raw=raw, source="smtp", envelope_recipients=[agent.address]).delivery.id))
+        accept = measure(
+            lambda: ids.append(delivery_accept(raw=raw, source="smtp", envelope_recipients=[agent.address]).delivery.id)
+        )
         raw = b""  # the worker reads the bytes back from storage
         gc.collect()
         process = measure(lambda: delivery_process(ids[0]))
@@ -94,11 +104,17 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"message: {size / MB:.1f} MB")
     print(f"{'phase':<34} {'extra RSS MB':>12} {'x size':>7}")
-    for name, value in (("baseline compat32 parse", baseline), ("delivery_accept (store + commit)", accept), ("delivery_process (parse + index)", process)):
+    for name, value in (
+        ("baseline compat32 parse", baseline),
+        ("delivery_accept (store + commit)", accept),
+        ("delivery_process (parse + index)", process),
+    ):
         print(f"{name:<34} {value / MB:>12.1f} {value / size:>7.2f}")
     worst = max(accept, process)
     print(f"ratio worst pipeline phase / baseline parse: {worst / max(baseline, 1):.2f}")
-    print(f"goal: <= 3x the message size ({3 * size / MB:.0f} MB): {worst / MB:.1f} MB -> {'MET' if worst <= 3 * size else 'NOT MET'}")
+    print(
+        f"goal: <= 3x the message size ({3 * size / MB:.0f} MB): {worst / MB:.1f} MB -> {'MET' if worst <= 3 * size else 'NOT MET'}"
+    )
 
 
 if __name__ == "__main__":

@@ -229,7 +229,10 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=6000)
     parser.add_argument("--engine", default="postgres", choices=["postgres", "sqlite"])
     parser.add_argument(
-        "--workers", type=int, default=2, help="ingest worker processes, besides the content worker (0: the listener alone, nothing is indexed)"
+        "--workers",
+        type=int,
+        default=2,
+        help="ingest worker processes, besides the content worker (0: the listener alone, nothing is indexed)",
     )
     parser.add_argument("--concurrency", type=int, default=2, help="prefork children per worker")
     parser.add_argument(
@@ -324,8 +327,12 @@ def main() -> None:
             procs.append(subprocess.Popen([*(prefix if n == 0 else []), *listen], cwd=ROOT, env=env))
         listeners = procs[: args.listeners]
         stack = stack_processes(
-            http_port=0, smtp_port=port, web_workers=1, web_threads=1,
-            celery_workers=args.workers, celery_concurrency=args.concurrency,
+            http_port=0,
+            smtp_port=port,
+            web_workers=1,
+            web_threads=1,
+            celery_workers=args.workers,
+            celery_concurrency=args.concurrency,
         )
         workers = bench_workers(stack) if args.workers else {}
         for name, command in workers.items():

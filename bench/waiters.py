@@ -38,8 +38,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the DATA_DIR (serve.log)")
     args = parser.parse_args()
     service = serve(
-        stack=args.stack, http_port=args.http_port, smtp_port=args.smtp_port, pg_port=args.pg_port,
-        redis_port=args.redis_port, keep=args.keep,
+        stack=args.stack,
+        http_port=args.http_port,
+        smtp_port=args.smtp_port,
+        pg_port=args.pg_port,
+        redis_port=args.redis_port,
+        keep=args.keep,
     )
     rounds = []
     with service as served:
@@ -62,10 +66,14 @@ def main() -> None:
             finally:
                 waiters.stop()
             row = {
-                "idle_p99_ms": round(idle * 1000, 1), "loaded_p99_ms": round(loaded * 1000, 1),
-                "ratio": round(loaded / idle, 2), "open": opened, "woken": len(wakes),
+                "idle_p99_ms": round(idle * 1000, 1),
+                "loaded_p99_ms": round(loaded * 1000, 1),
+                "ratio": round(loaded / idle, 2),
+                "open": opened,
+                "woken": len(wakes),
                 "wake_max_s": round(max(wakes), 3) if wakes else None,
-                "errors": waiters.errors[:3], "reconnects": len(waiters.reconnects),
+                "errors": waiters.errors[:3],
+                "reconnects": len(waiters.reconnects),
             }
             print(json.dumps(row), flush=True)
             rounds.append(row)

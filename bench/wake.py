@@ -112,7 +112,11 @@ def agent(env: dict[str, str], name: str) -> dict[str, str]:
     # manage.py reads DATA_DIR/dev.env (the secrets serve uses) for what env does not set.
     out = subprocess.run(
         [sys.executable, "manage.py", "create_agent", name, "--json"],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -123,7 +127,8 @@ def stats(seen: Seen, sent: dict[str, float]) -> dict[str, Any]:
         got = seen.at.get(channel, {})
         lat = [got[s] - t for s, t in sent.items() if s in got]
         out[channel] = {
-            "n": len(lat), "of": len(sent),
+            "n": len(lat),
+            "of": len(sent),
             "p50": round(percentile(lat, 50), 3) if lat else None,
             "p99": round(percentile(lat, 99), 3) if lat else None,
         }
@@ -145,8 +150,14 @@ def main() -> None:
     # The pollers read far faster than the token's default 1200/min: throttled (429), they
     # would measure the throttle instead of the wake.
     service = serve(
-        stack=args.stack, http_port=args.http_port, smtp_port=args.smtp_port, pg_port=args.pg_port,
-        redis_port=args.redis_port, keep=args.keep, WEBHOOKS_ALLOW_LOOPBACK="1", API_RATE_LIMIT="100000000/min",
+        stack=args.stack,
+        http_port=args.http_port,
+        smtp_port=args.smtp_port,
+        pg_port=args.pg_port,
+        redis_port=args.redis_port,
+        keep=args.keep,
+        WEBHOOKS_ALLOW_LOOPBACK="1",
+        API_RATE_LIMIT="100000000/min",
     )
     stop = threading.Event()
     with service as served:
@@ -162,8 +173,12 @@ def measure(args: argparse.Namespace, base: str, env: dict[str, str], stop: thre
     token, rcpt = who["token"], who["address"]
     seen = Seen()
     hook = receiver(seen)
-    r = httpx.post(f"{base}/v1/webhooks", headers={"Authorization": f"Bearer {token}"},
-                   json={"url": f"http://127.0.0.1:{hook.server_address[1]}/hook"}, timeout=10)
+    r = httpx.post(
+        f"{base}/v1/webhooks",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"url": f"http://127.0.0.1:{hook.server_address[1]}/hook"},
+        timeout=10,
+    )
     assert r.status_code == 201, r.text
     for target in (longpoll, sse, inbox_poller):
         threading.Thread(target=target, args=(base, token, seen, stop), daemon=True).start()
@@ -201,10 +216,14 @@ def measure(args: argparse.Namespace, base: str, env: dict[str, str], stop: thre
     print(json.dumps(result, indent=1))
     for channel, goal in GOALS.items():
         p99 = latency[channel]["p99"]
-        print(f"{channel:9} p50 {latency[channel]['p50']} s  p99 {p99} s  goal p99 <= {goal} s  "
-              f"{'ok' if p99 is not None and p99 <= goal and latency[channel]['n'] == args.mails else 'MISSED'}")
+        print(
+            f"{channel:9} p50 {latency[channel]['p50']} s  p99 {p99} s  goal p99 <= {goal} s  "
+            f"{'ok' if p99 is not None and p99 <= goal and latency[channel]['n'] == args.mails else 'MISSED'}"
+        )
     lag = result["sessions"]["all_indexed_after_last_250"]
-    print(f"sessions  {args.sessions} indexed {lag} s after the last 250 (goal <= 1 s), {result['sessions']['msg_per_s']} msg/s")
+    print(
+        f"sessions  {args.sessions} indexed {lag} s after the last 250 (goal <= 1 s), {result['sessions']['msg_per_s']} msg/s"
+    )
 
 
 if __name__ == "__main__":

@@ -112,7 +112,18 @@ class AgentAdmin(admin.ModelAdmin):
     bar), changed through ``agent_update``, tokens rotated through ``agent_token_rotate``."""
 
     form = AgentForm
-    list_display = ["agent_id", "display_name", "account", "policy", "is_active", "unread", "quarantined", "held", "mail", "created_at"]
+    list_display = [
+        "agent_id",
+        "display_name",
+        "account",
+        "policy",
+        "is_active",
+        "unread",
+        "quarantined",
+        "held",
+        "mail",
+        "created_at",
+    ]
     list_filter = ["policy", "is_active", "account"]
     search_fields = ["agent_id", "display_name"]
     list_select_related = ["account"]
@@ -176,7 +187,9 @@ class AgentAdmin(admin.ModelAdmin):
             raise PermissionDenied
         for agent in queryset:
             issued = agent_token_rotate(agent=agent, label=f"rotated by {request.user}")
-            self.message_user(request, f"{agent.agent_id}: new token, shown this once: {issued.plaintext}", messages.WARNING)
+            self.message_user(
+                request, f"{agent.agent_id}: new token, shown this once: {issued.plaintext}", messages.WARNING
+            )
 
     @admin.action(description="Deactivate (stop mail and API access; keep the mail)")
     def deactivate(self, request: HttpRequest, queryset: QuerySet[Agent]) -> None:

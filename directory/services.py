@@ -292,7 +292,8 @@ def agent_outbound_set(
         if allowed_recipients is not None:
             if len(allowed_recipients) > MAX_ALLOWED_RECIPIENTS:
                 raise domain.Invalid(
-                    f"At most {MAX_ALLOWED_RECIPIENTS} allowed_recipients.", code="invalid_field",
+                    f"At most {MAX_ALLOWED_RECIPIENTS} allowed_recipients.",
+                    code="invalid_field",
                     details={"field": "outbound.allowed_recipients"},
                 )
             policy.allowed_recipients = list(dict.fromkeys(allowed_recipient_clean(v) for v in allowed_recipients))
@@ -303,7 +304,9 @@ def agent_outbound_set(
         if undo_seconds is not None:
             if isinstance(undo_seconds, bool) or not 0 <= undo_seconds <= MAX_UNDO_SECONDS:
                 raise domain.Invalid(
-                    f"undo_seconds must be 0 to {MAX_UNDO_SECONDS}.", code="invalid_field", details={"field": "outbound.undo_seconds"}
+                    f"undo_seconds must be 0 to {MAX_UNDO_SECONDS}.",
+                    code="invalid_field",
+                    details={"field": "outbound.undo_seconds"},
                 )
             policy.undo_seconds = undo_seconds
         policy.save()

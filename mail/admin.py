@@ -130,24 +130,48 @@ def mark_unread(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Qu
 
 @admin.action(description="Archive", permissions=["change"])
 def archive(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-    _each(modeladmin, request, queryset.filter(archived=False), "Archived", lambda m: services.message_archive_set(message=m, archived=True))
+    _each(
+        modeladmin,
+        request,
+        queryset.filter(archived=False),
+        "Archived",
+        lambda m: services.message_archive_set(message=m, archived=True),
+    )
 
 
 @admin.action(description="Unarchive", permissions=["change"])
 def unarchive(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-    _each(modeladmin, request, queryset.filter(archived=True), "Unarchived", lambda m: services.message_archive_set(message=m, archived=False))
+    _each(
+        modeladmin,
+        request,
+        queryset.filter(archived=True),
+        "Unarchived",
+        lambda m: services.message_archive_set(message=m, archived=False),
+    )
 
 
 @admin.action(description="Add the label given below", permissions=["change"])
 def add_label(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
     label = request.POST.get("label", "")
-    _each(modeladmin, request, queryset, f"Labelled {label!r}", lambda m: services.message_labels_patch(message=m, add=[label], remove=[]))
+    _each(
+        modeladmin,
+        request,
+        queryset,
+        f"Labelled {label!r}",
+        lambda m: services.message_labels_patch(message=m, add=[label], remove=[]),
+    )
 
 
 @admin.action(description="Remove the label given below", permissions=["change"])
 def remove_label(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
     label = request.POST.get("label", "")
-    _each(modeladmin, request, queryset, f"Unlabelled {label!r}", lambda m: services.message_labels_patch(message=m, add=[], remove=[label]))
+    _each(
+        modeladmin,
+        request,
+        queryset,
+        f"Unlabelled {label!r}",
+        lambda m: services.message_labels_patch(message=m, add=[], remove=[label]),
+    )
 
 
 @admin.action(description="Delete (message and raw MIME)", permissions=["delete"])
@@ -192,10 +216,33 @@ class AttachmentInline(admin.TabularInline):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["short_id", "agent", "direction", "disposition", "status", "sender", "subject", "received_at", "is_read", "archived", "sender_verified"]
+    list_display = [
+        "short_id",
+        "agent",
+        "direction",
+        "disposition",
+        "status",
+        "sender",
+        "subject",
+        "received_at",
+        "is_read",
+        "archived",
+        "sender_verified",
+    ]
     # status: staff find the outbound mail that did not go out (failed, in doubt included;
     # rejected; canceled) and what still waits (scheduled, pending_approval).
-    list_filter = ["direction", "disposition", "status", "sender_verified", LabelFilter, "is_read", "archived", "parse_status", "received_at", "agent"]
+    list_filter = [
+        "direction",
+        "disposition",
+        "status",
+        "sender_verified",
+        LabelFilter,
+        "is_read",
+        "archived",
+        "parse_status",
+        "received_at",
+        "agent",
+    ]
     list_select_related = ["agent"]
     search_fields = ["subject"]  # shows the search box; get_search_results searches as the API's q
     search_help_text = (
@@ -209,14 +256,71 @@ class MessageAdmin(admin.ModelAdmin):
     # every page load; the received_at filter (today, 7 days, month, year) is free.
     ordering = ["-received_at", "-id"]
     action_form = LabelActionForm
-    actions = [release, trust_sender, block_sender, mark_read, mark_unread, archive, unarchive, add_label, remove_label, delete_messages]
+    actions = [
+        release,
+        trust_sender,
+        block_sender,
+        mark_read,
+        mark_unread,
+        archive,
+        unarchive,
+        add_label,
+        remove_label,
+        delete_messages,
+    ]
     inlines = [AttachmentInline]
     change_form_template = "admin/mail/message/change_form.html"
     fieldsets = [
-        (None, {"fields": ["id", "agent", "direction", "disposition", "status", "subject", "from_header", "sender", "to", "cc", "received_at"]}),
-        ("State", {"fields": ["is_read", "archived", "sender_verified", "labels_list", "thread_link", "parse_status", "quarantine_reason"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "agent",
+                    "direction",
+                    "disposition",
+                    "status",
+                    "subject",
+                    "from_header",
+                    "sender",
+                    "to",
+                    "cc",
+                    "received_at",
+                ]
+            },
+        ),
+        (
+            "State",
+            {
+                "fields": [
+                    "is_read",
+                    "archived",
+                    "sender_verified",
+                    "labels_list",
+                    "thread_link",
+                    "parse_status",
+                    "quarantine_reason",
+                ]
+            },
+        ),
         ("Authentication", {"fields": ["authentication"]}),
-        ("Storage", {"classes": ["collapse"], "fields": ["size", "sha256", "storage_key", "internet_message_id", "in_reply_to", "references", "delivery", "provider_message_id", "status_detail"]}),
+        (
+            "Storage",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "size",
+                    "sha256",
+                    "storage_key",
+                    "internet_message_id",
+                    "in_reply_to",
+                    "references",
+                    "delivery",
+                    "provider_message_id",
+                    "status_detail",
+                ],
+            },
+        ),
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -237,7 +341,9 @@ class MessageAdmin(admin.ModelAdmin):
             actions.pop("delete_messages", None)
         return actions
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Message], search_term: str) -> tuple[QuerySet[Message], bool]:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
+    ) -> tuple[QuerySet[Message], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -275,7 +381,11 @@ class MessageAdmin(admin.ModelAdmin):
         return [
             path("<str:message_id>/raw/", view(self.raw_view), name="mail_message_raw"),
             path("<str:message_id>/html/", view(self.html_view), name="mail_message_html"),
-            path("<str:message_id>/attachments/<str:attachment_id>/", view(self.attachment_view), name="mail_message_attachment"),
+            path(
+                "<str:message_id>/attachments/<str:attachment_id>/",
+                view(self.attachment_view),
+                name="mail_message_attachment",
+            ),
             *super().get_urls(),
         ]
 
@@ -308,7 +418,9 @@ class MessageAdmin(admin.ModelAdmin):
         response["X-Content-Type-Options"] = "nosniff"
         return response
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         # Admin URLs carry quoted primary keys ("_" becomes "_5F").
         message = self.get_object(request, unquote(object_id))
         extra_context = dict(extra_context or {})
@@ -320,7 +432,9 @@ class MessageAdmin(admin.ModelAdmin):
                 extra_context["preview_error"] = "The raw MIME object is missing from storage."
             extra_context["allow_remote"] = request.GET.get("remote") == "1"
         # Every field is read-only; changes go through the actions, so no Save buttons.
-        extra_context.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False, show_delete=False)
+        extra_context.update(
+            show_save=False, show_save_and_continue=False, show_save_and_add_another=False, show_delete=False
+        )
         return super().change_view(request, object_id, form_url, extra_context)
 
 
@@ -381,7 +495,23 @@ class OutboundApprovalAdmin(MessageAdmin):
     actions = []
     change_form_template = "admin/mail/outboundapproval/change_form.html"
     fieldsets = [
-        (None, {"fields": ["id", "agent", "status", "subject", "from_header", "to", "cc", "bcc", "received_at", "send_at"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "agent",
+                    "status",
+                    "subject",
+                    "from_header",
+                    "to",
+                    "cc",
+                    "bcc",
+                    "received_at",
+                    "send_at",
+                ]
+            },
+        ),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
@@ -403,7 +533,9 @@ class OutboundApprovalAdmin(MessageAdmin):
     def received(self, obj: Message) -> str:
         return date_format(timezone.localtime(obj.received_at), "M j, H:i")
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         if request.method == "POST" and ("_approve" in request.POST or "_reject" in request.POST):
             return self._decide(request, object_id)
         extra_context = {**(extra_context or {}), "can_decide": self.has_change_permission(request)}
@@ -416,7 +548,9 @@ class OutboundApprovalAdmin(MessageAdmin):
         decide = message_approve if "_approve" in request.POST else message_reject
         note = str(request.POST.get("note", ""))[:2000]
         try:
-            decide(message=message, decided_by=f"staff:{request.user.get_username()}", user_id=request.user.pk, note=note)
+            decide(
+                message=message, decided_by=f"staff:{request.user.get_username()}", user_id=request.user.pk, note=note
+            )
         except DomainError as exc:
             self.message_user(request, f"{message.id}: {exc.message}", messages.ERROR)
         else:
@@ -448,7 +582,9 @@ class SuppressionAdmin(admin.ModelAdmin):
         return obj is None and super().has_change_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: Suppression, form: Any, change: bool) -> None:
-        saved = suppression_add(account=obj.account, address=obj.address, detail=obj.detail or f"added by {request.user}")
+        saved = suppression_add(
+            account=obj.account, address=obj.address, detail=obj.detail or f"added by {request.user}"
+        )
         obj.pk = saved.pk
 
     def delete_model(self, request: HttpRequest, obj: Suppression) -> None:
@@ -512,7 +648,9 @@ class SendRequestAdmin(RecordAdmin):
 
 
 class ArchiveJobForm(forms.ModelForm):
-    confirm = forms.BooleanField(required=False, help_text="Required for purge: archived mail past retention is deleted for good.")
+    confirm = forms.BooleanField(
+        required=False, help_text="Required for purge: archived mail past retention is deleted for good."
+    )
 
     class Meta:
         model = ArchiveJob
@@ -531,7 +669,17 @@ class ArchiveJobAdmin(admin.ModelAdmin):
     """Bulk archive / restore / purge by agent and age, run as a background task."""
 
     form = ArchiveJobForm
-    list_display = ["id", "action", "agent", "older_than_days", "state", "progress", "created_by", "created_at", "finished_at"]
+    list_display = [
+        "id",
+        "action",
+        "agent",
+        "older_than_days",
+        "state",
+        "progress",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["action", "state"]
     readonly_fields = ["state", "total", "done", "error", "created_by", "created_at", "finished_at"]
 
@@ -549,12 +697,17 @@ class ArchiveJobAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: ArchiveJob, form: Any, change: bool) -> None:
-        job = archive_job_start(action=obj.action, agent=obj.agent, older_than_days=obj.older_than_days, created_by=request.user)
+        job = archive_job_start(
+            action=obj.action, agent=obj.agent, older_than_days=obj.older_than_days, created_by=request.user
+        )
         obj.pk = job.pk
         obj.refresh_from_db()
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        extra_context = {**(extra_context or {}), "refresh_while_running": ArchiveJob.objects.filter(state__in=["pending", "running"]).exists()}
+        extra_context = {
+            **(extra_context or {}),
+            "refresh_while_running": ArchiveJob.objects.filter(state__in=["pending", "running"]).exists(),
+        }
         return super().changelist_view(request, extra_context)
 
 

@@ -20,7 +20,9 @@ BATCH = 200
 
 def archive_job_start(*, action: str, agent: Agent | None, older_than_days: int, created_by: Any = None) -> ArchiveJob:
     with transaction.atomic():
-        job = ArchiveJob.objects.create(action=action, agent=agent, older_than_days=older_than_days, created_by=created_by)
+        job = ArchiveJob.objects.create(
+            action=action, agent=agent, older_than_days=older_than_days, created_by=created_by
+        )
         transaction.on_commit(lambda: task_queue("mail.tasks.run_archive_job", job.pk))
     return job
 
@@ -35,9 +37,9 @@ def _targets(job: ArchiveJob) -> Any:
 
 def archive_job_run(*, job_id: int) -> ArchiveJob:
     """Idempotent: a re-run picks up what is left (the target set shrinks as it works)."""
-    claimed = ArchiveJob.objects.filter(pk=job_id, state__in=[ArchiveJob.State.PENDING, ArchiveJob.State.RUNNING]).update(
-        state=ArchiveJob.State.RUNNING
-    )
+    claimed = ArchiveJob.objects.filter(
+        pk=job_id, state__in=[ArchiveJob.State.PENDING, ArchiveJob.State.RUNNING]
+    ).update(state=ArchiveJob.State.RUNNING)
     job = ArchiveJob.objects.get(pk=job_id)
     if not claimed:
         return job
@@ -58,7 +60,9 @@ def archive_job_run(*, job_id: int) -> ArchiveJob:
             job.done += len(batch)
             job.save(update_fields=["done"])
     except Exception as exc:
-        ArchiveJob.objects.filter(pk=job.pk).update(state=ArchiveJob.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now())
+        ArchiveJob.objects.filter(pk=job.pk).update(
+            state=ArchiveJob.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+        )
         raise
     ArchiveJob.objects.filter(pk=job.pk).update(state=ArchiveJob.State.DONE, finished_at=timezone.now())
     job.refresh_from_db()

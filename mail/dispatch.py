@@ -274,13 +274,15 @@ def messages_claims_expire(*, older_than: dt.timedelta) -> list[str]:
     cutoff = timezone.now() - older_than
     stale = Message.objects.outbound().filter(status=Message.Status.QUEUED, updated_at__lt=cutoff)
     stale.filter(provider_message_id__startswith=CLAIM_PREFIX).update(provider_message_id="")
-    in_doubt = list(stale.filter(provider_message_id__startswith=HANDOFF_PREFIX).values_list("id", "provider_message_id")[:1000])
+    in_doubt = list(
+        stale.filter(provider_message_id__startswith=HANDOFF_PREFIX).values_list("id", "provider_message_id")[:1000]
+    )
     expired = []
     for message_id, token in in_doubt:
         with transaction.atomic():
-            taken = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED, provider_message_id=token).update(
-                status=Message.Status.FAILED, status_detail=IN_DOUBT_DETAIL, updated_at=timezone.now()
-            )
+            taken = Message.objects.filter(
+                pk=message_id, status=Message.Status.QUEUED, provider_message_id=token
+            ).update(status=Message.Status.FAILED, status_detail=IN_DOUBT_DETAIL, updated_at=timezone.now())
             if taken:
                 message = Message.objects.select_related("agent").get(pk=message_id)
                 event_record(agent=message.agent, type="message.failed", payload=_event_payload(message))

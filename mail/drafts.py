@@ -88,7 +88,9 @@ def draft_send(*, agent: Agent, draft_id: str, idempotency_key: str = "") -> Mes
         draft = draft_get(agent=agent, draft_id=draft_id, for_update=True)
         _unsent_check(draft)
         if draft.body is None and draft.html is None:
-            raise domain.Invalid("A draft needs body or html to be sent.", code="missing_field", details={"field": "body"})
+            raise domain.Invalid(
+                "A draft needs body or html to be sent.", code="missing_field", details={"field": "body"}
+            )
         outgoing = Outgoing(
             to=addresses_clean("to", draft.to, required=True),
             cc=list(draft.cc),

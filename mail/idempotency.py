@@ -43,9 +43,7 @@ class IdempotentResult:
 
 def idempotency_key_clean(value: str) -> str:
     if not 1 <= len(value) <= 255 or not _PRINTABLE.fullmatch(value):
-        raise domain.Invalid(
-            "Idempotency-Key must be 1 to 255 printable characters.", code="invalid_idempotency_key"
-        )
+        raise domain.Invalid("Idempotency-Key must be 1 to 255 printable characters.", code="invalid_idempotency_key")
     return value
 
 
@@ -61,20 +59,26 @@ def _reserve(*, agent: Agent, key: str, digest: str) -> SendRequest | Idempotent
             # Committed on its own, before the side effect: a racing duplicate sees it.
             with transaction.atomic():
                 return SendRequest.objects.create(
-                    agent=agent, key=key, request_hash=digest, expires_at=now + dt.timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+                    agent=agent,
+                    key=key,
+                    request_hash=digest,
+                    expires_at=now + dt.timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS),
                 )
         except IntegrityError:
             existing = SendRequest.objects.filter(agent=agent, key=key).first()
         if existing is None:
             continue  # purged or released between our insert and our read: try again
-        stale_in_flight = existing.state == SendRequest.State.IN_FLIGHT and existing.created_at < now - STALE_RESERVATION
+        stale_in_flight = (
+            existing.state == SendRequest.State.IN_FLIGHT and existing.created_at < now - STALE_RESERVATION
+        )
         if existing.expires_at <= now or stale_in_flight:
             # Conditional delete: of two retries that both saw it expired, one wins.
             SendRequest.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
             continue
         if existing.request_hash != digest:
             raise domain.Conflict(
-                "This Idempotency-Key was already used with a different request.", code="idempotency_key_reused",
+                "This Idempotency-Key was already used with a different request.",
+                code="idempotency_key_reused",
                 details={"key": key},
             )
         if existing.state == SendRequest.State.IN_FLIGHT:
@@ -83,8 +87,12 @@ def _reserve(*, agent: Agent, key: str, digest: str) -> SendRequest | Idempotent
                 code="idempotency_key_in_use",
                 details={"key": key},
             )
-        return IdempotentResult(status=existing.response_status or 202, body=existing.response_body or {}, replayed=True)
-    raise domain.Conflict("A request with this Idempotency-Key is still being processed; retry shortly.", code="idempotency_key_in_use")
+        return IdempotentResult(
+            status=existing.response_status or 202, body=existing.response_body or {}, replayed=True
+        )
+    raise domain.Conflict(
+        "A request with this Idempotency-Key is still being processed; retry shortly.", code="idempotency_key_in_use"
+    )
 
 
 def send_idempotently(
@@ -113,7 +121,9 @@ def send_idempotently(
                 state=SendRequest.State.COMPLETED, response_status=202, response_body=body, message=message
             )
             if not updated:
-                raise domain.Conflict("This Idempotency-Key was taken over by another request.", code="idempotency_key_in_use")
+                raise domain.Conflict(
+                    "This Idempotency-Key was taken over by another request.", code="idempotency_key_in_use"
+                )
     except Exception:
         SendRequest.objects.filter(pk=reserved.pk, state=SendRequest.State.IN_FLIGHT).delete()
         raise

@@ -363,7 +363,9 @@ def _answer(row: AttachmentText) -> tuple[str, bool]:
         AttachmentText.Status.UNREADABLE: "the file could not be read (broken or encrypted)",
     }
     reason = reasons.get(row.status, "the converter failed on it")
-    raise UnsupportedAttachmentType(f"No text can be taken from this attachment: {reason}.", details={"reason": row.status})
+    raise UnsupportedAttachmentType(
+        f"No text can be taken from this attachment: {reason}.", details={"reason": row.status}
+    )
 
 
 def attachment_text_get(*, attachment: Attachment) -> tuple[str, bool]:
@@ -446,7 +448,9 @@ def attachment_texts_queue(*, message_ids: list[str]) -> int:
     text, under the size cap, that has no text yet. Returns how many were queued."""
     queued = 0
     max_bytes = settings.ATTACHMENT_TEXT_MAX_BYTES
-    for attachment in Attachment.objects.filter(message_id__in=message_ids, size__lte=max_bytes).select_related("agent"):
+    for attachment in Attachment.objects.filter(message_id__in=message_ids, size__lte=max_bytes).select_related(
+        "agent"
+    ):
         if attachment_kind(content_type=attachment.content_type, filename=attachment.filename) is None:
             continue
         if not attachment.sha256:
@@ -480,8 +484,8 @@ def message_contents_forget(*, messages: list[Message]) -> None:
     ids = [m.pk for m in messages]
     MessageContentRow.objects.filter(message_id__in=ids).delete()
     shas: dict[int, set[str]] = {}
-    for account_id, sha in Attachment.objects.filter(message_id__in=ids).exclude(sha256="").values_list(
-        "agent__account_id", "sha256"
+    for account_id, sha in (
+        Attachment.objects.filter(message_id__in=ids).exclude(sha256="").values_list("agent__account_id", "sha256")
     ):
         shas.setdefault(account_id, set()).add(sha)
     for account_id, wanted in shas.items():

@@ -300,9 +300,7 @@ class MessageUnread(models.Model):
     message, in the same statement.
     """
 
-    message = models.OneToOneField(
-        Message, primary_key=True, on_delete=models.DO_NOTHING, related_name="unread_row"
-    )
+    message = models.OneToOneField(Message, primary_key=True, on_delete=models.DO_NOTHING, related_name="unread_row")
     # Copies of the message's, which never change (the triggers copy them again if they do).
     agent = models.ForeignKey(Agent, on_delete=models.DO_NOTHING, related_name="+", db_index=False)
     received_at = models.DateTimeField()
@@ -377,9 +375,7 @@ class Attachment(models.Model):
 
     id = models.CharField(primary_key=True, max_length=40, default=PrefixedId("att"), editable=False)
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="attachments")
-    message = models.ForeignKey(
-        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
-    )
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments")
     kind = models.CharField(max_length=8, choices=Kind.choices)
     state = models.CharField(max_length=8, choices=State.choices)
     filename = models.CharField(max_length=255, blank=True)
@@ -595,7 +591,9 @@ class ApprovalDecision(models.Model):
     decision = models.CharField(max_length=8, choices=Decision.choices)
     # "staff:<username>" or "operator:<token prefix>": who decided, kept if the user goes.
     decided_by = models.CharField(max_length=200)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     note = models.TextField(blank=True)
     decided_at = models.DateTimeField(auto_now_add=True)
 

@@ -26,7 +26,11 @@ class Page:
     has_more: bool
 
     def body(self) -> dict[str, Any]:
-        return {"items": [message_item(m) for m in self.items], "next_cursor": self.next_cursor, "has_more": self.has_more}
+        return {
+            "items": [message_item(m) for m in self.items],
+            "next_cursor": self.next_cursor,
+            "has_more": self.has_more,
+        }
 
 
 def page_after(queryset: Any, *, limit: int, after: tuple[dt.datetime, str] | None = None) -> Page:

@@ -101,7 +101,11 @@ class _Budget:
         self._armed = False
 
     def __enter__(self) -> _Budget:
-        if self._alarm_wanted and threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
+        if (
+            self._alarm_wanted
+            and threading.current_thread() is threading.main_thread()
+            and hasattr(signal, "setitimer")
+        ):
             try:
                 self._previous = signal.signal(signal.SIGALRM, self._alarm)
                 signal.setitimer(signal.ITIMER_REAL, self.seconds)

@@ -359,4 +359,3 @@ class ThreadQuerySet(models.QuerySet[_M, _M]):
 
     def in_activity_order(self) -> ThreadQuerySet[_M]:
         return self.order_by("-last_message_at", "-thread_id")
-

@@ -22,7 +22,10 @@ def message_received(message: Message) -> None:
     messages_received([message])
 
 
-_EVENT_OF: dict[str, str] = {Message.Disposition.INBOX: "message.received", Message.Disposition.QUARANTINED: "message.quarantined"}
+_EVENT_OF: dict[str, str] = {
+    Message.Disposition.INBOX: "message.received",
+    Message.Disposition.QUARANTINED: "message.quarantined",
+}
 
 
 def messages_received(messages: list[Message], *, attachments_of: Mapping[str, list[Attachment]] | None = None) -> None:

@@ -192,7 +192,11 @@ def _loop_check(*, agent: Agent, thread_id: str, now: dt.datetime) -> None:
             raise domain.TooMany(
                 "Too many agent-to-agent messages in this thread; this looks like a loop between agents.",
                 code="loop_detected",
-                details={"thread_id": thread_id, "limit": settings.LOOP_MAX_MESSAGES, "window_seconds": settings.LOOP_WINDOW_SECONDS},
+                details={
+                    "thread_id": thread_id,
+                    "limit": settings.LOOP_MAX_MESSAGES,
+                    "window_seconds": settings.LOOP_WINDOW_SECONDS,
+                },
                 retry_after=retry_after,
             )
 
@@ -355,7 +359,9 @@ def reply_recipients(*, agent: Agent, original: Message, reply_all: bool) -> tup
         to = list(original.to)
     else:
         to = list(original.reply_to) or [original.from_header or original.sender]
-    to = [a for a in _without(to, set()) if not address_is_agents(agent, a)] or ([original.sender] if original.sender else [])
+    to = [a for a in _without(to, set()) if not address_is_agents(agent, a)] or (
+        [original.sender] if original.sender else []
+    )
     cc: list[str] = []
     if reply_all:
         already = {address_bare(a) for a in to}

@@ -166,7 +166,7 @@ class ThreadQuerySerializer(PageQuerySerializer):
 
 # The grammar (API.md, "Search grammar"; mail.search), as the schema shows it.
 SEARCH_HELP = (
-    "search: bare terms and \"quoted phrases\" are case-insensitive substrings of Subject, BodyPreview, "
+    'search: bare terms and "quoted phrases" are case-insensitive substrings of Subject, BodyPreview, '
     "Sender or the From name (% _ \\ literal), all must match; operators from: to: cc: subject: body: "
     "filename: label: is:unread|read|archived|verified has:attachment before:YYYY-MM-DD after:YYYY-MM-DD "
     "larger:10k smaller:2m; a leading - negates a term. A malformed operator value is 400 invalid_query"
@@ -186,7 +186,9 @@ class InboxQuerySerializer(PageQuerySerializer):
     label = LabelQueryField(help_text="only messages carrying this label (exact)")  # type: ignore[assignment]  # a field, not Field.label: see LabelQueryField
     is_read = StrictBooleanField(required=False, help_text="only read (true) or unread (false) messages")
     include_archived = StrictBooleanField(required=False, default=False, help_text="include archived messages")
-    verified_only = StrictBooleanField(required=False, default=False, help_text="only messages whose SenderVerified is true")
+    verified_only = StrictBooleanField(
+        required=False, default=False, help_text="only messages whose SenderVerified is true"
+    )
 
 
 class UnreadCountQuerySerializer(serializers.Serializer[Any]):
@@ -194,7 +196,9 @@ class UnreadCountQuerySerializer(serializers.Serializer[Any]):
 
     label = LabelQueryField(help_text="only messages carrying this label (exact)")  # type: ignore[assignment]  # a field, not Field.label: see LabelQueryField
     is_read = StrictBooleanField(required=False, help_text="only read (true) or unread (false) messages")
-    verified_only = StrictBooleanField(required=False, default=False, help_text="only messages whose SenderVerified is true")
+    verified_only = StrictBooleanField(
+        required=False, default=False, help_text="only messages whose SenderVerified is true"
+    )
     # Accepted so that a client can pass its inbox filters unchanged, but archived mail is
     # never counted (API.md): asking for it is an error rather than a silently wrong count.
     include_archived = FalseOnlyBooleanField(
@@ -248,7 +252,9 @@ class ArchivePatchSerializer(InputSerializer):
 # Headers a caller may never set: they are ours (From is always the agent) or the
 # library's (MIME structure); only X- headers pass, and the idempotency one is ours too.
 HEADER_NAME_PATTERN = "^X-[A-Za-z0-9][A-Za-z0-9-]{0,75}$"
-RESERVED_HEADER_PATTERN = "^" + "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in "X-AgentMail-Idempotency-Key") + "$"
+RESERVED_HEADER_PATTERN = (
+    "^" + "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in "X-AgentMail-Idempotency-Key") + "$"
+)
 _SENDING_CODES = {
     "required": "missing_field",
     "header_injection": "header_injection",
@@ -309,7 +315,7 @@ class AddressesField(serializers.Field[list[str], Any, Any, Any]):
             {"type": "array", "items": _ADDRESS_ITEM, "maxItems": 50},
             {"type": "null"},
         ],
-        "description": f"{_ADDRESSES_DESCRIPTION}; null, \"\" and [] are none",
+        "description": f'{_ADDRESSES_DESCRIPTION}; null, "" and [] are none',
     }
 )
 class OptionalAddressesField(AddressesField):
@@ -368,6 +374,8 @@ _ONE_OF_BODY_OR_HTML = {
         {"required": ["html"], "properties": {"html": {"type": "string"}}},
     ]
 }
+
+
 class _ListOptions(TypedDict):
     help_text: str
     required: bool
@@ -379,7 +387,13 @@ _ATTACHMENT_IDS = _ListOptions(help_text="AttachmentIDs of completed uploads", r
 
 # format send-at: an RFC 3339 date-time with an offset that must also lie in the next 30 days,
 # a rule about the clock that no schema can state (tests/schemathesis_hooks.py supplies them).
-@extend_schema_field({"type": "string", "format": "send-at", "description": "RFC 3339 date-time with an offset, in the future, at most 30 days ahead"})
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "send-at",
+        "description": "RFC 3339 date-time with an offset, in the future, at most 30 days ahead",
+    }
+)
 class SendAtField(serializers.Field[dt.datetime, str, str, Any]):
     """When to send (RFC 3339 with an offset): the message is ``scheduled`` until then.
     Whether it is in the future and near enough is the service's rule (``mail.outbound``)."""
@@ -604,4 +618,3 @@ class BatchUpdateInput(InputSerializer):
 
     def validate_ids(self, value: list[str]) -> list[str]:
         return _message_ids(value)
-

@@ -30,7 +30,13 @@ def daily_counts(days: int = 30) -> dict[str, Any]:
     out = []
     for i in range(days):
         day = start + dt.timedelta(days=i)
-        out.append({"day": day.isoformat(), "received": counts.get((day, "inbound"), 0), "sent": counts.get((day, "outbound"), 0)})
+        out.append(
+            {
+                "day": day.isoformat(),
+                "received": counts.get((day, "inbound"), 0),
+                "sent": counts.get((day, "outbound"), 0),
+            }
+        )
     return {"days": days, "series": out}
 
 
@@ -46,11 +52,30 @@ def _chart(series: list[dict[str, Any]], *, width: int = 560, height: int = 176)
         rh = round((base - 16) * d["received"] / top)
         sh = round((base - 16) * d["sent"] / top)
         x = round(i * slot)
-        bars.append({**d, "x": x, "x2": x + w, "w": w, "received_h": rh, "received_y": base - rh, "sent_h": sh, "sent_y": base - sh})
+        bars.append(
+            {
+                **d,
+                "x": x,
+                "x2": x + w,
+                "w": w,
+                "received_h": rh,
+                "received_y": base - rh,
+                "sent_h": sh,
+                "sent_y": base - sh,
+            }
+        )
         if (len(series) - 1 - i) % 7 == 0:
             day = dt.date.fromisoformat(d["day"])
             labels.append({"text": f"{day:%b} {day.day}", **_label_anchor(x + w, width)})
-    return {"width": width, "height": height, "base": base, "label_y": height - 4, "bars": bars, "labels": labels, "max": top}
+    return {
+        "width": width,
+        "height": height,
+        "base": base,
+        "label_y": height - 4,
+        "bars": bars,
+        "labels": labels,
+        "max": top,
+    }
 
 
 def _label_anchor(centre: float, width: int, half: int = 22) -> dict[str, Any]:
@@ -75,8 +100,8 @@ def dashboard() -> dict[str, Any]:
         "total_sent": sum(d["sent"] for d in data["series"]),
         "queue": min(queue, QUEUE_CAP),
         "queue_capped": queue > QUEUE_CAP,
-        "held": Message.objects.filter(disposition="held")[: QUEUE_CAP].count(),
-        "quarantined": Message.objects.filter(disposition="quarantined")[: QUEUE_CAP].count(),
+        "held": Message.objects.filter(disposition="held")[:QUEUE_CAP].count(),
+        "quarantined": Message.objects.filter(disposition="quarantined")[:QUEUE_CAP].count(),
         "failing_webhooks": _failing_webhooks(),
     }
     cache.set("admin-dashboard", result, 30)

@@ -72,7 +72,6 @@ def sweep_expired_attachments() -> int:
 # --- Sending ---------------------------------------------------------------------------------
 
 
-
 @shared_task(
     bind=True,
     acks_late=True,

@@ -91,9 +91,9 @@ class ThreadLinks:
             ).values_list("agent_id", "internet_message_id", "received_at", "id", "thread_id"):
                 self._keep(self._by_message_id, (agent_pk, ref), (received_at, pk, thread_id))
         if message_ids:
-            for agent_pk, parent, received_at, pk, thread_id in threaded.filter(in_reply_to__in=message_ids).values_list(
-                "agent_id", "in_reply_to", "received_at", "id", "thread_id"
-            ):
+            for agent_pk, parent, received_at, pk, thread_id in threaded.filter(
+                in_reply_to__in=message_ids
+            ).values_list("agent_id", "in_reply_to", "received_at", "id", "thread_id"):
                 self._keep(self._by_parent, (agent_pk, parent), (received_at, pk, thread_id))
 
     @staticmethod

@@ -26,9 +26,7 @@ _WATCHED = ("is_read", "archived", "direction", "disposition", "agent_id", "rece
 
 
 def _visible_unread(row: str) -> str:
-    return (
-        f"NOT {row}.is_read AND NOT {row}.archived AND {row}.direction = 'inbound' AND {row}.disposition = 'inbox'"
-    )
+    return f"NOT {row}.is_read AND NOT {row}.archived AND {row}.direction = 'inbound' AND {row}.disposition = 'inbox'"
 
 
 _COLUMNS = ", ".join(_WATCHED)

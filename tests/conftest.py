@@ -76,7 +76,9 @@ def anonymous() -> APIClient:
 def deliver(django_capture_on_commit_callbacks: Any) -> Callable[..., Accepted]:
     """Push raw bytes through the real pipeline (store, commit, on-commit task, index)."""
 
-    def _deliver(raw: bytes, *, to: list[str] | str, source: str = InboundDelivery.Source.SMTP, **kwargs: Any) -> Accepted:
+    def _deliver(
+        raw: bytes, *, to: list[str] | str, source: str = InboundDelivery.Source.SMTP, **kwargs: Any
+    ) -> Accepted:
         recipients = [to] if isinstance(to, str) else to
         with django_capture_on_commit_callbacks(execute=True):
             return delivery_accept(raw=raw, source=source, envelope_recipients=recipients, **kwargs)

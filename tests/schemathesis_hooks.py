@@ -35,9 +35,7 @@ from webhooks.events import MAX_WAIT, Cursor  # noqa: E402
 from webhooks.models import Endpoint, Event  # noqa: E402
 
 _TIMES = st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2035, 1, 1), timezones=st.just(dt.UTC))
-schemathesis.openapi.format(
-    "cursor", st.builds(cursor_encode, _TIMES, st.from_regex(r"\Amsg_[0-9a-z]{1,26}\Z"))
-)
+schemathesis.openapi.format("cursor", st.builds(cursor_encode, _TIMES, st.from_regex(r"\Amsg_[0-9a-z]{1,26}\Z")))
 schemathesis.openapi.format(
     "event-cursor", st.builds(lambda seq: Cursor(seq, int(time.time() * 1000)).encode(), st.integers(0, 2**31))
 )

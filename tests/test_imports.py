@@ -52,7 +52,9 @@ def test_no_module_imports_a_first_party_module_inside_a_function() -> None:
 
 def test_it_finds_an_import_inside_a_function(tmp_path: Path) -> None:
     module = tmp_path / "probe.py"
-    module.write_text("import json\n\ndef f():\n    from mail.models import Message\n    import json\n    return Message\n")
+    module.write_text(
+        "import json\n\ndef f():\n    from mail.models import Message\n    import json\n    return Message\n"
+    )
 
     assert function_level_imports(module) == ["probe.py:4 mail.models"]
 

@@ -109,9 +109,14 @@ def test_the_schema_states_the_bounds_the_server_checks(client: Any) -> None:
     subject = _json_body(schema, "/v1/send", "post")["properties"]["subject"]["anyOf"][0]
     assert subject == {"type": "string", "maxLength": 998, "pattern": HEADER_TEXT_PATTERN}
     reply = schema["paths"]["/v1/messages/{message_id}/reply"]["post"]["requestBody"]
-    assert reply["required"] is True and "anyOf" in _component(schema, reply["content"]["application/json"]["schema"]["$ref"])
+    assert reply["required"] is True and "anyOf" in _component(
+        schema, reply["content"]["application/json"]["schema"]["$ref"]
+    )
     links = schema["paths"]["/v1/send"]["post"]["responses"]["202"]["links"]
-    assert links["message_get"] == {"operationId": "message_get", "parameters": {"message_id": "$response.body#/MessageID"}}
+    assert links["message_get"] == {
+        "operationId": "message_get",
+        "parameters": {"message_id": "$response.body#/MessageID"},
+    }
 
 
 def test_the_label_pattern_is_the_label_rule_from_pythons_unicode_tables() -> None:

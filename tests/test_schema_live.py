@@ -97,18 +97,27 @@ def test_schemathesis_finds_nothing_against_a_live_server(transactional_db: Any,
     )
     port = free_port()
     web = subprocess.Popen(
-        web_command(port, web_workers=1, threads=4), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        web_command(port, web_workers=1, threads=4),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port, web, timeout=60)
         run = subprocess.run(
             [
                 os.path.join(os.path.dirname(sys.executable), "schemathesis"),
-                "--config-file", str(config),
-                "run", f"http://127.0.0.1:{port}/v1/schema?format=json",
-                "--phases", "examples,coverage,fuzzing,stateful",
-                "--workers", "1",
-                "--seed", SEED,
+                "--config-file",
+                str(config),
+                "run",
+                f"http://127.0.0.1:{port}/v1/schema?format=json",
+                "--phases",
+                "examples,coverage,fuzzing,stateful",
+                "--workers",
+                "1",
+                "--seed",
+                SEED,
             ],
             cwd=tmp_path,
             env=env,
@@ -131,4 +140,6 @@ def test_schemathesis_finds_nothing_against_a_live_server(transactional_db: Any,
     assert locked_out is None or int(locked_out.group(1)) <= 1, summary
     selected, tested = re.search(r"Selected: (\d+)/(\d+)", summary), re.search(r"Tested: (\d+)", summary)
     # Every operation but the event stream (left out in _config: it does not end).
-    assert selected and tested and int(tested.group(1)) == int(selected.group(1)) == int(selected.group(2)) - 1 >= 36, summary
+    assert selected and tested and int(tested.group(1)) == int(selected.group(1)) == int(selected.group(2)) - 1 >= 36, (
+        summary
+    )

@@ -73,8 +73,17 @@ class EndpointAdmin(admin.ModelAdmin):
     search_fields = ["id", "url", "account__name"]
     filter_horizontal = ["agents"]
     actions = ["reenable", "rotate_secret", "replay_last_day"]
-    STATUS_FIELDS = ["id", "created_by", "all_agents", "previous_secret_expires_at", "failing_since",
-                     "disabled_reason", "disabled_at", "created_at", "updated_at"]
+    STATUS_FIELDS = [
+        "id",
+        "created_by",
+        "all_agents",
+        "previous_secret_expires_at",
+        "failing_since",
+        "disabled_reason",
+        "disabled_at",
+        "created_at",
+        "updated_at",
+    ]
 
     def get_fields(self, request: HttpRequest, obj: Endpoint | None = None) -> list[Any]:
         return list(EndpointForm.Meta.fields) + (self.STATUS_FIELDS if obj else [])
@@ -97,13 +106,21 @@ class EndpointAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Endpoint, form: EndpointForm, change: bool) -> None:
         data = form.cleaned_data
         agent_ids = [a.agent_id for a in data.get("agents") or []]
-        fields = {"url": data["url"], "event_types": data["event_types"], "enabled": data["enabled"],
-                  "description": data["description"]}
+        fields = {
+            "url": data["url"],
+            "event_types": data["event_types"],
+            "enabled": data["enabled"],
+            "description": data["description"],
+        }
         if change:
             # A fresh copy: the form has already written its values onto ``obj``, and the
             # service decides (re-enabling resets the failure clock) by comparing with the row.
-            endpoint = endpoint_update(endpoint=Endpoint.objects.get(pk=obj.pk), **fields,
-                                       agent_ids=agent_ids or None, all_agents=not agent_ids)
+            endpoint = endpoint_update(
+                endpoint=Endpoint.objects.get(pk=obj.pk),
+                **fields,
+                agent_ids=agent_ids or None,
+                all_agents=not agent_ids,
+            )
         else:
             endpoint = endpoint_create(account=data["account"], agent_ids=agent_ids or None, **fields)
             self.message_user(
@@ -123,14 +140,19 @@ class EndpointAdmin(admin.ModelAdmin):
             endpoint_update(endpoint=endpoint, enabled=True)
         self.message_user(request, f"Re-enabled {queryset.count()} endpoint(s).", messages.SUCCESS)
 
-    @admin.action(description="Rotate the signing secret (the old one signs for 24 more hours; the new one is shown once)",
-                  permissions=["change"])
+    @admin.action(
+        description="Rotate the signing secret (the old one signs for 24 more hours; the new one is shown once)",
+        permissions=["change"],
+    )
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         for endpoint in queryset:
             endpoint_rotate_secret(endpoint=endpoint)
             self.log_change(request, endpoint, "Rotated the signing secret")
-            self.message_user(request, f"Endpoint {endpoint.id}: new signing secret, shown this once: {endpoint.secret}",
-                              messages.WARNING)
+            self.message_user(
+                request,
+                f"Endpoint {endpoint.id}: new signing secret, shown this once: {endpoint.secret}",
+                messages.WARNING,
+            )
 
     @admin.action(description="Replay the last 24 hours of events", permissions=["change"])
     def replay_last_day(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
@@ -145,7 +167,17 @@ class DeliveryAttemptInline(RecordInline):
 
 @admin.register(Delivery)
 class DeliveryAdmin(RecordAdmin):
-    list_display = ["id", "webhook_id", "endpoint", "state", "attempts", "last_status", "next_attempt_at", "queued_at", "created_at"]
+    list_display = [
+        "id",
+        "webhook_id",
+        "endpoint",
+        "state",
+        "attempts",
+        "last_status",
+        "next_attempt_at",
+        "queued_at",
+        "created_at",
+    ]
     list_filter = ["state"]
     search_fields = ["id", "webhook_id", "endpoint__id", "endpoint__url"]
     list_select_related = ["endpoint"]

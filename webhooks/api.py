@@ -411,7 +411,9 @@ class EventListView(APIView):
             page = events_page(agent=agent, after=after, limit=limit)
             if not page.events:
                 # The ASGI layer waits on the event loop, holding no thread (webhooks/waits.py).
-                deferred = wait_begin(token_prefix=user.token.prefix, agent=agent, after=after, limit=limit, seconds=wait)
+                deferred = wait_begin(
+                    token_prefix=user.token.prefix, agent=agent, after=after, limit=limit, seconds=wait
+                )
                 return _deferring(Response(_page_body(page)), deferred)
         elif wait:
             page = events_wait(agent=agent, after=after, limit=limit, wait=wait)

@@ -67,7 +67,9 @@ class Deferred:
     stream: bool = False
 
 
-def wait_begin(*, token_prefix: str, agent: Agent, after: Cursor | None, limit: int, seconds: float, stream: bool = False) -> Deferred:
+def wait_begin(
+    *, token_prefix: str, agent: Agent, after: Cursor | None, limit: int, seconds: float, stream: bool = False
+) -> Deferred:
     """Take one of the token's WAITS_PER_TOKEN leases (or raise TooManyWaits, 429)."""
     key, lease = f"waits:{token_prefix}", uuid.uuid4().hex
     ttl = STREAM_LEASE_SECONDS if stream else seconds + 30
@@ -125,7 +127,9 @@ async def _read(pool: Executor, deferred: Deferred, after: Cursor | None) -> Pag
     )
 
 
-async def _next_page(pool: Executor, deferred: Deferred, after: Cursor | None, signal: asyncio.Event, until: float) -> Page:
+async def _next_page(
+    pool: Executor, deferred: Deferred, after: Cursor | None, signal: asyncio.Event, until: float
+) -> Page:
     """The next non-empty page after ``after``, or an empty one at ``until`` (monotonic)."""
     lag = visibility_lag().total_seconds()
     woken_at: float | None = None
@@ -146,7 +150,9 @@ async def wait_page(pool: Executor, deferred: Deferred, disconnected: Awaitable[
     """The long-poll's answer (None when the client went away first); the lease is given back."""
     signal = HUB.register(deferred.agent.pk)
     try:
-        waiting = asyncio.ensure_future(_next_page(pool, deferred, deferred.after, signal, time.monotonic() + deferred.seconds))
+        waiting = asyncio.ensure_future(
+            _next_page(pool, deferred, deferred.after, signal, time.monotonic() + deferred.seconds)
+        )
         gone = asyncio.ensure_future(disconnected)
         done, _ = await asyncio.wait({waiting, gone}, return_when=asyncio.FIRST_COMPLETED)
         for task in (waiting, gone):
@@ -155,7 +161,11 @@ async def wait_page(pool: Executor, deferred: Deferred, disconnected: Awaitable[
         if waiting not in done:
             return None
         page = waiting.result()
-        return {"items": [event_item(e) for e in page.events], "next_cursor": page.next_cursor, "has_more": page.has_more}
+        return {
+            "items": [event_item(e) for e in page.events],
+            "next_cursor": page.next_cursor,
+            "has_more": page.has_more,
+        }
     finally:
         HUB.unregister(deferred.agent.pk, signal)
         await asyncio.get_running_loop().run_in_executor(
@@ -216,5 +226,9 @@ async def stream_events(pool: Executor, deferred: Deferred) -> AsyncGenerator[by
 
 def _renew(deferred: Deferred) -> None:
     lease_take(
-        key=deferred.lease_key, member=deferred.lease, cap=settings.WAITS_PER_TOKEN, ttl=STREAM_LEASE_SECONDS, now=time.time()
+        key=deferred.lease_key,
+        member=deferred.lease,
+        cap=settings.WAITS_PER_TOKEN,
+        ttl=STREAM_LEASE_SECONDS,
+        now=time.time(),
     )

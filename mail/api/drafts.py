@@ -93,7 +93,9 @@ class DraftsView(AgentAPIView):
         queryset = Draft.objects.filter(agent=self.agent(request), message__isnull=True).select_related("agent")
         if "cursor" in params:
             created_at, last_id = cursor_decode(params["cursor"])
-            queryset = queryset.filter(created_at__gt=created_at) | queryset.filter(created_at=created_at, id__gt=last_id)
+            queryset = queryset.filter(created_at__gt=created_at) | queryset.filter(
+                created_at=created_at, id__gt=last_id
+            )
         limit = params["limit"]
         rows = list(queryset.order_by("created_at", "id")[: limit + 1])
         has_more = len(rows) > limit

@@ -87,7 +87,10 @@ def inbox_unread(
     return (
         Message.objects.for_agent(agent)
         .inbox_filtered(
-            label=label, is_read=False if is_read is None else is_read, include_archived=False, verified_only=verified_only
+            label=label,
+            is_read=False if is_read is None else is_read,
+            include_archived=False,
+            verified_only=verified_only,
         )
         .unread()
     )

@@ -85,7 +85,9 @@ class ReplyView(IdempotentSendView):
         summary="Reply (or reply-all) to a message",
         request=ReplyInput,
         parameters=[IDEMPOTENCY_KEY],
-        examples=[OpenApiExample("Reply to all", value={"body": "Thanks, received.", "reply_all": True}, request_only=True)],
+        examples=[
+            OpenApiExample("Reply to all", value={"body": "Thanks, received.", "reply_all": True}, request_only=True)
+        ],
         responses={202: _ACCEPTED, **error_responses(400, 404, 409, 413, 415, 429)},
     )
     def post(self, request: Request, message_id: str) -> Response:

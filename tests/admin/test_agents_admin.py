@@ -62,7 +62,9 @@ def test_changing_the_policy_goes_through_the_service(superuser_client: Client, 
 
 def test_the_list_shows_counts_and_links_to_the_agents_mail(superuser_client: Client, owner: Any, deliver: Any) -> None:
     deliver(build_mail(to=owner.address), to=owner.address)
-    Message.objects.create(agent=owner.agent, direction="inbound", disposition="held", received_at=Message.objects.get().received_at)
+    Message.objects.create(
+        agent=owner.agent, direction="inbound", disposition="held", received_at=Message.objects.get().received_at
+    )
     body = superuser_client.get("/admin/directory/agent/").content.decode()
     assert 'class="field-unread">1<' in body and 'class="field-held">1<' in body
     assert f"/admin/mail/message/?agent__id__exact={owner.agent.pk}" in body
@@ -70,7 +72,9 @@ def test_the_list_shows_counts_and_links_to_the_agents_mail(superuser_client: Cl
 
 def test_a_moderator_cannot_create_agents_or_rotate_tokens(moderator_client: Client, owner: Any, account: Any) -> None:
     assert moderator_client.get("/admin/directory/agent/add/").status_code == 403
-    response = moderator_client.post("/admin/directory/agent/", {"action": "rotate_token", "_selected_action": [owner.agent.pk]})
+    response = moderator_client.post(
+        "/admin/directory/agent/", {"action": "rotate_token", "_selected_action": [owner.agent.pk]}
+    )
     assert response.status_code == 403
     assert token_authenticate(owner.token) is not None
 

@@ -26,8 +26,15 @@ from tests.mime import build_mail
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class _Tracker(http.server.BaseHTTPRequestHandler):
@@ -68,7 +75,9 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         browser.close()
 
 
-def test_a_moderator_reviews_hostile_mail_safely(live_server: Any, browser: Any, tracker: str, owner: Any, deliver: Any) -> None:
+def test_a_moderator_reviews_hostile_mail_safely(
+    live_server: Any, browser: Any, tracker: str, owner: Any, deliver: Any
+) -> None:
     hostile = (
         f'<html><body><h1 id="greeting">Hello moderator</h1><script>window.top.document.title="pwned";alert(1)</script>'
         f'<img src="{tracker}/pixel.png" onerror="alert(2)"><form action="{tracker}/steal"><input name=p><button>Go</button></form>'
@@ -128,7 +137,9 @@ def test_a_moderator_reviews_hostile_mail_safely(live_server: Any, browser: Any,
 
 
 def _login(page: Any, live_server: Any) -> None:
-    User.objects.create_user("mod", password="mod-pass-123", is_staff=True).groups.add(Group.objects.get(name=MODERATOR))
+    User.objects.create_user("mod", password="mod-pass-123", is_staff=True).groups.add(
+        Group.objects.get(name=MODERATOR)
+    )
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", "mod")
     page.fill("#id_password", "mod-pass-123")
@@ -143,16 +154,33 @@ def _overflow(page: Any, selector: str) -> dict[str, int]:
 def test_the_queue_and_the_dashboard_fit_a_1400_pixel_window(live_server: Any, browser: Any, owner: Any) -> None:
     agent = owner.agent
     now = timezone.now()
-    MessageFactory(agent=agent, disposition="held", sender="alice.longname@customers.example.com",
-                   subject="Re: the quarterly invoice you asked about, with the corrected totals",
-                   quarantine_reason="sender is not verified for this agent", received_at=now - dt.timedelta(days=3))
-    MessageFactory(agent=agent, disposition="quarantined", sender="mailer-daemon@relay.example.net",
-                   subject="Undeliverable", received_at=now - dt.timedelta(days=1),
-                   quarantine_reason="parser error: HeaderParseError: expected atom at a start of dot-atom-text "
-                                     "but found '[unparseable]' in the From header of the message")
-    MessageFactory(agent=agent, disposition="blocked", sender="spam@bulk.example.org", subject="WIN NOW",
-                   quarantine_reason="sender is blocked")
-    MessageFactory(agent=agent, sender="bob@partner.example.com", subject="Unverified but delivered", sender_verified=False)
+    MessageFactory(
+        agent=agent,
+        disposition="held",
+        sender="alice.longname@customers.example.com",
+        subject="Re: the quarterly invoice you asked about, with the corrected totals",
+        quarantine_reason="sender is not verified for this agent",
+        received_at=now - dt.timedelta(days=3),
+    )
+    MessageFactory(
+        agent=agent,
+        disposition="quarantined",
+        sender="mailer-daemon@relay.example.net",
+        subject="Undeliverable",
+        received_at=now - dt.timedelta(days=1),
+        quarantine_reason="parser error: HeaderParseError: expected atom at a start of dot-atom-text "
+        "but found '[unparseable]' in the From header of the message",
+    )
+    MessageFactory(
+        agent=agent,
+        disposition="blocked",
+        sender="spam@bulk.example.org",
+        subject="WIN NOW",
+        quarantine_reason="sender is blocked",
+    )
+    MessageFactory(
+        agent=agent, sender="bob@partner.example.com", subject="Unverified but delivered", sender_verified=False
+    )
     for days in range(0, 25, 2):
         MessageFactory(agent=agent, direction="outbound", received_at=now - dt.timedelta(days=days))
     page = browser.new_page(viewport={"width": 1400, "height": 900})

@@ -20,7 +20,10 @@ pytestmark = pytest.mark.browser
 
 
 def _held(owner: Any, subject: str, body: str) -> Message:
-    return message_send(agent=owner.agent, outgoing=Outgoing(to=["bob@example.com"], cc=["carol@example.com"], subject=subject, body=body))
+    return message_send(
+        agent=owner.agent,
+        outgoing=Outgoing(to=["bob@example.com"], cc=["carol@example.com"], subject=subject, body=body),
+    )
 
 
 def _decide(page: Any, live_server: Any, message: Message, button: str, note: str) -> None:
@@ -38,7 +41,10 @@ def _decide(page: Any, live_server: Any, message: Message, button: str, note: st
 
 
 def test_a_moderator_approves_one_held_message_and_rejects_another(
-    live_server: Any, browser: Any, owner: Any, settings: Any  # noqa: F811
+    live_server: Any,
+    browser: Any,  # noqa: F811
+    owner: Any,
+    settings: Any,
 ) -> None:
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     OutboundPolicy.objects.create(agent=owner.agent, approval="always")

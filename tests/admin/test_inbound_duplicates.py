@@ -14,10 +14,16 @@ from tests.mime import build_mail
 ALIGNED = {"spf": "pass", "spf_domain": "example.com", "dkim": "none", "single_from": True}
 
 
-def test_staff_see_a_duplicate_with_the_message_holding_its_key(superuser_client: Client, owner: Any, deliver: Any) -> None:
+def test_staff_see_a_duplicate_with_the_message_holding_its_key(
+    superuser_client: Client, owner: Any, deliver: Any
+) -> None:
     headers = {"X-AgentMail-Idempotency-Key": "order-7"}
-    deliver(build_mail(to=owner.address, subject="First try", headers=headers), to=owner.address, authentication=ALIGNED)
-    deliver(build_mail(to=owner.address, subject="Second try", headers=headers), to=owner.address, authentication=ALIGNED)
+    deliver(
+        build_mail(to=owner.address, subject="First try", headers=headers), to=owner.address, authentication=ALIGNED
+    )
+    deliver(
+        build_mail(to=owner.address, subject="Second try", headers=headers), to=owner.address, authentication=ALIGNED
+    )
     first = Message.objects.get(subject="First try")
 
     listed = superuser_client.get("/admin/mail/message/", {"disposition__exact": "duplicate"}).content.decode()

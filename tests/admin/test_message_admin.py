@@ -34,7 +34,10 @@ def test_search_uses_the_api_q_semantics(superuser_client: Client, owner: Any, d
 
 
 def test_search_takes_the_api_q_grammar(superuser_client: Client, owner: Any, deliver: Any) -> None:
-    deliver(build_mail(to=owner.address, subject="Signed", attachments=[("a.pdf", "application/pdf", b"%PDF")]), to=owner.address)
+    deliver(
+        build_mail(to=owner.address, subject="Signed", attachments=[("a.pdf", "application/pdf", b"%PDF")]),
+        to=owner.address,
+    )
     deliver(build_mail(to=owner.address, subject="Unsigned"), to=owner.address)
 
     body = superuser_client.get("/admin/mail/message/", {"q": "from:alice has:attachment"}).content.decode()
@@ -44,7 +47,9 @@ def test_search_takes_the_api_q_grammar(superuser_client: Client, owner: Any, de
     assert "larger:abc" in body and "not a valid search term" in body and ">Signed<" not in body
 
 
-def test_the_html_preview_is_sanitised_and_served_with_a_strict_csp(superuser_client: Client, owner: Any, deliver: Any) -> None:
+def test_the_html_preview_is_sanitised_and_served_with_a_strict_csp(
+    superuser_client: Client, owner: Any, deliver: Any
+) -> None:
     deliver(build_mail(to=owner.address, html=HOSTILE_HTML), to=owner.address)
     message = Message.objects.get()
 
@@ -69,13 +74,17 @@ def test_the_raw_mime_downloads_byte_for_byte(superuser_client: Client, owner: A
     assert b"".join(response.streaming_content) == raw
 
 
-def test_releasing_a_held_message_puts_it_in_the_inbox_and_tells_the_agent(moderator_client: Client, owner: Any, deliver: Any, moderator: Any) -> None:
+def test_releasing_a_held_message_puts_it_in_the_inbox_and_tells_the_agent(
+    moderator_client: Client, owner: Any, deliver: Any, moderator: Any
+) -> None:
     deliver(build_mail(to=owner.address), to=owner.address)
     message = Message.objects.get()
     Message.objects.filter(pk=message.pk).update(disposition="held")
     Event.objects.all().delete()
 
-    response = moderator_client.post("/admin/mail/moderationitem/", {"action": "release", "_selected_action": [message.pk]})
+    response = moderator_client.post(
+        "/admin/mail/moderationitem/", {"action": "release", "_selected_action": [message.pk]}
+    )
 
     assert response.status_code == 302
     message.refresh_from_db()
@@ -85,7 +94,9 @@ def test_releasing_a_held_message_puts_it_in_the_inbox_and_tells_the_agent(moder
     assert entry.user == moderator and "Released" in entry.change_message
 
 
-def test_actions_label_read_and_archive_go_through_the_services(superuser_client: Client, owner: Any, deliver: Any) -> None:
+def test_actions_label_read_and_archive_go_through_the_services(
+    superuser_client: Client, owner: Any, deliver: Any
+) -> None:
     deliver(build_mail(to=owner.address), to=owner.address)
     message = Message.objects.get()
 
@@ -98,13 +109,17 @@ def test_actions_label_read_and_archive_go_through_the_services(superuser_client
 
 
 def test_a_purge_needs_confirmation(superuser_client: Client, owner: Any) -> None:
-    response = superuser_client.post("/admin/mail/archivejob/add/", {"action": "purge", "agent": owner.agent.pk, "older_than_days": 30})
+    response = superuser_client.post(
+        "/admin/mail/archivejob/add/", {"action": "purge", "agent": owner.agent.pk, "older_than_days": 30}
+    )
     assert response.status_code == 200
     assert "confirm" in response.content.decode()
     assert not ArchiveJob.objects.exists()
 
 
-def test_a_bulk_archive_job_archives_old_mail_of_one_agent(superuser_client: Client, owner: Any, teammate: Any, deliver: Any, django_capture_on_commit_callbacks: Any) -> None:
+def test_a_bulk_archive_job_archives_old_mail_of_one_agent(
+    superuser_client: Client, owner: Any, teammate: Any, deliver: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     import datetime as dt
 
     from django.utils import timezone
@@ -115,7 +130,9 @@ def test_a_bulk_archive_job_archives_old_mail_of_one_agent(superuser_client: Cli
     Message.objects.exclude(subject="recent").update(received_at=timezone.now() - dt.timedelta(days=100))
 
     with django_capture_on_commit_callbacks(execute=True):
-        superuser_client.post("/admin/mail/archivejob/add/", {"action": "archive", "agent": owner.agent.pk, "older_than_days": 90})
+        superuser_client.post(
+            "/admin/mail/archivejob/add/", {"action": "archive", "agent": owner.agent.pk, "older_than_days": 90}
+        )
 
     job = ArchiveJob.objects.get()
     assert (job.state, job.total, job.done) == ("done", 1, 1)
@@ -130,10 +147,14 @@ def test_the_dashboard_shows_the_chart_and_queue(superuser_client: Client, owner
     assert 'id="queue-size"' in body
 
 
-def test_the_queue_shows_why_each_message_is_there_under_reason(moderator_client: Client, owner: Any, deliver: Any) -> None:
+def test_the_queue_shows_why_each_message_is_there_under_reason(
+    moderator_client: Client, owner: Any, deliver: Any
+) -> None:
     Agent.objects.filter(pk=owner.agent.pk).update(policy="verified_only")
     deliver(build_mail(to=owner.address, subject="From a stranger"), to=owner.address)
-    MessageFactory(agent=owner.agent, disposition="quarantined", quarantine_reason="MIME structure too deeply nested to parse")
+    MessageFactory(
+        agent=owner.agent, disposition="quarantined", quarantine_reason="MIME structure too deeply nested to parse"
+    )
 
     page = moderator_client.get("/admin/mail/moderationitem/").content.decode()
 
@@ -146,7 +167,9 @@ def test_the_queue_shows_why_each_message_is_there_under_reason(moderator_client
 CONTENT = Path(__file__).parents[1] / "mail" / "testdata" / "content"
 
 
-def test_the_message_page_shows_the_extracted_text_and_the_safety_flags(superuser_client: Client, owner: Any, deliver: Any) -> None:
+def test_the_message_page_shows_the_extracted_text_and_the_safety_flags(
+    superuser_client: Client, owner: Any, deliver: Any
+) -> None:
     deliver((CONTENT / "prompt-injection-white-text.eml").read_bytes(), to=owner.address)
     message = Message.objects.get()
 
@@ -171,7 +194,11 @@ def test_staff_download_an_attachment_of_a_message(superuser_client: Client, own
 
 
 def test_staff_find_outbound_mail_that_did_not_go_out_by_its_status(superuser_client: Client, owner: Any) -> None:
-    subjects = {"Queued one": Message.Status.QUEUED, "Lost in handoff": Message.Status.FAILED, "Called off": Message.Status.CANCELED}
+    subjects = {
+        "Queued one": Message.Status.QUEUED,
+        "Lost in handoff": Message.Status.FAILED,
+        "Called off": Message.Status.CANCELED,
+    }
     for subject, status in subjects.items():
         message = message_send(agent=owner.agent, outgoing=Outgoing(to=["bob@example.com"], subject=subject, body="b"))
         Message.objects.filter(pk=message.pk).update(status=status)

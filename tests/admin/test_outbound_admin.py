@@ -24,11 +24,15 @@ QUEUE = "/admin/mail/outboundapproval/"
 def held(owner: Any, settings: Any) -> Message:
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     OutboundPolicy.objects.create(agent=owner.agent, approval="external")
-    outgoing = Outgoing(to=["bob@example.com"], cc=["carol@example.com"], subject="Quarterly offer", body="Dear Bob,\n\n20% off.")
+    outgoing = Outgoing(
+        to=["bob@example.com"], cc=["carol@example.com"], subject="Quarterly offer", body="Dear Bob,\n\n20% off."
+    )
     return message_send(agent=owner.agent, outgoing=outgoing)
 
 
-def test_the_queue_lists_held_outbound_mail_with_recipients_and_who_asked(moderator_client: Client, held: Message) -> None:
+def test_the_queue_lists_held_outbound_mail_with_recipients_and_who_asked(
+    moderator_client: Client, held: Message
+) -> None:
     body = moderator_client.get(QUEUE).content.decode()
 
     assert "Quarterly offer" in body
@@ -36,7 +40,9 @@ def test_the_queue_lists_held_outbound_mail_with_recipients_and_who_asked(modera
     assert "owner" in body
 
 
-def test_the_message_page_shows_its_extracted_text_and_the_decision_form(moderator_client: Client, held: Message) -> None:
+def test_the_message_page_shows_its_extracted_text_and_the_decision_form(
+    moderator_client: Client, held: Message
+) -> None:
     body = moderator_client.get(f"{QUEUE}{held.pk}/change/").content.decode()
 
     assert "20% off." in body
@@ -54,7 +60,12 @@ def test_a_moderator_approves_with_a_note(
     assert held.status == Message.Status.SENT
     assert len(outbox.outbox) == 1
     decision = ApprovalDecision.objects.get(message=held)
-    assert (decision.decision, decision.decided_by, decision.user, decision.note) == ("approved", "staff:mod", moderator, "fine")
+    assert (decision.decision, decision.decided_by, decision.user, decision.note) == (
+        "approved",
+        "staff:mod",
+        moderator,
+        "fine",
+    )
     assert LogEntry.objects.filter(object_id=held.pk, change_message__contains="approved").exists()
     assert moderator_client.get(QUEUE).context["cl"].result_count == 0
 

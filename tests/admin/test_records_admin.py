@@ -58,7 +58,9 @@ def test_a_recorded_event_cannot_be_edited_or_deleted(superuser_client: Client, 
     event = event_record(agent=owner.agent, type="message.received", payload={"real": True})
     url = f"/admin/webhooks/event/{event.pk}"
 
-    edited = superuser_client.post(f"{url}/change/", {"agent": owner.agent.pk, "type": "sender.blocked", "payload": "{}"})
+    edited = superuser_client.post(
+        f"{url}/change/", {"agent": owner.agent.pk, "type": "sender.blocked", "payload": "{}"}
+    )
     deleted = superuser_client.post(f"{url}/delete/", {"post": "yes"})
 
     assert (edited.status_code, deleted.status_code) == (403, 403)
@@ -85,14 +87,18 @@ def test_mail_records_cannot_be_changed_or_bulk_deleted(superuser_client: Client
 
 
 def test_an_archive_job_can_be_started_but_not_deleted(superuser_client: Client, owner: Any) -> None:
-    superuser_client.post("/admin/mail/archivejob/add/", {"action": "archive", "agent": owner.agent.pk, "older_than_days": 90})
+    superuser_client.post(
+        "/admin/mail/archivejob/add/", {"action": "archive", "agent": owner.agent.pk, "older_than_days": 90}
+    )
     job = ArchiveJob.objects.get()
 
     assert superuser_client.post(f"/admin/mail/archivejob/{job.pk}/delete/", {"post": "yes"}).status_code == 403
     assert ArchiveJob.objects.filter(pk=job.pk).exists()
 
 
-def test_a_webhook_delivery_can_still_be_retried_but_not_edited(superuser_client: Client, owner: Any, settings: Any) -> None:
+def test_a_webhook_delivery_can_still_be_retried_but_not_edited(
+    superuser_client: Client, owner: Any, settings: Any
+) -> None:
     settings.WEBHOOKS_ALLOW_LOOPBACK = True
     endpoint_create(account=owner.agent.account, created_by=owner.agent, url="http://127.0.0.1:9/hook")
     event_record(agent=owner.agent, type="message.received", payload={})
@@ -100,7 +106,9 @@ def test_a_webhook_delivery_can_still_be_retried_but_not_edited(superuser_client
     delivery = Delivery.objects.get()
 
     edited = superuser_client.post(f"/admin/webhooks/delivery/{delivery.pk}/change/", {"state": "succeeded"})
-    retried = superuser_client.post("/admin/webhooks/delivery/", {"action": "retry_now", "_selected_action": [delivery.pk]})
+    retried = superuser_client.post(
+        "/admin/webhooks/delivery/", {"action": "retry_now", "_selected_action": [delivery.pk]}
+    )
 
     assert edited.status_code == 403
     assert retried.status_code == 302

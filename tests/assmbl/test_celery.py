@@ -61,8 +61,13 @@ def test_a_worker_of_the_content_queue_alone_runs_at_content_worker_nice_in_its_
     top = Path(tempfile.mkdtemp(prefix="nice"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update(
-        DJANGO_SETTINGS_MODULE="assmbl.settings", DEBUG="1", DATA_DIR=str(top), CONTENT_WORKER_NICE="7",
-        DATABASE_URL=f"sqlite:///{top}/db.sqlite3", CELERY_BROKER_URL="memory://", CELERY_TASK_ALWAYS_EAGER="0",
+        DJANGO_SETTINGS_MODULE="assmbl.settings",
+        DEBUG="1",
+        DATA_DIR=str(top),
+        CONTENT_WORKER_NICE="7",
+        DATABASE_URL=f"sqlite:///{top}/db.sqlite3",
+        CELERY_BROKER_URL="memory://",
+        CELERY_TASK_ALWAYS_EAGER="0",
     )
     celery = str(Path(sys.executable).parent / "celery")
     command = [celery, "-A", "assmbl", "worker", "--queues", "content", "--pool", "solo", "--loglevel", "WARNING"]

@@ -40,7 +40,9 @@ def _probe(env: dict[str, str]) -> dict[str, object]:
 
 def _make_run_records(data_dir: Path, **extra: str) -> None:
     """What `make run` does first, with the variables the Makefile exports."""
-    env = _shell(data_dir, **{"DEBUG": "1", "WEBHOOKS_ALLOW_LOOPBACK": "1", "HTTP_PORT": "18417", "SMTP_PORT": "12417", **extra})
+    env = _shell(
+        data_dir, **{"DEBUG": "1", "WEBHOOKS_ALLOW_LOOPBACK": "1", "HTTP_PORT": "18417", "SMTP_PORT": "12417", **extra}
+    )
     out = _run(env, "-m", "assmbl.devenv")
     assert out.returncode == 0, out.stderr
 

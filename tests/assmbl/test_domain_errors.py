@@ -23,8 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_every_domain_error_has_its_status_in_the_one_table() -> None:
     classes = [c for _, c in inspect.getmembers(domain, inspect.isclass) if issubclass(c, domain.DomainError)]
     assert set(classes) <= set(DOMAIN_STATUS)
-    assert [domain_status(c()) for c in (domain.Invalid, domain.NotFound, domain.Conflict, domain.TooLarge, domain.TooMany)] == [
-        400, 404, 409, 413, 429,
+    assert [
+        domain_status(c()) for c in (domain.Invalid, domain.NotFound, domain.Conflict, domain.TooLarge, domain.TooMany)
+    ] == [
+        400,
+        404,
+        409,
+        413,
+        429,
     ]
 
 
@@ -78,5 +84,10 @@ def _translations(path: Path) -> list[str]:
 
 
 def test_no_api_view_translates_a_services_error() -> None:
-    views = [*ROOT.glob("*/api/*.py"), *ROOT.glob("*/api.py"), *ROOT.glob("*/views.py"), *ROOT.glob("*/sources/views.py")]
+    views = [
+        *ROOT.glob("*/api/*.py"),
+        *ROOT.glob("*/api.py"),
+        *ROOT.glob("*/views.py"),
+        *ROOT.glob("*/sources/views.py"),
+    ]
     assert [t for path in views for t in _translations(path)] == []

@@ -53,7 +53,9 @@ def test_arrays_of_other_types_and_empty_ones_round_trip(db: None) -> None:
 
 def test_a_batched_insert_of_json_keeps_every_quote_and_backslash(owner: Any) -> None:
     agent = owner.agent
-    payloads = [{"Subject": value, "n": n, "nested": {"quote": '"', "backslash": "\\"}} for n, value in enumerate(AWKWARD)]
+    payloads = [
+        {"Subject": value, "n": n, "nested": {"quote": '"', "backslash": "\\"}} for n, value in enumerate(AWKWARD)
+    ]
     Event.objects.bulk_create([Event(agent=agent, type="message.received", payload=p) for p in payloads])
 
     stored = sorted(Event.objects.filter(agent=agent).values_list("payload", flat=True), key=lambda p: p["n"])

@@ -38,8 +38,12 @@ def test_gunicorn_s_control_socket_lives_in_data_dir(settings: Any) -> None:
     settings.DATA_DIR = data_dir
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "DATA_DIR": str(data_dir), "DEBUG": "1"}
     proc = subprocess.Popen(
-        web_command(free_port(), 1, 1), cwd=ROOT, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        web_command(free_port(), 1, 1),
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         found = _wait_for_socket(data_dir / "gunicorn.ctl", proc)

@@ -33,7 +33,9 @@ def served(transactional_db: Any, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = child_env(tmp_path, HTTP_PORT=str(port), LOG_LEVEL="WARNING")
     env.pop("MCP_API_BASE_URL", None)
-    web = subprocess.Popen(web_command(port, 1, 4), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    web = subprocess.Popen(
+        web_command(port, 1, 4), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_for_port(port, web, timeout=60)
         url = f"http://127.0.0.1:{port}"

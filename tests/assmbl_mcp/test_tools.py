@@ -199,7 +199,9 @@ def test_a_reply_all_draft_starts_with_the_replys_recipients_and_subject(
     async def scenario() -> dict[str, Any]:
         async with http(live_agent) as session:
             item = (await call(session, "list_inbox", limit=1))["items"][0]
-            return await call(session, "create_draft", in_reply_to=item["MessageID"], reply_all=True, body="Count me in.")
+            return await call(
+                session, "create_draft", in_reply_to=item["MessageID"], reply_all=True, body="Count me in."
+            )
 
     draft = anyio.run(scenario)
 

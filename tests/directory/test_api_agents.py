@@ -147,9 +147,7 @@ def test_it_refuses_an_unknown_field_instead_of_ignoring_it(operator: Any, owner
 
 
 def test_an_operator_sets_the_flags_that_hold_an_agents_mail(operator: Any, owner: Any) -> None:
-    response = operator.patch(
-        "/v1/agents/owner", {"hold_on": ["instructions_to_model", "hidden_text"]}, format="json"
-    )
+    response = operator.patch("/v1/agents/owner", {"hold_on": ["instructions_to_model", "hidden_text"]}, format="json")
     assert response.status_code == 200
     assert response.json()["hold_on"] == ["hidden_text", "instructions_to_model"]
     assert Agent.objects.get(agent_id="owner").hold_on == ["hidden_text", "instructions_to_model"]

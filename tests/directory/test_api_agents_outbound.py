@@ -44,7 +44,12 @@ def test_it_sets_and_then_changes_part_of_the_policy(operator: Any, owner: Any) 
 
     assert response.status_code == 200, response.content
     policy = OutboundPolicy.objects.get(agent=owner.agent)
-    assert (policy.approval, policy.max_per_hour, policy.max_per_day, policy.undo_seconds) == ("external", None, 100, 30)
+    assert (policy.approval, policy.max_per_hour, policy.max_per_day, policy.undo_seconds) == (
+        "external",
+        None,
+        100,
+        30,
+    )
 
 
 @pytest.mark.parametrize(

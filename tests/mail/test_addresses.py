@@ -49,7 +49,9 @@ def test_it_names_the_agent_an_address_routes_to(settings: Any, address: str, ag
 @pytest.mark.django_db
 def test_a_display_name_or_a_plus_tag_reaches_the_same_agent(owner: Persona) -> None:
     # The directory's old lookup split "Name <a@b>" on its last "@" and found no agent.
-    assert agent_for_address(f"Owner <{owner.agent.agent_id}+news@{owner.address.split('@')[1].upper()}>") == owner.agent
+    assert (
+        agent_for_address(f"Owner <{owner.agent.agent_id}+news@{owner.address.split('@')[1].upper()}>") == owner.agent
+    )
     assert address_is_agents(owner.agent, f"{owner.agent.agent_id.upper()}+x@{owner.address.split('@')[1]}")
 
 
@@ -68,7 +70,13 @@ def test_the_local_backend_delivers_a_bare_postmaster_here_as_smtp_does(
     # RFC 5321 4.1.1.3: "<Postmaster>" without a domain is this server's postmaster. The SMTP
     # listener accepted it; the local backend used to write it to the outbox as foreign mail.
     with django_capture_on_commit_callbacks(execute=True):
-        send_mail("Abuse report", "See attached", "ops@example.com", ["Postmaster"], connection=get_connection("mail.backends.LocalEmailBackend"))
+        send_mail(
+            "Abuse report",
+            "See attached",
+            "ops@example.com",
+            ["Postmaster"],
+            connection=get_connection("mail.backends.LocalEmailBackend"),
+        )
 
     assert Message.objects.filter(agent__agent_id=POSTMASTER, subject="Abuse report").exists()
     assert not list(Path(settings.OUTBOX_DIR).glob("*.envelope.json")) or all(

@@ -35,7 +35,9 @@ def test_a_draft_is_created_changed_read_listed_and_deleted(owner: Any) -> None:
     assert draft["To"] == ["Bob <bob@example.com>"] and draft["Body"] is None and draft["InReplyTo"] is None
     assert draft["MessageID"] is None
 
-    changed = owner.client.patch(f"/v1/drafts/{draft['DraftID']}", {"body": "Step 1.", "cc": "ops@example.com"}, format="json")
+    changed = owner.client.patch(
+        f"/v1/drafts/{draft['DraftID']}", {"body": "Step 1.", "cc": "ops@example.com"}, format="json"
+    )
     assert changed.status_code == 200
     assert changed.json()["Body"] == "Step 1." and changed.json()["Cc"] == ["ops@example.com"]
     assert changed.json()["Subject"] == "Plan"
@@ -92,7 +94,9 @@ def test_a_reply_all_draft_threads_with_the_original(owner: Any, post: Any, orig
 
 def test_a_draft_carries_attachments_by_claim_check(owner: Any, post: Any) -> None:
     attachment_id = upload(owner, b"%PDF-1.4 plan")
-    draft = _create(owner, {"to": "bob@example.com", "subject": "File", "body": "attached", "attachments": [attachment_id]})
+    draft = _create(
+        owner, {"to": "bob@example.com", "subject": "File", "body": "attached", "attachments": [attachment_id]}
+    )
 
     response = post(owner, f"/v1/drafts/{draft['DraftID']}/send", {})
 
@@ -145,7 +149,10 @@ def test_another_agents_draft_is_404(owner: Any, teammate: Any, original: Messag
 
 
 def test_it_refuses_bad_fields(owner: Any) -> None:
-    assert owner.client.post("/v1/drafts", {"to": "not an address"}, format="json").json()["error"]["code"] == "invalid_address"
+    assert (
+        owner.client.post("/v1/drafts", {"to": "not an address"}, format="json").json()["error"]["code"]
+        == "invalid_address"
+    )
     assert owner.client.post("/v1/drafts", {"bogus": 1}, format="json").json()["error"]["code"] == "unknown_field"
     past = owner.client.post("/v1/drafts", {"send_at": "2020-01-01T00:00:00Z"}, format="json")
     assert past.json()["error"]["code"] == "invalid_send_at"

@@ -28,7 +28,9 @@ def mailbox(owner: Any, deliver: Any) -> str:
     ]
     thread_id = received[0].thread_id
     sent = [
-        MessageFactory(agent=owner.agent, direction=Message.Direction.OUTBOUND, status=Message.Status.SENT, thread_id=thread_id)
+        MessageFactory(
+            agent=owner.agent, direction=Message.Direction.OUTBOUND, status=Message.Status.SENT, thread_id=thread_id
+        )
         for _ in range(3)
     ]
     for message in [*received, *sent]:

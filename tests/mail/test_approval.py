@@ -93,7 +93,9 @@ def test_an_approved_message_with_a_future_send_at_waits_for_it(
 ) -> None:
     OutboundPolicy.objects.create(agent=owner.agent, approval=OutboundPolicy.Approval.ALWAYS)
     send_at = timezone.now() + dt.timedelta(hours=1)
-    held = post(owner, "/v1/send", {"to": "bob@example.com", "subject": "Later", "body": "b", "send_at": send_at.isoformat()})
+    held = post(
+        owner, "/v1/send", {"to": "bob@example.com", "subject": "Later", "body": "b", "send_at": send_at.isoformat()}
+    )
     message = Message.objects.get(pk=held.json()["MessageID"])
 
     response = _decide(operator, message, "approve", django_capture_on_commit_callbacks)

@@ -197,7 +197,9 @@ def test_a_part_cut_short_on_disk_is_never_served_and_is_written_again(owner: An
     under the part's name. Downloads come from the raw MIME instead, and the next mail
     carrying the same bytes writes the part whole."""
     data = bytes(range(256)) * 40
-    deliver(build_mail(to=owner.address, subject="one", attachments=[("d.bin", "application/zip", data)]), to=owner.address)
+    deliver(
+        build_mail(to=owner.address, subject="one", attachments=[("d.bin", "application/zip", data)]), to=owner.address
+    )
     attachment = Attachment.objects.get(kind="inbound")
     path = mail_storage().path(attachment.storage_key)
     with open(path, "r+b") as fh:
@@ -207,7 +209,9 @@ def test_a_part_cut_short_on_disk_is_never_served_and_is_written_again(owner: An
     assert b"".join(response.streaming_content) == data
     assert response["Content-Length"] == str(len(data))
 
-    deliver(build_mail(to=owner.address, subject="two", attachments=[("d.bin", "application/zip", data)]), to=owner.address)
+    deliver(
+        build_mail(to=owner.address, subject="two", attachments=[("d.bin", "application/zip", data)]), to=owner.address
+    )
     with open(path, "rb") as fh:
         assert fh.read() == data
     assert not [p for p in os.listdir(os.path.dirname(path)) if p.endswith(".tmp")]

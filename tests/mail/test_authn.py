@@ -134,6 +134,7 @@ def test_the_from_address_and_single_from_over_the_corpus() -> None:
 
     def as_written(value: Any) -> str:
         return " ".join(header_text(value).split())
+
     from tests.mail.corpus import corpus_required, real_mails
 
     corpus_required()

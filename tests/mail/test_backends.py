@@ -21,11 +21,21 @@ from tests.conftest import free_port
 
 def test_it_parses_smtp_urls() -> None:
     assert smtp_url_params("smtp://relay.example.com") == {
-        "host": "relay.example.com", "port": 25, "username": "", "password": "", "use_tls": False, "use_ssl": False, "timeout": 30,
+        "host": "relay.example.com",
+        "port": 25,
+        "username": "",
+        "password": "",
+        "use_tls": False,
+        "use_ssl": False,
+        "timeout": 30,
     }
     starttls = smtp_url_params("smtp+starttls://me%40example.com:p%2Fss@relay.example.com?timeout=5")
     assert (starttls["port"], starttls["use_tls"], starttls["username"], starttls["password"], starttls["timeout"]) == (
-        587, True, "me@example.com", "p/ss", 5,
+        587,
+        True,
+        "me@example.com",
+        "p/ss",
+        5,
     )
     assert smtp_url_params("smtps://relay.example.com:2465")["use_ssl"] is True
     assert smtp_url_params("smtps://relay.example.com:2465")["port"] == 2465
@@ -44,10 +54,15 @@ def test_the_relay_needs_a_url(settings: Any) -> None:
 
 
 @pytest.mark.django_db
-def test_djangos_send_mail_reaches_agents_and_the_outbox(settings: Any, owner: Any, django_capture_on_commit_callbacks: Any) -> None:
+def test_djangos_send_mail_reaches_agents_and_the_outbox(
+    settings: Any, owner: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         sent = send_mail(
-            "From the admin", "Hello agent", "ops@example.com", [owner.address, "human@example.net"],
+            "From the admin",
+            "Hello agent",
+            "ops@example.com",
+            [owner.address, "human@example.net"],
             connection=get_connection("mail.backends.LocalEmailBackend"),
         )
 
@@ -60,7 +75,9 @@ def test_djangos_send_mail_reaches_agents_and_the_outbox(settings: Any, owner: A
 
 
 @pytest.mark.django_db
-def test_a_repeated_local_delivery_makes_no_second_inbox_item(owner: Any, django_capture_on_commit_callbacks: Any) -> None:
+def test_a_repeated_local_delivery_makes_no_second_inbox_item(
+    owner: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     connection = get_connection("mail.backends.LocalEmailBackend")
     email = EmailMessage("Twice", "b", "ops@example.com", [owner.address])
     email.assmbl_message_id = "msg_fixed"  # type: ignore[attr-defined]

@@ -22,7 +22,6 @@ ALIGNED = {"spf": "pass", "spf_domain": "example.com", "dkim": "pass", "dkim_dom
 FORGED = {"spf": "fail", "spf_domain": "example.com", "dkim": "fail", "dkim_domains": []}
 
 
-
 @pytest.fixture(autouse=True)
 def local_backend(settings: Any) -> None:
     """Challenges go to pytest-django's outbox, which these tests read, not through the local

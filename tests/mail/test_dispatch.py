@@ -106,7 +106,10 @@ def test_giving_up_fails_a_queued_message_but_never_one_already_sent(owner: Any,
     given_up = message_fail(message_id=queued.id, detail="retries exhausted")
     late = message_fail(message_id=sent.id, detail="retries exhausted")
 
-    assert given_up is not None and (given_up.status, given_up.status_detail) == (Message.Status.FAILED, "retries exhausted")
+    assert given_up is not None and (given_up.status, given_up.status_detail) == (
+        Message.Status.FAILED,
+        "retries exhausted",
+    )
     assert late is not None and late.status == Message.Status.SENT
 
 

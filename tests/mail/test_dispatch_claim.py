@@ -43,9 +43,7 @@ def test_a_storage_error_before_the_handoff_releases_the_claim(
     assert len(outbox.outbox) == 1
 
 
-def test_a_claim_left_by_a_dead_worker_becomes_a_visible_failure_never_a_resend(
-    owner: Any, settings: Any
-) -> None:
+def test_a_claim_left_by_a_dead_worker_becomes_a_visible_failure_never_a_resend(owner: Any, settings: Any) -> None:
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     message = message_send(agent=owner.agent, outgoing=Outgoing(to=["bob@example.com"], subject="s", body="b"))
     # What a worker killed between the handoff and the provider's answer leaves behind.

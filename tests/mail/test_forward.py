@@ -17,8 +17,6 @@ from tests.mime import build_mail
 pytestmark = pytest.mark.django_db
 
 
-
-
 def test_it_forwards_with_the_original_attached(owner: Any, teammate: Any, deliver: Any, post: Any) -> None:
     accepted = deliver(build_mail(to=owner.address, subject="Contract", body="Signed copy inside."), to=owner.address)
     original = Message.objects.get(delivery=accepted.delivery)

@@ -42,7 +42,9 @@ def test_it_routes_by_the_envelope_not_the_to_header(owner: Any, teammate: Any, 
 
 
 def test_it_indexes_one_message_per_recipient_agent(owner: Any, teammate: Any, deliver: Any) -> None:
-    deliver(build_mail(to=[owner.address, teammate.address]), to=[owner.address, teammate.address, "nobody@example.org"])
+    deliver(
+        build_mail(to=[owner.address, teammate.address]), to=[owner.address, teammate.address, "nobody@example.org"]
+    )
 
     assert Message.objects.count() == 2
     delivery = InboundDelivery.objects.get()
@@ -70,13 +72,22 @@ def test_processing_a_delivery_twice_makes_no_second_item(owner: Any, deliver: A
 
 
 # SPF passed for the From's domain: the mail is authenticated for alice@example.com.
-ALIGNED = {"spf": "pass", "spf_domain": "example.com", "dkim": "none", "dkim_domains": [], "single_from": True, "source": "local"}
+ALIGNED = {
+    "spf": "pass",
+    "spf_domain": "example.com",
+    "dkim": "none",
+    "dkim_domains": [],
+    "single_from": True,
+    "source": "local",
+}
 
 
 def test_a_known_idempotency_key_is_recorded_as_a_duplicate(owner: Any, deliver: Any) -> None:
     headers = {"X-AgentMail-Idempotency-Key": "order-7"}
     deliver(build_mail(to=owner.address, body="first", headers=headers), to=owner.address, authentication=ALIGNED)
-    second = deliver(build_mail(to=owner.address, body="second", headers=headers), to=owner.address, authentication=ALIGNED)
+    second = deliver(
+        build_mail(to=owner.address, body="second", headers=headers), to=owner.address, authentication=ALIGNED
+    )
 
     first = Message.objects.in_inbox().get()
     assert first.body_preview == "first"
@@ -109,7 +120,9 @@ def test_a_key_from_an_unauthenticated_sender_deduplicates_nothing(owner: Any, d
     assert Event.objects.filter(type="message.received").count() == 2
 
 
-def test_a_strangers_mail_with_a_key_does_not_hide_the_authenticated_senders_mail_with_it(owner: Any, deliver: Any) -> None:
+def test_a_strangers_mail_with_a_key_does_not_hide_the_authenticated_senders_mail_with_it(
+    owner: Any, deliver: Any
+) -> None:
     # The stranger even writes alice's address in From; nothing authenticates it.
     headers = {"X-AgentMail-Idempotency-Key": "order-7"}
     deliver(build_mail(to=owner.address, body="spoof", headers=headers), to=owner.address)
@@ -135,7 +148,9 @@ def test_a_received_message_emits_an_event_with_the_inbox_item(owner: Any, deliv
     assert event.payload["MessageID"] == Message.objects.get().id
 
 
-def test_a_message_over_the_header_limit_is_quarantined_with_its_bytes_kept(owner: Any, deliver: Any, settings: Any) -> None:
+def test_a_message_over_the_header_limit_is_quarantined_with_its_bytes_kept(
+    owner: Any, deliver: Any, settings: Any
+) -> None:
     settings.MAX_HEADER_BYTES = 2048
     raw = build_mail(to=owner.address, headers={"X-Padding": "x" * 4000})
     deliver(raw, to=owner.address)

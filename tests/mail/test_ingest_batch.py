@@ -59,7 +59,9 @@ def test_an_accepted_batch_reads_back_only_who_holds_each_external_id(owner: Any
     with CaptureQueriesContext(connection) as captured:
         accepted = deliveries_accept(arrivals)
     # (On PostgreSQL a batch also takes its external ids' advisory locks: a SELECT that reads nothing.)
-    selects = [q["sql"] for q in captured if q["sql"].lstrip().upper().startswith("SELECT") and "advisory" not in q["sql"]]
+    selects = [
+        q["sql"] for q in captured if q["sql"].lstrip().upper().startswith("SELECT") and "advisory" not in q["sql"]
+    ]
     assert len(selects) == 1 and '"envelope_recipients"' not in selects[0]
     assert all(a.created and a.delivery.storage_key for a in accepted)
 
@@ -100,7 +102,11 @@ def test_an_idempotency_key_repeated_within_a_batch_indexes_once(owner: Any) -> 
         deliveries = deliveries_process(ids)
 
     # The keys a batch's mailboxes already hold are read once for the batch.
-    lookups = [q["sql"] for q in captured if q["sql"].lstrip().upper().startswith("SELECT") and "idempotency_sender" in q["sql"]]
+    lookups = [
+        q["sql"]
+        for q in captured
+        if q["sql"].lstrip().upper().startswith("SELECT") and "idempotency_sender" in q["sql"]
+    ]
     assert len(lookups) == 1
     assert Message.objects.for_agent(owner.agent).in_inbox().count() == 1
     assert [d.outcome["owner"] for d in deliveries] == ["indexed", "duplicate", "duplicate"]
@@ -144,7 +150,9 @@ def test_sender_counts_add_up_across_a_batch(owner: Any) -> None:
     )
     # Known and new senders in one batch: the known rows come from the batch's trust facts.
     deliveries_process(
-        _accept([build_mail(to=owner.address, sender=s) for s in ("carol@example.com", "dave@example.com")], owner.address)
+        _accept(
+            [build_mail(to=owner.address, sender=s) for s in ("carol@example.com", "dave@example.com")], owner.address
+        )
     )
 
     counts = dict(Sender.objects.filter(agent=owner.agent).values_list("address", "message_count"))
@@ -154,12 +162,16 @@ def test_sender_counts_add_up_across_a_batch(owner: Any) -> None:
 def test_a_batch_reads_its_senders_rows_once_and_counts_known_and_new_ones_in_one_statement(owner: Any) -> None:
     deliveries_process(_accept([build_mail(to=owner.address, sender="bob@example.com")], owner.address))
     senders = ["bob@example.com", "bob@example.com", "carol@example.com", "bob@example.com"]
-    ids = _accept([build_mail(to=owner.address, sender=s, subject=f"#{i}") for i, s in enumerate(senders)], owner.address)
+    ids = _accept(
+        [build_mail(to=owner.address, sender=s, subject=f"#{i}") for i, s in enumerate(senders)], owner.address
+    )
 
     with CaptureQueriesContext(connection) as captured:
         deliveries_process(ids)
 
-    statements = [q["sql"].lstrip().upper() for q in captured.captured_queries if '"DIRECTORY_SENDER"' in q["sql"].upper()]
+    statements = [
+        q["sql"].lstrip().upper() for q in captured.captured_queries if '"DIRECTORY_SENDER"' in q["sql"].upper()
+    ]
     # The trust facts read the rows; one upsert makes the missing rows and adds every count.
     assert [sql.split()[0] for sql in statements] == ["SELECT", "INSERT"]
     assert "ON CONFLICT" in statements[1]

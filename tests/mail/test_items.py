@@ -32,7 +32,9 @@ def _undocumented(schema: dict[str, Any], node: dict[str, Any], value: Any, at: 
         return []
     documented = set(node["properties"])
     bad = [f"{at}.{key}: not documented" for key in sorted(set(value) - documented)]
-    bad += [f"{at}.{key}: documented as required, missing" for key in sorted(set(node.get("required", [])) - set(value))]
+    bad += [
+        f"{at}.{key}: documented as required, missing" for key in sorted(set(node.get("required", [])) - set(value))
+    ]
     for key in sorted(set(value) & documented):
         bad += _undocumented(schema, node["properties"][key], value[key], f"{at}.{key}")
     return bad

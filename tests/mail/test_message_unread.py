@@ -105,7 +105,11 @@ def test_the_bulk_archive_job_takes_old_mail_out(owner: Any) -> None:
 def test_held_mail_enters_the_table_when_released(owner: Any, deliver: Any) -> None:
     owner.agent.policy = "verified_only"
     owner.agent.save(update_fields=["policy"])
-    deliver(build_mail(to=owner.address, sender="alice@example.com", subject="held"), to=owner.address, authentication=ALIGNED)
+    deliver(
+        build_mail(to=owner.address, sender="alice@example.com", subject="held"),
+        to=owner.address,
+        authentication=ALIGNED,
+    )
     held = Message.objects.get(agent=owner.agent, subject="held")
     assert held.disposition == Message.Disposition.HELD
     _agrees()
@@ -145,7 +149,9 @@ def test_the_triggers_exist_at_the_latest_migration(db: Any) -> None:
     """On SQLite a migration that rebuilds mail_message drops its triggers (mail.unread)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'mail_message'::regclass AND NOT tgisinternal")
+            cursor.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'mail_message'::regclass AND NOT tgisinternal"
+            )
         else:
             cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'mail_message'")
         names = {row[0] for row in cursor.fetchall()}

@@ -42,7 +42,9 @@ def test_mail_message_keeps_room_on_its_pages_for_a_new_version(db: Any) -> None
 def test_the_first_read_flip_of_a_new_message_can_be_a_hot_update(db: Any, owner: Any) -> None:
     messages = MessageFactory.create_batch(3, agent=owner.agent)
     hot_before = _one("SELECT pg_stat_get_xact_tuples_hot_updated('mail_message'::regclass)")
-    response = owner.client.post("/v1/messages/batch", {"ids": [m.id for m in messages], "is_read": True}, format="json")
+    response = owner.client.post(
+        "/v1/messages/batch", {"ids": [m.id for m in messages], "is_read": True}, format="json"
+    )
     assert response.status_code == 200
     # HOT needs room on the row's page: fillfactor 90 leaves about one new version's room a
     # page, and rows other tests left (dead or alive) share these pages, so not every flip
@@ -63,7 +65,7 @@ def test_the_unread_count_reads_only_the_narrow_tables_index(db: Any, owner: Any
         cursor.execute(f"EXPLAIN (FORMAT JSON) {count}")
         plan = cursor.fetchone()[0]
     text = json.dumps(plan)
-    assert "mail_message\"" not in text.replace("mail_messageunread", ""), text
+    assert 'mail_message"' not in text.replace("mail_messageunread", ""), text
     # Index-only or a bitmap of the same index: which one depends on the visibility map of
     # rows this transaction just wrote, not on the query.
     assert "mail_unread_agent_received" in text, text

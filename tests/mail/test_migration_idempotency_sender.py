@@ -24,7 +24,12 @@ def test_it_scopes_the_keys_already_received_to_their_authenticated_sender() -> 
     agent = old.get_model("directory", "Agent").objects.create(agent_id="mig", account=account)
     delivery_model, message_model = old.get_model("mail", "InboundDelivery"), old.get_model("mail", "Message")
     internal = delivery_model.objects.create(
-        source="internal", external_id="internal:1", storage_key="k", size=1, sha256="s", envelope_from="Mate@Agents.test"
+        source="internal",
+        external_id="internal:1",
+        storage_key="k",
+        size=1,
+        sha256="s",
+        envelope_from="Mate@Agents.test",
     )
     at = dt.datetime(2025, 5, 1, tzinfo=dt.UTC)
     rows = {

@@ -149,7 +149,7 @@ def _entity(draw: Any, depth: int = 0, boundaries: tuple[str, ...] = ()) -> str:
         boundary = draw(st.text(st.sampled_from("ab-=_.() '"), min_size=1, max_size=6))
         kind = draw(st.sampled_from(["mixed", "mixed", "alternative", "digest"]))
         quoted = draw(st.booleans())
-        content_type = f'multipart/{kind}; boundary={chr(34) if quoted else ""}{boundary}{chr(34) if quoted else ""}'
+        content_type = f"multipart/{kind}; boundary={chr(34) if quoted else ''}{boundary}{chr(34) if quoted else ''}"
         head = draw(_header_block(content_type))
         eol = draw(_EOL)
         body = "".join(draw(st.lists(_NOISE, max_size=3)))  # preamble

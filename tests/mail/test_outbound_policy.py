@@ -39,7 +39,11 @@ def _forward(original: Message) -> tuple[str, dict[str, Any]]:
     return f"/v1/messages/{original.id}/forward", {"to": ALICE, "body": "FYI"}
 
 
-WAYS_OUT: dict[str, Callable[[Message], tuple[str, dict[str, Any]]]] = {"send": _send, "reply": _reply, "forward": _forward}
+WAYS_OUT: dict[str, Callable[[Message], tuple[str, dict[str, Any]]]] = {
+    "send": _send,
+    "reply": _reply,
+    "forward": _forward,
+}
 
 
 def _policy(owner: Any, **fields: Any) -> None:

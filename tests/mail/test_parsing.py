@@ -168,8 +168,14 @@ def test_both_parsers_read_the_listeners_headers_of_every_corpus_mail_alike() ->
         raw = path.read_bytes()
         assert _header_read(raw, "mimetree") == _header_read(raw, "stdlib"), path
     # An encoded word hiding a comma, and a raw 8-bit byte, in the display name.
-    assert _header_read((CORPUS / "flanker/encoded-header.eml").read_bytes(), "mimetree")[4] == ("foo.bar@example.com", True)
-    assert _header_read((CORPUS / "flanker/from-encoding.eml").read_bytes(), "mimetree")[4] == ("ingo@blank.pages.de", True)
+    assert _header_read((CORPUS / "flanker/encoded-header.eml").read_bytes(), "mimetree")[4] == (
+        "foo.bar@example.com",
+        True,
+    )
+    assert _header_read((CORPUS / "flanker/from-encoding.eml").read_bytes(), "mimetree")[4] == (
+        "ingo@blank.pages.de",
+        True,
+    )
 
 
 def test_the_stdlib_parser_reads_the_listeners_headers_without_mimetree() -> None:

@@ -17,7 +17,9 @@ def test_indexed_headers_are_what_get_and_get_all_return() -> None:
     corpus_required()
     raws = real_mails(max_bytes=2_000_000)
     raws.append(
-        build_mail(to="a@x.test", headers={"Cc": "b@x.test", "X-AgentMail-Idempotency-Key": "k1", "Reply-To": "r@x.test"})
+        build_mail(
+            to="a@x.test", headers={"Cc": "b@x.test", "X-AgentMail-Idempotency-Key": "k1", "Reply-To": "r@x.test"}
+        )
     )
     raws.append(b"TO: one@x.test\r\nSubject: first\r\nto: two@x.test\r\nsubject: second\r\n\r\nbody\r\n")
     seen = 0
@@ -49,7 +51,7 @@ def test_the_filename_shortcut_is_get_filename() -> None:
     raws += [
         build_mail(to="a@x.test", attachments=[("report.pdf", "application/pdf", b"%PDF")]),
         b"Content-Type: text/plain; NAME*0*=utf-8''r%C3%A9; NAME*1=sum.txt\r\n\r\nbody\r\n",
-        b"Content-Type: image/png\r\nContent-Disposition: inline; FileName=\"a.png\"\r\n\r\nx\r\n",
+        b'Content-Type: image/png\r\nContent-Disposition: inline; FileName="a.png"\r\n\r\nx\r\n',
         b"Content-Type: text/plain; charset=utf-8\r\nContent-Disposition: inline\r\n\r\nbody\r\n",
     ]
     named = 0
@@ -78,7 +80,6 @@ def test_parts_without_a_name_never_parse_their_parameters_for_one(monkeypatch: 
     parsed = parsing.parse_mail(build_mail(to="a@x.test", body="plain", html="<p>rich</p>"))
 
     assert not parsed.quarantine_reason and parsed.body_preview == "plain" and not parsed.attachments
-
 
 
 @pytest.fixture(params=["mimetree", "stdlib"])

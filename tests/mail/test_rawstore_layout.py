@@ -21,7 +21,10 @@ from tests.mime import build_mail
 
 
 def test_a_mail_checked_on_the_event_loop_is_a_pack_record(
-    smtp_listener: Any, owner: Any, behind_relay: None, thread_checks: list[str]  # noqa: F811
+    smtp_listener: Any,
+    owner: Any,
+    behind_relay: None,  # noqa: F811
+    thread_checks: list[str],  # noqa: F811
 ) -> None:
     for subject in ("first", "on the loop"):
         _send(smtp_listener, VERDICT + build_mail(to=owner.address, subject=subject), owner.address)
@@ -32,7 +35,9 @@ def test_a_mail_checked_on_the_event_loop_is_a_pack_record(
 
 
 def test_without_a_relay_a_mail_checked_in_a_thread_is_a_pack_record(
-    smtp_listener: Any, owner: Any, thread_checks: list[str]  # noqa: F811
+    smtp_listener: Any,
+    owner: Any,
+    thread_checks: list[str],  # noqa: F811
 ) -> None:
     with smtplib.SMTP(*smtp_listener, timeout=10) as client:
         client.sendmail("alice@example.com", [owner.address], build_mail(to=owner.address, subject="checked"))

@@ -17,8 +17,6 @@ from tests.mime import build_mail
 pytestmark = pytest.mark.django_db
 
 
-
-
 def _headers(message: Message) -> Any:
     return email.message_from_bytes(raw_read(message.storage_key), policy=policy.default)
 
@@ -47,9 +45,7 @@ def test_it_replies_to_the_sender_in_the_same_thread(owner: Any, deliver: Any, p
 
 
 def test_it_does_not_stack_re_prefixes_and_honours_reply_to(owner: Any, deliver: Any, post: Any) -> None:
-    original = _inbound(
-        deliver, owner, to=owner.address, subject="RE: Quote", headers={"Reply-To": "desk@example.com"}
-    )
+    original = _inbound(deliver, owner, to=owner.address, subject="RE: Quote", headers={"Reply-To": "desk@example.com"})
 
     reply = Message.objects.get(pk=post(owner, f"/v1/messages/{original.id}/reply", {"body": "ok"}).json()["MessageID"])
 

@@ -36,7 +36,9 @@ def _schedule(owner: Any, post: Any, delay: dt.timedelta = LATER) -> Message:
     return Message.objects.get(pk=response.json()["MessageID"])
 
 
-def test_a_scheduled_message_goes_out_once_when_due(owner: Any, post: Any, django_capture_on_commit_callbacks: Any) -> None:
+def test_a_scheduled_message_goes_out_once_when_due(
+    owner: Any, post: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     message = _schedule(owner, post)
     assert release_scheduled_messages() == 0
     assert outbox.outbox == []

@@ -240,7 +240,9 @@ def test_a_column_holding_the_separator_or_its_stand_in_lends_no_text_to_a_term(
     owner: Any, q: str, expected: str
 ) -> None:
     mailbox = {
-        "s": MessageFactory(agent=owner.agent, subject="a\x01b", body_preview="c", sender="x@y.test", from_name="\x01Dave"),
+        "s": MessageFactory(
+            agent=owner.agent, subject="a\x01b", body_preview="c", sender="x@y.test", from_name="\x01Dave"
+        ),
         "q": MessageFactory(agent=owner.agent, subject='say "hi"', body_preview="c d", sender="z@y.test", from_name=""),
     }
     assert _listed(owner, mailbox, q) == expected

@@ -74,7 +74,9 @@ def test_it_delivers_to_another_agent_through_the_pipeline(owner: Any, teammate:
 
 
 def test_bcc_recipients_get_the_mail_but_are_not_in_the_headers(owner: Any, teammate: Any, post: Any) -> None:
-    response = post(owner, "/v1/send", {"to": "bob@example.com", "bcc": [teammate.address], "subject": "s", "body": "b"})
+    response = post(
+        owner, "/v1/send", {"to": "bob@example.com", "bcc": [teammate.address], "subject": "s", "body": "b"}
+    )
 
     message = Message.objects.get(pk=response.json()["MessageID"])
     assert message.bcc == [teammate.address]
@@ -104,7 +106,10 @@ def test_it_sets_x_headers_reply_to_and_the_idempotency_header(owner: Any, post:
 
 
 def test_the_sent_message_is_listed_in_sent_not_in_another_agents(owner: Any, teammate: Any, post: Any) -> None:
-    ids = [post(owner, "/v1/send", {"to": "bob@example.com", "subject": f"n{i}", "body": "b"}).json()["MessageID"] for i in range(3)]
+    ids = [
+        post(owner, "/v1/send", {"to": "bob@example.com", "subject": f"n{i}", "body": "b"}).json()["MessageID"]
+        for i in range(3)
+    ]
 
     first = owner.client.get("/v1/sent?limit=2")
     assert first.status_code == 200
@@ -126,27 +131,52 @@ def test_sent_rejects_bad_listing_parameters(owner: Any) -> None:
 
 
 def test_it_requires_a_token(anonymous: Any) -> None:
-    assert anonymous.post("/v1/send", {"to": "a@example.com", "subject": "s", "body": "b"}, format="json").status_code == 401
+    assert (
+        anonymous.post("/v1/send", {"to": "a@example.com", "subject": "s", "body": "b"}, format="json").status_code
+        == 401
+    )
 
 
 @pytest.mark.parametrize(
     ("body", "code", "field"),
     [
-        ({"to": "bob@example.com", "subject": "Hi\r\nBcc: victim@example.com", "body": "b"}, "header_injection", "subject"),
+        (
+            {"to": "bob@example.com", "subject": "Hi\r\nBcc: victim@example.com", "body": "b"},
+            "header_injection",
+            "subject",
+        ),
         ({"to": "bob@example.com\nBcc: victim@example.com", "subject": "s", "body": "b"}, "header_injection", "to"),
-        ({"to": "bob@example.com", "subject": "s", "body": "b", "headers": {"X-Evil": "a\rb"}}, "header_injection", "X-Evil"),
-        ({"to": "bob@example.com", "subject": "s", "body": "b", "reply_to": "x@example.com\r\nX: y"}, "header_injection", "reply_to"),
+        (
+            {"to": "bob@example.com", "subject": "s", "body": "b", "headers": {"X-Evil": "a\rb"}},
+            "header_injection",
+            "X-Evil",
+        ),
+        (
+            {"to": "bob@example.com", "subject": "s", "body": "b", "reply_to": "x@example.com\r\nX: y"},
+            "header_injection",
+            "reply_to",
+        ),
         ({"to": "not-an-address", "subject": "s", "body": "b"}, "invalid_address", "to"),
-        ({"to": "bob@example.com", "cc": ["ok@example.com", "bad@@example.com"], "subject": "s", "body": "b"}, "invalid_address", "cc"),
+        (
+            {"to": "bob@example.com", "cc": ["ok@example.com", "bad@@example.com"], "subject": "s", "body": "b"},
+            "invalid_address",
+            "cc",
+        ),
         ({"to": "bob@example.com", "bcc": "nobody", "subject": "s", "body": "b"}, "invalid_address", "bcc"),
-        ({"to": "bob@example.com", "reply_to": "@example.com", "subject": "s", "body": "b"}, "invalid_address", "reply_to"),
+        (
+            {"to": "bob@example.com", "reply_to": "@example.com", "subject": "s", "body": "b"},
+            "invalid_address",
+            "reply_to",
+        ),
         ({"to": 7, "subject": "s", "body": "b"}, "invalid_address", "to"),
         ({"subject": "s", "body": "b"}, "missing_field", "to"),
         ({"to": "bob@example.com", "body": "b"}, "missing_field", "subject"),
         ({"to": "bob@example.com", "subject": "s"}, "missing_field", "body"),
     ],
 )
-def test_it_rejects_bad_input_with_the_field_named(owner: Any, post: Any, body: dict[str, Any], code: str, field: str) -> None:
+def test_it_rejects_bad_input_with_the_field_named(
+    owner: Any, post: Any, body: dict[str, Any], code: str, field: str
+) -> None:
     response = post(owner, "/v1/send", body)
 
     assert response.status_code == 400, response.content
@@ -156,7 +186,9 @@ def test_it_rejects_bad_input_with_the_field_named(owner: Any, post: Any, body: 
     assert not Message.objects.exists()
 
 
-@pytest.mark.parametrize("name", ["From", "To", "Subject", "Message-ID", "Content-Type", "X-AgentMail-Idempotency-Key", "X Bad"])
+@pytest.mark.parametrize(
+    "name", ["From", "To", "Subject", "Message-ID", "Content-Type", "X-AgentMail-Idempotency-Key", "X Bad"]
+)
 def test_it_only_accepts_x_headers(owner: Any, post: Any, name: str) -> None:
     response = post(owner, "/v1/send", {"to": "bob@example.com", "subject": "s", "body": "b", "headers": {name: "v"}})
 
@@ -165,7 +197,9 @@ def test_it_only_accepts_x_headers(owner: Any, post: Any, name: str) -> None:
 
 
 def test_it_rejects_unknown_fields(owner: Any, post: Any) -> None:
-    response = post(owner, "/v1/send", {"to": "bob@example.com", "subject": "s", "body": "b", "from": "ceo@example.com"})
+    response = post(
+        owner, "/v1/send", {"to": "bob@example.com", "subject": "s", "body": "b", "from": "ceo@example.com"}
+    )
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "unknown_field"
@@ -192,7 +226,9 @@ def test_it_rejects_a_message_over_the_size_limit_with_413(owner: Any, post: Any
 
 
 def test_attachment_ids_go_through_the_attachments_interface(owner: Any, post: Any) -> None:
-    response = post(owner, "/v1/send", {"to": "bob@example.com", "subject": "s", "body": "b", "attachments": ["att_unknown"]})
+    response = post(
+        owner, "/v1/send", {"to": "bob@example.com", "subject": "s", "body": "b", "attachments": ["att_unknown"]}
+    )
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "attachment_not_uploaded"

@@ -19,7 +19,6 @@ pytestmark = [
 ]
 
 
-
 def test_it_sends_once_for_50_concurrent_requests_with_one_key(transactional_db: Any, owner: Any) -> None:
     body = {"to": "bob@example.com", "subject": "Race", "body": "once"}
     barrier = threading.Barrier(50)

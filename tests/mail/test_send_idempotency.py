@@ -18,7 +18,6 @@ pytestmark = pytest.mark.django_db
 BODY = {"to": "bob@example.com", "subject": "Invoice", "body": "Please pay."}
 
 
-
 @pytest.fixture
 def post(django_capture_on_commit_callbacks: Any) -> Any:
     def _post(persona: Any, url: str, body: Any, key: str | None = None) -> Any:

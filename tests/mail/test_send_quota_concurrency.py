@@ -33,7 +33,9 @@ def test_exactly_the_quota_goes_out_of_50_concurrent_sends(transactional_db: Any
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {owner.token}")
         try:
             barrier.wait()
-            response = client.post("/v1/send", {"to": "bob@example.com", "subject": f"n{i}", "body": "b"}, format="json")
+            response = client.post(
+                "/v1/send", {"to": "bob@example.com", "subject": f"n{i}", "body": "b"}, format="json"
+            )
             return response.status_code, response.json().get("error", {}).get("code", "")
         finally:
             connection.close()

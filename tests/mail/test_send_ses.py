@@ -78,7 +78,9 @@ def test_the_task_is_a_no_op_once_the_message_left_queued(ses: Any, settings: An
     from mail.tasks import send_message
 
     boto3.client("ses", region_name=REGION).verify_domain_identity(Domain=settings.MAIL_DOMAIN)
-    message_id = post(owner, "/v1/send", {"to": "bob@example.com", "subject": "Once", "body": "Hello"}).json()["MessageID"]
+    message_id = post(owner, "/v1/send", {"to": "bob@example.com", "subject": "Once", "body": "Hello"}).json()[
+        "MessageID"
+    ]
 
     send_message.delay(message_id)
     send_message.delay(message_id)

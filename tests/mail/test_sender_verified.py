@@ -21,7 +21,6 @@ SES_PASS = {"spf": "PASS", "dkim": "PASS", "dmarc": "PASS", "spam": "PASS", "vir
 SES_FAIL = {"spf": "FAIL", "dkim": "FAIL", "dmarc": "FAIL", "spam": "PASS", "virus": "PASS"}
 
 
-
 @pytest.fixture(autouse=True)
 def local_backend(settings: Any) -> None:
     """Challenges go to pytest-django's outbox, which these tests read, not through the local

@@ -21,7 +21,19 @@ plain = st.builds(
     lambda local, domain, rest: f"<{'.'.join(local)}@{'.'.join(domain)}>{rest}",
     st.lists(atom, min_size=1, max_size=3),
     st.lists(st.text(alphabet="aZ09-", min_size=1, max_size=6), min_size=1, max_size=3),
-    st.sampled_from(["", " SIZE=5321", "  BODY=8BITMIME", "\t SMTPUTF8", "x", " (comment) SIZE=1", " \u00a0X", "> extra", " SIZE=1 \t"]),
+    st.sampled_from(
+        [
+            "",
+            " SIZE=5321",
+            "  BODY=8BITMIME",
+            "\t SMTPUTF8",
+            "x",
+            " (comment) SIZE=1",
+            " \u00a0X",
+            "> extra",
+            " SIZE=1 \t",
+        ]
+    ),
 )
 
 
@@ -50,7 +62,10 @@ def test_same_answer_as_aiosmtpd(sessions: tuple[SMTP, SMTP], arg: str) -> None:
     "arg, expected",
     [
         ("<agent@agents.example>", ("agent@agents.example", "")),
-        ("<first.last+tag@mail.example.org> SIZE=5321 BODY=8BITMIME", ("first.last+tag@mail.example.org", "SIZE=5321 BODY=8BITMIME")),
+        (
+            "<first.last+tag@mail.example.org> SIZE=5321 BODY=8BITMIME",
+            ("first.last+tag@mail.example.org", "SIZE=5321 BODY=8BITMIME"),
+        ),
         ("<a@b>  \t SMTPUTF8", ("a@b", "SMTPUTF8")),
     ],
 )

@@ -120,7 +120,6 @@ def test_an_agent_token_cannot_manage_suppressions(owner: Any) -> None:
     assert owner.client.delete(f"/v1/suppressions/{BOB}").status_code == 403
 
 
-
 def test_any_cursor_the_listing_format_allows_pages_without_error(operator: Any, owner: Any) -> None:
     Suppression.objects.create(account=owner.agent.account, address=BOB, reason="bounce")
     # A cursor a message listing would hand out: (time, "msg_0"); it pages by its two keys.

@@ -12,7 +12,6 @@ from tests.factories import MessageFactory
 pytestmark = pytest.mark.django_db
 
 
-
 @pytest.fixture
 def post(django_capture_on_commit_callbacks: Any) -> Any:
     def _post(persona: Any, url: str, body: Any) -> Any:
@@ -57,7 +56,9 @@ def test_the_loop_breaker_stops_two_agents_ping_ponging(settings: Any, owner: An
     responses = []
     for turn in range(6):
         speaker = speakers[turn % 2]
-        latest = Message.objects.filter(agent=speaker.agent, direction=Message.Direction.INBOUND).latest("received_at", "id")
+        latest = Message.objects.filter(agent=speaker.agent, direction=Message.Direction.INBOUND).latest(
+            "received_at", "id"
+        )
         response = post(speaker, f"/v1/messages/{latest.id}/reply", {"body": f"pong {turn}"})
         responses.append(response)
         if response.status_code != 202:
@@ -74,7 +75,9 @@ def test_the_loop_breaker_stops_two_agents_ping_ponging(settings: Any, owner: An
 
 def test_the_loop_breaker_ignores_mail_to_people(settings: Any, owner: Any, post: Any) -> None:
     settings.LOOP_MAX_MESSAGES = 2
-    original = MessageFactory(agent=owner.agent, storage_key="", sender="alice@example.com", from_header="alice@example.com")
+    original = MessageFactory(
+        agent=owner.agent, storage_key="", sender="alice@example.com", from_header="alice@example.com"
+    )
     for _ in range(4):
         assert post(owner, f"/v1/messages/{original.id}/reply", {"body": "again"}).status_code == 202
 

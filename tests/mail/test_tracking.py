@@ -147,7 +147,10 @@ def test_a_delivery_then_a_complaint(client: Any, sent: Message) -> None:
     post_sns(client, _complaint(), message_id="sns-2")
     sent.refresh_from_db()
     assert sent.status == Message.Status.COMPLAINED
-    assert list(Event.objects.order_by("seq").values_list("type", flat=True)) == ["message.delivered", "message.complained"]
+    assert list(Event.objects.order_by("seq").values_list("type", flat=True)) == [
+        "message.delivered",
+        "message.complained",
+    ]
 
 
 def test_a_late_delivery_never_undoes_a_bounce_and_repeats_make_no_events(client: Any, sent: Message) -> None:

@@ -35,11 +35,15 @@ def test_a_json_body_at_the_limit_is_not_refused_for_its_size(owner: Any) -> Non
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     padding = "x" * (limit - len(json.dumps({"add": [""], "remove": []})))
     body = json.dumps({"add": [padding], "remove": []})
-    response = owner.client.patch("/v1/messages/msg_00000000000000000000000000/labels", body, content_type="application/json")
+    response = owner.client.patch(
+        "/v1/messages/msg_00000000000000000000000000/labels", body, content_type="application/json"
+    )
     assert response.status_code in (400, 404)  # judged on its content, not its size
 
 
-@pytest.mark.parametrize("query", ["limit=1000000", "limit=0", "limit=-1", "limit=abc", "q=" + "a" * 100_000, "q=%20%20", "cursor=@@@"])
+@pytest.mark.parametrize(
+    "query", ["limit=1000000", "limit=0", "limit=-1", "limit=abc", "q=" + "a" * 100_000, "q=%20%20", "cursor=@@@"]
+)
 def test_absurd_inbox_queries_are_400(owner: Any, query: str) -> None:
     response = owner.client.get(f"/v1/inbox?{query}")
     assert response.status_code == 400
@@ -55,6 +59,8 @@ def test_1001_recipients_are_400_and_nothing_is_sent(owner: Any) -> None:
 
 
 def test_a_header_with_a_newline_is_400_not_500(owner: Any) -> None:
-    response = owner.client.post("/v1/send", {"to": "a@example.com", "subject": "hi\r\nBcc: x@evil.example", "body": "b"}, format="json")
+    response = owner.client.post(
+        "/v1/send", {"to": "a@example.com", "subject": "hi\r\nBcc: x@evil.example", "body": "b"}, format="json"
+    )
     assert response.status_code == 400
     assert _error(response) == "header_injection"

@@ -86,9 +86,24 @@ def _kill(proc: subprocess.Popen[Any]) -> None:
 def _redis_start(port: int, data: Path) -> subprocess.Popen[Any]:
     # No persistence: a restart loses every queued task, the worst case the sweeper covers.
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(data), "--daemonize", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data),
+            "--daemonize",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     wait_for_port(port, proc)
     return proc
@@ -270,14 +285,43 @@ def test_no_mail_is_lost_or_duplicated_while_workers_databases_and_brokers_crash
     smtp_port, http_port = free_port(), free_port()
     base = f"http://127.0.0.1:{http_port}"
     celery = [sys.executable, "-m", "celery", "-A", "assmbl"]
-    worker_args = [*celery, "worker", "--pool=prefork", "--concurrency=2", "--loglevel=WARNING", "--without-gossip",
-                   "--without-mingle", "--without-heartbeat", "-n", "crash@%h"]
+    worker_args = [
+        *celery,
+        "worker",
+        "--pool=prefork",
+        "--concurrency=2",
+        "--loglevel=WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-n",
+        "crash@%h",
+    ]
 
     redis = _redis_start(redis_port, redis_dir)
-    smtpd = _spawn([sys.executable, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(smtp_port)], env,
-                   logs / "smtpd.log")
-    web = _spawn([sys.executable, "-m", "gunicorn", "assmbl.wsgi:application", "-b", f"127.0.0.1:{http_port}",
-                  "-k", "gthread", "-w", "2", "--threads", "8", "--timeout", "60"], env, logs / "gunicorn.log")
+    smtpd = _spawn(
+        [sys.executable, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(smtp_port)], env, logs / "smtpd.log"
+    )
+    web = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "assmbl.wsgi:application",
+            "-b",
+            f"127.0.0.1:{http_port}",
+            "-k",
+            "gthread",
+            "-w",
+            "2",
+            "--threads",
+            "8",
+            "--timeout",
+            "60",
+        ],
+        env,
+        logs / "gunicorn.log",
+    )
     worker = _spawn(worker_args, env, logs / "worker.log")
     beat: subprocess.Popen[Any] | None = None
     procs = {"smtpd": smtpd, "web": web}
@@ -286,10 +330,16 @@ def test_no_mail_is_lost_or_duplicated_while_workers_databases_and_brokers_crash
         wait_for_port(http_port, web, timeout=60)
 
         # 1,000 unique mails: SMTP ones in client threads, SNS ones (some twice) in others.
-        smtp_mails = [build_mail(to=owner.address, subject=f"smtp {i}", body=f"crash body {i}") for i in range(SMTP_MAILS)]
-        sns_mails = [build_mail(to=owner.address, subject=f"sns {i}", body=f"crash body sns {i}") for i in range(SNS_MAILS)]
+        smtp_mails = [
+            build_mail(to=owner.address, subject=f"smtp {i}", body=f"crash body {i}") for i in range(SMTP_MAILS)
+        ]
+        sns_mails = [
+            build_mail(to=owner.address, subject=f"sns {i}", body=f"crash body sns {i}") for i in range(SNS_MAILS)
+        ]
         notifications = [
-            signer.sign(sns_notification(ses_notification(message_id=f"crash-{i}", recipients=[owner.address], content=raw)))
+            signer.sign(
+                sns_notification(ses_notification(message_id=f"crash-{i}", recipients=[owner.address], content=raw))
+            )
             for i, raw in enumerate(sns_mails)
         ]
         resent = random.Random(12).sample(notifications, SNS_RESENT)
@@ -322,8 +372,13 @@ def test_no_mail_is_lost_or_duplicated_while_workers_databases_and_brokers_crash
                 # Down long enough for the API poller to see it, then up again.
                 _pg_ctl("stop", "-D", pg_dir, "-m", "fast", "-w")
                 time.sleep(3)
-                subprocess.run(["scripts/pg.sh", "start", pg_dir, str(settings.DATABASES["default"]["PORT"])],
-                               cwd=ROOT, check=True, capture_output=True, timeout=60)
+                subprocess.run(
+                    ["scripts/pg.sh", "start", pg_dir, str(settings.DATABASES["default"]["PORT"])],
+                    cwd=ROOT,
+                    check=True,
+                    capture_output=True,
+                    timeout=60,
+                )
                 stats.add("pg_restarts")
             if kills == 12:
                 stop(redis)
@@ -338,8 +393,9 @@ def test_no_mail_is_lost_or_duplicated_while_workers_databases_and_brokers_crash
         storm_seconds = time.monotonic() - started
 
         # Calm: the last worker stays up; beat sweeps stored deliveries and dispatches webhooks.
-        beat = _spawn([*celery, "beat", "--loglevel=WARNING", "-s", str(tmp_path / "beat-schedule")], env,
-                      logs / "beat.log")
+        beat = _spawn(
+            [*celery, "beat", "--loglevel=WARNING", "-s", str(tmp_path / "beat-schedule")], env, logs / "beat.log"
+        )
         deadline = time.monotonic() + SETTLE_SECONDS
         while time.monotonic() < deadline:
             connection.close()

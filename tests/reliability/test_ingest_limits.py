@@ -17,13 +17,27 @@ def _nested(depth: int) -> bytes:
     body = b"leaf\r\n"
     for i in range(depth):
         b = f"b{i}".encode()
-        body = b'Content-Type: multipart/mixed; boundary="' + b + b'"\r\n\r\n--' + b + b"\r\n" + body + b"\r\n--" + b + b"--\r\n"
+        body = (
+            b'Content-Type: multipart/mixed; boundary="'
+            + b
+            + b'"\r\n\r\n--'
+            + b
+            + b"\r\n"
+            + body
+            + b"\r\n--"
+            + b
+            + b"--\r\n"
+        )
     return b"From: a@example.com\r\nTo: owner@agents.localhost\r\nSubject: deep\r\n" + body
 
 
 def _many_parts(n: int) -> bytes:
     parts = b"".join(b"--x\r\nContent-Type: text/plain\r\n\r\npart\r\n" for _ in range(n))
-    return b"From: a@example.com\r\nSubject: parts\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n" + parts + b"--x--\r\n"
+    return (
+        b"From: a@example.com\r\nSubject: parts\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n"
+        + parts
+        + b"--x--\r\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -31,7 +45,10 @@ def _many_parts(n: int) -> bytes:
     [
         (_nested(33), "MIME nesting deeper than 32"),
         (_many_parts(1001), "more than 1000 MIME parts"),
-        (b"From: a@example.com\r\nX-Big: " + b"y" * 200_000 + b"\r\nSubject: big\r\n\r\nbody\r\n", "header block larger than"),
+        (
+            b"From: a@example.com\r\nX-Big: " + b"y" * 200_000 + b"\r\nSubject: big\r\n\r\nbody\r\n",
+            "header block larger than",
+        ),
     ],
     ids=["mime-depth-33", "1001-parts", "200kb-header"],
 )
@@ -49,7 +66,9 @@ def test_depth_32_and_1000_parts_are_still_accepted() -> None:
 
 
 def test_parsing_a_large_message_keeps_memory_within_a_few_times_its_size() -> None:
-    raw = build_mail(to="owner@agents.localhost", attachments=[("big.bin", "application/octet-stream", b"\x00" * 5_000_000)])
+    raw = build_mail(
+        to="owner@agents.localhost", attachments=[("big.bin", "application/octet-stream", b"\x00" * 5_000_000)]
+    )
     tracemalloc.start()
     parse_mail(raw)
     _, peak = tracemalloc.get_traced_memory()

@@ -40,15 +40,35 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else 0.0
 
 
-def test_list_and_search_hold_at_concurrency_32_with_no_errors(transactional_db: Any, tmp_path: Path, owner: Any) -> None:
+def test_list_and_search_hold_at_concurrency_32_with_no_errors(
+    transactional_db: Any, tmp_path: Path, owner: Any
+) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     Message.objects.bulk_create(MessageFactory.build_batch(SEED_MESSAGES, agent=owner.agent), batch_size=500)
     port = free_port()
     env = child_env(tmp_path, DB_CONN_MAX_AGE="60", LOG_LEVEL="WARNING", API_RATE_LIMIT="1000000/min")
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "assmbl.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-k", "gthread", "-w", "2", "--threads", "8", "--backlog", "256", "--no-control-socket"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "assmbl.wsgi:application",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-k",
+            "gthread",
+            "-w",
+            "2",
+            "--threads",
+            "8",
+            "--backlog",
+            "256",
+            "--no-control-socket",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     # Half the clients page through the inbox, half search it (a common and a rare term).
     paths = ["/v1/inbox?limit=20", "/v1/inbox?limit=50", "/v1/inbox?q=number%2042", "/v1/inbox?q=example.com&limit=20"]
@@ -63,8 +83,9 @@ def test_list_and_search_hold_at_concurrency_32_with_no_errors(transactional_db:
             path = paths[n % len(paths)]
             kind = "search" if "q=" in path else "list"
             mine: list[float] = []
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                              headers={"Authorization": f"Bearer {owner.token}"}) as http:
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Authorization": f"Bearer {owner.token}"}
+            ) as http:
                 while time.monotonic() < deadline:
                     t0 = time.perf_counter()
                     try:
@@ -96,8 +117,12 @@ def test_list_and_search_hold_at_concurrency_32_with_no_errors(transactional_db:
     finally:
         stop(web)
 
-    figures: dict[str, Any] = {"seconds": round(elapsed, 1), "concurrency": CONCURRENCY, "seeded": SEED_MESSAGES,
-                               "statuses": dict(statuses)}
+    figures: dict[str, Any] = {
+        "seconds": round(elapsed, 1),
+        "concurrency": CONCURRENCY,
+        "seeded": SEED_MESSAGES,
+        "statuses": dict(statuses),
+    }
     for kind, values in latencies.items():
         figures[kind] = {
             "requests": len(values),

@@ -33,7 +33,19 @@ def mutated_mail(draw: Any) -> bytes:
             data[at] = draw(st.integers(0, 255))
         elif op == "insert":
             data[at:at] = draw(
-                st.sampled_from([b"\r\n", b"\n\n", b"--", b"=?utf-8?B?", b"?=", b"\x00", b"boundary=", b"Content-Type: multipart/mixed; boundary=x\r\n", b"\xff\xfe"])
+                st.sampled_from(
+                    [
+                        b"\r\n",
+                        b"\n\n",
+                        b"--",
+                        b"=?utf-8?B?",
+                        b"?=",
+                        b"\x00",
+                        b"boundary=",
+                        b"Content-Type: multipart/mixed; boundary=x\r\n",
+                        b"\xff\xfe",
+                    ]
+                )
             )
         elif op == "delete":
             del data[at : at + draw(st.integers(1, 64))]

@@ -71,7 +71,9 @@ def _pending() -> int:
     or claimed by a worker that may have died before the handoff)."""
     return (
         Message.objects.filter(status=Message.Status.SCHEDULED).count()
-        + Message.objects.filter(status=Message.Status.QUEUED).exclude(provider_message_id__startswith="handoff:").count()
+        + Message.objects.filter(status=Message.Status.QUEUED)
+        .exclude(provider_message_id__startswith="handoff:")
+        .count()
     )
 
 
@@ -108,8 +110,20 @@ def test_200_scheduled_sends_due_at_once_go_out_once_while_workers_die(
     logs = tmp_path / "logs"
     logs.mkdir()
     celery = [sys.executable, "-m", "celery", "-A", "assmbl"]
-    worker_args = [*celery, "worker", "--pool=prefork", "--concurrency=2", "--loglevel=WARNING", "--without-gossip",
-                   "--without-mingle", "--without-heartbeat", "-Q", "celery,send,content", "-n", "sched@%h"]
+    worker_args = [
+        *celery,
+        "worker",
+        "--pool=prefork",
+        "--concurrency=2",
+        "--loglevel=WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-Q",
+        "celery,send,content",
+        "-n",
+        "sched@%h",
+    ]
     beat_args = [*celery, "beat", "--loglevel=WARNING", "--schedule", str(tmp_path / "beat-schedule")]
 
     later = timezone.now() + dt.timedelta(hours=1)

@@ -56,7 +56,9 @@ def test_a_worker_killed_after_the_provider_accepted_never_sends_twice(
     monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
     monkeypatch.setitem(celery_app.conf, "broker_url", "memory://")
     data_dir = Path(settings.STORAGES["default"]["OPTIONS"]["location"]).parent
-    env = child_env(data_dir, MAIL_OUTBOUND="smtp", OUTBOUND_SMTP_URL=relay_url, ASSMBL_FAULTS="send.after_provider_accept")
+    env = child_env(
+        data_dir, MAIL_OUTBOUND="smtp", OUTBOUND_SMTP_URL=relay_url, ASSMBL_FAULTS="send.after_provider_accept"
+    )
     settings.EMAIL_BACKEND = "mail.backends.RelayEmailBackend"
     settings.OUTBOUND_SMTP_URL = relay_url
 
@@ -68,9 +70,17 @@ def test_a_worker_killed_after_the_provider_accepted_never_sends_twice(
         message_id = first.json()["MessageID"]
 
         worker = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c",
-             f"from mail.dispatch import message_dispatch; message_dispatch(message_id={message_id!r})"],
-            cwd=ROOT, env=env, capture_output=True, timeout=60,
+            [
+                sys.executable,
+                "manage.py",
+                "shell",
+                "-c",
+                f"from mail.dispatch import message_dispatch; message_dispatch(message_id={message_id!r})",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            timeout=60,
         )
         assert worker.returncode == FAULT_EXIT_CODE, worker.stderr.decode()[-2000:]
 

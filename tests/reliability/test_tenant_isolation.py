@@ -94,7 +94,9 @@ def world(owner: Any, teammate: Any, stranger: Any, deliver: Any, operator: Any)
         MessageFactory.create_batch(50, agent=persona.agent)
     upload = Attachment.objects.create(agent=owner.agent, kind="upload", state="pending", filename="u.bin", size=3)
     endpoint = Endpoint.objects.create(
-        account=owner.agent.account, created_by=owner.agent, url="https://hooks.example.com/x",
+        account=owner.agent.account,
+        created_by=owner.agent,
+        url="https://hooks.example.com/x",
         secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
     )
     endpoint.agents.add(owner.agent)
@@ -113,16 +115,26 @@ def world(owner: Any, teammate: Any, stranger: Any, deliver: Any, operator: Any)
             "address": "bounced@example.com",
         },
         "upload_id": upload.id,
-        "unknown": {k: f"{p}_00000000000000000000000000" for k, p in [
-            ("message_id", "msg"), ("attachment_id", "att"), ("thread_id", "thr"), ("endpoint_id", "whk")]}
-        | {"entry_id": "999999", "agent_id": "nobody-here", "draft_id": "drf_00000000000000000000000000",
-           "address": "nobody@example.com"},
+        "unknown": {
+            k: f"{p}_00000000000000000000000000"
+            for k, p in [("message_id", "msg"), ("attachment_id", "att"), ("thread_id", "thr"), ("endpoint_id", "whk")]
+        }
+        | {
+            "entry_id": "999999",
+            "agent_id": "nobody-here",
+            "draft_id": "drf_00000000000000000000000000",
+            "address": "nobody@example.com",
+        },
     }
 
 
 def _snapshot(agent: Any) -> tuple[Any, ...]:
     return (
-        list(Message.objects.filter(agent=agent).order_by("id").values_list("id", "is_read", "archived", "disposition", "subject")),
+        list(
+            Message.objects.filter(agent=agent)
+            .order_by("id")
+            .values_list("id", "is_read", "archived", "disposition", "subject")
+        ),
         list(MessageLabel.objects.filter(message__agent=agent).order_by("id").values_list("message_id", "name")),
         list(Attachment.objects.filter(agent=agent).order_by("id").values_list("id", "state")),
         list(Endpoint.objects.order_by("id").values_list("id", "enabled", "url")),
@@ -137,14 +149,22 @@ ID_OPERATIONS = [(m, r) for m, r in OPERATIONS if "<" in r and r not in PUBLIC]
 
 def test_the_walk_finds_the_endpoints_that_take_ids() -> None:
     routes = {r for _, r in ID_OPERATIONS}
-    for expected in ("messages/<str:message_id>", "messages/<str:message_id>/archive", "threads/<str:thread_id>",
-                     "webhooks/<str:endpoint_id>", "directory/senders/<str:entry_id>", "agents/<str:agent_id>"):
+    for expected in (
+        "messages/<str:message_id>",
+        "messages/<str:message_id>/archive",
+        "threads/<str:thread_id>",
+        "webhooks/<str:endpoint_id>",
+        "directory/senders/<str:entry_id>",
+        "agents/<str:agent_id>",
+    ):
         assert expected in routes
     assert len(ID_OPERATIONS) >= 20
 
 
 @pytest.mark.parametrize(("method", "route"), ID_OPERATIONS, ids=[f"{m.upper()} {r}" for m, r in ID_OPERATIONS])
-def test_a_foreign_id_is_indistinguishable_from_an_unknown_one(method: str, route: str, world: dict[str, Any], owner: Any, teammate: Any, stranger: Any, account: Any) -> None:
+def test_a_foreign_id_is_indistinguishable_from_an_unknown_one(
+    method: str, route: str, world: dict[str, Any], owner: Any, teammate: Any, stranger: Any, account: Any
+) -> None:
     if route.startswith("attachments/"):
         world["owner"]["attachment_id"] = world["upload_id"]
     outsiders = [teammate.client, stranger.client]
@@ -168,11 +188,20 @@ TOKEN_OPERATIONS = [(m, r) for m, r in OPERATIONS if r not in PUBLIC]
 
 
 @pytest.mark.parametrize(("method", "route"), TOKEN_OPERATIONS, ids=[f"{m.upper()} {r}" for m, r in TOKEN_OPERATIONS])
-def test_missing_malformed_and_revoked_tokens_get_401(method: str, route: str, world: dict[str, Any], owner: Any) -> None:
+def test_missing_malformed_and_revoked_tokens_get_401(
+    method: str, route: str, world: dict[str, Any], owner: Any
+) -> None:
     revoked = token_create(kind="agent", account=owner.agent.account, agent=owner.agent)
     token_revoke(token=revoked.token)
     path = _fill(route, world["owner"])
-    for header in (None, "Bearer", "Bearer not-a-token", "Basic dXNlcjpwYXNz", f"Bearer {revoked.plaintext}", f"Token {owner.token}"):
+    for header in (
+        None,
+        "Bearer",
+        "Bearer not-a-token",
+        "Basic dXNlcjpwYXNz",
+        f"Bearer {revoked.plaintext}",
+        f"Token {owner.token}",
+    ):
         client = APIClient()
         if header:
             client.credentials(HTTP_AUTHORIZATION=header)
@@ -182,14 +211,27 @@ def test_missing_malformed_and_revoked_tokens_get_401(method: str, route: str, w
 
 
 @pytest.mark.parametrize("suffix", ["labels", "read", "archive"])
-def test_patch_bodies_with_fields_an_agent_may_not_set_change_nothing_else(suffix: str, world: dict[str, Any], owner: Any, teammate: Any) -> None:
+def test_patch_bodies_with_fields_an_agent_may_not_set_change_nothing_else(
+    suffix: str, world: dict[str, Any], owner: Any, teammate: Any
+) -> None:
     message_id = world["owner"]["message_id"]
-    before = Message.objects.filter(pk=message_id).values("agent_id", "storage_key", "sha256", "sender", "subject").get()
-    body = {**BODIES[("patch", suffix)], "agent_id": teammate.agent.agent_id, "storage_key": "../../etc/passwd",
-            "sha256": "0" * 64, "AgentID": teammate.agent.agent_id, "Subject": "rewritten"}
+    before = (
+        Message.objects.filter(pk=message_id).values("agent_id", "storage_key", "sha256", "sender", "subject").get()
+    )
+    body = {
+        **BODIES[("patch", suffix)],
+        "agent_id": teammate.agent.agent_id,
+        "storage_key": "../../etc/passwd",
+        "sha256": "0" * 64,
+        "AgentID": teammate.agent.agent_id,
+        "Subject": "rewritten",
+    }
     response = owner.client.patch(f"/v1/messages/{message_id}/{suffix}", body, format="json")
     assert response.status_code in (200, 400)
-    assert Message.objects.filter(pk=message_id).values("agent_id", "storage_key", "sha256", "sender", "subject").get() == before
+    assert (
+        Message.objects.filter(pk=message_id).values("agent_id", "storage_key", "sha256", "sender", "subject").get()
+        == before
+    )
 
 
 QUERY_WORDS = ["message", "number", "with", "attachment", "1", "2", "example", "%", "_", "\\", "person"]
@@ -204,9 +246,28 @@ QUERY_WORDS = ["message", "number", "with", "attachment", "1", "2", "example", "
     verified_only=st.one_of(st.none(), st.sampled_from(["true", "false"])),
     limit=st.integers(1, 100),
 )
-def test_list_and_search_never_return_a_foreign_row(world: dict[str, Any], owner: Any, q: Any, label: Any, is_read: Any, include_archived: Any, verified_only: Any, limit: int) -> None:
-    params = {k: v for k, v in {"q": q, "label": label, "is_read": is_read, "include_archived": include_archived,
-                                "verified_only": verified_only, "limit": limit}.items() if v is not None}
+def test_list_and_search_never_return_a_foreign_row(
+    world: dict[str, Any],
+    owner: Any,
+    q: Any,
+    label: Any,
+    is_read: Any,
+    include_archived: Any,
+    verified_only: Any,
+    limit: int,
+) -> None:
+    params = {
+        k: v
+        for k, v in {
+            "q": q,
+            "label": label,
+            "is_read": is_read,
+            "include_archived": include_archived,
+            "verified_only": verified_only,
+            "limit": limit,
+        }.items()
+        if v is not None
+    }
     for path in ("/v1/inbox", "/v1/sent"):
         response = owner.client.get(path, params if path == "/v1/inbox" else {"limit": limit})
         assert response.status_code in (200, 400)
@@ -214,4 +275,7 @@ def test_list_and_search_never_return_a_foreign_row(world: dict[str, Any], owner
             assert all(item["AgentID"] == "owner" for item in response.json()["items"])
     count = owner.client.get("/v1/inbox/unread-count")
     assert count.status_code == 200
-    assert count.json()["unread_count"] == Message.objects.for_agent(owner.agent).in_inbox().unread().not_archived().count()
+    assert (
+        count.json()["unread_count"]
+        == Message.objects.for_agent(owner.agent).in_inbox().unread().not_archived().count()
+    )

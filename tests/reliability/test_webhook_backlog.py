@@ -128,13 +128,15 @@ def _topology(broker: Broker, smtp_port: int) -> dict[str, list[str]]:
     """Every Celery and SMTP process ``make run`` (filesystem) or ``make run-stack`` (Redis)
     starts, at their smallest sizes; the web server plays no part here."""
     if broker.name == "filesystem":
-        commands = embedded_processes(
-            http_port=free_port(), smtp_port=smtp_port, web_workers=1, celery_concurrency=2
-        )
+        commands = embedded_processes(http_port=free_port(), smtp_port=smtp_port, web_workers=1, celery_concurrency=2)
     else:
         commands = stack_processes(
-            http_port=free_port(), smtp_port=smtp_port, web_workers=1, web_threads=1,
-            celery_workers=1, celery_concurrency=2,
+            http_port=free_port(),
+            smtp_port=smtp_port,
+            web_workers=1,
+            web_threads=1,
+            celery_workers=1,
+            celery_concurrency=2,
         )
     commands.pop("web")
     return commands
@@ -144,8 +146,10 @@ def _owe_deliveries(endpoint: Endpoint, agent: Any, count: int) -> None:
     """The rows ``events_record`` writes for ``count`` events, written directly so that no
     on-commit kick runs here: the children's dispatcher must put them in flight itself."""
     events = Event.objects.bulk_create(
-        [Event(agent=agent, type=Event.Type.MESSAGE_RECEIVED, payload={"MessageID": f"msg_backlog_{i}"})
-         for i in range(count)]
+        [
+            Event(agent=agent, type=Event.Type.MESSAGE_RECEIVED, payload={"MessageID": f"msg_backlog_{i}"})
+            for i in range(count)
+        ]
     )
     now = timezone.now()
     Delivery.objects.bulk_create(
@@ -196,8 +200,12 @@ def test_new_mail_is_indexed_within_10_s_while_1000_failing_webhook_deliveries_a
     logs.mkdir()
     procs = {
         name: subprocess.Popen(
-            command, cwd=ROOT, env=env, start_new_session=True,
-            stdout=open(logs / f"{name}.log", "wb"), stderr=subprocess.STDOUT,
+            command,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=open(logs / f"{name}.log", "wb"),
+            stderr=subprocess.STDOUT,
         )
         for name, command in _topology(broker, smtp_port).items()
     }

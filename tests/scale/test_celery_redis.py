@@ -46,7 +46,9 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     folder = tmp_path / "redis"
     out = subprocess.run(
         [str(ROOT / "scripts" / "redis.sh"), "start", str(folder), str(free_port())],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     try:
         yield f"{out.stdout.strip().rsplit('/', 1)[0]}/{db}"
@@ -88,12 +90,29 @@ def stack(transactional_db: Any, redis_url: str, tmp_path: Path) -> Iterator[int
     procs = [
         subprocess.Popen(
             [sys.executable, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=logs["smtpd"], stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=logs["smtpd"],
+            stderr=subprocess.STDOUT,
         ),
         subprocess.Popen(
-            [str(bindir / "celery"), "-A", "assmbl", "worker", "--pool", "solo", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=logs["worker"], stderr=subprocess.STDOUT,
+            [
+                str(bindir / "celery"),
+                "-A",
+                "assmbl",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=logs["worker"],
+            stderr=subprocess.STDOUT,
         ),
     ]
     try:

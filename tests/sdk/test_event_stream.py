@@ -14,7 +14,9 @@ from webhooks.services import event_record
 
 def _record(live_agent: LiveAgent, subjects: list[str]) -> None:
     for subject in subjects:
-        event_record(agent=live_agent.agent, type="message.received", payload={"MessageID": subject, "Subject": subject})
+        event_record(
+            agent=live_agent.agent, type="message.received", payload={"MessageID": subject, "Subject": subject}
+        )
 
 
 def test_the_stream_resumes_after_each_drop_without_missing_or_repeating(live_agent: LiveAgent, settings: Any) -> None:

@@ -78,7 +78,12 @@ def test_creating_an_endpoint_shows_its_secret_once(admin_client: Any, owner: An
 
     response = admin_client.post(
         "/admin/webhooks/endpoint/add/",
-        {"account": owner.agent.account.pk, "url": "http://127.0.0.1:9/new", "event_types": ["message.received"], "enabled": "on"},
+        {
+            "account": owner.agent.account.pk,
+            "url": "http://127.0.0.1:9/new",
+            "event_types": ["message.received"],
+            "enabled": "on",
+        },
         follow=True,
     )
 
@@ -99,7 +104,9 @@ def test_the_admin_refuses_an_endpoint_on_a_private_address(admin_client: Any, o
     assert not Endpoint.objects.exists()
 
 
-def test_rotating_shows_the_new_secret_once_and_keeps_the_old_one_signing(admin_client: Any, owner: Any, settings: Any) -> None:
+def test_rotating_shows_the_new_secret_once_and_keeps_the_old_one_signing(
+    admin_client: Any, owner: Any, settings: Any
+) -> None:
     endpoint = _endpoint(owner, settings)
     old = endpoint.secret
 
@@ -127,17 +134,26 @@ def test_changing_an_endpoint_goes_through_the_service(admin_client: Any, owner:
     assert endpoint.url == "http://127.0.0.1:9/moved" and endpoint.enabled and endpoint.disabled_reason == ""
     assert SECRET.fullmatch(endpoint.secret)
     settings.WEBHOOKS_ALLOW_LOOPBACK = False
-    admin_client.post(f"/admin/webhooks/endpoint/{endpoint.pk}/change/", {"url": "http://127.0.0.1:9/x", "enabled": "on"})
+    admin_client.post(
+        f"/admin/webhooks/endpoint/{endpoint.pk}/change/", {"url": "http://127.0.0.1:9/x", "enabled": "on"}
+    )
     endpoint.refresh_from_db()
     assert endpoint.url == "http://127.0.0.1:9/moved"
 
 
-def test_an_endpoint_cannot_name_another_accounts_agent(admin_client: Any, owner: Any, stranger: Any, settings: Any) -> None:
+def test_an_endpoint_cannot_name_another_accounts_agent(
+    admin_client: Any, owner: Any, stranger: Any, settings: Any
+) -> None:
     settings.WEBHOOKS_ALLOW_LOOPBACK = True
 
     response = admin_client.post(
         "/admin/webhooks/endpoint/add/",
-        {"account": owner.agent.account.pk, "url": "http://127.0.0.1:9/x", "agents": [stranger.agent.pk], "enabled": "on"},
+        {
+            "account": owner.agent.account.pk,
+            "url": "http://127.0.0.1:9/x",
+            "agents": [stranger.agent.pk],
+            "enabled": "on",
+        },
     )
 
     assert response.status_code == 200 and "must belong to the endpoint" in response.content.decode()

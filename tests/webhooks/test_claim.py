@@ -129,9 +129,7 @@ def test_a_second_task_for_the_same_delivery_makes_no_second_attempt(
     assert delivery.attempts == 1 and delivery.queued_at is None
 
 
-def test_it_queues_no_more_than_max_in_flight(
-    owner: Any, receiver: Receiver, queue: Queue, settings: Any
-) -> None:
+def test_it_queues_no_more_than_max_in_flight(owner: Any, receiver: Receiver, queue: Queue, settings: Any) -> None:
     settings.WEBHOOKS_MAX_IN_FLIGHT = 5
     receiver.script = [Reply(500)] * 12
     events = _owe(owner.agent, receiver.url(), 12)

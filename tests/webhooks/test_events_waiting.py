@@ -33,7 +33,9 @@ def server(transactional_db: Any, tmp_path: Path, settings: Any) -> Iterator[str
     port = free_port()
     settings.DATA_DIR = tmp_path
     env = child_env(tmp_path, WAITS_PER_TOKEN=str(CAP), LOG_LEVEL="WARNING")
-    web = subprocess.Popen(web_command(port, 1, 2), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    web = subprocess.Popen(
+        web_command(port, 1, 2), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_for_port(port, web, timeout=60)
         url = f"http://127.0.0.1:{port}"

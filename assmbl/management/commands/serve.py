@@ -38,26 +38,37 @@ def web_command(http_port: int, web_workers: int, threads: int, host: str = "127
     return [
         _bin("gunicorn"),
         "assmbl.asgi:application",
-        "--bind", f"{host}:{http_port}",
-        "--workers", str(web_workers),
+        "--bind",
+        f"{host}:{http_port}",
+        "--workers",
+        str(web_workers),
         # gunicorn's asyncio worker: the views run on `threads` threads of each worker, and a
         # long-poll or event stream waits on its event loop, holding none (assmbl/asgi.py).
         # Ours answers what gunicorn itself refuses with the JSON envelope.
-        "--worker-class", "compat.gunicorn.ASGIWorker",
-        "--threads", str(threads),
+        "--worker-class",
+        "compat.gunicorn.ASGIWorker",
+        "--threads",
+        str(threads),
         # The longest request line gunicorn can bound (its default is 4094), so that an
         # over-long q or cursor reaches the API, which says what is wrong with it (the
         # longest query the schema allows fits); past these limits the worker answers
         # 414/431 itself. 8 KB a header, 100 headers.
-        "--limit-request-line", "8190",
-        "--limit-request-field_size", "8190",
-        "--limit-request-fields", "100",
-        "--timeout", "120",
-        "--graceful-timeout", "20",
-        "--access-logfile", "-",
+        "--limit-request-line",
+        "8190",
+        "--limit-request-field_size",
+        "8190",
+        "--limit-request-fields",
+        "100",
+        "--timeout",
+        "120",
+        "--graceful-timeout",
+        "20",
+        "--access-logfile",
+        "-",
         # gunicorn's default is one path per user ($XDG_RUNTIME_DIR or ~/.gunicorn): a second
         # instance on the machine would unlink the first one's socket and take it over.
-        "--control-socket", str(settings.DATA_DIR / "gunicorn.ctl"),
+        "--control-socket",
+        str(settings.DATA_DIR / "gunicorn.ctl"),
     ]
 
 
@@ -74,9 +85,21 @@ def webhooks_worker_command(*extra: str) -> list[str]:
     """The webhooks queue's own worker: threads, since an attempt waits on the receiver (up
     to WEBHOOKS_TIMEOUT_SECONDS), not on the CPU, and one process holds them all."""
     return [
-        _bin("celery"), "-A", "assmbl", "worker", "--queues", "webhooks", "--hostname", "webhooks@%h",
-        "--pool", "threads", "--concurrency", str(settings.WEBHOOKS_WORKER_CONCURRENCY),
-        "--loglevel", "INFO", *extra,
+        _bin("celery"),
+        "-A",
+        "assmbl",
+        "worker",
+        "--queues",
+        "webhooks",
+        "--hostname",
+        "webhooks@%h",
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(settings.WEBHOOKS_WORKER_CONCURRENCY),
+        "--loglevel",
+        "INFO",
+        *extra,
     ]
 
 
@@ -85,8 +108,19 @@ def content_worker_command(concurrency: int, *extra: str) -> list[str]:
     as text. It consumes nothing else, so it runs at CONTENT_WORKER_NICE (assmbl/celery.py):
     under a burst it takes the CPU that indexing leaves, and catches up after."""
     return [
-        _bin("celery"), "-A", "assmbl", "worker", "--queues", "content", "--hostname", "content@%h",
-        "--loglevel", "INFO", "--concurrency", str(concurrency), *extra,
+        _bin("celery"),
+        "-A",
+        "assmbl",
+        "worker",
+        "--queues",
+        "content",
+        "--hostname",
+        "content@%h",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        str(concurrency),
+        *extra,
     ]
 
 
@@ -107,10 +141,21 @@ def embedded_processes(
         # attempts to a receiver that is down never hold a slot that a mail waits for, and
         # content extraction never takes the CPU from indexing.
         "worker": [
-            _bin("celery"), "-A", "assmbl", "worker", "--beat",
-            "--queues", "ingest,send,celery", "--hostname", "worker@%h",
-            "--loglevel", "INFO", "--concurrency", str(celery_concurrency),
-            "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
+            _bin("celery"),
+            "-A",
+            "assmbl",
+            "worker",
+            "--beat",
+            "--queues",
+            "ingest,send,celery",
+            "--hostname",
+            "worker@%h",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            str(celery_concurrency),
+            "--schedule",
+            str(settings.DATA_DIR / "celerybeat-schedule"),
         ],
         "content": content_worker_command(celery_concurrency),
         "webhooks": webhooks_worker_command(),
@@ -133,8 +178,14 @@ def stack_processes(
         **smtp_commands(smtp_port, smtp_listeners),
         # Exactly one beat in the whole deployment, or periodic tasks run twice.
         "beat": [
-            _bin("celery"), "-A", "assmbl", "beat", "--loglevel", "INFO",
-            "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
+            _bin("celery"),
+            "-A",
+            "assmbl",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(settings.DATA_DIR / "celerybeat-schedule"),
         ],
     }
     # One set of workers per queue, so neither sending, content nor webhook attempts can hold
@@ -142,14 +193,36 @@ def stack_processes(
     # computes what a model reads (at a lower CPU priority), "webhooks" makes the attempts.
     for n in range(1, celery_workers + 1):
         procs[f"worker{n}"] = [
-            _bin("celery"), "-A", "assmbl", "worker", "--queues", "ingest", "--loglevel", "INFO",
-            "--concurrency", str(celery_concurrency), "--hostname", f"worker{n}@%h",
-            "--without-gossip", "--without-mingle",
+            _bin("celery"),
+            "-A",
+            "assmbl",
+            "worker",
+            "--queues",
+            "ingest",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            str(celery_concurrency),
+            "--hostname",
+            f"worker{n}@%h",
+            "--without-gossip",
+            "--without-mingle",
         ]
     procs["send"] = [
-        _bin("celery"), "-A", "assmbl", "worker", "--queues", "send,celery", "--loglevel", "INFO",
-        "--concurrency", str(celery_concurrency), "--hostname", "send@%h",
-        "--without-gossip", "--without-mingle",
+        _bin("celery"),
+        "-A",
+        "assmbl",
+        "worker",
+        "--queues",
+        "send,celery",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        str(celery_concurrency),
+        "--hostname",
+        "send@%h",
+        "--without-gossip",
+        "--without-mingle",
     ]
     procs["content"] = content_worker_command(celery_concurrency, "--without-gossip", "--without-mingle")
     procs["webhooks"] = webhooks_worker_command("--without-gossip", "--without-mingle")
@@ -195,13 +268,18 @@ class Engines:
         # stop last, after every process that writes to them.
         out = subprocess.run(
             [str(self.scripts / args[0]), *args[1:]],
-            check=True, capture_output=True, text=True, start_new_session=True,
+            check=True,
+            capture_output=True,
+            text=True,
+            start_new_session=True,
             env={**os.environ, **(extra_env or {})},
         )
         return out.stdout.strip()
 
     def start(self) -> dict[str, str]:
-        database_url = self._script("pg.sh", "start", str(self.data_dir / "pg"), str(self.pg_port), extra_env={"PG_DURABLE": "1"})
+        database_url = self._script(
+            "pg.sh", "start", str(self.data_dir / "pg"), str(self.pg_port), extra_env={"PG_DURABLE": "1"}
+        )
         redis_url = self._script("redis.sh", "start", str(self.data_dir / "redis"), str(self.redis_port))
         base = redis_url.rsplit("/", 1)[0]
         self.env = {
@@ -280,8 +358,12 @@ class Command(BaseCommand):
         parser.add_argument("--stack", action="store_true", help="production topology: PostgreSQL + Redis in DATA_DIR")
         parser.add_argument("--pg-port", type=int, default=int(os.environ.get("PG_PORT", "54320")))
         parser.add_argument("--redis-port", type=int, default=int(os.environ.get("REDIS_PORT", "63790")))
-        parser.add_argument("--demo-agent", action="store_true", help="with --stack: create the demo agent after migrating")
-        parser.add_argument("--no-engines", action="store_true", help="with --stack: use DATABASE_URL/CELERY_BROKER_URL as set")
+        parser.add_argument(
+            "--demo-agent", action="store_true", help="with --stack: create the demo agent after migrating"
+        )
+        parser.add_argument(
+            "--no-engines", action="store_true", help="with --stack: use DATABASE_URL/CELERY_BROKER_URL as set"
+        )
 
     def handle(self, *args: Any, stack: bool, **opts: Any) -> None:
         if stack:
@@ -290,7 +372,11 @@ class Command(BaseCommand):
         broker_folders()
         code = supervise(
             embedded_processes(
-                opts["http_port"], opts["smtp_port"], opts["web_workers"], opts["celery_concurrency"], opts["smtp_listeners"]
+                opts["http_port"],
+                opts["smtp_port"],
+                opts["web_workers"],
+                opts["celery_concurrency"],
+                opts["smtp_listeners"],
             ),
             served_env(opts["http_port"]),
             self.stderr.write,
@@ -313,9 +399,15 @@ class Command(BaseCommand):
                 except subprocess.CalledProcessError as exc:
                     raise CommandError(f"could not start the engines: {exc.stderr}") from exc
             self.stdout.write(
-                "stack: " + ", ".join(f"{k}={env.get(k, '')}" for k in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL"))
+                "stack: "
+                + ", ".join(f"{k}={env.get(k, '')}" for k in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL"))
             )
-            subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=settings.BASE_DIR, env=env, check=True)
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                cwd=settings.BASE_DIR,
+                env=env,
+                check=True,
+            )
             if opts["demo_agent"]:
                 subprocess.run([sys.executable, "manage.py", "demo_agent"], cwd=settings.BASE_DIR, env=env, check=True)
             commands = stack_processes(
@@ -327,9 +419,13 @@ class Command(BaseCommand):
                 celery_concurrency=opts["celery_concurrency"],
                 smtp_listeners=opts["smtp_listeners"],
             )
-            self.stdout.write(f"stack: {', '.join(commands)} on http://127.0.0.1:{opts['http_port']} smtp 127.0.0.1:{opts['smtp_port']}")
+            self.stdout.write(
+                f"stack: {', '.join(commands)} on http://127.0.0.1:{opts['http_port']} smtp 127.0.0.1:{opts['smtp_port']}"
+            )
             worker_env = {**env, "DB_SYNCHRONOUS_COMMIT": os.environ.get("WORKER_SYNCHRONOUS_COMMIT", "off")}
-            code = supervise(commands, env, self.stderr.write, overrides={n: worker_env for n in commands if async_commit(n)})
+            code = supervise(
+                commands, env, self.stderr.write, overrides={n: worker_env for n in commands if async_commit(n)}
+            )
         finally:
             if not opts["no_engines"]:
                 engines.stop()
