@@ -164,6 +164,30 @@ def _sender_address(from_header: str) -> str:
     return bare.group().lower() if bare else ""
 
 
+def _warnings(
+    *,
+    subject: str,
+    text: str,
+    bodies: tuple[str, str],
+    rendered: RenderedHtml,
+    from_header: str,
+    trusted_domains: Sequence[str],
+) -> tuple[bool, list[str], tuple[str, ...]]:
+    """What a model should be warned of: (text hidden from humans, the instruction rules
+    matched, the flags in FLAG_ORDER). ``bodies``: the plain and HTML bodies as sent."""
+    hidden = bool(rendered.hidden) or any(
+        BIDI_CONTROLS.search(body) or _ZERO_WIDTH_IN_WORD.search(body) for body in bodies
+    )
+    rules = instruction_rules_matched("\n".join([subject, text, *rendered.hidden]))
+    flags = {
+        HIDDEN_TEXT: hidden,
+        INSTRUCTIONS_TO_MODEL: bool(rules),
+        LINK_TEXT_MISMATCH: rendered.link_text_mismatch,
+        LOOKALIKE_SENDER: lookalike_sender(address=_sender_address(from_header), trusted_domains=trusted_domains),
+    }
+    return hidden, rules, tuple(name for name in FLAG_ORDER if flags[name])
+
+
 def content_extract(
     *,
     raw: bytes,
@@ -194,17 +218,14 @@ def content_extract(
         base = rendered.extracted if rendered.extracted is not None and not forward else text
         extracted = reply_extract(base, subject=subject)
     links = rendered.links if html else _plain_links(text)
-
-    hidden = bool(rendered.hidden) or any(
-        BIDI_CONTROLS.search(body) or _ZERO_WIDTH_IN_WORD.search(body) for body in (plain or "", html or "")
+    hidden, rules, flags = _warnings(
+        subject=subject,
+        text=text,
+        bodies=(plain or "", html or ""),
+        rendered=rendered,
+        from_header=from_header,
+        trusted_domains=trusted_domains,
     )
-    rules = instruction_rules_matched("\n".join([subject, text, *rendered.hidden]))
-    flags = {
-        HIDDEN_TEXT: hidden,
-        INSTRUCTIONS_TO_MODEL: bool(rules),
-        LINK_TEXT_MISMATCH: rendered.link_text_mismatch,
-        LOOKALIKE_SENDER: lookalike_sender(address=_sender_address(from_header), trusted_domains=trusted_domains),
-    }
     from_text = decode_header_value(from_header)
     prompt = prompt_build(
         from_header=from_text,
@@ -221,7 +242,7 @@ def content_extract(
         codes=tuple(codes_find(subject=subject, text=extracted)),
         links=tuple(links),
         hidden_text=hidden,
-        flags=tuple(name for name in FLAG_ORDER if flags[name]),
+        flags=flags,
         prompt_text=prompt,
         body_preview=make_preview(extracted),
         instruction_rules=tuple(rules),

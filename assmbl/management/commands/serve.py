@@ -81,47 +81,27 @@ def smtp_commands(smtp_port: int, listeners: int = 1) -> dict[str, list[str]]:
     return {f"smtp{n}": [*command, "--reuse-port"] for n in range(1, listeners + 1)}
 
 
+def _celery(*args: str) -> list[str]:
+    return [_bin("celery"), "-A", "assmbl", *args]
+
+
+def _worker(queues: str, hostname: str, *extra: str) -> list[str]:
+    """A Celery worker consuming ``queues`` (comma-separated), named ``hostname``@host."""
+    return _celery("worker", "--queues", queues, "--hostname", f"{hostname}@%h", "--loglevel", "INFO", *extra)
+
+
 def webhooks_worker_command(*extra: str) -> list[str]:
     """The webhooks queue's own worker: threads, since an attempt waits on the receiver (up
     to WEBHOOKS_TIMEOUT_SECONDS), not on the CPU, and one process holds them all."""
-    return [
-        _bin("celery"),
-        "-A",
-        "assmbl",
-        "worker",
-        "--queues",
-        "webhooks",
-        "--hostname",
-        "webhooks@%h",
-        "--pool",
-        "threads",
-        "--concurrency",
-        str(settings.WEBHOOKS_WORKER_CONCURRENCY),
-        "--loglevel",
-        "INFO",
-        *extra,
-    ]
+    concurrency = str(settings.WEBHOOKS_WORKER_CONCURRENCY)
+    return _worker("webhooks", "webhooks", "--pool", "threads", "--concurrency", concurrency, *extra)
 
 
 def content_worker_command(concurrency: int, *extra: str) -> list[str]:
     """The content queue's own worker: what a model reads of each new mail, and attachments
     as text. It consumes nothing else, so it runs at CONTENT_WORKER_NICE (assmbl/celery.py):
     under a burst it takes the CPU that indexing leaves, and catches up after."""
-    return [
-        _bin("celery"),
-        "-A",
-        "assmbl",
-        "worker",
-        "--queues",
-        "content",
-        "--hostname",
-        "content@%h",
-        "--loglevel",
-        "INFO",
-        "--concurrency",
-        str(concurrency),
-        *extra,
-    ]
+    return _worker("content", "content", "--concurrency", str(concurrency), *extra)
 
 
 def async_commit(name: str) -> bool:
@@ -140,23 +120,15 @@ def embedded_processes(
         # Mail (indexing, sending, housekeeping), content and webhooks on separate workers:
         # attempts to a receiver that is down never hold a slot that a mail waits for, and
         # content extraction never takes the CPU from indexing.
-        "worker": [
-            _bin("celery"),
-            "-A",
-            "assmbl",
+        "worker": _worker(
+            "ingest,send,celery",
             "worker",
             "--beat",
-            "--queues",
-            "ingest,send,celery",
-            "--hostname",
-            "worker@%h",
-            "--loglevel",
-            "INFO",
             "--concurrency",
             str(celery_concurrency),
             "--schedule",
             str(settings.DATA_DIR / "celerybeat-schedule"),
-        ],
+        ),
         "content": content_worker_command(celery_concurrency),
         "webhooks": webhooks_worker_command(),
     }
@@ -177,55 +149,18 @@ def stack_processes(
         "web": web_command(http_port, web_workers, web_threads),
         **smtp_commands(smtp_port, smtp_listeners),
         # Exactly one beat in the whole deployment, or periodic tasks run twice.
-        "beat": [
-            _bin("celery"),
-            "-A",
-            "assmbl",
-            "beat",
-            "--loglevel",
-            "INFO",
-            "--schedule",
-            str(settings.DATA_DIR / "celerybeat-schedule"),
-        ],
+        "beat": _celery("beat", "--loglevel", "INFO", "--schedule", str(settings.DATA_DIR / "celerybeat-schedule")),
     }
     # One set of workers per queue, so neither sending, content nor webhook attempts can hold
     # up indexing: worker1..N index mail, "send" sends it and does the housekeeping, "content"
     # computes what a model reads (at a lower CPU priority), "webhooks" makes the attempts.
+    quiet = ("--without-gossip", "--without-mingle")
+    concurrency = ("--concurrency", str(celery_concurrency))
     for n in range(1, celery_workers + 1):
-        procs[f"worker{n}"] = [
-            _bin("celery"),
-            "-A",
-            "assmbl",
-            "worker",
-            "--queues",
-            "ingest",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            str(celery_concurrency),
-            "--hostname",
-            f"worker{n}@%h",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    procs["send"] = [
-        _bin("celery"),
-        "-A",
-        "assmbl",
-        "worker",
-        "--queues",
-        "send,celery",
-        "--loglevel",
-        "INFO",
-        "--concurrency",
-        str(celery_concurrency),
-        "--hostname",
-        "send@%h",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-    procs["content"] = content_worker_command(celery_concurrency, "--without-gossip", "--without-mingle")
-    procs["webhooks"] = webhooks_worker_command("--without-gossip", "--without-mingle")
+        procs[f"worker{n}"] = _worker("ingest", f"worker{n}", *concurrency, *quiet)
+    procs["send"] = _worker("send,celery", "send", *concurrency, *quiet)
+    procs["content"] = content_worker_command(celery_concurrency, *quiet)
+    procs["webhooks"] = webhooks_worker_command(*quiet)
     return procs
 
 
