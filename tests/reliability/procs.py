@@ -24,6 +24,36 @@ ROOT = Path(__file__).resolve().parents[2]
 _SERVE_PORTS = ("HTTP", "SMTP", "PG", "REDIS")
 
 
+CELERY = [sys.executable, "-m", "celery", "-A", "assmbl"]
+
+
+def celery_worker(*extra: str) -> list[str]:
+    """A prefork worker of two children, quiet, without heartbeats: the one the crash
+    proofs kill; ``extra`` names its queues and its node."""
+    quiet = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    return [*CELERY, "worker", "--pool=prefork", "--concurrency=2", "--loglevel=WARNING", *quiet, *extra]
+
+
+def gunicorn_wsgi(port: int, *extra: str) -> list[str]:
+    """The WSGI app under gunicorn's threaded workers (2 x 8 threads) on 127.0.0.1:``port``."""
+    bind = f"127.0.0.1:{port}"
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "assmbl.wsgi:application",
+        "-b",
+        bind,
+        "-k",
+        "gthread",
+        "-w",
+        "2",
+        "--threads",
+        "8",
+        *extra,
+    ]
+
+
 def test_database_url() -> str:
     """The URL of the database this test runs on, for child processes to share it."""
     s = connection.settings_dict

@@ -36,7 +36,7 @@ from mail.models import InboundDelivery, Message
 from tests.aws.sns_signing import TOPIC, Signer, ses_notification, sns_notification
 from tests.conftest import free_port
 from tests.mime import build_mail
-from tests.reliability.procs import ROOT, child_env, stop, wait_for_port
+from tests.reliability.procs import CELERY, ROOT, celery_worker, child_env, gunicorn_wsgi, stop, wait_for_port
 from webhooks.models import Event
 from webhooks.services import endpoint_create
 
@@ -284,44 +284,13 @@ def test_no_mail_is_lost_or_duplicated_while_workers_databases_and_brokers_crash
     logs.mkdir()
     smtp_port, http_port = free_port(), free_port()
     base = f"http://127.0.0.1:{http_port}"
-    celery = [sys.executable, "-m", "celery", "-A", "assmbl"]
-    worker_args = [
-        *celery,
-        "worker",
-        "--pool=prefork",
-        "--concurrency=2",
-        "--loglevel=WARNING",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "-n",
-        "crash@%h",
-    ]
+    worker_args = celery_worker("-n", "crash@%h")
 
     redis = _redis_start(redis_port, redis_dir)
     smtpd = _spawn(
         [sys.executable, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(smtp_port)], env, logs / "smtpd.log"
     )
-    web = _spawn(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "assmbl.wsgi:application",
-            "-b",
-            f"127.0.0.1:{http_port}",
-            "-k",
-            "gthread",
-            "-w",
-            "2",
-            "--threads",
-            "8",
-            "--timeout",
-            "60",
-        ],
-        env,
-        logs / "gunicorn.log",
-    )
+    web = _spawn(gunicorn_wsgi(http_port, "--timeout", "60"), env, logs / "gunicorn.log")
     worker = _spawn(worker_args, env, logs / "worker.log")
     beat: subprocess.Popen[Any] | None = None
     procs = {"smtpd": smtpd, "web": web}
@@ -394,7 +363,7 @@ def test_no_mail_is_lost_or_duplicated_while_workers_databases_and_brokers_crash
 
         # Calm: the last worker stays up; beat sweeps stored deliveries and dispatches webhooks.
         beat = _spawn(
-            [*celery, "beat", "--loglevel=WARNING", "-s", str(tmp_path / "beat-schedule")], env, logs / "beat.log"
+            [*CELERY, "beat", "--loglevel=WARNING", "-s", str(tmp_path / "beat-schedule")], env, logs / "beat.log"
         )
         deadline = time.monotonic() + SETTLE_SECONDS
         while time.monotonic() < deadline:

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,7 +24,7 @@ import pytest
 from mail.models import Message
 from tests.conftest import free_port
 from tests.factories import MessageFactory
-from tests.reliability.procs import ROOT, child_env, stop, wait_for_port
+from tests.reliability.procs import ROOT, child_env, gunicorn_wsgi, stop, wait_for_port
 
 CONCURRENCY = 32
 SEED_MESSAGES = 3000
@@ -48,23 +47,7 @@ def test_list_and_search_hold_at_concurrency_32_with_no_errors(
     port = free_port()
     env = child_env(tmp_path, DB_CONN_MAX_AGE="60", LOG_LEVEL="WARNING", API_RATE_LIMIT="1000000/min")
     web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "assmbl.wsgi:application",
-            "-b",
-            f"127.0.0.1:{port}",
-            "-k",
-            "gthread",
-            "-w",
-            "2",
-            "--threads",
-            "8",
-            "--backlog",
-            "256",
-            "--no-control-socket",
-        ],
+        gunicorn_wsgi(port, "--backlog", "256", "--no-control-socket"),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

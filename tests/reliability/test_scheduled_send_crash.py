@@ -24,7 +24,6 @@ import email
 import os
 import random
 import shutil
-import sys
 import threading
 import time
 from collections import Counter
@@ -38,7 +37,7 @@ from django.utils import timezone
 from mail.models import Message
 from mail.sending import Outgoing, message_send
 from tests.conftest import free_port
-from tests.reliability.procs import child_env
+from tests.reliability.procs import CELERY, celery_worker, child_env
 from tests.reliability.test_crash_ingest import _kill, _redis_start, _spawn
 
 MESSAGES = int(os.environ.get("CRASH_SCHEDULED_MESSAGES", "200"))
@@ -109,22 +108,8 @@ def test_200_scheduled_sends_due_at_once_go_out_once_while_workers_die(
     )
     logs = tmp_path / "logs"
     logs.mkdir()
-    celery = [sys.executable, "-m", "celery", "-A", "assmbl"]
-    worker_args = [
-        *celery,
-        "worker",
-        "--pool=prefork",
-        "--concurrency=2",
-        "--loglevel=WARNING",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "-Q",
-        "celery,send,content",
-        "-n",
-        "sched@%h",
-    ]
-    beat_args = [*celery, "beat", "--loglevel=WARNING", "--schedule", str(tmp_path / "beat-schedule")]
+    worker_args = celery_worker("-Q", "celery,send,content", "-n", "sched@%h")
+    beat_args = [*CELERY, "beat", "--loglevel=WARNING", "--schedule", str(tmp_path / "beat-schedule")]
 
     later = timezone.now() + dt.timedelta(hours=1)
     ids = [
