@@ -7,6 +7,7 @@ that compares engines runs one child process per engine (``run_child``).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -318,6 +319,22 @@ class Served:
     smtp_port: int
     env: dict[str, str]
     data_dir: Path
+
+
+def serve_arguments(parser: argparse.ArgumentParser, *, offset: int) -> None:
+    """--stack, --keep and the service's ports (BENCH_*_PORT, else 8100/2600/5440/6380 +
+    ``offset``, so that two benchmarks' defaults never meet)."""
+    parser.add_argument("--stack", action="store_true", help="as `make run-stack` (PostgreSQL + Redis)")
+    for name, base in (("http", 8100), ("smtp", 2600), ("pg", 5440), ("redis", 6380)):
+        default = int(os.environ.get(f"BENCH_{name.upper()}_PORT", str(base + offset)))
+        parser.add_argument(f"--{name}-port", type=int, default=default)
+    parser.add_argument("--keep", action="store_true", help="keep the DATA_DIR (serve.log)")
+
+
+def serve_parsed(args: argparse.Namespace, **extra: str) -> contextlib.AbstractContextManager[Served]:
+    """serve() with what serve_arguments() parsed."""
+    ports = {f"{name}_port": getattr(args, f"{name}_port") for name in ("http", "smtp", "pg", "redis")}
+    return serve(stack=args.stack, keep=args.keep, **ports, **extra)
 
 
 def _serve_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:

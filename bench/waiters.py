@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import send_one, serve  # noqa: E402
+from _common import send_one, serve_arguments, serve_parsed  # noqa: E402
 from _waiters import WAITS, Waiters, inbox_times, p99, waiting_agents  # noqa: E402
 
 GOAL_RATIO, GOAL_WAKE = 2.0, 1.0
@@ -29,22 +28,10 @@ GOAL_RATIO, GOAL_WAKE = 2.0, 1.0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stack", action="store_true")
+    serve_arguments(parser, offset=8)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--http-port", type=int, default=int(os.environ.get("BENCH_HTTP_PORT", "8108")))
-    parser.add_argument("--smtp-port", type=int, default=int(os.environ.get("BENCH_SMTP_PORT", "2608")))
-    parser.add_argument("--pg-port", type=int, default=int(os.environ.get("BENCH_PG_PORT", "5448")))
-    parser.add_argument("--redis-port", type=int, default=int(os.environ.get("BENCH_REDIS_PORT", "6388")))
-    parser.add_argument("--keep", action="store_true", help="keep the DATA_DIR (serve.log)")
     args = parser.parse_args()
-    service = serve(
-        stack=args.stack,
-        http_port=args.http_port,
-        smtp_port=args.smtp_port,
-        pg_port=args.pg_port,
-        redis_port=args.redis_port,
-        keep=args.keep,
-    )
+    service = serve_parsed(args)
     rounds = []
     with service as served:
         agents = waiting_agents(served)

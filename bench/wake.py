@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, percentile, send_one, serve  # noqa: E402
+from _common import ROOT, percentile, send_one, serve_arguments, serve_parsed  # noqa: E402
 
 GOALS = {"webhook": 1.0, "longpoll": 0.5, "sse": 0.5, "visible": 0.5}
 
@@ -137,28 +136,14 @@ def stats(seen: Seen, sent: dict[str, float]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stack", action="store_true")
+    serve_arguments(parser, offset=7)
     parser.add_argument("--mails", type=int, default=40)
     parser.add_argument("--gap", type=float, default=0.25)
     parser.add_argument("--sessions", type=int, default=100)
-    parser.add_argument("--http-port", type=int, default=int(os.environ.get("BENCH_HTTP_PORT", "8107")))
-    parser.add_argument("--smtp-port", type=int, default=int(os.environ.get("BENCH_SMTP_PORT", "2607")))
-    parser.add_argument("--pg-port", type=int, default=int(os.environ.get("BENCH_PG_PORT", "5447")))
-    parser.add_argument("--redis-port", type=int, default=int(os.environ.get("BENCH_REDIS_PORT", "6387")))
-    parser.add_argument("--keep", action="store_true", help="keep the DATA_DIR (serve.log)")
     args = parser.parse_args()
     # The pollers read far faster than the token's default 1200/min: throttled (429), they
     # would measure the throttle instead of the wake.
-    service = serve(
-        stack=args.stack,
-        http_port=args.http_port,
-        smtp_port=args.smtp_port,
-        pg_port=args.pg_port,
-        redis_port=args.redis_port,
-        keep=args.keep,
-        WEBHOOKS_ALLOW_LOOPBACK="1",
-        API_RATE_LIMIT="100000000/min",
-    )
+    service = serve_parsed(args, WEBHOOKS_ALLOW_LOOPBACK="1", API_RATE_LIMIT="100000000/min")
     stop = threading.Event()
     with service as served:
         try:

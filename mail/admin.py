@@ -130,24 +130,16 @@ def mark_unread(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Qu
 
 @admin.action(description="Archive", permissions=["change"])
 def archive(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-    _each(
-        modeladmin,
-        request,
-        queryset.filter(archived=False),
-        "Archived",
-        lambda m: services.message_archive_set(message=m, archived=True),
-    )
+    _each(modeladmin, request, queryset.filter(archived=False), "Archived", _archive_setter(True))
 
 
 @admin.action(description="Unarchive", permissions=["change"])
 def unarchive(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-    _each(
-        modeladmin,
-        request,
-        queryset.filter(archived=True),
-        "Unarchived",
-        lambda m: services.message_archive_set(message=m, archived=False),
-    )
+    _each(modeladmin, request, queryset.filter(archived=True), "Unarchived", _archive_setter(False))
+
+
+def _archive_setter(archived: bool) -> Callable[[Message], Message]:
+    return lambda m: services.message_archive_set(message=m, archived=archived)
 
 
 @admin.action(description="Add the label given below", permissions=["change"])
