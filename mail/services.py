@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from assmbl import domain
@@ -155,42 +155,45 @@ def _siblings(message: Message) -> list[Message]:
     return list(Message.objects.select_for_update().filter(storage_key=message.storage_key).order_by("pk"))
 
 
-def _archive_apply(message: Message, archived: bool, *, strict: bool) -> bool:
-    """Archive or restore one message (in the caller's transaction); True if it changed.
-    ``strict``: archiving an archived message is a 409 (one message's PATCH), else a no-op."""
-    siblings = _siblings(message)
-    me = next((m for m in siblings if m.pk == message.pk), None)
-    if me is None:  # deleted meanwhile
-        if strict:
-            raise domain.NotFound("No such message.", code="message_not_found")
-        return False
-    if me.archived == archived:
-        if archived and strict:
-            raise domain.Conflict("The message is already archived.", code="already_archived")
-        return False
-    Message.objects.filter(pk=me.pk).update(archived=archived)
+def _archive_apply(messages: Iterable[Message], archived: bool) -> list[Message]:
+    """Archive or restore each of ``messages`` that is not so already (in the caller's
+    transaction); the ones that changed. Every copy of their raw objects is locked first, in
+    one statement and in primary-key order, so that two agents archiving or deleting copies
+    of one delivery cannot deadlock; then one UPDATE, one copy to the label rows, and one
+    move per raw object."""
+    pks = {m.pk for m in messages}
+    keys = {m.storage_key for m in messages if m.storage_key}
+    locked = list(
+        Message.objects.select_for_update()
+        .filter(Q(pk__in=pks) | Q(storage_key__in=keys))
+        .only(*_LOCKED_COLUMNS)
+        .order_by("pk")
+    )
+    changed = [m for m in locked if m.pk in pks and m.archived != archived]  # absent: deleted meanwhile
+    if not changed:
+        return []
+    ids = {m.pk for m in changed}
+    Message.objects.filter(pk__in=ids).update(archived=archived)
     # The label rows' copy of the flag (MessageLabel.archived, for ?label=...).
-    MessageLabel.objects.filter(message_id=me.pk).copy_message_keys()
-    if me.storage_key:
-        others = [m for m in siblings if m.pk != me.pk]
-        # keep_source: another copy still expects the object where it is now.
-        keep_source = any(m.archived != archived for m in others)
+    MessageLabel.objects.filter(message_id__in=ids).copy_message_keys()
+    for key in sorted({m.storage_key for m in changed if m.storage_key}):
+        # keep_source: a copy left as it was still expects the object where it is now.
+        keep_source = any(m.storage_key == key and m.pk not in ids and m.archived != archived for m in locked)
         try:
-            storage.raw_move(me.storage_key, to_archive=archived, keep_source=keep_source)
+            storage.raw_move(key, to_archive=archived, keep_source=keep_source)
         except FileNotFoundError:
-            # Already where it should be (a repeated move after a crash, or a sibling
-            # moved it): raw_open falls back to the other storage, so reads still work.
-            log.info(
-                "raw object %s not in source storage while %s", me.storage_key, "archiving" if archived else "restoring"
-            )
-    return True
+            # Already where it should be (a repeated move after a crash): raw_open falls
+            # back to the other storage, so reads still work.
+            log.info("raw object %s not in source storage while %s", key, "archiving" if archived else "restoring")
+    for message in changed:
+        message.archived = archived
+    return changed
 
 
 def messages_archive_set(*, messages: Iterable[Message], archived: bool) -> None:
     """Archive or restore each of ``messages`` that is not so already, in one transaction."""
     with transaction.atomic():
-        changed = [m for m in sorted(messages, key=lambda m: m.pk) if _archive_apply(m, archived, strict=False)]
-        threads_refresh(keys=_keys(changed))
+        threads_refresh(keys=_keys(_archive_apply(messages, archived)))
 
 
 def message_archive_set(*, message: Message, archived: bool) -> Message:
@@ -202,8 +205,13 @@ def message_archive_set(*, message: Message, archived: bool) -> Message:
     unarchived sibling still uses it (``raw_open`` finds it in either storage).
     """
     with transaction.atomic():
-        if _archive_apply(message, archived, strict=True):
-            threads_refresh(keys=_keys([message]))
+        changed = _archive_apply([message], archived)
+        if changed:
+            threads_refresh(keys=_keys(changed))
+        elif not Message.objects.filter(pk=message.pk).exists():  # deleted meanwhile
+            raise domain.NotFound("No such message.", code="message_not_found")
+        elif archived:
+            raise domain.Conflict("The message is already archived.", code="already_archived")
     return message_refetch(message=message)
 
 
@@ -262,7 +270,7 @@ def messages_batch_update(
         # Before archiving: what ``read`` was is then still what the thread rows count.
         threads_shift(before=read, is_read=is_read, relabelled=relabelled)
         if archived is not None:
-            threads_refresh(keys=_keys([m for m in locked if _archive_apply(m, archived, strict=False)]))
+            threads_refresh(keys=_keys(_archive_apply(locked, archived)))
 
 
 def _thread_messages(agent: Agent, thread_id: str) -> list[Message]:

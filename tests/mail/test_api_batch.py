@@ -123,6 +123,24 @@ def test_archiving_an_archived_message_in_a_batch_is_no_conflict(owner: Any) -> 
     assert [i["Archived"] for i in response.json()["items"]] == [True, True]
 
 
+def test_archiving_a_batch_takes_as_many_queries_for_30_messages_as_for_3(deliver: Any, owner: Any) -> None:
+    # Each message used to be locked, updated and copied to its label rows on its own.
+    mail = [receive(deliver, owner, subject=f"m{i}") for i in range(36)]
+
+    def archive(batch: list[Message]) -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            response = owner.client.post(
+                "/v1/messages/batch", {"ids": [m.id for m in batch], "archived": True}, format="json"
+            )
+        assert response.status_code == 200, response.content
+        assert {i["Archived"] for i in response.json()["items"]} == {True}
+        return len(ctx.captured_queries)
+
+    archive(mail[:3])  # the token's first use of the run is a query more
+    assert archive(mail[3:6]) == archive(mail[6:])
+    assert Message.objects.filter(archived=False).count() == 0
+
+
 @pytest.mark.parametrize(
     ("body", "code"),
     [
