@@ -161,6 +161,7 @@ def _archive_apply(messages: Iterable[Message], archived: bool) -> list[Message]
     one statement and in primary-key order, so that two agents archiving or deleting copies
     of one delivery cannot deadlock; then one UPDATE, one copy to the label rows, and one
     move per raw object."""
+    messages = list(messages)  # read twice below; a generator would be empty the second time
     pks = {m.pk for m in messages}
     keys = {m.storage_key for m in messages if m.storage_key}
     locked = list(
