@@ -157,10 +157,11 @@ def _siblings(message: Message) -> list[Message]:
 
 def _archive_apply(messages: Iterable[Message], archived: bool) -> list[Message]:
     """Archive or restore each of ``messages`` that is not so already (in the caller's
-    transaction); the ones that changed. Every copy of their raw objects is locked first, in
-    one statement and in primary-key order, so that two agents archiving or deleting copies
-    of one delivery cannot deadlock; then one UPDATE, one copy to the label rows, and one
-    move per raw object."""
+    transaction); the ones that changed. Every copy of their raw objects is locked in one
+    statement, in primary-key order as a delete locks them (the keep_source decisions read
+    the copies' state); then one UPDATE, one copy to the label rows, and one move per raw
+    object. A batch has locked its own messages before this (_locked), so a batch racing a
+    delete of another agent's copy can still deadlock on PostgreSQL."""
     messages = list(messages)  # read twice below; a generator would be empty the second time
     pks = {m.pk for m in messages}
     keys = {m.storage_key for m in messages if m.storage_key}
